@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The throwaway PostgreSQL cluster: `cluster.sh start` (fresh data dir, preloaded library,
+# private port) and `cluster.sh stop`. Runs as the postgres OS user; PostgreSQL refuses root.
+source "$(dirname "$0")/lib.sh"
+
+start() {
+    stop
+    rm -rf "${CLUSTER_DIR}"
+    install -d -o postgres -g postgres "${CLUSTER_DIR}"
+    as_postgres "${PG_BIN}/initdb" -D "${CLUSTER_DIR}/data" -U postgres --auth=trust \
+        --encoding=UTF8 --locale=C.UTF-8 >"${CLUSTER_DIR}/initdb.log"
+    cat >>"${CLUSTER_DIR}/data/postgresql.conf" <<CONF
+port = ${PGPORT}
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '${CLUSTER_DIR}'
+shared_preload_libraries = 'pg_stream_dbt'
+max_worker_processes = 16
+log_min_messages = info
+fsync = off
+CONF
+    # A Rust backtrace setting in this shell would put backtraces into every error's DETAIL.
+    as_postgres env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "${PG_BIN}/pg_ctl" -D "${CLUSTER_DIR}/data" -l "${CLUSTER_DIR}/server.log" -w start >/dev/null
+    say "cluster: PostgreSQL ${PG_MAJOR} on 127.0.0.1:${PGPORT} (data ${CLUSTER_DIR}/data, log ${CLUSTER_DIR}/server.log)"
+}
+
+stop() {
+    if [[ -f "${CLUSTER_DIR}/data/postmaster.pid" ]]; then
+        as_postgres "${PG_BIN}/pg_ctl" -D "${CLUSTER_DIR}/data" -m fast -w stop >/dev/null || true
+        say "cluster: stopped"
+    fi
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,21 @@
+# Shared settings and helpers for the scripts in this directory (sourced, not run).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_MAJOR="${PG_MAJOR:-15}"
+PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+PG_CONFIG="${PG_BIN}/pg_config"
+PGRX_VERSION="0.18.0"
+# The throwaway cluster: project-local data dir, private port, run as the postgres OS user.
+CLUSTER_DIR="${CLUSTER_DIR:-${ROOT}/.cluster}"
+export PGHOST="${PGHOST_OVERRIDE:-127.0.0.1}"
+export PGPORT="${PGPORT:-55415}"
+export PGUSER="${PGUSER:-postgres}"
+export PGDATABASE="${PGDATABASE:-postgres}"
+VENV="${VENV:-${ROOT}/.venv}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+as_postgres() {
+    runuser -u postgres -- "$@"
+}

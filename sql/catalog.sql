@@ -1,0 +1,55 @@
+-- pg_stream_dbt catalog: one row per stream table and one per relation it reads.
+-- Schema pgstream is the extension's schema (pg_stream_dbt.control); pgstream_dbt holds the
+-- dbt entry points.
+
+CREATE SCHEMA IF NOT EXISTS pgstream_dbt;
+COMMENT ON SCHEMA pgstream_dbt IS 'pg_stream_dbt: entry points for the dbt-pgstream package';
+
+CREATE TABLE pgstream.pgs_stream_tables (
+    pgs_id                   bigserial PRIMARY KEY,
+    pgs_relid                oid NOT NULL UNIQUE,
+    pgs_schema               text NOT NULL,
+    pgs_name                 text NOT NULL,
+    defining_query           text NOT NULL,
+    pgs_query_hash           text,
+    schedule                 text NOT NULL,
+    refresh_mode             text NOT NULL
+        CHECK (refresh_mode IN ('FULL', 'DIFFERENTIAL', 'AUTO')),
+    status                   text NOT NULL DEFAULT 'ACTIVE'
+        CHECK (status IN ('ACTIVE', 'SUSPENDED')),
+    created_at               timestamptz NOT NULL DEFAULT clock_timestamp(),
+    altered_at               timestamptz,
+    last_refresh_at          timestamptz,
+    last_refresh_duration_ms double precision,
+    last_rows_inserted       bigint,
+    last_rows_deleted        bigint,
+    total_refreshes          bigint NOT NULL DEFAULT 0,
+    failed_refreshes         bigint NOT NULL DEFAULT 0,
+    total_refresh_time_ms    double precision NOT NULL DEFAULT 0,
+    consecutive_errors       integer NOT NULL DEFAULT 0,
+    last_error               text,
+    last_error_at            timestamptz,
+    UNIQUE (pgs_schema, pgs_name)
+);
+COMMENT ON TABLE pgstream.pgs_stream_tables IS 'pg_stream_dbt: one row per stream table';
+
+CREATE TABLE pgstream.pgs_dependencies (
+    pgs_id        bigint NOT NULL REFERENCES pgstream.pgs_stream_tables ON DELETE CASCADE,
+    source_relid  oid NOT NULL,
+    source_schema text NOT NULL,
+    source_name   text NOT NULL,
+    source_kind   text NOT NULL,
+    PRIMARY KEY (pgs_id, source_relid)
+);
+COMMENT ON TABLE pgstream.pgs_dependencies IS
+    'pg_stream_dbt: the relations each stream table reads (views and the base tables behind them)';
+
+-- Everyone may read the catalog; only the engine (running as the extension owner) writes it.
+REVOKE ALL ON pgstream.pgs_stream_tables, pgstream.pgs_dependencies FROM PUBLIC;
+GRANT SELECT ON pgstream.pgs_stream_tables, pgstream.pgs_dependencies TO PUBLIC;
+GRANT USAGE ON SCHEMA pgstream, pgstream_dbt TO PUBLIC;
+
+-- pg_dump keeps the catalog's rows with the extension.
+SELECT pg_catalog.pg_extension_config_dump('pgstream.pgs_stream_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('pgstream.pgs_stream_tables_pgs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pgstream.pgs_dependencies', '');

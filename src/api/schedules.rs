@@ -1,0 +1,21 @@
+//! SQL functions over schedules: validation and the next time a stream table is due.
+
+use crate::error::OrRaise;
+use crate::schedule::Schedule;
+use pgrx::prelude::*;
+
+/// When a stream table with `schedule`, last refreshed at `after`, is next due
+/// (NULL when a cron expression never fires again). Raises on an invalid schedule.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn next_refresh_at(schedule: &str, after: TimestampWithTimeZone) -> Option<TimestampWithTimeZone> {
+    let parsed = Schedule::parse(schedule).or_raise();
+    parsed
+        .next_due_after(after.into())
+        .and_then(|micros| TimestampWithTimeZone::try_from(micros).ok())
+}
+
+/// Whether `schedule` is a valid schedule (a duration, 5-field cron, or cron alias).
+#[pg_extern(immutable, parallel_safe, strict)]
+fn is_valid_schedule(schedule: &str) -> bool {
+    Schedule::parse(schedule).is_ok()
+}

@@ -1,0 +1,281 @@
+//! The only place that reads and writes the catalog tables pgstream.pgs_stream_tables and
+//! pgstream.pgs_dependencies.
+
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiHeapTupleData;
+
+/// One row of pgstream.pgs_stream_tables, the parts the engine acts on.
+#[derive(Debug, Clone)]
+pub struct StreamTable {
+    pub id: i64,
+    pub relid: pg_sys::Oid,
+    pub schema: String,
+    pub name: String,
+    pub defining_query: String,
+    pub schedule: String,
+    pub refresh_mode: String,
+    pub status: String,
+}
+
+impl StreamTable {
+    /// `"schema"."name"`, quoted for SQL.
+    pub fn qualified(&self) -> String {
+        pgrx::spi::quote_qualified_identifier(&self.schema, &self.name)
+    }
+
+    /// `schema.name` for messages, quoted only where needed.
+    pub fn display_name(&self) -> String {
+        display_name(&self.schema, &self.name)
+    }
+}
+
+/// A relation a stream table reads, as PostgreSQL's analysis of the query found it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub relid: pg_sys::Oid,
+    pub schema: String,
+    pub name: String,
+    pub kind: String,
+}
+
+/// `schema.name` for messages: each part quoted only where PostgreSQL would need it.
+pub fn display_name(schema: &str, name: &str) -> String {
+    format!(
+        "{}.{}",
+        pgrx::spi::quote_identifier(schema),
+        pgrx::spi::quote_identifier(name)
+    )
+}
+
+// Every query here goes through `connect_mut`/`update` (read-write SPI): pgrx runs `select` read-only
+// while the current (sub)transaction has no xid, and a read-only query would not see the rows and
+// tables this transaction made earlier in the same statement.
+
+const SELECT_STREAM_TABLE: &str =
+    "SELECT pgs_id, pgs_relid, pgs_schema, pgs_name, defining_query, \
+     schedule, refresh_mode, status FROM pgstream.pgs_stream_tables";
+
+fn stream_table_from_row(row: &SpiHeapTupleData) -> StreamTable {
+    let text = |i: usize| row.get::<String>(i).ok().flatten().unwrap_or_default();
+    StreamTable {
+        id: row.get::<i64>(1).ok().flatten().unwrap_or_default(),
+        relid: row
+            .get::<pg_sys::Oid>(2)
+            .ok()
+            .flatten()
+            .unwrap_or(pg_sys::InvalidOid),
+        schema: text(3),
+        name: text(4),
+        defining_query: text(5),
+        schedule: text(6),
+        refresh_mode: text(7),
+        status: text(8),
+    }
+}
+
+fn select_stream_tables(where_clause: &str, args: &[DatumWithOid]) -> Vec<StreamTable> {
+    let sql = format!("{SELECT_STREAM_TABLE} {where_clause}");
+    Spi::connect_mut(|client| {
+        client
+            .update(&sql, None, args)
+            .map(|rows| rows.map(|row| stream_table_from_row(&row)).collect())
+    })
+    .unwrap_or_else(|e| panic!("reading pgstream.pgs_stream_tables failed: {e}"))
+}
+
+/// The stream table stored on relation `relid`, if any.
+pub fn find_by_relid(relid: pg_sys::Oid) -> Option<StreamTable> {
+    select_stream_tables("WHERE pgs_relid = $1", &[relid.into()])
+        .into_iter()
+        .next()
+}
+
+/// The stream table with catalog id `id`, if it still exists.
+pub fn find_by_id(id: i64) -> Option<StreamTable> {
+    select_stream_tables("WHERE pgs_id = $1", &[id.into()])
+        .into_iter()
+        .next()
+}
+
+/// Runs `body` with the privileges of the extension's owner, who owns the catalog tables.
+/// Callers have already checked that the current user may act on the stream table.
+fn as_catalog_owner<R>(body: impl FnOnce() -> R) -> R {
+    let owner: pg_sys::Oid = Spi::get_one(
+        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_stream_dbt'",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("extension pg_stream_dbt is not installed in this database"));
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_context = 0;
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    // On error the (sub)transaction abort restores the user id; on success we do.
+    let result = body();
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+    result
+}
+
+fn run(sql: &str, args: &[DatumWithOid]) {
+    Spi::connect_mut(|client| client.update(sql, None, args).map(|_| ()))
+        .unwrap_or_else(|e| panic!("updating the pg_stream_dbt catalog failed: {e}"));
+}
+
+/// Values for a new catalog row.
+pub struct NewStreamTable<'a> {
+    pub relid: pg_sys::Oid,
+    pub schema: &'a str,
+    pub name: &'a str,
+    pub defining_query: &'a str,
+    pub schedule: &'a str,
+    pub refresh_mode: &'a str,
+}
+
+/// Inserts the catalog row and the source list of a new stream table; returns its id.
+pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
+    as_catalog_owner(|| {
+        let id: i64 = Spi::connect_mut(|client| {
+            client
+                .update(
+                    "INSERT INTO pgstream.pgs_stream_tables \
+                     (pgs_relid, pgs_schema, pgs_name, defining_query, schedule, refresh_mode) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING pgs_id",
+                    None,
+                    &[
+                        new.relid.into(),
+                        new.schema.into(),
+                        new.name.into(),
+                        new.defining_query.into(),
+                        new.schedule.into(),
+                        new.refresh_mode.into(),
+                    ],
+                )?
+                .first()
+                .get_one::<i64>()
+        })
+        .ok()
+        .flatten()
+        .expect("INSERT ... RETURNING pgs_id returned no row");
+        for source in sources {
+            run(
+                "INSERT INTO pgstream.pgs_dependencies \
+                 (pgs_id, source_relid, source_schema, source_name, source_kind) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    id.into(),
+                    source.relid.into(),
+                    source.schema.as_str().into(),
+                    source.name.as_str().into(),
+                    source.kind.as_str().into(),
+                ],
+            );
+        }
+        id
+    })
+}
+
+/// Sets schedule, refresh mode and status (each `None` keeps the stored value).
+pub fn update_settings(
+    id: i64,
+    schedule: Option<&str>,
+    refresh_mode: Option<&str>,
+    status: Option<&str>,
+) {
+    as_catalog_owner(|| {
+        run(
+            "UPDATE pgstream.pgs_stream_tables SET \
+             schedule = COALESCE($2, schedule), \
+             refresh_mode = COALESCE($3, refresh_mode), \
+             status = COALESCE($4, status), \
+             consecutive_errors = CASE WHEN $4 = 'ACTIVE' THEN 0 ELSE consecutive_errors END, \
+             altered_at = clock_timestamp() \
+             WHERE pgs_id = $1",
+            &[
+                id.into(),
+                schedule.into(),
+                refresh_mode.into(),
+                status.into(),
+            ],
+        )
+    })
+}
+
+/// Removes a stream table's catalog rows (its dependencies go with it).
+pub fn delete(id: i64) {
+    as_catalog_owner(|| {
+        run(
+            "DELETE FROM pgstream.pgs_stream_tables WHERE pgs_id = $1",
+            &[id.into()],
+        )
+    })
+}
+
+/// What one successful refresh did.
+pub struct RefreshStats {
+    pub started_at: TimestampWithTimeZone,
+    pub duration_ms: f64,
+    pub rows_inserted: i64,
+    pub rows_deleted: i64,
+}
+
+/// Records a successful refresh and clears the error streak.
+pub fn record_success(id: i64, stats: &RefreshStats) {
+    as_catalog_owner(|| {
+        run(
+            "UPDATE pgstream.pgs_stream_tables SET \
+             last_refresh_at = $2, last_refresh_duration_ms = $3, \
+             last_rows_inserted = $4, last_rows_deleted = $5, \
+             total_refreshes = total_refreshes + 1, \
+             total_refresh_time_ms = total_refresh_time_ms + $3, \
+             consecutive_errors = 0 \
+             WHERE pgs_id = $1",
+            &[
+                id.into(),
+                stats.started_at.into(),
+                stats.duration_ms.into(),
+                stats.rows_inserted.into(),
+                stats.rows_deleted.into(),
+            ],
+        )
+    })
+}
+
+/// The statement that records a failed refresh; used in-transaction by the scheduler and by
+/// the error-recorder worker. Skips a row another transaction holds locked (returns no row).
+pub const RECORD_FAILURE_SQL: &str = "UPDATE pgstream.pgs_stream_tables s SET \
+     total_refreshes = s.total_refreshes + 1, \
+     failed_refreshes = s.failed_refreshes + 1, \
+     consecutive_errors = s.consecutive_errors + 1, \
+     last_error = $2, last_error_at = clock_timestamp() \
+     FROM (SELECT pgs_id FROM pgstream.pgs_stream_tables WHERE pgs_id = $1 \
+           FOR UPDATE SKIP LOCKED) locked \
+     WHERE s.pgs_id = locked.pgs_id RETURNING s.pgs_id";
+
+/// The relations a stream table reads, as recorded at create time.
+pub fn sources_of(id: i64) -> Vec<Source> {
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "SELECT source_relid, source_schema, source_name, source_kind \
+                 FROM pgstream.pgs_dependencies WHERE pgs_id = $1 ORDER BY source_schema, source_name",
+                None,
+                &[id.into()],
+            )
+            .map(|rows| {
+                rows.map(|row| Source {
+                    relid: row.get(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                    schema: row.get(2).ok().flatten().unwrap_or_default(),
+                    name: row.get(3).ok().flatten().unwrap_or_default(),
+                    kind: row.get(4).ok().flatten().unwrap_or_default(),
+                })
+                .collect()
+            })
+    })
+    .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"))
+}

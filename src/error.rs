@@ -1,0 +1,137 @@
+//! The extension's user-facing errors and the SQLSTATE, hint and detail each one is raised with.
+
+use crate::modes::InvalidChoice;
+use crate::names::NameError;
+use crate::schedule::{ScheduleError, ACCEPTED_SCHEDULES};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+/// Every error the engine raises on purpose; PostgreSQL's own errors pass through unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("{0}")]
+    Name(#[from] NameError),
+    #[error("{0}")]
+    Schedule(#[from] ScheduleError),
+    #[error("{0}")]
+    Choice(#[from] InvalidChoice),
+    #[error("argument {argument} must not be NULL")]
+    NullArgument { argument: String },
+    #[error("{message}")]
+    InvalidParameter { message: String, hint: String },
+    #[error("refresh_mode {mode} is not available yet in this version of pg_stream_dbt")]
+    ModeNotAvailable { mode: String },
+    #[error("relation \"{name}\" already exists")]
+    AlreadyExists { name: String },
+    #[error("stream table \"{name}\" does not exist")]
+    NotFound { name: String },
+    #[error("relation \"{name}\" is not a stream table")]
+    NotAStreamTable { name: String },
+    #[error("schema \"{schema}\" does not exist")]
+    SchemaNotFound { schema: String },
+    #[error("no schema has been selected to create stream table \"{name}\" in")]
+    NoCreationSchema { name: String },
+    #[error("column name \"{column}\" is reserved for pg_stream_dbt")]
+    ReservedColumn { column: String },
+    #[error("must be owner of stream table \"{name}\"")]
+    NotOwner { name: String },
+    #[error("query for stream table \"{name}\" is not valid: {message}")]
+    InvalidQuery {
+        name: String,
+        message: String,
+        code: PgSqlErrorCode,
+    },
+}
+
+impl StreamError {
+    fn sqlstate(&self) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            StreamError::Name(NameError::TooLong { .. }) => ERRCODE_NAME_TOO_LONG,
+            StreamError::Name(_) => ERRCODE_INVALID_NAME,
+            StreamError::Schedule(_)
+            | StreamError::Choice(_)
+            | StreamError::InvalidParameter { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            StreamError::NullArgument { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            StreamError::ModeNotAvailable { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            StreamError::AlreadyExists { .. } => ERRCODE_DUPLICATE_TABLE,
+            StreamError::NotFound { .. } => ERRCODE_UNDEFINED_TABLE,
+            StreamError::NotAStreamTable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
+            StreamError::SchemaNotFound { .. } | StreamError::NoCreationSchema { .. } => {
+                ERRCODE_INVALID_SCHEMA_NAME
+            }
+            StreamError::ReservedColumn { .. } => ERRCODE_INVALID_TABLE_DEFINITION,
+            StreamError::NotOwner { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            StreamError::InvalidQuery { code, .. } => *code,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            StreamError::Name(NameError::TooLong { .. }) => {
+                Some("Use a name of at most 63 bytes.".into())
+            }
+            StreamError::Name(_) => Some(
+                "Use name or schema.name; quote parts with spaces, capitals or symbols, e.g. \"Sales\".\"Order Totals\"."
+                    .into(),
+            ),
+            StreamError::Schedule(_) => Some(format!("Accepted: {ACCEPTED_SCHEDULES}.")),
+            StreamError::Choice(c) => Some(format!("Accepted values: {}.", c.accepted)),
+            StreamError::InvalidParameter { hint, .. } => Some(hint.clone()),
+            StreamError::ModeNotAvailable { .. } => Some(
+                "Use refresh_mode => 'FULL' until DIFFERENTIAL refresh ships.".into(),
+            ),
+            StreamError::AlreadyExists { .. } => Some(
+                "Choose another name, or drop the existing relation first.".into(),
+            ),
+            StreamError::NotFound { .. } => {
+                Some("See pgstream.pgs_stream_tables for the existing stream tables.".into())
+            }
+            StreamError::NotAStreamTable { .. } => Some(
+                "Only tables made by pgstream.create_stream_table() can be used here.".into(),
+            ),
+            StreamError::NoCreationSchema { .. } => {
+                Some("Qualify the name with a schema, or set search_path.".into())
+            }
+            StreamError::ReservedColumn { .. } => {
+                Some("Rename the column in the query; names starting with __pgs_ are reserved.".into())
+            }
+            StreamError::InvalidQuery { code, .. }
+                if matches!(
+                    code,
+                    PgSqlErrorCode::ERRCODE_SYNTAX_ERROR | PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED
+                ) =>
+            {
+                Some(
+                    "The query must be one SELECT statement (SELECT, WITH ... SELECT, VALUES or TABLE)."
+                        .into(),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    /// Raises this error as a PostgreSQL ERROR; never returns.
+    pub fn raise(self) -> ! {
+        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "pg_stream_dbt");
+        if let Some(hint) = self.hint() {
+            report = report.set_hint(hint);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("ERROR reports do not return")
+    }
+}
+
+/// Unwraps a result or raises its error.
+pub trait OrRaise<T> {
+    fn or_raise(self) -> T;
+}
+
+impl<T, E: Into<StreamError>> OrRaise<T> for Result<T, E> {
+    fn or_raise(self) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => e.into().raise(),
+        }
+    }
+}

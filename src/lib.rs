@@ -1,0 +1,31 @@
+//! pg_stream_dbt: stream tables (incrementally maintained tables) for dbt on PostgreSQL.
+
+pub mod api;
+pub mod catalog;
+pub mod error;
+pub mod modes;
+pub mod names;
+pub mod query;
+pub mod refresh;
+pub mod resolve;
+pub mod schedule;
+
+pgrx::pg_module_magic!(name, version);
+
+pgrx::extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
+pgrx::extension_sql_file!("../sql/monitoring.sql", name = "monitoring", finalize);
+
+#[cfg(test)]
+pub mod pg_test {
+    /// Called once by `cargo pgrx test` before the tests run.
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// postgresql.conf settings for the test cluster.
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests;

@@ -1,0 +1,168 @@
+//! Validating a defining query with PostgreSQL's own parser and analyzer, and reading its
+//! output columns and source relations from what PostgreSQL recorded.
+
+use crate::catalog::Source;
+use crate::error::StreamError;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use std::ffi::CString;
+
+/// Name of the temporary view that holds the analyzed query while a stream table is created.
+pub const PROBE_VIEW: &str = "pg_temp.__pgs_probe";
+
+/// Prefix reserved for the engine's own columns.
+pub const RESERVED_COLUMN_PREFIX: &str = "__pgs_";
+
+/// A defining query PostgreSQL accepted.
+pub struct AnalyzedQuery {
+    /// The one SELECT statement, without a trailing semicolon.
+    pub statement: String,
+    /// The relations it reads: views, and the base tables behind them.
+    pub sources: Vec<Source>,
+}
+
+/// Parses and analyzes `query` by creating the probe view from it; the caller drops the view
+/// with [`drop_probe`] once it has used it. Raises a clear error for anything that is not one
+/// valid SELECT statement, or whose columns use a reserved name.
+pub fn analyze(stream_table: &str, query: &str) -> AnalyzedQuery {
+    let create_probe = format!("CREATE TEMPORARY VIEW {PROBE_VIEW} AS\n{query}\n");
+    PgTryBuilder::new(|| {
+        Spi::connect_mut(|client| {
+            // Preparing refuses more than one statement; the prefix makes it a view definition,
+            // which PostgreSQL accepts only for a single SELECT.
+            let plan = client.prepare_mut(create_probe.as_str(), &[])?;
+            client.update(&plan, None, &[]).map(|_| ())
+        })
+        .unwrap_or_else(|e| panic!("creating the probe view failed: {e}"))
+    })
+    .catch_others(|caught| {
+        let (message, code) = match &caught {
+            CaughtError::PostgresError(e) | CaughtError::ErrorReport(e) => {
+                (e.message().to_string(), e.sql_error_code())
+            }
+            CaughtError::RustPanic { .. } => caught.rethrow(),
+        };
+        StreamError::InvalidQuery {
+            name: stream_table.to_string(),
+            message,
+            code,
+        }
+        .raise()
+    })
+    .execute();
+
+    let reserved = Spi::get_one_with_args::<String>(
+        "SELECT attname::text FROM pg_catalog.pg_attribute \
+         WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped \
+         AND left(attname, length($2)) = $2 ORDER BY attnum LIMIT 1",
+        &[PROBE_VIEW.into(), RESERVED_COLUMN_PREFIX.into()],
+    )
+    .ok()
+    .flatten();
+    if let Some(column) = reserved {
+        StreamError::ReservedColumn { column }.raise();
+    }
+
+    AnalyzedQuery {
+        statement: single_statement_text(stream_table, query),
+        sources: probe_sources(),
+    }
+}
+
+/// Drops the probe view made by [`analyze`].
+pub fn drop_probe() {
+    Spi::run(&format!("DROP VIEW {PROBE_VIEW}"))
+        .unwrap_or_else(|e| panic!("dropping the probe view failed: {e}"));
+}
+
+/// The relations the probe view depends on, from the dependencies PostgreSQL recorded for its
+/// rewrite rule, following views down to their base tables.
+fn probe_sources() -> Vec<Source> {
+    const SOURCES_SQL: &str = "\
+        WITH RECURSIVE reads(relid) AS ( \
+            SELECT d.refobjid FROM pg_catalog.pg_rewrite r \
+            JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass \
+                 AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+            WHERE r.ev_class = $1::regclass AND d.refobjid <> r.ev_class \
+          UNION \
+            SELECT d.refobjid FROM reads \
+            JOIN pg_catalog.pg_class v ON v.oid = reads.relid AND v.relkind = 'v' \
+            JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.oid \
+            JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass \
+                 AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+            WHERE d.refobjid <> v.oid) \
+        SELECT c.oid, n.nspname::text, c.relname::text, \
+               CASE WHEN st.pgs_id IS NOT NULL THEN 'stream table' \
+                    WHEN c.relkind = 'r' THEN 'table' \
+                    WHEN c.relkind = 'p' THEN 'partitioned table' \
+                    WHEN c.relkind = 'v' THEN 'view' \
+                    WHEN c.relkind = 'm' THEN 'materialized view' \
+                    WHEN c.relkind = 'f' THEN 'foreign table' \
+                    ELSE c.relkind::text END \
+        FROM reads JOIN pg_catalog.pg_class c ON c.oid = reads.relid \
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+        LEFT JOIN pgstream.pgs_stream_tables st ON st.pgs_relid = c.oid \
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+        ORDER BY 2, 3";
+    Spi::connect_mut(|client| {
+        client
+            .update(SOURCES_SQL, None, &[PROBE_VIEW.into()])
+            .map(|rows| {
+                rows.map(|row| Source {
+                    relid: row.get(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                    schema: row.get(2).ok().flatten().unwrap_or_default(),
+                    name: row.get(3).ok().flatten().unwrap_or_default(),
+                    kind: row.get(4).ok().flatten().unwrap_or_default(),
+                })
+                .collect()
+            })
+    })
+    .unwrap_or_else(|e| panic!("reading the query's sources failed: {e}"))
+}
+
+/// The text of the single statement in `query` as PostgreSQL's raw parser delimits it, so a
+/// trailing semicolon or comment never ends up inside the SQL the engine builds around it.
+fn single_statement_text(stream_table: &str, query: &str) -> String {
+    let c_query = CString::new(query).unwrap_or_else(|_| {
+        StreamError::InvalidQuery {
+            name: stream_table.to_string(),
+            message: "query contains a zero byte".into(),
+            code: PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
+        }
+        .raise()
+    });
+    let not_one_select = || -> ! {
+        StreamError::InvalidQuery {
+            name: stream_table.to_string(),
+            message: "expected exactly one SELECT statement".into(),
+            code: PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
+        }
+        .raise()
+    };
+    unsafe {
+        #[cfg(feature = "pg13")]
+        let list = pg_sys::raw_parser(c_query.as_ptr());
+        #[cfg(not(feature = "pg13"))]
+        let list = pg_sys::raw_parser(c_query.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        let statements = pgrx::PgList::<pg_sys::RawStmt>::from_pg(list);
+        if statements.len() != 1 {
+            not_one_select();
+        }
+        let raw = statements.get_ptr(0).expect("one statement");
+        let node = (*raw).stmt;
+        if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_SelectStmt {
+            not_one_select();
+        }
+        let start = usize::try_from((*raw).stmt_location).unwrap_or(0);
+        let len = usize::try_from((*raw).stmt_len).unwrap_or(0);
+        let bytes = query.as_bytes();
+        let end = if len == 0 {
+            bytes.len()
+        } else {
+            (start + len).min(bytes.len())
+        };
+        String::from_utf8_lossy(&bytes[start.min(end)..end])
+            .trim()
+            .to_string()
+    }
+}

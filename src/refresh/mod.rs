@@ -1,0 +1,82 @@
+//! Refreshing a stream table: serialization, the refresh itself, and the catalog bookkeeping.
+
+pub mod failure_log;
+pub mod full;
+pub mod subxact;
+
+use crate::catalog::{self, RefreshStats, StreamTable};
+use crate::error::StreamError;
+use crate::modes::RefreshMode;
+use pgrx::prelude::*;
+
+/// First key of the two-key advisory locks the engine takes on a stream table
+/// (the second key is the table's oid).
+pub const ADVISORY_LOCK_KEY: i32 = 0x7067_7364; // "pgsd"
+
+/// Takes the transaction-scoped advisory lock that serializes refresh, alter and drop of one
+/// stream table.
+pub fn lock_stream_table(table: &StreamTable) {
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2::pg_catalog.int4)",
+        &[
+            ADVISORY_LOCK_KEY.into(),
+            (table.relid.to_u32() as i32).into(),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("taking the refresh lock failed: {e}"));
+}
+
+/// Whether a failure is written to the catalog from outside the current transaction
+/// (manual refresh) or not at all (the initial refresh inside create, which aborts as a whole).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FailureRecording {
+    OutsideTransaction,
+    None,
+}
+
+/// Refreshes `table` now: waits for any concurrent refresh of it, recomputes, records the
+/// outcome. A failure is recorded as asked and raised again.
+pub fn refresh_now(table: &StreamTable, recording: FailureRecording) -> full::AppliedChanges {
+    lock_stream_table(table);
+    // Another session may have altered or dropped it while we waited for the lock.
+    let Some(table) = catalog::find_by_id(table.id) else {
+        StreamError::NotFound {
+            name: table.display_name(),
+        }
+        .raise()
+    };
+    let mode = RefreshMode::parse(&table.refresh_mode).unwrap_or(RefreshMode::Full);
+    if mode != RefreshMode::Full {
+        StreamError::ModeNotAvailable {
+            mode: mode.to_string(),
+        }
+        .raise();
+    }
+    let started_at = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
+        .ok()
+        .flatten()
+        .expect("clock_timestamp() returned NULL");
+    let timer = std::time::Instant::now();
+    let refreshed = table.clone();
+    match subxact::in_subtransaction(move || full::refresh_full(&refreshed)) {
+        Ok(applied) => {
+            catalog::record_success(
+                table.id,
+                &RefreshStats {
+                    started_at,
+                    duration_ms: timer.elapsed().as_secs_f64() * 1000.0,
+                    rows_inserted: applied.inserted,
+                    rows_deleted: applied.deleted,
+                },
+            );
+            applied
+        }
+        Err(caught) => {
+            if recording == FailureRecording::OutsideTransaction {
+                let message = subxact::error_message(&caught);
+                failure_log::record_failure_outside_transaction(table.id, &message);
+            }
+            caught.rethrow()
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Resolving user-given names to schemas, relations and stream tables, as PostgreSQL would.
+
+use crate::catalog::{self, display_name, StreamTable};
+use crate::error::{OrRaise, StreamError};
+use crate::names::ObjectName;
+use pgrx::prelude::*;
+
+/// Where a new stream table named `text` goes: (schema, name). Refuses a name that is taken.
+pub fn creation_target(text: &str) -> (String, String) {
+    let parsed = ObjectName::parse(text).or_raise();
+    let schema = match parsed.schema {
+        Some(schema) => {
+            let exists = Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+                &[schema.as_str().into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+            if !exists {
+                StreamError::SchemaNotFound { schema }.raise();
+            }
+            schema
+        }
+        None => Spi::get_one::<String>("SELECT pg_catalog.current_schema()::text")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                StreamError::NoCreationSchema {
+                    name: parsed.name.clone(),
+                }
+                .raise()
+            }),
+    };
+    if relation_oid(&schema, &parsed.name).is_some() {
+        StreamError::AlreadyExists {
+            name: display_name(&schema, &parsed.name),
+        }
+        .raise();
+    }
+    (schema, parsed.name)
+}
+
+/// The oid of relation `schema.name`, if it exists.
+pub fn relation_oid(schema: &str, name: &str) -> Option<pg_sys::Oid> {
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT c.oid FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = $2",
+        &[schema.into(), name.into()],
+    )
+    .ok()
+    .flatten()
+}
+
+/// The existing stream table named `text` (qualified, or found through search_path).
+pub fn existing_stream_table(text: &str) -> StreamTable {
+    let parsed = ObjectName::parse(text).or_raise();
+    let relid = match &parsed.schema {
+        Some(schema) => relation_oid(schema, &parsed.name),
+        None => Spi::get_one_with_args::<pg_sys::Oid>(
+            "SELECT pg_catalog.to_regclass($1)::oid",
+            &[pgrx::spi::quote_identifier(&parsed.name).as_str().into()],
+        )
+        .ok()
+        .flatten(),
+    };
+    let shown = match &parsed.schema {
+        Some(schema) => display_name(schema, &parsed.name),
+        None => pgrx::spi::quote_identifier(&parsed.name),
+    };
+    let Some(relid) = relid else {
+        StreamError::NotFound { name: shown }.raise()
+    };
+    catalog::find_by_relid(relid)
+        .unwrap_or_else(|| StreamError::NotAStreamTable { name: shown }.raise())
+}
+
+/// Raises unless the current user owns (or is a member of the role owning) the stream table.
+pub fn require_owner(table: &StreamTable) {
+    let is_owner = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_has_role(c.relowner, 'MEMBER') FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        &[table.relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !is_owner {
+        StreamError::NotOwner {
+            name: table.display_name(),
+        }
+        .raise();
+    }
+}
