@@ -1,8 +1,8 @@
 -- pg_stream_dbt catalog: one row per stream table and one per relation it reads.
--- Schema pgstream is the extension's schema (pg_stream_dbt.control); pgstream_dbt holds the
--- dbt entry points.
+-- Schemas pgstream (the engine) and pgstream_dbt (the dbt entry points) are created by the
+-- extension script (src/lib.rs), so they belong to the extension and go with DROP EXTENSION.
 
-CREATE SCHEMA IF NOT EXISTS pgstream_dbt;
+COMMENT ON SCHEMA pgstream IS 'pg_stream_dbt: the stream-table engine';
 COMMENT ON SCHEMA pgstream_dbt IS 'pg_stream_dbt: entry points for the dbt-pgstream package';
 
 CREATE TABLE pgstream.pgs_stream_tables (

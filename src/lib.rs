@@ -12,7 +12,15 @@ pub mod schedule;
 
 pgrx::pg_module_magic!(name, version);
 
-pgrx::extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
+/// Schema of the stream-table engine (functions, catalog, monitoring view).
+#[pgrx::pg_schema]
+mod pgstream {}
+
+/// Schema of the dbt entry points.
+#[pgrx::pg_schema]
+mod pgstream_dbt {}
+
+pgrx::extension_sql_file!("../sql/catalog.sql", name = "catalog", requires = [pgstream, pgstream_dbt]);
 pgrx::extension_sql_file!("../sql/monitoring.sql", name = "monitoring", finalize);
 
 #[cfg(test)]
@@ -27,5 +35,4 @@ pub mod pg_test {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
-#[pgrx::pg_schema]
-mod tests;
+mod pg_tests;

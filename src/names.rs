@@ -111,9 +111,11 @@ pub fn split_identifiers(text: &str) -> Result<Vec<String>, NameError> {
         match chars.get(i) {
             None => return Ok(parts),
             Some('.') => i += 1,
-            Some(c) => return Err(bad(&format!(
+            Some(c) => {
+                return Err(bad(&format!(
                 "unexpected character '{c}' (quote names with spaces or symbols in double quotes)"
-            ))),
+            )))
+            }
         }
     }
 }

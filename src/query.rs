@@ -25,31 +25,12 @@ pub struct AnalyzedQuery {
 /// with [`drop_probe`] once it has used it. Raises a clear error for anything that is not one
 /// valid SELECT statement, or whose columns use a reserved name.
 pub fn analyze(stream_table: &str, query: &str) -> AnalyzedQuery {
-    let create_probe = format!("CREATE TEMPORARY VIEW {PROBE_VIEW} AS\n{query}\n");
-    PgTryBuilder::new(|| {
-        Spi::connect_mut(|client| {
-            // Preparing refuses more than one statement; the prefix makes it a view definition,
-            // which PostgreSQL accepts only for a single SELECT.
-            let plan = client.prepare_mut(create_probe.as_str(), &[])?;
-            client.update(&plan, None, &[]).map(|_| ())
-        })
-        .unwrap_or_else(|e| panic!("creating the probe view failed: {e}"))
-    })
-    .catch_others(|caught| {
-        let (message, code) = match &caught {
-            CaughtError::PostgresError(e) | CaughtError::ErrorReport(e) => {
-                (e.message().to_string(), e.sql_error_code())
-            }
-            CaughtError::RustPanic { .. } => caught.rethrow(),
-        };
-        StreamError::InvalidQuery {
-            name: stream_table.to_string(),
-            message,
-            code,
-        }
-        .raise()
-    })
-    .execute();
+    // The raw parser runs first, so nothing of a multi-statement text is ever executed.
+    let statement = single_statement_text(stream_table, query);
+    let create_probe = format!("CREATE TEMPORARY VIEW {PROBE_VIEW} AS\n{statement}\n");
+    as_invalid_query(stream_table, || {
+        Spi::run(&create_probe).unwrap_or_else(|e| panic!("creating the probe view failed: {e}"))
+    });
 
     let reserved = Spi::get_one_with_args::<String>(
         "SELECT attname::text FROM pg_catalog.pg_attribute \
@@ -64,9 +45,30 @@ pub fn analyze(stream_table: &str, query: &str) -> AnalyzedQuery {
     }
 
     AnalyzedQuery {
-        statement: single_statement_text(stream_table, query),
+        statement,
         sources: probe_sources(),
     }
+}
+
+/// Runs `body`; a PostgreSQL error it raises is raised again as an invalid-query error for
+/// `stream_table`, keeping its SQLSTATE. (The transaction is aborting, so no state is reused.)
+fn as_invalid_query<R>(stream_table: &str, body: impl FnOnce() -> R + std::panic::UnwindSafe) -> R {
+    PgTryBuilder::new(body)
+        .catch_others(|caught| {
+            let (message, code) = match &caught {
+                CaughtError::PostgresError(e) | CaughtError::ErrorReport(e) => {
+                    (e.message().to_string(), e.sql_error_code())
+                }
+                CaughtError::RustPanic { .. } => caught.rethrow(),
+            };
+            StreamError::InvalidQuery {
+                name: stream_table.to_string(),
+                message,
+                code,
+            }
+            .raise()
+        })
+        .execute()
 }
 
 /// Drops the probe view made by [`analyze`].
@@ -134,16 +136,19 @@ fn single_statement_text(stream_table: &str, query: &str) -> String {
     let not_one_select = || -> ! {
         StreamError::InvalidQuery {
             name: stream_table.to_string(),
-            message: "expected exactly one SELECT statement".into(),
+            message: "expected exactly one SELECT statement, not another kind of statement or several".into(),
             code: PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
         }
         .raise()
     };
-    unsafe {
+    let list = as_invalid_query(stream_table, || unsafe {
         #[cfg(feature = "pg13")]
         let list = pg_sys::raw_parser(c_query.as_ptr());
         #[cfg(not(feature = "pg13"))]
         let list = pg_sys::raw_parser(c_query.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        list
+    });
+    unsafe {
         let statements = pgrx::PgList::<pg_sys::RawStmt>::from_pg(list);
         if statements.len() != 1 {
             not_one_select();

@@ -6,7 +6,7 @@ use pgrx::prelude::*;
 
 /// When a stream table with `schedule`, last refreshed at `after`, is next due
 /// (NULL when a cron expression never fires again). Raises on an invalid schedule.
-#[pg_extern(immutable, parallel_safe, strict)]
+#[pg_extern(immutable, parallel_safe, strict, schema = "pgstream")]
 fn next_refresh_at(schedule: &str, after: TimestampWithTimeZone) -> Option<TimestampWithTimeZone> {
     let parsed = Schedule::parse(schedule).or_raise();
     parsed
@@ -15,7 +15,7 @@ fn next_refresh_at(schedule: &str, after: TimestampWithTimeZone) -> Option<Times
 }
 
 /// Whether `schedule` is a valid schedule (a duration, 5-field cron, or cron alias).
-#[pg_extern(immutable, parallel_safe, strict)]
+#[pg_extern(immutable, parallel_safe, strict, schema = "pgstream")]
 fn is_valid_schedule(schedule: &str) -> bool {
     Schedule::parse(schedule).is_ok()
 }

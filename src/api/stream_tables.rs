@@ -21,7 +21,7 @@ fn require_available(mode: RefreshMode) {
 }
 
 /// Creates stream table `name` defined by `query`, and populates it when `initialize`.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, schema = "pgstream")]
 fn create_stream_table(
     name: Option<&str>,
     query: Option<&str>,
@@ -85,7 +85,7 @@ fn create_stream_table(
 }
 
 /// Changes a stream table's schedule, refresh mode or status; NULL keeps the current value.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, schema = "pgstream")]
 fn alter_stream_table(
     name: Option<&str>,
     schedule: default!(Option<&str>, "NULL"),
@@ -113,7 +113,7 @@ fn alter_stream_table(
 }
 
 /// Drops a stream table: its table, data and catalog entries.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, schema = "pgstream")]
 fn drop_stream_table(name: Option<&str>) {
     let table = resolve::existing_stream_table(required(name, "name"));
     refresh::lock_stream_table(&table);
@@ -124,7 +124,7 @@ fn drop_stream_table(name: Option<&str>) {
 }
 
 /// Refreshes a stream table now. A failure is recorded in the catalog and raised.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, schema = "pgstream")]
 fn refresh_stream_table(name: Option<&str>) {
     let table = resolve::existing_stream_table(required(name, "name"));
     refresh::refresh_now(&table, FailureRecording::OutsideTransaction);

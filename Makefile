@@ -1,0 +1,21 @@
+# Entry points; the scripts in scripts/ do the work (see README.md).
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e
+
+demo:          ## set up, build (release), run the example end to end
+	scripts/demo.sh
+test:          ## set up, run every test tier
+	scripts/test.sh
+setup:
+	scripts/setup.sh
+install:
+	scripts/install.sh
+cluster-start:
+	scripts/cluster.sh start
+cluster-stop:
+	scripts/cluster.sh stop
+lint:
+	cargo fmt --check && cargo clippy --all-targets -- -D warnings
+unit:
+	cargo test --no-default-features --features pg15 -- --skip pg_tests::
+e2e:           ## end-to-end tests against a running `make cluster-start` cluster
+	. scripts/lib.sh && $$VENV/bin/python -m pytest -q tests/e2e

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The README's test command: sets up what is missing, then runs every tier:
+# lint, unit (cargo test), in-database (cargo pgrx test), end-to-end (pytest on a throwaway cluster).
+source "$(dirname "$0")/lib.sh"
+cd "${ROOT}"
+"${ROOT}/scripts/setup.sh"
+
+say "lint: cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --check
+cargo clippy --quiet --no-default-features --features "pg${PG_MAJOR}" --all-targets -- -D warnings
+
+say "tier 1: unit tests (no PostgreSQL)"
+cargo test --quiet --no-default-features --features "pg${PG_MAJOR}" -- --skip pg_tests::
+
+say "tier 2: in-database tests (cargo pgrx test pg${PG_MAJOR})"
+install -d -o postgres -g postgres "${ROOT}/.pgrx-test-data"
+cargo pgrx test "pg${PG_MAJOR}" --runas postgres --pgdata "${ROOT}/.pgrx-test-data" 2>&1 \
+    | grep -E '^test |test result|panicked|error' || { echo "cargo pgrx test failed" >&2; exit 1; }
+
+# cargo pgrx test installed its test build; put the real one back before the cluster starts.
+"${ROOT}/scripts/install.sh"
+
+say "tier 3: end-to-end tests against a throwaway cluster"
+trap '"${ROOT}/scripts/cluster.sh" stop' EXIT
+"${ROOT}/scripts/cluster.sh" start
+"${VENV}/bin/python" -m pytest -q -p no:cacheprovider "${ROOT}/tests/e2e" "$@"
+say "all tiers passed"
