@@ -96,12 +96,11 @@ impl StreamError {
             StreamError::ReservedColumn { .. } => {
                 Some("Rename the column in the query; names starting with __pgs_ are reserved.".into())
             }
-            StreamError::InvalidQuery { code, .. }
-                if matches!(
-                    code,
-                    PgSqlErrorCode::ERRCODE_SYNTAX_ERROR | PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED
-                ) =>
-            {
+            StreamError::InvalidQuery {
+                code:
+                    PgSqlErrorCode::ERRCODE_SYNTAX_ERROR | PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                ..
+            } => {
                 Some(
                     "The query must be one SELECT statement (SELECT, WITH ... SELECT, VALUES or TABLE)."
                         .into(),

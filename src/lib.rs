@@ -20,7 +20,11 @@ mod pgstream {}
 #[pgrx::pg_schema]
 mod pgstream_dbt {}
 
-pgrx::extension_sql_file!("../sql/catalog.sql", name = "catalog", requires = [pgstream, pgstream_dbt]);
+pgrx::extension_sql_file!(
+    "../sql/catalog.sql",
+    name = "catalog",
+    requires = [pgstream, pgstream_dbt]
+);
 pgrx::extension_sql_file!("../sql/monitoring.sql", name = "monitoring", finalize);
 
 #[cfg(test)]

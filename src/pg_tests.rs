@@ -44,4 +44,89 @@ mod tests {
         Spi::run("CREATE TABLE src (a int)").unwrap();
         Spi::run("SELECT pgstream.create_stream_table('st', 'SELECT a FROM src')").unwrap();
     }
+
+    #[pg_test]
+    fn quoted_and_qualified_names_are_honoured() {
+        Spi::run("CREATE SCHEMA \"Sales\"; CREATE TABLE t (a int); INSERT INTO t VALUES (1), (1)")
+            .unwrap();
+        Spi::run(
+            "SELECT pgstream.create_stream_table('\"Sales\".\"Order Totals\"', 'SELECT a FROM t', '1m', 'FULL')",
+        )
+        .unwrap();
+        assert_eq!(count("SELECT count(*) FROM \"Sales\".\"Order Totals\""), 2);
+        assert_eq!(
+            Spi::get_one::<String>(
+                "SELECT pgs_schema || '/' || pgs_name FROM pgstream.pgs_stream_tables"
+            )
+            .unwrap()
+            .unwrap(),
+            "Sales/Order Totals"
+        );
+    }
+
+    #[pg_test]
+    fn sources_come_from_postgres_analysis_through_views() {
+        Spi::run("CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE VIEW v AS SELECT a.id FROM a JOIN b USING (id)").unwrap();
+        Spi::run("SELECT pgstream.create_stream_table('st', 'SELECT id FROM v WHERE id > 0', '1m', 'FULL')").unwrap();
+        assert_eq!(
+            Spi::get_one::<String>(
+                "SELECT string_agg(source_name || ':' || source_kind, ',' ORDER BY source_name) FROM pgstream.pgs_dependencies"
+            )
+            .unwrap()
+            .unwrap(),
+            "a:table,b:table,v:view"
+        );
+    }
+
+    #[pg_test]
+    fn alter_with_nulls_keeps_current_values() {
+        Spi::run("CREATE TABLE t (a int)").unwrap();
+        Spi::run("SELECT pgstream.create_stream_table('st', 'SELECT a FROM t', '30s', 'FULL')")
+            .unwrap();
+        Spi::run("SELECT pgstream.alter_stream_table('st')").unwrap();
+        Spi::run("SELECT pgstream.alter_stream_table('st', status => 'SUSPENDED')").unwrap();
+        assert_eq!(
+            Spi::get_one::<String>("SELECT schedule || ' ' || refresh_mode || ' ' || status FROM pgstream.pgs_stream_tables")
+                .unwrap()
+                .unwrap(),
+            "30s FULL SUSPENDED"
+        );
+    }
+
+    #[pg_test]
+    fn next_refresh_at_follows_durations_and_cron() {
+        assert_eq!(
+            Spi::get_one::<String>(
+                "SELECT pgstream.next_refresh_at('1h30m', '2026-01-01 00:00:00+00')::text"
+            )
+            .unwrap()
+            .unwrap(),
+            Spi::get_one::<String>("SELECT '2026-01-01 01:30:00+00'::timestamptz::text")
+                .unwrap()
+                .unwrap()
+        );
+        assert_eq!(
+            Spi::get_one::<String>(
+                "SELECT pgstream.next_refresh_at('*/15 * * * *', '2026-01-01 00:07:00+00')::text"
+            )
+            .unwrap()
+            .unwrap(),
+            Spi::get_one::<String>("SELECT '2026-01-01 00:15:00+00'::timestamptz::text")
+                .unwrap()
+                .unwrap()
+        );
+        assert!(
+            !Spi::get_one::<bool>("SELECT pgstream.is_valid_schedule('soon')")
+                .unwrap()
+                .unwrap()
+        );
+    }
+
+    #[pg_test(error = "column name \"__pgs_row_id\" is reserved for pg_stream_dbt")]
+    fn reserved_column_names_are_refused() {
+        Spi::run(
+            "SELECT pgstream.create_stream_table('st', 'SELECT 1 AS __pgs_row_id', '1m', 'FULL')",
+        )
+        .unwrap();
+    }
 }

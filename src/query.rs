@@ -136,7 +136,9 @@ fn single_statement_text(stream_table: &str, query: &str) -> String {
     let not_one_select = || -> ! {
         StreamError::InvalidQuery {
             name: stream_table.to_string(),
-            message: "expected exactly one SELECT statement, not another kind of statement or several".into(),
+            message:
+                "expected exactly one SELECT statement, not another kind of statement or several"
+                    .into(),
             code: PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
         }
         .raise()

@@ -76,7 +76,7 @@ pub fn refresh_now(table: &StreamTable, recording: FailureRecording) -> full::Ap
                 let message = subxact::error_message(&caught);
                 failure_log::record_failure_outside_transaction(table.id, &message);
             }
-            caught.rethrow()
+            (*caught).rethrow()
         }
     }
 }

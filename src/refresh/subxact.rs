@@ -8,7 +8,7 @@ use pgrx::prelude::*;
 /// rolled back (and the error returned) on failure.
 pub fn in_subtransaction<R>(
     body: impl FnOnce() -> R + std::panic::UnwindSafe,
-) -> Result<R, CaughtError> {
+) -> Result<R, Box<CaughtError>> {
     let (memory_context, resource_owner) =
         unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
     unsafe {
@@ -16,7 +16,7 @@ pub fn in_subtransaction<R>(
         pg_sys::MemoryContextSwitchTo(memory_context);
     }
     let result = PgTryBuilder::new(move || Ok(body()))
-        .catch_others(Err)
+        .catch_others(|caught| Err(Box::new(caught)))
         .execute();
     unsafe {
         if result.is_ok() {
