@@ -9,6 +9,7 @@ use pgrx::spi::SpiHeapTupleData;
 #[derive(Debug, Clone)]
 pub struct StreamTable {
     pub id: i64,
+    pub query_hash: Option<String>,
     pub relid: pg_sys::Oid,
     pub schema: String,
     pub name: String,
@@ -54,23 +55,29 @@ pub fn display_name(schema: &str, name: &str) -> String {
 
 const SELECT_STREAM_TABLE: &str =
     "SELECT pgs_id, pgs_relid, pgs_schema, pgs_name, defining_query, \
-     schedule, refresh_mode, status FROM pgstream.pgs_stream_tables";
+     schedule, refresh_mode, status, pgs_query_hash FROM pgstream.pgs_stream_tables";
+
+/// Column `ordinal` of a catalog row; a type mismatch is a bug, not a NULL.
+fn column<T: pgrx::IntoDatum + pgrx::FromDatum>(
+    row: &SpiHeapTupleData,
+    ordinal: usize,
+) -> Option<T> {
+    row.get::<T>(ordinal)
+        .unwrap_or_else(|e| panic!("reading column {ordinal} of pgstream.pgs_stream_tables: {e}"))
+}
 
 fn stream_table_from_row(row: &SpiHeapTupleData) -> StreamTable {
-    let text = |i: usize| row.get::<String>(i).ok().flatten().unwrap_or_default();
+    let text = |i: usize| column::<String>(row, i).unwrap_or_default();
     StreamTable {
-        id: row.get::<i64>(1).ok().flatten().unwrap_or_default(),
-        relid: row
-            .get::<pg_sys::Oid>(2)
-            .ok()
-            .flatten()
-            .unwrap_or(pg_sys::InvalidOid),
+        id: column(row, 1).expect("pgs_id is NOT NULL"),
+        relid: column(row, 2).expect("pgs_relid is NOT NULL"),
         schema: text(3),
         name: text(4),
         defining_query: text(5),
         schedule: text(6),
         refresh_mode: text(7),
         status: text(8),
+        query_hash: column(row, 9),
     }
 }
 
@@ -133,8 +140,10 @@ pub struct NewStreamTable<'a> {
     pub schema: &'a str,
     pub name: &'a str,
     pub defining_query: &'a str,
+    pub query_hash: &'a str,
     pub schedule: &'a str,
     pub refresh_mode: &'a str,
+    pub status: &'a str,
 }
 
 /// Inserts the catalog row and the source list of a new stream table; returns its id.
@@ -144,16 +153,19 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
             client
                 .update(
                     "INSERT INTO pgstream.pgs_stream_tables \
-                     (pgs_relid, pgs_schema, pgs_name, defining_query, schedule, refresh_mode) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING pgs_id",
+                     (pgs_relid, pgs_schema, pgs_name, defining_query, pgs_query_hash, schedule, \
+                      refresh_mode, status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pgs_id",
                     None,
                     &[
                         new.relid.into(),
                         new.schema.into(),
                         new.name.into(),
                         new.defining_query.into(),
+                        new.query_hash.into(),
                         new.schedule.into(),
                         new.refresh_mode.into(),
+                        new.status.into(),
                     ],
                 )?
                 .first()
@@ -162,22 +174,27 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
         .ok()
         .flatten()
         .expect("INSERT ... RETURNING pgs_id returned no row");
-        for source in sources {
-            run(
-                "INSERT INTO pgstream.pgs_dependencies \
-                 (pgs_id, source_relid, source_schema, source_name, source_kind) \
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    id.into(),
-                    source.relid.into(),
-                    source.schema.as_str().into(),
-                    source.name.as_str().into(),
-                    source.kind.as_str().into(),
-                ],
-            );
-        }
+        insert_sources(id, sources);
         id
     })
+}
+
+/// Records the relations stream table `id` reads.
+fn insert_sources(id: i64, sources: &[Source]) {
+    for source in sources {
+        run(
+            "INSERT INTO pgstream.pgs_dependencies \
+                 (pgs_id, source_relid, source_schema, source_name, source_kind) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            &[
+                id.into(),
+                source.relid.into(),
+                source.schema.as_str().into(),
+                source.name.as_str().into(),
+                source.kind.as_str().into(),
+            ],
+        );
+    }
 }
 
 /// Sets schedule, refresh mode and status (each `None` keeps the stored value).
@@ -278,4 +295,38 @@ pub fn sources_of(id: i64) -> Vec<Source> {
             })
     })
     .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"))
+}
+
+/// Replaces the definition of stream table `id` in place (materialize()'s same-shape recreate).
+pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
+    as_catalog_owner(|| {
+        run(
+            "UPDATE pgstream.pgs_stream_tables SET defining_query = $2, pgs_query_hash = $3, \
+             schedule = $4, refresh_mode = $5, status = $6, altered_at = clock_timestamp() \
+             WHERE pgs_id = $1",
+            &[
+                id.into(),
+                definition.defining_query.into(),
+                definition.query_hash.into(),
+                definition.schedule.into(),
+                definition.refresh_mode.into(),
+                definition.status.into(),
+            ],
+        );
+        run(
+            "DELETE FROM pgstream.pgs_dependencies WHERE pgs_id = $1",
+            &[id.into()],
+        );
+        insert_sources(id, sources);
+    })
+}
+
+/// Records that stream table `id` now lives at `schema.name`.
+pub fn rename(id: i64, schema: &str, name: &str) {
+    as_catalog_owner(|| {
+        run(
+            "UPDATE pgstream.pgs_stream_tables SET pgs_schema = $2, pgs_name = $3 WHERE pgs_id = $1",
+            &[id.into(), schema.into(), name.into()],
+        )
+    })
 }

@@ -33,6 +33,10 @@ pub enum StreamError {
     NoCreationSchema { name: String },
     #[error("column name \"{column}\" is reserved for pg_stream_dbt")]
     ReservedColumn { column: String },
+    #[error("stream table \"{name}\" has configuration changes and on_configuration_change is 'fail': {changes}")]
+    ConfigurationChangeRefused { name: String, changes: String },
+    #[error("relation \"{name}\" already exists and is not a stream table (it is a {kind})")]
+    NotAStreamTableToReplace { name: String, kind: String },
     #[error("must be owner of stream table \"{name}\"")]
     NotOwner { name: String },
     #[error("query for stream table \"{name}\" is not valid: {message}")]
@@ -62,6 +66,10 @@ impl StreamError {
             }
             StreamError::ReservedColumn { .. } => ERRCODE_INVALID_TABLE_DEFINITION,
             StreamError::NotOwner { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            StreamError::ConfigurationChangeRefused { .. } => {
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            StreamError::NotAStreamTableToReplace { .. } => ERRCODE_DUPLICATE_TABLE,
             StreamError::InvalidQuery { code, .. } => *code,
         }
     }
@@ -106,6 +114,12 @@ impl StreamError {
                         .into(),
                 )
             }
+            StreamError::ConfigurationChangeRefused { .. } => Some(
+                "Set on_configuration_change to 'apply' (or 'continue'), or change the config back.".into(),
+            ),
+            StreamError::NotAStreamTableToReplace { .. } => Some(
+                "Run with full_refresh (dbt run --full-refresh) to replace it with a stream table.".into(),
+            ),
             _ => None,
         }
     }

@@ -2,9 +2,12 @@
 
 pub mod api;
 pub mod catalog;
+pub mod engine;
 pub mod error;
+pub mod materialize;
 pub mod modes;
 pub mod names;
+pub mod normalize;
 pub mod query;
 pub mod refresh;
 pub mod resolve;

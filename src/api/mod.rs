@@ -1,5 +1,6 @@
 //! The SQL-callable functions (`#[pg_extern]`): thin, validate input, call the engine.
 
+mod materialize;
 mod schedules;
 mod stream_tables;
 

@@ -1,0 +1,112 @@
+//! Stream-table lifecycle operations shared by the pgstream API and materialize(): create,
+//! alter, drop, with validation done by the callers' parsers.
+
+use crate::catalog::{self, display_name, NewStreamTable, StreamTable};
+use crate::error::StreamError;
+use crate::modes::{RefreshMode, Status};
+use crate::normalize;
+use crate::query;
+use crate::refresh::{self, FailureRecording};
+use crate::resolve;
+use pgrx::prelude::*;
+
+/// Refuses refresh modes this version cannot run yet, instead of silently using another.
+pub fn require_available(mode: RefreshMode) {
+    if mode != RefreshMode::Full {
+        StreamError::ModeNotAvailable {
+            mode: mode.to_string(),
+        }
+        .raise();
+    }
+}
+
+/// What a new stream table is made from.
+pub struct Definition<'a> {
+    pub query: &'a str,
+    pub schedule: &'a str,
+    pub refresh_mode: RefreshMode,
+    pub status: Option<Status>,
+}
+
+/// Creates stream table `schema.name` (the name must be free) and populates it when
+/// `initialize`. Everything happens in the caller's transaction.
+pub fn create(schema: &str, name: &str, definition: &Definition, initialize: bool) -> StreamTable {
+    let analyzed = query::analyze(&display_name(schema, name), definition.query);
+    create_from_probe(schema, name, &analyzed, definition, initialize)
+}
+
+/// Like [`create`], for a query [`query::analyze`] has already turned into the probe view.
+pub fn create_from_probe(
+    schema: &str,
+    name: &str,
+    analyzed: &query::AnalyzedQuery,
+    definition: &Definition,
+    initialize: bool,
+) -> StreamTable {
+    let shown = display_name(schema, name);
+    let qualified = pgrx::spi::quote_qualified_identifier(schema, name);
+    Spi::connect_mut(|client| {
+        for statement in [
+            format!(
+                "CREATE TABLE {qualified} AS SELECT __pgs_q.*, NULL::pg_catalog.int8 AS \"__pgs_row_id\" \
+                 FROM {probe} __pgs_q WITH NO DATA",
+                probe = query::PROBE_VIEW
+            ),
+            format!("ALTER TABLE {qualified} ALTER COLUMN \"__pgs_row_id\" SET NOT NULL"),
+            format!("CREATE UNIQUE INDEX ON {qualified} (\"__pgs_row_id\")"),
+        ] {
+            client.update(&statement, None, &[])?;
+        }
+        Ok::<_, pgrx::spi::Error>(())
+    })
+    .unwrap_or_else(|e| panic!("creating table {shown} failed: {e}"));
+    query::drop_probe();
+
+    let relid = resolve::relation_oid(schema, name).expect("the table just created exists");
+    let hash = normalize::query_hash(&analyzed.statement);
+    let id = catalog::insert(
+        &NewStreamTable {
+            relid,
+            schema,
+            name,
+            defining_query: &analyzed.statement,
+            query_hash: &hash,
+            schedule: definition.schedule,
+            refresh_mode: definition.refresh_mode.as_str(),
+            status: definition.status.unwrap_or(Status::Active).as_str(),
+        },
+        &analyzed.sources,
+    );
+    let created = catalog::find_by_id(id).expect("the catalog row just inserted exists");
+    if initialize {
+        refresh::refresh_now(&created, FailureRecording::None);
+    }
+    created
+}
+
+/// Sets schedule, refresh mode and status of `table` (each `None` keeps the current value).
+pub fn alter(
+    table: &StreamTable,
+    schedule: Option<&str>,
+    refresh_mode: Option<RefreshMode>,
+    status: Option<Status>,
+) {
+    resolve::require_owner(table);
+    refresh::lock_stream_table(table);
+    catalog::update_settings(
+        table.id,
+        schedule.map(str::trim),
+        refresh_mode.map(RefreshMode::as_str),
+        status.map(Status::as_str),
+    );
+}
+
+/// Drops `table` and its catalog rows; `cascade` also drops objects that depend on it.
+pub fn drop(table: &StreamTable, cascade: bool) {
+    refresh::lock_stream_table(table);
+    // DROP TABLE checks ownership and, without CASCADE, refuses when objects depend on it.
+    let cascade = if cascade { " CASCADE" } else { "" };
+    Spi::run(&format!("DROP TABLE {}{cascade}", table.qualified()))
+        .unwrap_or_else(|e| panic!("dropping {} failed: {e}", table.display_name()));
+    catalog::delete(table.id);
+}

@@ -1,0 +1,252 @@
+//! The `config` jsonb of pgstream_dbt.materialize(): its keys, types, defaults and validation
+//! (pure, no SPI).
+
+use crate::modes::{RefreshMode, Status};
+use crate::schedule::Schedule;
+use serde_json::Value;
+
+/// What dbt's `on_configuration_change` asks for when schedule, mode or status differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConfigurationChange {
+    /// Alter the stream table in place.
+    Apply,
+    /// Keep the stream table as it is and warn, listing the pending changes.
+    Continue,
+    /// Refuse with an error listing the pending changes.
+    Fail,
+}
+
+/// A validated materialize() configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaterializeConfig {
+    pub schedule: String,
+    pub refresh_mode: RefreshMode,
+    pub initialize: bool,
+    pub full_refresh: bool,
+    pub on_configuration_change: OnConfigurationChange,
+    /// `None` leaves the status as it is (a suspended table stays suspended).
+    pub status: Option<Status>,
+}
+
+/// Keys materialize() accepts, in the order the error message lists them.
+pub const ACCEPTED_KEYS: &[&str] = &[
+    "schedule",
+    "refresh_mode",
+    "initialize",
+    "full_refresh",
+    "on_configuration_change",
+    "status",
+];
+
+/// A config value materialize() refuses; `key` is the offending key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid materialize() config key \"{key}\": {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+    pub accepted: String,
+}
+
+impl Default for MaterializeConfig {
+    fn default() -> Self {
+        MaterializeConfig {
+            schedule: "1m".into(),
+            refresh_mode: RefreshMode::Differential,
+            initialize: true,
+            full_refresh: false,
+            on_configuration_change: OnConfigurationChange::Apply,
+            status: None,
+        }
+    }
+}
+
+fn error(key: &str, problem: impl Into<String>, accepted: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        problem: problem.into(),
+        accepted: accepted.into(),
+    }
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "a boolean".into(),
+        Value::Number(_) => "a number".into(),
+        Value::String(s) => format!("\"{s}\""),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+fn text<'a>(key: &str, value: &'a Value, accepted: &str) -> Result<&'a str, ConfigError> {
+    value.as_str().ok_or_else(|| {
+        error(
+            key,
+            format!("expected a string, got {}", describe(value)),
+            accepted,
+        )
+    })
+}
+
+fn boolean(key: &str, value: &Value) -> Result<bool, ConfigError> {
+    value.as_bool().ok_or_else(|| {
+        error(
+            key,
+            format!("expected a boolean, got {}", describe(value)),
+            "true or false",
+        )
+    })
+}
+
+impl MaterializeConfig {
+    /// Validates `config`: a JSON object of the accepted keys; a null value means "default".
+    pub fn parse(config: &Value) -> Result<MaterializeConfig, ConfigError> {
+        let object = match config {
+            Value::Null => return Ok(Self::default()),
+            Value::Object(object) => object,
+            other => {
+                return Err(error(
+                    "config",
+                    format!("expected a JSON object, got {}", describe(other)),
+                    format!("an object with keys {}", ACCEPTED_KEYS.join(", ")),
+                ))
+            }
+        };
+        let mut parsed = Self::default();
+        let mut keys: Vec<&String> = object.keys().collect();
+        keys.sort();
+        for key in keys {
+            let value = &object[key];
+            if !ACCEPTED_KEYS.contains(&key.as_str()) {
+                return Err(error(key, "unknown key", ACCEPTED_KEYS.join(", ")));
+            }
+            if value.is_null() {
+                continue;
+            }
+            match key.as_str() {
+                "schedule" => {
+                    let accepted = crate::schedule::ACCEPTED_SCHEDULES;
+                    let schedule = text(key, value, accepted)?;
+                    Schedule::parse(schedule).map_err(|e| error(key, e.to_string(), accepted))?;
+                    parsed.schedule = schedule.trim().to_string();
+                }
+                "refresh_mode" => {
+                    let accepted = crate::modes::ACCEPTED_REFRESH_MODES;
+                    parsed.refresh_mode = RefreshMode::parse(text(key, value, accepted)?)
+                        .map_err(|e| error(key, e.to_string(), accepted))?;
+                }
+                "status" => {
+                    let accepted = crate::modes::ACCEPTED_STATUSES;
+                    parsed.status = Some(
+                        Status::parse(text(key, value, accepted)?)
+                            .map_err(|e| error(key, e.to_string(), accepted))?,
+                    );
+                }
+                "on_configuration_change" => {
+                    let accepted = "apply, continue, fail";
+                    parsed.on_configuration_change = match text(key, value, accepted)?
+                        .trim()
+                        .to_ascii_lowercase()
+                        .as_str()
+                    {
+                        "apply" => OnConfigurationChange::Apply,
+                        "continue" => OnConfigurationChange::Continue,
+                        "fail" => OnConfigurationChange::Fail,
+                        _ => {
+                            return Err(error(
+                                key,
+                                format!("invalid value {}", describe(value)),
+                                accepted,
+                            ))
+                        }
+                    };
+                }
+                "initialize" => parsed.initialize = boolean(key, value)?,
+                "full_refresh" => parsed.full_refresh = boolean(key, value)?,
+                _ => unreachable!("every accepted key is handled"),
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn empty_and_null_configs_give_the_seed_defaults() {
+        for config in [
+            json!({}),
+            Value::Null,
+            json!({"schedule": null, "status": null}),
+        ] {
+            let parsed = MaterializeConfig::parse(&config).unwrap();
+            assert_eq!(parsed, MaterializeConfig::default());
+        }
+        let defaults = MaterializeConfig::default();
+        assert_eq!(defaults.schedule, "1m");
+        assert_eq!(defaults.refresh_mode, RefreshMode::Differential);
+        assert!(defaults.initialize && !defaults.full_refresh);
+    }
+
+    #[test]
+    fn every_key_parses() {
+        let parsed = MaterializeConfig::parse(&json!({
+            "schedule": " 5m ", "refresh_mode": "full", "initialize": false,
+            "full_refresh": true, "on_configuration_change": "Fail", "status": "suspended"
+        }))
+        .unwrap();
+        assert_eq!(
+            parsed,
+            MaterializeConfig {
+                schedule: "5m".into(),
+                refresh_mode: RefreshMode::Full,
+                initialize: false,
+                full_refresh: true,
+                on_configuration_change: OnConfigurationChange::Fail,
+                status: Some(Status::Suspended),
+            }
+        );
+    }
+
+    #[test]
+    fn bad_configs_name_the_key_and_what_is_accepted() {
+        let cases = [
+            (
+                json!({"schedul": "1m"}),
+                "schedul",
+                "schedule, refresh_mode",
+            ),
+            (json!({"schedule": "soon"}), "schedule", "cron"),
+            (json!({"schedule": 5}), "schedule", "duration"),
+            (
+                json!({"refresh_mode": "FAST"}),
+                "refresh_mode",
+                "FULL, DIFFERENTIAL, AUTO",
+            ),
+            (json!({"refresh_mode": true}), "refresh_mode", "FULL"),
+            (json!({"initialize": "yes"}), "initialize", "true or false"),
+            (json!({"full_refresh": 1}), "full_refresh", "true or false"),
+            (
+                json!({"on_configuration_change": "ignore"}),
+                "on_configuration_change",
+                "apply, continue, fail",
+            ),
+            (json!({"status": "PAUSED"}), "status", "ACTIVE, SUSPENDED"),
+            (json!([1, 2]), "config", "an object"),
+            (json!("1m"), "config", "an object"),
+        ];
+        for (config, key, accepted) in cases {
+            let err = MaterializeConfig::parse(&config).unwrap_err();
+            assert_eq!(err.key, key, "{config}");
+            assert!(
+                err.accepted.contains(accepted),
+                "{config}: {}",
+                err.accepted
+            );
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The materialize() decision: create, unchanged, alter, recreate — or keep / refuse under
+//! `on_configuration_change` (pure, no SPI).
+
+use super::config::{MaterializeConfig, OnConfigurationChange};
+
+/// What currently holds the name materialize() was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Missing,
+    StreamTable(Existing),
+    /// A relation that is not a stream table (e.g. a table an earlier dbt materialization made).
+    OtherRelation {
+        kind: String,
+    },
+}
+
+/// The stored state of an existing stream table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    pub query_hash: Option<String>,
+    pub schedule: String,
+    pub refresh_mode: String,
+    pub status: String,
+}
+
+/// One setting that differs between the stream table and the model's config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+/// What materialize() does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Create,
+    Unchanged,
+    Alter {
+        changes: Vec<Change>,
+    },
+    Recreate {
+        reason: String,
+    },
+    /// `on_configuration_change = continue`: leave it, warn about `changes`.
+    Keep {
+        changes: Vec<Change>,
+    },
+    /// `on_configuration_change = fail`: refuse, naming `changes`.
+    Refuse {
+        changes: Vec<Change>,
+    },
+    /// The name is taken by a relation that is not a stream table and no full refresh was asked.
+    NameTaken {
+        kind: String,
+    },
+}
+
+/// Settings that differ between `existing` and `config` (status only when the config sets it).
+pub fn config_changes(existing: &Existing, config: &MaterializeConfig) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if existing.schedule.trim() != config.schedule {
+        changes.push(Change {
+            key: "schedule",
+            from: existing.schedule.clone(),
+            to: config.schedule.clone(),
+        });
+    }
+    if !existing
+        .refresh_mode
+        .eq_ignore_ascii_case(config.refresh_mode.as_str())
+    {
+        changes.push(Change {
+            key: "refresh_mode",
+            from: existing.refresh_mode.clone(),
+            to: config.refresh_mode.as_str().to_string(),
+        });
+    }
+    if let Some(status) = config.status {
+        if !existing.status.eq_ignore_ascii_case(status.as_str()) {
+            changes.push(Change {
+                key: "status",
+                from: existing.status.clone(),
+                to: status.as_str().to_string(),
+            });
+        }
+    }
+    changes
+}
+
+/// Decides what materialize() does for `target`, given the model's query hash and config.
+/// A query change or a full refresh always recreates (with the new config);
+/// `on_configuration_change` governs changes of schedule, refresh mode and status alone.
+pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> Decision {
+    let existing = match target {
+        Target::Missing => return Decision::Create,
+        Target::OtherRelation { kind } if config.full_refresh => {
+            return Decision::Recreate {
+                reason: format!("full refresh replaces the existing {kind}"),
+            }
+        }
+        Target::OtherRelation { kind } => return Decision::NameTaken { kind: kind.clone() },
+        Target::StreamTable(existing) => existing,
+    };
+    if config.full_refresh {
+        return Decision::Recreate {
+            reason: "full refresh requested".into(),
+        };
+    }
+    match &existing.query_hash {
+        None => {
+            return Decision::Recreate {
+                reason: "no query hash stored for the existing stream table".into(),
+            }
+        }
+        Some(hash) if hash != query_hash => {
+            return Decision::Recreate {
+                reason: "query changed".into(),
+            }
+        }
+        Some(_) => {}
+    }
+    let changes = config_changes(existing, config);
+    if changes.is_empty() {
+        return Decision::Unchanged;
+    }
+    match config.on_configuration_change {
+        OnConfigurationChange::Apply => Decision::Alter { changes },
+        OnConfigurationChange::Continue => Decision::Keep { changes },
+        OnConfigurationChange::Fail => Decision::Refuse { changes },
+    }
+}
+
+/// `schedule: 1m -> 5m, status: ACTIVE -> SUSPENDED` for messages.
+pub fn describe_changes(changes: &[Change]) -> String {
+    changes
+        .iter()
+        .map(|c| format!("{}: {} -> {}", c.key, c.from, c.to))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modes::{RefreshMode, Status};
+
+    fn existing() -> Target {
+        Target::StreamTable(Existing {
+            query_hash: Some("h1".into()),
+            schedule: "1m".into(),
+            refresh_mode: "FULL".into(),
+            status: "ACTIVE".into(),
+        })
+    }
+
+    fn config() -> MaterializeConfig {
+        MaterializeConfig {
+            refresh_mode: RefreshMode::Full,
+            ..MaterializeConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_contract_table() {
+        assert_eq!(plan(&Target::Missing, "h1", &config()), Decision::Create);
+        assert_eq!(plan(&existing(), "h1", &config()), Decision::Unchanged);
+        assert_eq!(
+            plan(&existing(), "h2", &config()),
+            Decision::Recreate {
+                reason: "query changed".into()
+            }
+        );
+        let full = MaterializeConfig {
+            full_refresh: true,
+            ..config()
+        };
+        assert_eq!(
+            plan(&existing(), "h1", &full),
+            Decision::Recreate {
+                reason: "full refresh requested".into()
+            }
+        );
+        let five = MaterializeConfig {
+            schedule: "5m".into(),
+            ..config()
+        };
+        assert_eq!(
+            plan(&existing(), "h1", &five),
+            Decision::Alter {
+                changes: vec![Change {
+                    key: "schedule",
+                    from: "1m".into(),
+                    to: "5m".into()
+                }]
+            }
+        );
+    }
+
+    #[test]
+    fn on_configuration_change_governs_config_changes_only() {
+        let keep = MaterializeConfig {
+            schedule: "5m".into(),
+            status: Some(Status::Suspended),
+            on_configuration_change: OnConfigurationChange::Continue,
+            ..config()
+        };
+        match plan(&existing(), "h1", &keep) {
+            Decision::Keep { changes } => {
+                assert_eq!(
+                    describe_changes(&changes),
+                    "schedule: 1m -> 5m, status: ACTIVE -> SUSPENDED"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let fail = MaterializeConfig {
+            on_configuration_change: OnConfigurationChange::Fail,
+            ..keep.clone()
+        };
+        assert!(matches!(
+            plan(&existing(), "h1", &fail),
+            Decision::Refuse { .. }
+        ));
+        // A query change still recreates.
+        assert!(matches!(
+            plan(&existing(), "h2", &fail),
+            Decision::Recreate { .. }
+        ));
+        // No change: unchanged whatever the policy.
+        let quiet = MaterializeConfig {
+            on_configuration_change: OnConfigurationChange::Fail,
+            ..config()
+        };
+        assert_eq!(plan(&existing(), "h1", &quiet), Decision::Unchanged);
+    }
+
+    #[test]
+    fn status_is_managed_only_when_configured_and_mode_compares_case_insensitively() {
+        let Target::StreamTable(mut suspended) = existing() else {
+            unreachable!()
+        };
+        suspended.status = "SUSPENDED".into();
+        suspended.refresh_mode = "full".into();
+        let target = Target::StreamTable(suspended);
+        assert_eq!(plan(&target, "h1", &config()), Decision::Unchanged);
+        let activate = MaterializeConfig {
+            status: Some(Status::Active),
+            ..config()
+        };
+        assert!(matches!(
+            plan(&target, "h1", &activate),
+            Decision::Alter { .. }
+        ));
+    }
+
+    #[test]
+    fn a_relation_that_is_not_a_stream_table_needs_a_full_refresh() {
+        let table = Target::OtherRelation {
+            kind: "table".into(),
+        };
+        assert_eq!(
+            plan(&table, "h1", &config()),
+            Decision::NameTaken {
+                kind: "table".into()
+            }
+        );
+        let full = MaterializeConfig {
+            full_refresh: true,
+            ..config()
+        };
+        assert!(matches!(
+            plan(&table, "h1", &full),
+            Decision::Recreate { .. }
+        ));
+    }
+
+    #[test]
+    fn a_missing_stored_hash_recreates() {
+        let Target::StreamTable(mut legacy) = existing() else {
+            unreachable!()
+        };
+        legacy.query_hash = None;
+        assert!(matches!(
+            plan(&Target::StreamTable(legacy), "h1", &config()),
+            Decision::Recreate { .. }
+        ));
+    }
+}

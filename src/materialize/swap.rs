@@ -1,0 +1,250 @@
+//! Recreating a stream table for materialize() without readers ever seeing an empty or
+//! missing table: redefine in place when the output columns are unchanged, otherwise build the
+//! new table beside the old one and swap it in, carrying grants and comments over.
+
+use crate::catalog::{self, display_name, NewStreamTable, StreamTable};
+use crate::engine::{self, Definition};
+use crate::error::StreamError;
+use crate::normalize;
+use crate::query::{self, AnalyzedQuery, PROBE_VIEW};
+use crate::refresh::{self, FailureRecording};
+use crate::resolve;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_qualified_identifier};
+
+/// What currently holds the name being recreated.
+pub enum Previous<'a> {
+    StreamTable(&'a StreamTable),
+    /// A relation that is not a stream table: its oid and relkind.
+    Relation {
+        relid: pg_sys::Oid,
+        relkind: String,
+    },
+}
+
+/// How a recreate went.
+pub struct Recreated {
+    pub table: StreamTable,
+    pub in_place: bool,
+    /// Objects that depended on the old table and were dropped with it.
+    pub dropped_dependents: Vec<String>,
+}
+
+/// `name type` of every data column of `relation` (a regclass text), in column order.
+fn column_signature(relation: &str) -> Vec<String> {
+    Spi::get_one_with_args::<Vec<String>>(
+        "SELECT COALESCE(array_agg(quote_ident(attname) || ' ' || \
+                pg_catalog.format_type(atttypid, atttypmod) ORDER BY attnum), '{}') \
+         FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 \
+         AND NOT attisdropped AND attname <> '__pgs_row_id'",
+        &[relation.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// Recreates `schema.name` from `definition`; `previous` is what holds the name now.
+pub fn recreate(
+    schema: &str,
+    name: &str,
+    previous: Previous,
+    definition: &Definition,
+) -> Recreated {
+    let shown = display_name(schema, name);
+    let analyzed = query::analyze(&shown, definition.query);
+    if let Previous::StreamTable(old) = previous {
+        if column_signature(PROBE_VIEW) == column_signature(&old.qualified()) {
+            query::drop_probe();
+            return redefine_in_place(old, &analyzed, definition);
+        }
+    }
+    build_beside_and_swap(schema, name, previous, &analyzed, definition)
+}
+
+/// Same columns: keep the table (its grants, comments, indexes and dependent views) and
+/// apply the difference to the new query's result.
+fn redefine_in_place(
+    old: &StreamTable,
+    analyzed: &AnalyzedQuery,
+    definition: &Definition,
+) -> Recreated {
+    resolve::require_owner(old);
+    refresh::lock_stream_table(old);
+    let hash = normalize::query_hash(&analyzed.statement);
+    catalog::redefine(
+        old.id,
+        &NewStreamTable {
+            relid: old.relid,
+            schema: &old.schema,
+            name: &old.name,
+            defining_query: &analyzed.statement,
+            query_hash: &hash,
+            schedule: definition.schedule,
+            refresh_mode: definition.refresh_mode.as_str(),
+            status: definition
+                .status
+                .map(|s| s.as_str())
+                .unwrap_or(old.status.as_str()),
+        },
+        &analyzed.sources,
+    );
+    let table = catalog::find_by_id(old.id).expect("the redefined stream table exists");
+    refresh::refresh_now(&table, FailureRecording::None);
+    Recreated {
+        table,
+        in_place: true,
+        dropped_dependents: Vec::new(),
+    }
+}
+
+/// New columns: create the new stream table under a temporary name, copy grants and comments,
+/// drop the old relation and rename the new one into place, all in this transaction.
+fn build_beside_and_swap(
+    schema: &str,
+    name: &str,
+    previous: Previous,
+    analyzed: &AnalyzedQuery,
+    definition: &Definition,
+) -> Recreated {
+    let old_relid = match &previous {
+        Previous::StreamTable(old) => old.relid,
+        Previous::Relation { relid, .. } => *relid,
+    };
+    let temporary = format!("__pgs_swap_{}", old_relid.to_u32());
+    if resolve::relation_oid(schema, &temporary).is_some() {
+        StreamError::AlreadyExists {
+            name: display_name(schema, &temporary),
+        }
+        .raise();
+    }
+    let new = engine::create_from_probe(schema, &temporary, analyzed, definition, true);
+    copy_grants_and_comments(old_relid, new.relid);
+    let dependents = dependents_of(old_relid);
+    match previous {
+        Previous::StreamTable(old) => engine::drop(old, !dependents.is_empty()),
+        Previous::Relation { relkind, .. } => {
+            let kind = match relkind.as_str() {
+                "r" | "p" => "TABLE",
+                "v" => "VIEW",
+                "m" => "MATERIALIZED VIEW",
+                "f" => "FOREIGN TABLE",
+                other => StreamError::InvalidParameter {
+                    message: format!(
+                        "relation {} cannot be replaced by a stream table (relkind {other})",
+                        display_name(schema, name)
+                    ),
+                    hint: "Drop it yourself, or choose another name.".into(),
+                }
+                .raise(),
+            };
+            Spi::run(&format!(
+                "DROP {kind} {} CASCADE",
+                quote_qualified_identifier(schema, name)
+            ))
+            .unwrap_or_else(|e| panic!("dropping the old relation failed: {e}"));
+        }
+    }
+    if !dependents.is_empty() {
+        warning!(
+            "pg_stream_dbt: recreating {} dropped objects that depended on the old table: {}",
+            display_name(schema, name),
+            dependents.join(", ")
+        );
+    }
+    Spi::run(&format!(
+        "ALTER TABLE {} RENAME TO {}",
+        new.qualified(),
+        quote_identifier(name)
+    ))
+    .unwrap_or_else(|e| panic!("renaming the new stream table failed: {e}"));
+    rename_row_id_index(schema, name);
+    catalog::rename(new.id, schema, name);
+    Recreated {
+        table: catalog::find_by_id(new.id).expect("the new stream table exists"),
+        in_place: false,
+        dropped_dependents: dependents,
+    }
+}
+
+/// Re-grants on `new` what was granted on `old` (beyond its owner), and copies the table
+/// comment and the comments of columns that kept their name.
+fn copy_grants_and_comments(old: pg_sys::Oid, new: pg_sys::Oid) {
+    const STATEMENTS_SQL: &str = "\
+        SELECT format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $2::regclass, \
+                      CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
+                      CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
+        FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) a \
+        WHERE c.oid = $1 AND a.grantee <> c.relowner \
+        UNION ALL \
+        SELECT format('COMMENT ON TABLE %s IS %L', $2::regclass, d) \
+        FROM pg_catalog.obj_description($1, 'pg_class') d WHERE d IS NOT NULL \
+        UNION ALL \
+        SELECT format('COMMENT ON COLUMN %s.%I IS %L', $2::regclass, o.attname, \
+                      pg_catalog.col_description($1, o.attnum)) \
+        FROM pg_catalog.pg_attribute o JOIN pg_catalog.pg_attribute n \
+             ON n.attrelid = $2 AND n.attname = o.attname AND n.attnum > 0 AND NOT n.attisdropped \
+        WHERE o.attrelid = $1 AND o.attnum > 0 AND NOT o.attisdropped \
+          AND pg_catalog.col_description($1, o.attnum) IS NOT NULL";
+    let statements: Vec<String> = Spi::connect_mut(|client| {
+        client
+            .update(STATEMENTS_SQL, None, &[old.into(), new.into()])
+            .map(|rows| {
+                rows.filter_map(|r| r.get::<String>(1).ok().flatten())
+                    .collect()
+            })
+    })
+    .unwrap_or_else(|e| panic!("reading grants and comments failed: {e}"));
+    for statement in statements {
+        Spi::run(&statement).unwrap_or_else(|e| panic!("copying {statement} failed: {e}"));
+    }
+}
+
+/// Objects (views, mostly) that depend on relation `relid` and would go with it.
+fn dependents_of(relid: pg_sys::Oid) -> Vec<String> {
+    Spi::get_one_with_args::<Vec<String>>(
+        "SELECT COALESCE(array_agg(DISTINCT COALESCE( \
+                (SELECT 'view ' || r.ev_class::regclass::text FROM pg_catalog.pg_rewrite r \
+                 WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = d.objid \
+                   AND r.ev_class <> $1), \
+                pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid))), '{}') \
+         FROM pg_catalog.pg_depend d \
+         WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = $1 AND d.deptype = 'n' \
+           AND NOT (d.classid = 'pg_catalog.pg_rewrite'::regclass \
+                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid AND r.ev_class = $1))",
+        &[relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// Gives the swapped-in table's `__pgs_row_id` index the name the table's own creation would.
+fn rename_row_id_index(schema: &str, name: &str) {
+    const SUFFIX: &str = "___pgs_row_id_idx";
+    let mut cut = name
+        .len()
+        .min(crate::names::MAX_IDENTIFIER_BYTES - SUFFIX.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let wanted = format!("{}{SUFFIX}", &name[..cut]);
+    if resolve::relation_oid(schema, &wanted).is_some() {
+        return;
+    }
+    let index = Spi::get_one_with_args::<String>(
+        "SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i \
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+         WHERE i.indrelid = $1::regclass AND a.attname = '__pgs_row_id' AND i.indisunique LIMIT 1",
+        &[quote_qualified_identifier(schema, name).as_str().into()],
+    )
+    .ok()
+    .flatten();
+    if let Some(index) = index {
+        Spi::run(&format!(
+            "ALTER INDEX {index} RENAME TO {}",
+            quote_identifier(&wanted)
+        ))
+        .unwrap_or_else(|e| panic!("renaming the row id index failed: {e}"));
+    }
+}
