@@ -81,9 +81,9 @@ pub fn canonical_tokens(sql: &str) -> Vec<String> {
             let start = i;
             i += 1;
             while i < n {
-                if backslash_escapes && chars[i] == '\\' {
-                    i += 2;
-                } else if chars[i] == '\'' && chars.get(i + 1) == Some(&'\'') {
+                let escaped_by_backslash = backslash_escapes && chars[i] == '\\';
+                let doubled_quote = chars[i] == '\'' && chars.get(i + 1) == Some(&'\'');
+                if escaped_by_backslash || doubled_quote {
                     i += 2;
                 } else if chars[i] == '\'' {
                     i += 1;
