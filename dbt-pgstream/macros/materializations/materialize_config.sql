@@ -1,0 +1,32 @@
+{#- pgstream_materialize_config: the model's config as the jsonb object materialize() takes. -#}
+{#
+  pgstream_materialize_config()
+
+  Builds the config object for pgstream_dbt.materialize() from the current model's
+  config (call it inside a materialization): schedule (default '1m'), refresh_mode
+  (default 'DIFFERENTIAL'), initialize (default true), full_refresh (dbt's
+  should_full_refresh(): `--full-refresh` or the model's `full_refresh` config),
+  on_configuration_change (default 'apply'), status (default: keep). The database
+  validates every value and names the key of a bad one.
+#}
+{% macro pgstream_materialize_config() -%}
+  {{ return(adapter.dispatch('pgstream_materialize_config', 'dbt_pgstream')()) }}
+{%- endmacro %}
+
+{% macro default__pgstream_materialize_config() -%}
+  {%- set on_change = config.get('on_configuration_change') -%}
+  {%- set status = config.get('status') -%}
+  {%- set initialize = config.get('initialize') -%}
+  {{ return({
+      'schedule': config.get('schedule') or '1m',
+      'refresh_mode': config.get('refresh_mode') or 'DIFFERENTIAL',
+      'initialize': true if initialize is none else initialize,
+      'full_refresh': (should_full_refresh() or false),
+      'on_configuration_change': ((on_change | string) if on_change is not none else 'apply'),
+      'status': ((status | string) if status is not none else none),
+  }) }}
+{%- endmacro %}
+
+{% macro postgres__pgstream_materialize_config() -%}
+  {{ return(dbt_pgstream.default__pgstream_materialize_config()) }}
+{%- endmacro %}
