@@ -48,8 +48,7 @@
       status => {{ dbt_pgstream.pgstream_sql_literal(changes.get('status')) }}
     )
   {%- endset -%}
-  {%- do run_query(alter_sql) -%}
-  {%- do adapter.commit() -%}
+  {%- do dbt_pgstream.pgstream_run_committed(alter_sql, 'alter_stream_table') -%}
   {{ log("pg_stream: altered " ~ dbt_pgstream.pgstream_display_name(name) ~ " (" ~ changes.keys() | sort | join(', ') ~ ")", info=true) }}
   {{ return(true) }}
 {%- endmacro %}

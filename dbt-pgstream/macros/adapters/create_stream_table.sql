@@ -33,8 +33,7 @@
         {{ 'true' if initialize else 'false' }}
       )
     {%- endset -%}
-    {%- do run_query(create_sql) -%}
-    {%- do adapter.commit() -%}
+    {%- do dbt_pgstream.pgstream_run_committed(create_sql, 'create_stream_table') -%}
     {{ log("pg_stream: created " ~ dbt_pgstream.pgstream_display_name(name), info=true) }}
   {%- endif -%}
 {%- endmacro %}

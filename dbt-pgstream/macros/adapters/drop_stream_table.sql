@@ -26,8 +26,7 @@
   {%- if if_exists and not dbt_pgstream.pgstream_stream_table_exists(name) -%}
     {{ return(false) }}
   {%- endif -%}
-  {%- do run_query("select pgstream.drop_stream_table(" ~ dbt_pgstream.pgstream_sql_literal(qualified) ~ ")") -%}
-  {%- do adapter.commit() -%}
+  {%- do dbt_pgstream.pgstream_run_committed("select pgstream.drop_stream_table(" ~ dbt_pgstream.pgstream_sql_literal(qualified) ~ ")", 'drop_stream_table') -%}
   {{ log("pg_stream: dropped " ~ dbt_pgstream.pgstream_display_name(name), info=true) }}
   {{ return(true) }}
 {%- endmacro %}

@@ -19,8 +19,7 @@
 {% macro postgres__pgstream_refresh_stream_table(name) -%}
   {%- if execute -%}
     {%- set qualified = dbt_pgstream.pgstream_qualified_name(name) -%}
-    {%- do run_query("select pgstream.refresh_stream_table(" ~ dbt_pgstream.pgstream_sql_literal(qualified) ~ ")") -%}
-    {%- do adapter.commit() -%}
+    {%- do dbt_pgstream.pgstream_run_committed("select pgstream.refresh_stream_table(" ~ dbt_pgstream.pgstream_sql_literal(qualified) ~ ")", 'refresh_stream_table') -%}
     {{ log("pg_stream: refreshed " ~ dbt_pgstream.pgstream_display_name(name), info=true) }}
   {%- endif -%}
 {%- endmacro %}

@@ -1,0 +1,346 @@
+"""The dbt-pgstream integration flow: real dbt (in process: dbtRunner with dbt's log capture, as run_dbt_and_capture)
+driving a copy of this project against a real, fresh PostgreSQL database with pg_stream_dbt.
+
+The tests run in file order and build on each other (one project, one database):
+create -> unchanged -> reformatted (unchanged) -> logic change (recreated) -> schedule (altered)
+-> --full-refresh (recreated) -> on_configuration_change continue/fail -> refresh operations
+-> dbt test -> source freshness pass/warn/error -> drop operations.
+
+Needs: PGHOST/PGPORT/PGUSER[/PGPASSWORD] and PGDATABASE naming a fresh database with
+`CREATE EXTENSION pg_stream_dbt` done and a role pgstream_it_reader; DBT_PGSTREAM_SCHEMA (default
+pgstream_it). scripts/dbt_integration.sh sets all that up.
+"""
+
+import os
+import re
+import shutil
+from io import StringIO
+from pathlib import Path
+
+import psycopg2
+import pytest
+from dbt.cli.main import dbtRunner
+from dbt_common.events.functions import capture_stdout_logs, stop_capture_stdout_logs
+
+HERE = Path(__file__).resolve().parent
+PACKAGE_DIR = HERE.parent
+SCHEMA = os.environ.get("DBT_PGSTREAM_SCHEMA", "pgstream_it")
+REPORTING = SCHEMA + "_reporting"
+READER_ROLE = "pgstream_it_reader"
+LOG_LINE = re.compile(r"pg_stream: (created|unchanged|altered|recreated) (\S+) \((.*)\)")
+
+# Every stream table the project makes, with its expected schedule.
+STREAM_TABLES = {
+    (SCHEMA, "order_totals"): "10m",
+    (SCHEMA, "big_customers"): "15m",  # the project-level +schedule default
+    (SCHEMA, "customer_order_counts"): "30m",  # stream_table_name override of customer_counts
+    (REPORTING, "daily_revenue"): "1h",  # stream_table_schema override
+    (SCHEMA, "quoted_literals"): "@hourly",
+    (SCHEMA, "customer_activity"): "20m",
+}
+TOTALS_SQL = f"""select customer_id, sum(amount) as total_amount, count(*) as order_count
+                 from {SCHEMA}.raw_orders group by customer_id order by customer_id"""
+
+
+class Project:
+    """A copy of the integration project in a temp dir, with helpers to run dbt and query the database."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.conn = psycopg2.connect("")  # PG* environment variables
+        self.conn.autocommit = True
+        self.relids = {}
+
+    def dbt(self, *args, expect_pass=True):
+        """Runs dbt in process (as dbt's run_dbt_and_capture does); returns (results, captured log text)."""
+        argv = list(args) + ["--project-dir", str(self.root), "--profiles-dir", str(self.root), "--no-use-colors"]
+        buffer = StringIO()
+        capture_stdout_logs(buffer)
+        try:
+            res = dbtRunner().invoke(argv)
+        finally:
+            stop_capture_stdout_logs()
+        log = buffer.getvalue()
+        if res.exception is not None:
+            raise AssertionError(f"dbt {' '.join(args)} raised {res.exception!r}; log:\n{log}")
+        assert res.success == expect_pass, (
+            f"dbt {' '.join(args)}: success={res.success}, expected {expect_pass}; log:\n{log}")
+        return res.result, log
+
+    def actions(self, log):
+        """The materialization's log lines as {qualified name: (action, reason)}."""
+        return {m.group(2): (m.group(1), m.group(3)) for m in LOG_LINE.finditer(log)}
+
+    def sql(self, query, *params):
+        with self.conn.cursor() as cur:
+            cur.execute(query, params or None)
+            return cur.fetchall() if cur.description else None
+
+    def catalog(self):
+        rows = self.sql(
+            "select pgs_schema, pgs_name, schedule, refresh_mode, status, pgs_relid::bigint, pgs_query_hash "
+            "from pgstream.pgs_stream_tables"
+        )
+        return {(r[0], r[1]): r[2:] for r in rows}
+
+    def model_path(self, name):
+        return self.root / "models" / "marts" / f"{name}.sql"
+
+    def edit_model(self, name, old, new):
+        path = self.model_path(name)
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {path}"
+        path.write_text(text.replace(old, new))
+
+    def write_model(self, name, text):
+        self.model_path(name).write_text(text)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dbt_pgstream_it") / "project"
+    ignore = shutil.ignore_patterns("target", "dbt_packages", "logs", "requirements", "__pycache__", "*.py",
+                                    "package-lock.yml")
+    shutil.copytree(HERE, root, ignore=ignore)
+    (root / "packages.yml").write_text(f"packages:\n  - local: {PACKAGE_DIR}\n")
+    p = Project(root)
+    p.original = {path.stem: path.read_text() for path in (root / "models" / "marts").glob("*.sql")}
+    yield p
+    p.conn.close()
+
+
+def expect_actions(project, log, expected):
+    got = project.actions(log)
+    for name, action in expected.items():
+        assert name in got, f"no 'pg_stream: <action> {name}' log line in:\n{log}"
+        assert got[name][0] == action, f"{name}: expected {action}, got {got[name]}"
+    return got
+
+
+def test_deps_seed_run_creates_every_stream_table(project):
+    project.dbt("deps")
+    project.dbt("seed")
+    _, log = project.dbt("run")
+    expect_actions(project, log, {f"{s}.{n}": "created" for (s, n) in STREAM_TABLES})
+    catalog = project.catalog()
+    assert set(catalog) == set(STREAM_TABLES), catalog
+    for key, schedule in STREAM_TABLES.items():
+        assert catalog[key][0] == schedule and catalog[key][1] == "FULL", (key, catalog[key])
+        project.relids[key] = catalog[key][3]
+    # The name override made no relation under the model's own name.
+    assert project.sql("select to_regclass(%s)", f"{SCHEMA}.customer_counts") == [(None,)]
+    assert project.sql(f"select customer_id, total_amount, order_count from {SCHEMA}.order_totals "
+                       "order by customer_id") == project.sql(TOTALS_SQL)
+    assert project.sql(f"select customer_id from {SCHEMA}.big_customers order by 1") == [(100,), (101,), (102,)]
+    assert "[CREATED" in log
+
+
+def test_rerun_is_unchanged(project):
+    _, log = project.dbt("run")
+    expect_actions(project, log, {f"{s}.{n}": "unchanged" for (s, n) in STREAM_TABLES})
+    assert {k: v[3] for k, v in project.catalog().items()} == project.relids
+
+
+def test_quotes_dollar_quotes_backslashes_and_percents_arrive_intact(project):
+    row = project.sql(f"select single_quotes, dollar_quotes, backslashes, percents from {SCHEMA}.quoted_literals")
+    assert row == [("it's \"quoted\"", "dollar $tag$ 'text'", "back\\slash \\n \\\\", "100% of %s")]
+
+
+def test_grants_indexes_docs_and_hooks(project):
+    rel = f"{SCHEMA}.customer_activity"
+    assert project.sql("select has_table_privilege(%s, %s, 'SELECT')", READER_ROLE, rel) == [(True,)]
+    indexes = project.sql("select indexdef from pg_indexes where schemaname = %s and tablename = %s "
+                          "and indexname like 'pgs_idx_%%' order by indexdef", SCHEMA, "customer_activity")
+    assert len(indexes) == 2, indexes  # two runs, still one index per config entry
+    assert any("UNIQUE" in d and "(customer_id)" in d for (d,) in indexes), indexes
+    assert any("(last_order_at)" in d for (d,) in indexes), indexes
+    assert project.sql("select obj_description(%s::regclass), col_description(%s::regclass, 1)", rel, rel) == [
+        ("Last order per customer; it's granted, indexed and documented", "Customer identifier (unique index)")]
+    hooks = project.sql(f"select hook, count(*) from {SCHEMA}.hook_log group by hook order by hook")
+    assert hooks == [("post inside", 2), ("post outside", 2)], hooks
+
+
+def test_whitespace_and_comment_change_is_unchanged(project):
+    before = project.catalog()[(SCHEMA, "order_totals")]
+    project.edit_model("order_totals", "SELECT\n    customer_id,",
+                       "select   -- reformatted: comments and white space only\n\n\tcustomer_id ,  /* block */")
+    project.edit_model("order_totals", "GROUP BY customer_id", "group   by\n customer_id")
+    _, log = project.dbt("run", "-s", "order_totals")
+    expect_actions(project, log, {f"{SCHEMA}.order_totals": "unchanged"})
+    after = project.catalog()[(SCHEMA, "order_totals")]
+    assert after == before
+
+
+def test_logic_change_is_recreated_with_correct_rows(project):
+    project.write_model("order_totals", project.original["order_totals"])
+    project.edit_model("order_totals", "GROUP BY customer_id", "WHERE amount > 20\nGROUP BY customer_id")
+    _, log = project.dbt("run", "-s", "order_totals")
+    got = expect_actions(project, log, {f"{SCHEMA}.order_totals": "recreated"})
+    assert got[f"{SCHEMA}.order_totals"][1] == "query changed"
+    assert project.sql(f"select customer_id, total_amount, order_count from {SCHEMA}.order_totals "
+                       "order by customer_id") == project.sql(
+        f"select customer_id, sum(amount), count(*) from {SCHEMA}.raw_orders where amount > 20 "
+        "group by customer_id order by customer_id")
+
+
+def test_shape_change_is_recreated_and_back(project):
+    project.write_model("order_totals", project.original["order_totals"])
+    project.edit_model("order_totals", "COUNT(*) AS order_count", "COUNT(*) AS order_count,\n    MAX(amount) AS max_amount")
+    _, log = project.dbt("run", "-s", "order_totals")
+    expect_actions(project, log, {f"{SCHEMA}.order_totals": "recreated"})
+    assert project.sql(f"select customer_id, max_amount from {SCHEMA}.order_totals order by 1") == project.sql(
+        f"select customer_id, max(amount) from {SCHEMA}.raw_orders group by 1 order by 1")
+    project.write_model("order_totals", project.original["order_totals"])
+    _, log = project.dbt("run", "-s", "order_totals")
+    expect_actions(project, log, {f"{SCHEMA}.order_totals": "recreated"})
+    assert project.sql(f"select customer_id, total_amount, order_count from {SCHEMA}.order_totals "
+                       "order by customer_id") == project.sql(TOTALS_SQL)
+
+
+def test_schedule_change_is_altered(project):
+    relid = project.catalog()[(SCHEMA, "order_totals")][3]
+    project.edit_model("order_totals", "schedule='10m'", "schedule='25m'")
+    _, log = project.dbt("run", "-s", "order_totals")
+    got = expect_actions(project, log, {f"{SCHEMA}.order_totals": "altered"})
+    assert "schedule" in got[f"{SCHEMA}.order_totals"][1]
+    entry = project.catalog()[(SCHEMA, "order_totals")]
+    assert entry[0] == "25m" and entry[3] == relid, entry
+
+
+def test_full_refresh_is_recreated(project):
+    _, log = project.dbt("run", "-s", "order_totals", "--full-refresh")
+    got = expect_actions(project, log, {f"{SCHEMA}.order_totals": "recreated"})
+    assert "full refresh" in got[f"{SCHEMA}.order_totals"][1]
+    assert project.catalog()[(SCHEMA, "order_totals")][0] == "25m"
+
+
+def test_on_configuration_change_continue_warns_and_changes_nothing(project):
+    project.edit_model("order_totals", "schedule='25m'", "schedule='40m', on_configuration_change='continue'")
+    _, log = project.dbt("run", "-s", "order_totals")
+    expect_actions(project, log, {f"{SCHEMA}.order_totals": "unchanged"})
+    assert re.search(r"pg_stream: .*not applied because on_configuration_change is 'continue'.*25m -> 40m", log), log
+    assert project.catalog()[(SCHEMA, "order_totals")][0] == "25m"
+
+
+def test_on_configuration_change_fail_fails_the_model(project):
+    project.edit_model("order_totals", "on_configuration_change='continue'", "on_configuration_change='fail'")
+    results, log = project.dbt("run", "-s", "order_totals", expect_pass=False)
+    assert [r.status for r in results] == ["error"], results
+    assert "schedule" in log and "25m" in log and "40m" in log, log
+    assert project.catalog()[(SCHEMA, "order_totals")][0] == "25m"
+    project.write_model("order_totals", project.original["order_totals"])
+    _, log = project.dbt("run", "-s", "order_totals")
+    expect_actions(project, log, {f"{SCHEMA}.order_totals": "altered"})
+    assert project.catalog()[(SCHEMA, "order_totals")][0] == "10m"
+
+
+def test_refresh_operation_resolves_models_and_names(project):
+    project.sql(f"insert into {SCHEMA}.raw_orders values (11, 104, 150.00, '2026-01-19 10:00'), "
+                "(12, 100, 1.00, '2026-01-19 11:00')")
+    assert project.sql(f"select count(*) from {SCHEMA}.order_totals where customer_id = 104") == [(0,)]
+    _, log = project.dbt("run-operation", "refresh", "--args", "{model_name: order_totals}")
+    assert f"pg_stream: refreshed {SCHEMA}.order_totals" in log, log
+    assert project.sql(f"select customer_id, total_amount, order_count from {SCHEMA}.order_totals "
+                       "order by customer_id") == project.sql(TOTALS_SQL)
+    # The name override is found through the graph: model customer_counts -> customer_order_counts.
+    _, log = project.dbt("run-operation", "refresh", "--args", "{model_name: customer_counts}")
+    assert f"pg_stream: refreshed {SCHEMA}.customer_order_counts" in log, log
+    assert project.sql(f"select orders from {SCHEMA}.customer_order_counts where customer_id = 104") == [(1,)]
+    # A stream table name that is no model: schema-qualified.
+    _, log = project.dbt("run-operation", "refresh", "--args", f"{{model_name: {REPORTING}.daily_revenue}}")
+    assert f"pg_stream: refreshed {REPORTING}.daily_revenue" in log, log
+
+
+def test_refresh_all_goes_in_dependency_order(project):
+    # big_customers reads order_totals: new rows reach it only if order_totals refreshes first
+    # (and alphabetically big_customers would come first).
+    project.sql(f"insert into {SCHEMA}.raw_orders values (13, 103, 200.00, '2026-01-20 09:00')")
+    _, log = project.dbt("run-operation", "refresh_all_stream_tables")
+    order = re.findall(r"pg_stream: refreshed (\S+)\n", log)
+    assert sorted(order) == sorted(f"{s}.{n}" for (s, n) in STREAM_TABLES), order
+    assert order.index(f"{SCHEMA}.order_totals") < order.index(f"{SCHEMA}.big_customers"), order
+    assert project.sql(f"select customer_id from {SCHEMA}.big_customers order by 1") == [
+        (100,), (101,), (102,), (103,), (104,)]
+
+
+def test_dbt_test_passes_and_healthy_test_catches_a_plain_view(project):
+    results, _ = project.dbt("test")
+    statuses = {r.node.name: str(r.status) for r in results}
+    warned = [n for n, s in statuses.items() if s != "pass"]
+    assert len(warned) == 1 and "not_a_stream_table" in warned[0] and statuses[warned[0]] == "warn", statuses
+    assert any("assert_totals_correct" in n for n in statuses) and any("assert_no_errors" in n for n in statuses)
+    assert sum("stream_table_healthy" in n for n in statuses) == 7, statuses
+
+
+def test_wrapper_macros(project):
+    _, log = project.dbt("run-operation", "assert_wrappers")
+    assert "assert_wrappers: all wrapper checks passed" in log, log
+
+
+def _freshness(project, expect_pass=True):
+    results, log = project.dbt("source", "freshness", expect_pass=expect_pass)
+    results = getattr(results, "results", results)
+    assert len(results) == 1, results
+    return str(results[0].status)
+
+
+def test_source_freshness_pass_warn_error_and_staleness(project):
+    # Suspended, so a running scheduler leaves the simulated age alone.
+    project.sql("select pgstream.alter_stream_table(%s, status => 'SUSPENDED')", f"{SCHEMA}.order_totals")
+    age = f"update pgstream.pgs_stream_tables set last_refresh_at = now() - %s::interval " \
+          f"where pgs_schema = '{SCHEMA}' and pgs_name = 'order_totals'"
+    try:
+        assert _freshness(project) == "pass"
+        project.sql(age, "30 minutes")
+        assert _freshness(project) == "warn"
+        project.sql(age, "2 hours")
+        assert _freshness(project, expect_pass=False) == "error"
+        # Two hours without a refresh on a 10m schedule: stale, so stream_table_healthy fails.
+        results, _ = project.dbt("test", "-s", "order_totals,test_name:stream_table_healthy", expect_pass=False)
+        assert [str(r.status) for r in results] == ["fail"], results
+        # customer_order_counts allows a day of staleness (max_staleness).
+        project.sql(age.replace("'order_totals'", "'customer_order_counts'"), "2 hours")
+        results, _ = project.dbt("test", "-s", "customer_counts,test_name:stream_table_healthy")
+        assert [str(r.status) for r in results] == ["pass"], results
+    finally:
+        project.sql("select pgstream.alter_stream_table(%s, status => 'ACTIVE')", f"{SCHEMA}.order_totals")
+    project.dbt("run-operation", "refresh", "--args", "{model_name: order_totals}")
+    assert _freshness(project) == "pass"
+
+
+def test_errors_make_healthy_and_no_errors_tests_fail(project):
+    project.sql(f"update pgstream.pgs_stream_tables set consecutive_errors = 2, last_error = 'simulated' "
+                f"where pgs_schema = '{SCHEMA}' and pgs_name = 'big_customers'")
+    try:
+        results, _ = project.dbt("test", "-s", "big_customers,test_name:stream_table_healthy", "assert_no_errors",
+                                 expect_pass=False)
+        assert sorted(str(r.status) for r in results) == ["fail", "fail"], results
+    finally:
+        project.sql(f"update pgstream.pgs_stream_tables set consecutive_errors = 0, last_error = null "
+                    f"where pgs_schema = '{SCHEMA}' and pgs_name = 'big_customers'")
+
+
+def test_drop_operations_leave_no_stream_table(project):
+    project.sql("select pgstream.create_stream_table(%s, %s, refresh_mode => 'FULL')",
+                f"{SCHEMA}.made_outside_dbt", f"select count(*) as n from {SCHEMA}.raw_orders")
+    _, log = project.dbt("run-operation", "drop_dbt_stream_tables")
+    assert "pg_stream: dropped 6 stream table(s) of this project" in log, log
+    assert set(project.catalog()) == {(SCHEMA, "made_outside_dbt")}
+    for schema, name in STREAM_TABLES:
+        assert project.sql("select to_regclass(%s)", f'"{schema}"."{name}"') == [(None,)]
+    _, log = project.dbt("run-operation", "drop_all_stream_tables")
+    assert "pg_stream: dropped 1 stream table(s)" in log, log
+    assert project.catalog() == {}
+
+
+def test_name_taken_by_a_view_needs_full_refresh(project):
+    project.sql(f"create view {SCHEMA}.order_totals as select 1 as customer_id")
+    results, log = project.dbt("run", "-s", "order_totals", expect_pass=False)
+    assert [r.status for r in results] == ["error"], results
+    assert "order_totals" in log and project.catalog() == {}
+    _, log = project.dbt("run", "-s", "order_totals", "--full-refresh")
+    got = project.actions(log)[f"{SCHEMA}.order_totals"]
+    assert got[0] in ("created", "recreated"), got
+    assert project.sql(f"select customer_id, total_amount, order_count from {SCHEMA}.order_totals "
+                       "order by customer_id") == project.sql(TOTALS_SQL)
+    assert set(project.catalog()) == {(SCHEMA, "order_totals")}
