@@ -36,5 +36,5 @@ for v in "${versions[@]}"; do
         exit 1
     fi
     echo "${want}" >"${stamp}"
-    say "dbt ${v}: $("${venv}/bin/dbt" --version 2>/dev/null | grep -E 'installed|postgres' | tr -s ' ' | tr '\n' ' ')"
+    say "dbt ${v}: $("${venv}/bin/python" -c 'import importlib.metadata as m; print("dbt-core", m.version("dbt-core"), "+ dbt-postgres", m.version("dbt-postgres"))')"
 done
