@@ -234,6 +234,43 @@ def test_on_configuration_change_fail_fails_the_model(project):
     assert project.catalog()[(SCHEMA, "order_totals")][0] == "10m"
 
 
+def test_bad_config_fails_the_model_naming_the_key(project):
+    project.edit_model("order_totals", "schedule='10m'", "schedule='every tuesday'")
+    results, log = project.dbt("run", "-s", "order_totals", expect_pass=False)
+    assert [r.status for r in results] == ["error"], results
+    assert "schedule" in log and "every tuesday" in log, log
+    project.write_model("order_totals", project.original["order_totals"])
+    assert project.catalog()[(SCHEMA, "order_totals")][0] == "10m"
+
+
+def test_status_config_suspends_and_resumes(project):
+    key = (SCHEMA, "customer_order_counts")
+    project.edit_model("customer_counts", "schedule='30m',", "schedule='30m', status='SUSPENDED',")
+    _, log = project.dbt("run", "-s", "customer_counts")
+    expect_actions(project, log, {f"{SCHEMA}.customer_order_counts": "altered"})
+    assert project.catalog()[key][2] == "SUSPENDED"
+    project.edit_model("customer_counts", "status='SUSPENDED'", "status='ACTIVE'")
+    _, log = project.dbt("run", "-s", "customer_counts")
+    expect_actions(project, log, {f"{SCHEMA}.customer_order_counts": "altered"})
+    assert project.catalog()[key][2] == "ACTIVE"
+    project.write_model("customer_counts", project.original["customer_counts"])
+
+
+def test_initialize_false_creates_an_empty_stream_table(project):
+    project.write_model("lazy_totals", "{{ config(materialized='stream_table', refresh_mode='FULL', "
+                        "schedule='1h', initialize=false) }}\n"
+                        "SELECT customer_id, COUNT(*) AS n FROM {{ ref('raw_orders') }} GROUP BY customer_id\n")
+    try:
+        _, log = project.dbt("run", "-s", "lazy_totals")
+        expect_actions(project, log, {f"{SCHEMA}.lazy_totals": "created"})
+        assert project.sql(f"select count(*) from {SCHEMA}.lazy_totals") == [(0,)]
+        project.dbt("run-operation", "refresh", "--args", "{model_name: lazy_totals}")
+        assert project.sql(f"select count(*) from {SCHEMA}.lazy_totals") == [(4,)]
+    finally:
+        project.model_path("lazy_totals").unlink()
+        project.sql("select pgstream.drop_stream_table(%s)", f"{SCHEMA}.lazy_totals")
+
+
 def test_refresh_operation_resolves_models_and_names(project):
     project.sql(f"insert into {SCHEMA}.raw_orders values (11, 104, 150.00, '2026-01-19 10:00'), "
                 "(12, 100, 1.00, '2026-01-19 11:00')")
