@@ -158,6 +158,12 @@ def test_grants_indexes_docs_and_hooks(project):
         ("Last order per customer; it's granted, indexed and documented", "Customer identifier (unique index)")]
     hooks = project.sql(f"select hook, count(*) from {SCHEMA}.hook_log group by hook order by hook")
     assert hooks == [("post inside", 2), ("post outside", 2)], hooks
+    # grants is the whole truth: a privilege granted by hand is revoked on the next run.
+    project.sql(f"grant insert on {rel} to {READER_ROLE}")
+    _, log = project.dbt("run", "-s", "customer_activity")
+    expect_actions(project, log, {rel: "unchanged"})
+    assert project.sql("select has_table_privilege(%s, %s, 'INSERT'), has_table_privilege(%s, %s, 'SELECT')",
+                       READER_ROLE, rel, READER_ROLE, rel) == [(False, True)]
 
 
 def test_whitespace_and_comment_change_is_unchanged(project):
@@ -346,6 +352,8 @@ def test_source_freshness_pass_warn_error_and_staleness(project):
 
 
 def test_errors_make_healthy_and_no_errors_tests_fail(project):
+    # Suspended, so a running scheduler does not refresh it (which would clear the simulated errors).
+    project.sql("select pgstream.alter_stream_table(%s, status => 'SUSPENDED')", f"{SCHEMA}.big_customers")
     project.sql(f"update pgstream.pgs_stream_tables set consecutive_errors = 2, last_error = 'simulated' "
                 f"where pgs_schema = '{SCHEMA}' and pgs_name = 'big_customers'")
     try:
@@ -355,6 +363,7 @@ def test_errors_make_healthy_and_no_errors_tests_fail(project):
     finally:
         project.sql(f"update pgstream.pgs_stream_tables set consecutive_errors = 0, last_error = null "
                     f"where pgs_schema = '{SCHEMA}' and pgs_name = 'big_customers'")
+        project.sql("select pgstream.alter_stream_table(%s, status => 'ACTIVE')", f"{SCHEMA}.big_customers")
 
 
 def test_drop_operations_leave_no_stream_table(project):
