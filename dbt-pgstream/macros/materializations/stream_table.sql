@@ -18,8 +18,7 @@
 
   {%- set st_schema = config.get('stream_table_schema') or this.schema -%}
   {%- set st_name = config.get('stream_table_name') or this.identifier -%}
-  {%- set target_relation = api.Relation.create(database=this.database, schema=st_schema,
-                                                identifier=st_name, type='table') -%}
+  {%- set target_relation = this.incorporate(path={'schema': st_schema, 'identifier': st_name}, type='table') -%}
   {%- set existing_relation = load_cached_relation(target_relation) -%}
   {%- set grant_config = config.get('grants') -%}
   {%- set st_config = dbt_pgstream.pgstream_materialize_config() -%}

@@ -7,7 +7,8 @@
   `""` inside quotes is one `"`), unquoted parts fold to lower case. An unqualified
   name is in `default_schema`, which defaults to the target schema (not search_path:
   dbt puts models in the target schema). A three-part name must name the target
-  database. A dbt Relation (e.g. from ref()) is taken as it is.
+  database. A dbt Relation (e.g. from ref()) is taken as it is, except that a part its
+  quote policy leaves unquoted folds to lower case (as dbt's unquoted SQL would).
 
   Returns: {"schema": str, "identifier": str}
 
@@ -18,7 +19,13 @@
 {% macro pgstream_parse_name(name, default_schema=none) -%}
   {%- set default_schema = default_schema or target.schema -%}
   {%- if name is not string and name.identifier is defined -%}
-    {{ return({'schema': name.schema or default_schema, 'identifier': name.identifier}) }}
+    {#- A Relation: parts dbt would not quote (quoting config false) fold to lower case, as PostgreSQL folds them. -#}
+    {%- set policy = name.quote_policy -%}
+    {%- set schema = name.schema or default_schema -%}
+    {%- set identifier = name.identifier -%}
+    {%- if policy is defined and policy.schema is sameas false -%}{%- set schema = schema | lower -%}{%- endif -%}
+    {%- if policy is defined and policy.identifier is sameas false -%}{%- set identifier = identifier | lower -%}{%- endif -%}
+    {{ return({'schema': schema, 'identifier': identifier}) }}
   {%- endif -%}
   {%- if name is none or (name | string | trim) == '' -%}
     {{ exceptions.raise_compiler_error("dbt_pgstream: a stream table name is required, got '" ~ name ~ "'") }}
