@@ -17,6 +17,8 @@ shared_preload_libraries = 'pg_stream_dbt'
 max_worker_processes = 16
 log_min_messages = info
 fsync = off
+pgstream.min_schedule_seconds = 1
+pgstream.scheduler_interval_ms = 200
 CONF
     # A Rust backtrace setting in this shell would put backtraces into every error's DETAIL.
     as_postgres env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "${PG_BIN}/pg_ctl" -D "${CLUSTER_DIR}/data" -l "${CLUSTER_DIR}/server.log" -w start >/dev/null

@@ -12,6 +12,7 @@ CREATE TABLE pgstream.pgs_stream_tables (
     pgs_name                 text NOT NULL,
     defining_query           text NOT NULL,
     pgs_query_hash           text,
+    search_path              text NOT NULL DEFAULT '',
     schedule                 text NOT NULL,
     refresh_mode             text NOT NULL
         CHECK (refresh_mode IN ('FULL', 'DIFFERENTIAL', 'AUTO')),

@@ -28,7 +28,12 @@ SELECT s.pgs_id,
        s.last_rows_deleted,
        s.consecutive_errors,
        s.last_error,
-       s.last_error_at
+       s.last_error_at,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+               WHERE a.backend_type = 'pg_stream_dbt scheduler'
+                 AND a.datid = (SELECT oid FROM pg_catalog.pg_database
+                                WHERE datname = pg_catalog.current_database()))
+                                                              AS scheduler_running
 FROM pgstream.pgs_stream_tables s;
 COMMENT ON VIEW pgstream.pg_stat_stream_tables IS
     'pg_stream_dbt: freshness and refresh statistics per stream table';
@@ -87,3 +92,6 @@ CREATE EVENT TRIGGER pgstream_catalog_on_sql_drop ON sql_drop
 CREATE EVENT TRIGGER pgstream_catalog_on_rename ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
     EXECUTE FUNCTION pgstream._catalog_on_rename();
+
+-- Tell the scheduler launcher (when preloaded) that this database now has the extension.
+SELECT pgstream.request_scheduler_rescan();

@@ -10,6 +10,8 @@ use pgrx::spi::SpiHeapTupleData;
 pub struct StreamTable {
     pub id: i64,
     pub query_hash: Option<String>,
+    /// The search_path the defining query is resolved with (captured at create).
+    pub search_path: String,
     pub relid: pg_sys::Oid,
     pub schema: String,
     pub name: String,
@@ -55,7 +57,7 @@ pub fn display_name(schema: &str, name: &str) -> String {
 
 const SELECT_STREAM_TABLE: &str =
     "SELECT pgs_id, pgs_relid, pgs_schema, pgs_name, defining_query, \
-     schedule, refresh_mode, status, pgs_query_hash FROM pgstream.pgs_stream_tables";
+     schedule, refresh_mode, status, pgs_query_hash, search_path FROM pgstream.pgs_stream_tables";
 
 /// Column `ordinal` of a catalog row; a type mismatch is a bug, not a NULL.
 fn column<T: pgrx::IntoDatum + pgrx::FromDatum>(
@@ -78,6 +80,7 @@ fn stream_table_from_row(row: &SpiHeapTupleData) -> StreamTable {
         refresh_mode: text(7),
         status: text(8),
         query_hash: column(row, 9),
+        search_path: text(10),
     }
 }
 
@@ -141,6 +144,7 @@ pub struct NewStreamTable<'a> {
     pub name: &'a str,
     pub defining_query: &'a str,
     pub query_hash: &'a str,
+    pub search_path: &'a str,
     pub schedule: &'a str,
     pub refresh_mode: &'a str,
     pub status: &'a str,
@@ -154,8 +158,8 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
                 .update(
                     "INSERT INTO pgstream.pgs_stream_tables \
                      (pgs_relid, pgs_schema, pgs_name, defining_query, pgs_query_hash, schedule, \
-                      refresh_mode, status) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING pgs_id",
+                      refresh_mode, status, search_path) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING pgs_id",
                     None,
                     &[
                         new.relid.into(),
@@ -166,6 +170,7 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
                         new.schedule.into(),
                         new.refresh_mode.into(),
                         new.status.into(),
+                        new.search_path.into(),
                     ],
                 )?
                 .first()
@@ -263,16 +268,27 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
     })
 }
 
-/// The statement that records a failed refresh; used in-transaction by the scheduler and by
-/// the error-recorder worker. Skips a row another transaction holds locked (returns no row).
-pub const RECORD_FAILURE_SQL: &str = "UPDATE pgstream.pgs_stream_tables s SET \
-     total_refreshes = s.total_refreshes + 1, \
-     failed_refreshes = s.failed_refreshes + 1, \
-     consecutive_errors = s.consecutive_errors + 1, \
-     last_error = $2, last_error_at = clock_timestamp() \
-     FROM (SELECT pgs_id FROM pgstream.pgs_stream_tables WHERE pgs_id = $1 \
-           FOR UPDATE SKIP LOCKED) locked \
-     WHERE s.pgs_id = locked.pgs_id RETURNING s.pgs_id";
+/// Records a failed refresh of stream table `id` from a transaction of its own (the
+/// scheduler's, or the error-recorder worker's); suspends the table once it has failed
+/// `max_consecutive_errors` times in a row. Returns whether this failure suspended it, or
+/// `None` when the row is locked by another transaction (the failing one) or gone.
+pub fn record_failure(id: i64, message: &str, max_consecutive_errors: i32) -> Option<bool> {
+    Spi::get_one_with_args::<bool>(
+        "UPDATE pgstream.pgs_stream_tables s SET \
+         total_refreshes = s.total_refreshes + 1, \
+         failed_refreshes = s.failed_refreshes + 1, \
+         consecutive_errors = s.consecutive_errors + 1, \
+         last_error = $2, last_error_at = clock_timestamp(), \
+         status = CASE WHEN s.consecutive_errors + 1 >= $3 THEN 'SUSPENDED' ELSE s.status END \
+         FROM (SELECT pgs_id, status AS old_status FROM pgstream.pgs_stream_tables \
+               WHERE pgs_id = $1 FOR UPDATE SKIP LOCKED) locked \
+         WHERE s.pgs_id = locked.pgs_id \
+         RETURNING s.status = 'SUSPENDED' AND locked.old_status <> 'SUSPENDED'",
+        &[id.into(), message.into(), max_consecutive_errors.into()],
+    )
+    .ok()
+    .flatten()
+}
 
 /// The relations a stream table reads, as recorded at create time.
 pub fn sources_of(id: i64) -> Vec<Source> {
@@ -302,8 +318,8 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
     as_catalog_owner(|| {
         run(
             "UPDATE pgstream.pgs_stream_tables SET defining_query = $2, pgs_query_hash = $3, \
-             schedule = $4, refresh_mode = $5, status = $6, altered_at = clock_timestamp() \
-             WHERE pgs_id = $1",
+             schedule = $4, refresh_mode = $5, status = $6, search_path = $7, \
+             altered_at = clock_timestamp() WHERE pgs_id = $1",
             &[
                 id.into(),
                 definition.defining_query.into(),
@@ -311,6 +327,7 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
                 definition.schedule.into(),
                 definition.refresh_mode.into(),
                 definition.status.into(),
+                definition.search_path.into(),
             ],
         );
         run(

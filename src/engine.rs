@@ -2,12 +2,15 @@
 //! alter, drop, with validation done by the callers' parsers.
 
 use crate::catalog::{self, display_name, NewStreamTable, StreamTable};
-use crate::error::StreamError;
+use crate::error::{OrRaise, StreamError};
+use crate::gucs;
 use crate::modes::{RefreshMode, Status};
 use crate::normalize;
 use crate::query;
 use crate::refresh::{self, FailureRecording};
 use crate::resolve;
+use crate::schedule::Schedule;
+use crate::scheduler;
 use pgrx::prelude::*;
 
 /// Refuses refresh modes this version cannot run yet, instead of silently using another.
@@ -18,6 +21,36 @@ pub fn require_available(mode: RefreshMode) {
         }
         .raise();
     }
+}
+
+/// The schemas of the current search_path, quoted, as a search_path value; stored with a
+/// stream table so its query means the same whoever refreshes it.
+pub fn current_search_path() -> String {
+    Spi::get_one::<String>(
+        "SELECT COALESCE(string_agg(pg_catalog.quote_ident(s), ', ' ORDER BY o), '') \
+         FROM unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, o)",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// Parses `text` as a schedule and refuses one shorter than pgstream.min_schedule_seconds.
+pub fn validate_schedule(text: &str) -> Schedule {
+    let schedule = Schedule::parse(text).or_raise();
+    let minimum = gucs::MIN_SCHEDULE_SECONDS.get().max(1) as u64;
+    if schedule.min_interval_seconds() < minimum {
+        StreamError::InvalidParameter {
+            message: format!(
+                "schedule \"{}\" is shorter than pgstream.min_schedule_seconds ({minimum} seconds)",
+                text.trim()
+            ),
+            hint: "Use a longer schedule, or lower pgstream.min_schedule_seconds (superuser)."
+                .into(),
+        }
+        .raise();
+    }
+    schedule
 }
 
 /// What a new stream table is made from.
@@ -64,6 +97,7 @@ pub fn create_from_probe(
 
     let relid = resolve::relation_oid(schema, name).expect("the table just created exists");
     let hash = normalize::query_hash(&analyzed.statement);
+    let search_path = current_search_path();
     let id = catalog::insert(
         &NewStreamTable {
             relid,
@@ -71,6 +105,7 @@ pub fn create_from_probe(
             name,
             defining_query: &analyzed.statement,
             query_hash: &hash,
+            search_path: &search_path,
             schedule: definition.schedule,
             refresh_mode: definition.refresh_mode.as_str(),
             status: definition.status.unwrap_or(Status::Active).as_str(),
@@ -78,6 +113,12 @@ pub fn create_from_probe(
         &analyzed.sources,
     );
     let created = catalog::find_by_id(id).expect("the catalog row just inserted exists");
+    if !scheduler::preloaded() {
+        notice!(
+            "pg_stream_dbt is not in shared_preload_libraries, so no scheduler runs: stream table {shown} \
+             refreshes only when pgstream.refresh_stream_table() is called"
+        );
+    }
     if initialize {
         refresh::refresh_now(&created, FailureRecording::None);
     }

@@ -37,6 +37,8 @@ pub enum StreamError {
     ConfigurationChangeRefused { name: String, changes: String },
     #[error("relation \"{name}\" already exists and is not a stream table (it is a {kind})")]
     NotAStreamTableToReplace { name: String, kind: String },
+    #[error("stream tables would read each other in a cycle: {cycle}")]
+    Cycle { cycle: String },
     #[error("must be owner of stream table \"{name}\"")]
     NotOwner { name: String },
     #[error("query for stream table \"{name}\" is not valid: {message}")]
@@ -66,6 +68,7 @@ impl StreamError {
             }
             StreamError::ReservedColumn { .. } => ERRCODE_INVALID_TABLE_DEFINITION,
             StreamError::NotOwner { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            StreamError::Cycle { .. } => ERRCODE_INVALID_OBJECT_DEFINITION,
             StreamError::ConfigurationChangeRefused { .. } => {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }

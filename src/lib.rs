@@ -4,6 +4,7 @@ pub mod api;
 pub mod catalog;
 pub mod engine;
 pub mod error;
+pub mod gucs;
 pub mod materialize;
 pub mod modes;
 pub mod names;
@@ -12,6 +13,7 @@ pub mod query;
 pub mod refresh;
 pub mod resolve;
 pub mod schedule;
+pub mod scheduler;
 
 pgrx::pg_module_magic!(name, version);
 
@@ -29,6 +31,15 @@ pgrx::extension_sql_file!(
     requires = [pgstream, pgstream_dbt]
 );
 pgrx::extension_sql_file!("../sql/monitoring.sql", name = "monitoring", finalize);
+
+/// Registers the settings; under shared_preload_libraries also the scheduler.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::register();
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        scheduler::register_at_preload();
+    }
+}
 
 #[cfg(test)]
 pub mod pg_test {

@@ -19,3 +19,10 @@ fn next_refresh_at(schedule: &str, after: TimestampWithTimeZone) -> Option<Times
 fn is_valid_schedule(schedule: &str) -> bool {
     Schedule::parse(schedule).is_ok()
 }
+
+/// Asks the scheduler launcher to look for databases that need a worker (run by CREATE
+/// EXTENSION); does nothing when the library is not preloaded.
+#[pg_extern(volatile, schema = "pgstream")]
+fn request_scheduler_rescan() {
+    crate::scheduler::request_rescan();
+}

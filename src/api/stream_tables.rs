@@ -6,7 +6,6 @@ use crate::error::OrRaise;
 use crate::modes::{RefreshMode, Status};
 use crate::refresh::{self, FailureRecording};
 use crate::resolve;
-use crate::schedule::Schedule;
 use pgrx::prelude::*;
 
 /// Creates stream table `name` defined by `query`, and populates it when `initialize`.
@@ -23,7 +22,7 @@ fn create_stream_table(
     let schedule = required(schedule, "schedule");
     let mode = RefreshMode::parse(required(refresh_mode, "refresh_mode")).or_raise();
     let initialize = required(initialize, "initialize");
-    Schedule::parse(schedule).or_raise();
+    engine::validate_schedule(schedule);
     engine::require_available(mode);
     let (schema, table) = resolve::creation_target(name);
     engine::create(
@@ -49,7 +48,7 @@ fn alter_stream_table(
 ) {
     let name = required(name, "name");
     if let Some(schedule) = schedule {
-        Schedule::parse(schedule).or_raise();
+        engine::validate_schedule(schedule);
     }
     let mode = refresh_mode.map(|m| RefreshMode::parse(m).or_raise());
     let status = status.map(|s| Status::parse(s).or_raise());

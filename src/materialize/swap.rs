@@ -71,7 +71,9 @@ fn redefine_in_place(
 ) -> Recreated {
     resolve::require_owner(old);
     refresh::lock_stream_table(old);
+    refuse_cycle(old, analyzed);
     let hash = normalize::query_hash(&analyzed.statement);
+    let search_path = engine::current_search_path();
     catalog::redefine(
         old.id,
         &NewStreamTable {
@@ -80,6 +82,7 @@ fn redefine_in_place(
             name: &old.name,
             defining_query: &analyzed.statement,
             query_hash: &hash,
+            search_path: &search_path,
             schedule: definition.schedule,
             refresh_mode: definition.refresh_mode.as_str(),
             status: definition
@@ -95,6 +98,43 @@ fn redefine_in_place(
         table,
         in_place: true,
         dropped_dependents: Vec::new(),
+    }
+}
+
+/// Refuses a redefinition of `table` that would make it read itself through other stream tables.
+fn refuse_cycle(table: &StreamTable, analyzed: &AnalyzedQuery) {
+    let edges: std::collections::BTreeMap<i64, Vec<i64>> = Spi::connect_mut(|client| {
+        client
+            .update(
+                "SELECT d.pgs_id, array_agg(u.pgs_id) FROM pgstream.pgs_dependencies d \
+                 JOIN pgstream.pgs_stream_tables u ON u.pgs_relid = d.source_relid GROUP BY d.pgs_id",
+                None,
+                &[],
+            )
+            .map(|rows| {
+                rows.filter_map(|r| Some((r.get::<i64>(1).ok()??, r.get::<Vec<i64>>(2).ok()??)))
+                    .collect()
+            })
+    })
+    .unwrap_or_else(|e| panic!("reading stream-table dependencies failed: {e}"));
+    let reads: Vec<i64> = analyzed
+        .sources
+        .iter()
+        .filter_map(|s| catalog::find_by_relid(s.relid).map(|t| t.id))
+        .collect();
+    if let Some(cycle) = crate::scheduler::plan::cycle_through(table.id, &reads, &edges) {
+        let names: Vec<String> = cycle
+            .iter()
+            .map(|id| {
+                catalog::find_by_id(*id)
+                    .map(|t| t.display_name())
+                    .unwrap_or_default()
+            })
+            .collect();
+        StreamError::Cycle {
+            cycle: names.join(" -> "),
+        }
+        .raise();
     }
 }
 

@@ -1,7 +1,8 @@
 //! Recording a failed refresh so the record survives the caller's transaction, which the
 //! error is about to abort: a short-lived background worker writes it in its own transaction.
 
-use crate::catalog::RECORD_FAILURE_SQL;
+use crate::catalog;
+use crate::gucs;
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
 };
@@ -90,13 +91,15 @@ pub extern "C-unwind" fn pgstream_refresh_error_recorder_main(_arg: pg_sys::Datu
         pg_sys::dsm_detach(segment);
         text
     };
-    let recorded = BackgroundWorker::transaction(|| {
-        Spi::get_one_with_args::<i64>(RECORD_FAILURE_SQL, &[id.into(), message.as_str().into()])
-            .ok()
-            .flatten()
-            .is_some()
-    });
-    if !recorded {
+    let max = gucs::MAX_CONSECUTIVE_ERRORS.get();
+    let outcome = BackgroundWorker::transaction(|| catalog::record_failure(id, &message, max));
+    if outcome == Some(true) {
+        warning!(
+            "pg_stream_dbt: stream table {id} suspended after {max} consecutive failed refreshes; \
+             resume with pgstream.alter_stream_table(..., status => 'ACTIVE')"
+        );
+    }
+    if outcome.is_none() {
         log!(
             "pg_stream_dbt error recorder: stream table {id} was not updated (its catalog row is \
              locked by the failing transaction or does not exist outside it)"

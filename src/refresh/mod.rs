@@ -26,6 +26,21 @@ pub fn lock_stream_table(table: &StreamTable) {
     .unwrap_or_else(|e| panic!("taking the refresh lock failed: {e}"));
 }
 
+/// Runs `body` with `search_path` set as it was when the stream table was created (like a
+/// function's `SET search_path`), restoring the caller's setting afterwards.
+fn with_search_path<R>(search_path: &str, body: impl FnOnce() -> R) -> R {
+    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
+    Spi::run_with_args(
+        "SELECT pg_catalog.set_config('search_path', $1, true)",
+        &[search_path.into()],
+    )
+    .unwrap_or_else(|e| panic!("setting search_path failed: {e}"));
+    let result = body();
+    // On error the subtransaction's abort restores the setting instead.
+    unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
+    result
+}
+
 /// Whether a failure is written to the catalog from outside the current transaction
 /// (manual refresh) or not at all (the initial refresh inside create, which aborts as a whole).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -58,7 +73,9 @@ pub fn refresh_now(table: &StreamTable, recording: FailureRecording) -> full::Ap
         .expect("clock_timestamp() returned NULL");
     let timer = std::time::Instant::now();
     let refreshed = table.clone();
-    match subxact::in_subtransaction(move || full::refresh_full(&refreshed)) {
+    match subxact::in_subtransaction(move || {
+        with_search_path(&refreshed.search_path, || full::refresh_full(&refreshed))
+    }) {
         Ok(applied) => {
             catalog::record_success(
                 table.id,

@@ -82,8 +82,10 @@ def db():
         cur.execute(f'CREATE DATABASE "{name}"')
     database = Database(name)
     database.sql("CREATE EXTENSION pg_stream_dbt")
+    admin.close()
     yield database
     database.close()
+    admin = connect("postgres")  # a new one: some tests restart the server
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     admin.close()

@@ -1,0 +1,175 @@
+//! A per-database scheduler worker: each tick, refresh the due stream tables in dependency
+//! order, each in its own transaction as the table's owner; count and record failures.
+
+use super::plan::{self, Scheduled};
+use crate::catalog;
+use crate::gucs;
+use crate::refresh::{self, subxact::error_message, FailureRecording};
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
+use pgrx::prelude::*;
+use std::time::Duration;
+
+/// Runs `body` in its own transaction; an error aborts the transaction and is returned as text.
+fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = PgTryBuilder::new(move || Ok(body()))
+        .catch_others(|caught| Err(error_message(&caught)))
+        .execute();
+    unsafe {
+        if result.is_ok() {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
+        } else {
+            pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+            pg_sys::AbortOutOfAnyTransaction();
+        }
+    }
+    result
+}
+
+fn extension_installed() -> bool {
+    in_transaction(|| {
+        Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_stream_dbt')",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+    })
+    .unwrap_or(false)
+}
+
+/// Every stream table with its schedule state (a table never refreshed counts from creation) and the stream tables it reads.
+fn load_schedule() -> Vec<Scheduled> {
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "SELECT s.pgs_id, s.schedule, \
+                        COALESCE(s.last_refresh_at, s.created_at), \
+                        s.status = 'ACTIVE', \
+                        COALESCE(array_agg(u.pgs_id) FILTER (WHERE u.pgs_id IS NOT NULL), '{}') \
+                 FROM pgstream.pgs_stream_tables s \
+                 LEFT JOIN pgstream.pgs_dependencies d ON d.pgs_id = s.pgs_id \
+                 LEFT JOIN pgstream.pgs_stream_tables u ON u.pgs_relid = d.source_relid \
+                 GROUP BY s.pgs_id",
+                None,
+                &[],
+            )
+            .map(|rows| {
+                rows.map(|row| Scheduled {
+                    id: row.get(1).ok().flatten().unwrap_or_default(),
+                    schedule: row.get(2).ok().flatten().unwrap_or_default(),
+                    last_refresh: row
+                        .get::<TimestampWithTimeZone>(3)
+                        .ok()
+                        .flatten()
+                        .map(i64::from)
+                        .unwrap_or(0),
+                    active: row.get(4).ok().flatten().unwrap_or(false),
+                    upstream: row.get::<Vec<i64>>(5).ok().flatten().unwrap_or_default(),
+                })
+                .collect()
+            })
+    })
+    .unwrap_or_else(|e| panic!("reading the schedule failed: {e}"))
+}
+
+/// Refreshes stream table `id` with its owner's privileges; returns its name.
+fn refresh_as_owner(id: i64) -> Option<String> {
+    let table = catalog::find_by_id(id)?;
+    if table.status != "ACTIVE" {
+        return None;
+    }
+    let owner = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
+        &[table.relid.into()],
+    )
+    .ok()
+    .flatten()?;
+    unsafe {
+        // Restored by the transaction's end, commit or abort.
+        pg_sys::SetUserIdAndSecContext(owner, pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+    }
+    refresh::refresh_now(&table, FailureRecording::None);
+    Some(table.display_name())
+}
+
+/// One tick: refresh what is due, upstream first.
+fn tick() {
+    let Ok(tables) =
+        in_transaction(load_schedule).map_err(|e| log!("pg_stream_dbt scheduler: {e}"))
+    else {
+        return;
+    };
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
+    for id in plan::due_in_order(&tables, now) {
+        if BackgroundWorker::sigterm_received() {
+            return;
+        }
+        if let Err(message) = in_transaction(move || refresh_as_owner(id)) {
+            let name = in_transaction(move || catalog::find_by_id(id).map(|t| t.display_name()))
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| format!("#{id}"));
+            log!("pg_stream_dbt scheduler: refresh of {name} failed: {message}");
+            let max = gucs::MAX_CONSECUTIVE_ERRORS.get();
+            let outcome = in_transaction(move || catalog::record_failure(id, &message, max));
+            if let Ok(Some(true)) = outcome {
+                warning!(
+                    "pg_stream_dbt: stream table {name} suspended after {max} consecutive failed \
+                     refreshes; resume with pgstream.alter_stream_table('{name}', status => 'ACTIVE')"
+                );
+            }
+        }
+    }
+}
+
+/// Entry point of a per-database worker; its argument is the database oid.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn pgstream_scheduler_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = pg_sys::Oid::from(arg.value() as u32);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
+    if !gucs::ENABLED.get() {
+        return;
+    }
+    if !extension_installed() {
+        // The launcher starts a worker here again when CREATE EXTENSION asks for a rescan.
+        super::remember_without_extension(database.to_u32());
+        return;
+    }
+    log!(
+        "pg_stream_dbt scheduler started for database {}",
+        database.to_u32()
+    );
+    loop {
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        if !gucs::ENABLED.get() {
+            log!("pg_stream_dbt scheduler stopping: pgstream.enabled is off");
+            return;
+        }
+        if !extension_installed() {
+            log!("pg_stream_dbt scheduler stopping: the extension was dropped");
+            super::remember_without_extension(database.to_u32());
+            return;
+        }
+        tick();
+        let interval = gucs::SCHEDULER_INTERVAL_MS.get().max(10) as u64;
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(interval))) {
+            break;
+        }
+    }
+    // Terminated: the launcher starts a new worker unless the database is gone or the
+    // server is shutting down.
+    log!(
+        "pg_stream_dbt scheduler for database {} terminated",
+        database.to_u32()
+    );
+}
