@@ -129,4 +129,19 @@ mod tests {
         )
         .unwrap();
     }
+
+    #[pg_test]
+    fn without_preload_the_view_says_no_scheduler_runs() {
+        Spi::run("CREATE TABLE t (a int)").unwrap();
+        Spi::run("SELECT pgstream.create_stream_table('st', 'SELECT a FROM t', '1m', 'FULL')")
+            .unwrap();
+        assert!(!Spi::get_one::<bool>(
+            "SELECT scheduler_running FROM pgstream.pg_stat_stream_tables"
+        )
+        .unwrap()
+        .unwrap());
+        // Manual refresh works without the scheduler.
+        Spi::run("INSERT INTO t VALUES (1); SELECT pgstream.refresh_stream_table('st')").unwrap();
+        assert_eq!(count("SELECT count(*) FROM st"), 1);
+    }
 }
