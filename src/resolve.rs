@@ -8,7 +8,20 @@ use pgrx::prelude::*;
 /// Where a new stream table named `text` goes: (schema, name). Refuses a name that is taken.
 pub fn creation_target(text: &str) -> (String, String) {
     let parsed = ObjectName::parse(text).or_raise();
-    let schema = match parsed.schema {
+    let schema = creation_schema(&parsed);
+    if relation_oid(&schema, &parsed.name).is_some() {
+        StreamError::AlreadyExists {
+            name: display_name(&schema, &parsed.name),
+        }
+        .raise();
+    }
+    (schema, parsed.name)
+}
+
+/// The schema a new relation named `parsed` goes to, as PostgreSQL decides for CREATE TABLE:
+/// the schema given (which must exist), else the first existing schema of search_path.
+pub fn creation_schema(parsed: &ObjectName) -> String {
+    match &parsed.schema {
         Some(schema) => {
             let exists = Spi::get_one_with_args::<bool>(
                 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
@@ -18,9 +31,12 @@ pub fn creation_target(text: &str) -> (String, String) {
             .flatten()
             .unwrap_or(false);
             if !exists {
-                StreamError::SchemaNotFound { schema }.raise();
+                StreamError::SchemaNotFound {
+                    schema: schema.clone(),
+                }
+                .raise();
             }
-            schema
+            schema.clone()
         }
         None => Spi::get_one::<String>("SELECT pg_catalog.current_schema()::text")
             .ok()
@@ -31,14 +47,7 @@ pub fn creation_target(text: &str) -> (String, String) {
                 }
                 .raise()
             }),
-    };
-    if relation_oid(&schema, &parsed.name).is_some() {
-        StreamError::AlreadyExists {
-            name: display_name(&schema, &parsed.name),
-        }
-        .raise();
     }
-    (schema, parsed.name)
 }
 
 /// The oid of relation `schema.name`, if it exists.

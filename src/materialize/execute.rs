@@ -15,37 +15,6 @@ use serde_json::{json, Value};
 /// First key of the two-key advisory lock materialize() takes per model name.
 const MATERIALIZE_LOCK_KEY: i32 = 0x7067_736d; // "pgsm"
 
-/// The schema a (possibly unqualified) name lives in: as given, else the creation schema.
-fn target_schema(parsed: &ObjectName) -> String {
-    match &parsed.schema {
-        Some(schema) => {
-            let exists = Spi::get_one_with_args::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
-                &[schema.as_str().into()],
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(false);
-            if !exists {
-                StreamError::SchemaNotFound {
-                    schema: schema.clone(),
-                }
-                .raise();
-            }
-            schema.clone()
-        }
-        None => Spi::get_one::<String>("SELECT pg_catalog.current_schema()::text")
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| {
-                StreamError::NoCreationSchema {
-                    name: parsed.name.clone(),
-                }
-                .raise()
-            }),
-    }
-}
-
 fn changes_json(changes: &[Change]) -> Value {
     Value::Array(
         changes
@@ -59,7 +28,7 @@ fn changes_json(changes: &[Change]) -> Value {
 pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig) -> Value {
     engine::require_available(config.refresh_mode);
     engine::validate_schedule(&config.schedule);
-    let schema = target_schema(parsed);
+    let schema = resolve::creation_schema(parsed);
     let name = parsed.name.as_str();
     let shown = display_name(&schema, name);
     Spi::run_with_args(
