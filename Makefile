@@ -1,5 +1,5 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
@@ -19,3 +19,5 @@ unit:
 	cargo test --no-default-features --features pg15 -- --skip pg_tests::
 e2e:           ## end-to-end tests against a running `make cluster-start` cluster
 	. scripts/lib.sh && $$VENV/bin/python -m pytest -q tests/e2e
+dbt:           ## the dbt integration flow on every dbt version, against a running cluster
+	scripts/dbt_integration.sh

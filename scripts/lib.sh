@@ -12,7 +12,8 @@ export PGHOST="${PGHOST_OVERRIDE:-127.0.0.1}"
 export PGPORT="${PGPORT:-55415}"
 export PGUSER="${PGUSER:-postgres}"
 export PGDATABASE="${PGDATABASE:-postgres}"
-VENV="${VENV:-${ROOT}/.venv}"
+# The Python venv the end-to-end tests use: dbt 1.11 with pytest (scripts/dbt_venvs.sh builds it).
+VENV="${VENV:-${ROOT}/.venvs/dbt-1.11}"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, skipping what is already there:
-# Debian packages, cargo-pgrx, pgrx's PostgreSQL registration, and the Python venv with dbt.
+# Debian packages, cargo-pgrx, pgrx's PostgreSQL registration, and the Python venvs with dbt.
 source "$(dirname "$0")/lib.sh"
 
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo make python3-venv)
@@ -35,15 +35,6 @@ if ! grep -qs "pg${PG_MAJOR}" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
     cargo pgrx init "--pg${PG_MAJOR}" "${PG_CONFIG}"
 fi
 
-REQUIREMENTS="${ROOT}/requirements-dev.txt"
-stamp="${VENV}/.requirements.sha256"
-want="$(sha256sum "${REQUIREMENTS}" | cut -d' ' -f1)"
-if [[ ! -x "${VENV}/bin/python" || "$(cat "${stamp}" 2>/dev/null)" != "${want}" ]]; then
-    say "python: creating ${VENV} with $(tr '\n' ' ' < "${REQUIREMENTS}")"
-    python3 -m venv "${VENV}"
-    "${VENV}/bin/pip" install -q --upgrade pip
-    "${VENV}/bin/pip" install -q -r "${REQUIREMENTS}"
-    echo "${want}" > "${stamp}"
-else
-    say "python: ${VENV} up to date"
-fi
+# Python venvs with pinned dbt (one per tested dbt version), rebuilt only when their
+# requirements file changes.
+"${ROOT}/scripts/dbt_venvs.sh"

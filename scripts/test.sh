@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: sets up what is missing, then runs every tier:
-# lint, unit (cargo test), in-database (cargo pgrx test), end-to-end (pytest on a throwaway cluster).
+# lint, unit (cargo test), in-database (cargo pgrx test), end-to-end (pytest on a throwaway
+# cluster), and the dbt integration flow on every pinned dbt version.
 source "$(dirname "$0")/lib.sh"
 cd "${ROOT}"
 "${ROOT}/scripts/setup.sh"
@@ -24,4 +25,7 @@ say "tier 3: end-to-end tests against a throwaway cluster"
 trap '"${ROOT}/scripts/cluster.sh" stop' EXIT
 "${ROOT}/scripts/cluster.sh" start
 "${VENV}/bin/python" -m pytest -q -p no:cacheprovider "${ROOT}/tests/e2e" "$@"
+
+say "tier 4: the dbt-pgstream integration flow on dbt 1.8, 1.9, 1.10 and 1.11"
+"${ROOT}/scripts/dbt_integration.sh"
 say "all tiers passed"

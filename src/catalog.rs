@@ -347,3 +347,23 @@ pub fn rename(id: i64, schema: &str, name: &str) {
         )
     })
 }
+
+/// After a swap recreate, points the stream tables that read relation `old` at `new` (they
+/// read it by name, so from now on they read the new table). Returns their names.
+pub fn repoint_readers(old: pg_sys::Oid, new: pg_sys::Oid) -> Vec<String> {
+    as_catalog_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "UPDATE pgstream.pgs_dependencies d SET source_relid = $2 \
+                     FROM pgstream.pgs_stream_tables s \
+                     WHERE d.source_relid = $1 AND s.pgs_id = d.pgs_id \
+                     RETURNING pg_catalog.quote_ident(s.pgs_schema) || '.' || pg_catalog.quote_ident(s.pgs_name)",
+                    None,
+                    &[old.into(), new.into()],
+                )
+                .map(|rows| rows.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())
+        })
+        .unwrap_or_else(|e| panic!("updating pgstream.pgs_dependencies failed: {e}"))
+    })
+}

@@ -124,6 +124,7 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
             };
             let recreated = swap::recreate(&schema, name, previous, &definition);
             result["in_place"] = json!(recreated.in_place);
+            result["readers"] = json!(recreated.readers);
             if !recreated.dropped_dependents.is_empty() {
                 result["warnings"] = json!([format!(
                     "dropped objects that depended on the old table: {}",

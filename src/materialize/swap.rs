@@ -28,6 +28,8 @@ pub struct Recreated {
     pub in_place: bool,
     /// Objects that depended on the old table and were dropped with it.
     pub dropped_dependents: Vec<String>,
+    /// Stream tables that read the old table and now read the new one.
+    pub readers: Vec<String>,
 }
 
 /// `name type` of every data column of `relation` (a regclass text), in column order.
@@ -98,6 +100,7 @@ fn redefine_in_place(
         table,
         in_place: true,
         dropped_dependents: Vec::new(),
+        readers: Vec::new(),
     }
 }
 
@@ -200,10 +203,19 @@ fn build_beside_and_swap(
     .unwrap_or_else(|e| panic!("renaming the new stream table failed: {e}"));
     rename_row_id_index(schema, name);
     catalog::rename(new.id, schema, name);
+    let readers = catalog::repoint_readers(old_relid, new.relid);
+    if !readers.is_empty() {
+        notice!(
+            "pg_stream_dbt: stream tables reading {} now read the new table: {}",
+            display_name(schema, name),
+            readers.join(", ")
+        );
+    }
     Recreated {
         table: catalog::find_by_id(new.id).expect("the new stream table exists"),
         in_place: false,
         dropped_dependents: dependents,
+        readers,
     }
 }
 

@@ -251,3 +251,20 @@ def test_normalize_and_hash_functions(db):
     assert db.value("SELECT pgstream_dbt.normalize_query('SELECT A -- c\n FROM t;')") == "select a from t"
     assert db.value("SELECT pgstream_dbt.query_hash('select a from t') = pgstream_dbt.query_hash('SELECT  a FROM t')") is True
     assert db.value("SELECT pgstream_dbt.query_hash('select \"A\" from t') = pgstream_dbt.query_hash('select a from t')") is False
+
+
+def test_stream_tables_reading_a_swapped_table_follow_it(db):
+    setup_orders(db)
+    materialize(db, QUERY, name="up")
+    materialize(db, "select customer, total from up where total > 100", name="down")
+    result = materialize(db, QUERY.replace("as total", "as total, count(*) as n"), name="up")
+    assert result["in_place"] is False and result["readers"] == ["public.down"]
+    new_oid = db.value("SELECT 'up'::regclass::oid")
+    assert db.value(
+        "SELECT d.source_relid FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s "
+        "USING (pgs_id) WHERE s.pgs_name = 'down'"
+    ) == new_oid
+    db.sql("INSERT INTO orders VALUES (3, 1000)")
+    db.sql("SELECT pgstream.refresh_stream_table('up')")
+    db.sql("SELECT pgstream.refresh_stream_table('down')")
+    assert db.multiset_difference("down", "select customer, total from up where total > 100") == 0

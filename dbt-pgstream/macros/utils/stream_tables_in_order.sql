@@ -23,11 +23,7 @@
     with recursive edges as (
         select d.pgs_id as reader, s.pgs_id as source
         from pgstream.pgs_dependencies d
-        join pgstream.pgs_stream_tables s
-          on s.pgs_relid = d.source_relid
-          -- also by name: a source rebuilt by a swap-recreate gets a new oid that the
-          -- readers' dependency rows do not follow (engine bug, reported)
-          or (s.pgs_schema = d.source_schema and s.pgs_name = d.source_name)
+        join pgstream.pgs_stream_tables s on s.pgs_relid = d.source_relid
         where d.source_kind = 'stream table' and s.pgs_id <> d.pgs_id
     ), depth(pgs_id, level) as (
         select pgs_id, 0 from pgstream.pgs_stream_tables
