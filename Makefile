@@ -1,5 +1,5 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
@@ -21,3 +21,5 @@ e2e:           ## end-to-end tests against a running `make cluster-start` cluste
 	. scripts/lib.sh && $$VENV/bin/python -m pytest -q tests/e2e
 dbt:           ## the dbt integration flow on every dbt version, against a running cluster
 	scripts/dbt_integration.sh
+bench-dbt:     ## no-change `dbt run` of 200 models: stream_table vs materialized_view vs table
+	bench/dbt_run
