@@ -1,6 +1,17 @@
 -- pg_stream_dbt monitoring view, CDC health report, and the event triggers that keep the
 -- catalog in step with DROP TABLE and ALTER TABLE ... RENAME / SET SCHEMA.
 
+-- Whether a scheduler worker serves this database. SECURITY DEFINER: pg_stat_activity hides
+-- the backend type of other users' sessions (the worker runs as the bootstrap superuser).
+CREATE FUNCTION pgstream.scheduler_running() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_stat_activity a
+                   WHERE a.backend_type = 'pg_stream_dbt scheduler'
+                     AND a.datname = current_database())
+$$;
+
 CREATE VIEW pgstream.pg_stat_stream_tables AS
 SELECT s.pgs_id,
        s.pgs_schema,
@@ -29,11 +40,7 @@ SELECT s.pgs_id,
        s.consecutive_errors,
        s.last_error,
        s.last_error_at,
-       EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
-               WHERE a.backend_type = 'pg_stream_dbt scheduler'
-                 AND a.datid = (SELECT oid FROM pg_catalog.pg_database
-                                WHERE datname = pg_catalog.current_database()))
-                                                              AS scheduler_running
+       pgstream.scheduler_running()                           AS scheduler_running
 FROM pgstream.pgs_stream_tables s;
 COMMENT ON VIEW pgstream.pg_stat_stream_tables IS
     'pg_stream_dbt: freshness and refresh statistics per stream table';

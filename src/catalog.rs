@@ -5,6 +5,8 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiHeapTupleData;
 
+use crate::settings::{self, Restriction};
+
 /// One row of pgstream.pgs_stream_tables, the parts the engine acts on.
 #[derive(Debug, Clone)]
 pub struct StreamTable {
@@ -117,19 +119,10 @@ fn as_catalog_owner<R>(body: impl FnOnce() -> R) -> R {
     .ok()
     .flatten()
     .unwrap_or_else(|| panic!("extension pg_stream_dbt is not installed in this database"));
-    let mut saved_user = pg_sys::InvalidOid;
-    let mut saved_context = 0;
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
-    }
-    // On error the (sub)transaction abort restores the user id; on success we do.
-    let result = body();
-    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
-    result
+    // The owner is a superuser: nothing the caller put on search_path may be resolved.
+    settings::as_user(owner, Restriction::None, || {
+        settings::with_settings(&[(c"search_path", "pg_catalog, pg_temp")], body)
+    })
 }
 
 fn run(sql: &str, args: &[DatumWithOid]) {
@@ -216,7 +209,7 @@ pub fn update_settings(
              refresh_mode = COALESCE($3, refresh_mode), \
              status = COALESCE($4, status), \
              consecutive_errors = CASE WHEN $4 = 'ACTIVE' THEN 0 ELSE consecutive_errors END, \
-             altered_at = clock_timestamp() \
+             altered_at = pg_catalog.clock_timestamp() \
              WHERE pgs_id = $1",
             &[
                 id.into(),
@@ -273,21 +266,23 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
 /// `max_consecutive_errors` times in a row. Returns whether this failure suspended it, or
 /// `None` when the row is locked by another transaction (the failing one) or gone.
 pub fn record_failure(id: i64, message: &str, max_consecutive_errors: i32) -> Option<bool> {
-    Spi::get_one_with_args::<bool>(
-        "UPDATE pgstream.pgs_stream_tables s SET \
+    settings::with_settings(&[(c"search_path", "pg_catalog, pg_temp")], || {
+        Spi::get_one_with_args::<bool>(
+            "UPDATE pgstream.pgs_stream_tables s SET \
          total_refreshes = s.total_refreshes + 1, \
          failed_refreshes = s.failed_refreshes + 1, \
          consecutive_errors = s.consecutive_errors + 1, \
-         last_error = $2, last_error_at = clock_timestamp(), \
+         last_error = $2, last_error_at = pg_catalog.clock_timestamp(), \
          status = CASE WHEN s.consecutive_errors + 1 >= $3 THEN 'SUSPENDED' ELSE s.status END \
          FROM (SELECT pgs_id, status AS old_status FROM pgstream.pgs_stream_tables \
                WHERE pgs_id = $1 FOR UPDATE SKIP LOCKED) locked \
          WHERE s.pgs_id = locked.pgs_id \
          RETURNING s.status = 'SUSPENDED' AND locked.old_status <> 'SUSPENDED'",
-        &[id.into(), message.into(), max_consecutive_errors.into()],
-    )
-    .ok()
-    .flatten()
+            &[id.into(), message.into(), max_consecutive_errors.into()],
+        )
+        .ok()
+        .flatten()
+    })
 }
 
 /// The relations a stream table reads, as recorded at create time.
@@ -319,7 +314,7 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
         run(
             "UPDATE pgstream.pgs_stream_tables SET defining_query = $2, pgs_query_hash = $3, \
              schedule = $4, refresh_mode = $5, status = $6, search_path = $7, \
-             altered_at = clock_timestamp() WHERE pgs_id = $1",
+             altered_at = pg_catalog.clock_timestamp() WHERE pgs_id = $1",
             &[
                 id.into(),
                 definition.defining_query.into(),

@@ -145,9 +145,23 @@ pub fn alter(
 /// Drops `table` and its catalog rows; `cascade` also drops objects that depend on it.
 pub fn drop(table: &StreamTable, cascade: bool) {
     refresh::lock_stream_table(table);
+    // Renamed or dropped while we waited for the lock? Act on what the catalog says now.
+    let Some(table) = catalog::find_by_id(table.id) else {
+        StreamError::NotFound {
+            name: table.display_name(),
+        }
+        .raise()
+    };
+    let current_name = Spi::get_one_with_args::<String>(
+        "SELECT $1::pg_catalog.regclass::text",
+        &[table.relid.into()],
+    )
+    .ok()
+    .flatten()
+    .expect("a stream table in the catalog has a relation");
     // DROP TABLE checks ownership and, without CASCADE, refuses when objects depend on it.
     let cascade = if cascade { " CASCADE" } else { "" };
-    Spi::run(&format!("DROP TABLE {}{cascade}", table.qualified()))
+    Spi::run(&format!("DROP TABLE {current_name}{cascade}"))
         .unwrap_or_else(|e| panic!("dropping {} failed: {e}", table.display_name()));
     catalog::delete(table.id);
 }

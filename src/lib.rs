@@ -14,6 +14,7 @@ pub mod refresh;
 pub mod resolve;
 pub mod schedule;
 pub mod scheduler;
+pub mod settings;
 
 pgrx::pg_module_magic!(name, version);
 

@@ -13,11 +13,32 @@ use sqlparser::parser::Parser;
 
 /// The canonical text of `sql`.
 pub fn normalize_query(sql: &str) -> String {
-    let printed = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
-        Ok(statements) if statements.len() == 1 => statements[0].to_string(),
-        _ => sql.to_string(),
-    };
-    canonical_tokens(&printed).join(" ")
+    match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+        Ok(statements) if statements.len() == 1 => {
+            let mut tokens = canonical_tokens(&statements[0].to_string());
+            // sqlparser prints a value holding '' the same as one holding ' (and likewise
+            // for "" in identifiers), so the literal and quoted tokens of the original text,
+            // which formatting does not change, are part of the canonical form too.
+            let quoted: Vec<String> = canonical_tokens(sql)
+                .into_iter()
+                .filter(|t| is_quoted(t))
+                .collect();
+            if !quoted.is_empty() {
+                tokens.push("--quoted:".to_string());
+                tokens.extend(quoted);
+            }
+            tokens.join(" ")
+        }
+        _ => canonical_tokens(sql).join(" "),
+    }
+}
+
+/// Whether a token is a string literal (with any prefix), a quoted identifier or a
+/// dollar-quoted string.
+fn is_quoted(token: &str) -> bool {
+    token.contains('\'')
+        || token.starts_with('"')
+        || (token.starts_with('$') && !token[1..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// SHA-256 (lower-case hex) of the canonical text of `sql`.
@@ -31,12 +52,13 @@ fn is_operator_char(c: char) -> bool {
     "+-*/<>=~!@#%^&|`?".contains(c)
 }
 
+/// As PostgreSQL's scanner: letters, `_` and any non-ASCII character start an identifier.
 fn is_word_start(c: char) -> bool {
-    c.is_alphabetic() || c == '_'
+    c.is_ascii_alphabetic() || c == '_' || !c.is_ascii()
 }
 
 fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_' || c == '$'
+    is_word_start(c) || c.is_ascii_digit() || c == '$'
 }
 
 /// Splits SQL into tokens the way PostgreSQL's scanner would for the purpose of comparison.
@@ -50,7 +72,7 @@ pub fn canonical_tokens(sql: &str) -> Vec<String> {
     while i < n {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
-        if c.is_whitespace() {
+        if c.is_ascii_whitespace() || c == '\u{b}' {
             i += 1;
         } else if c == '-' && next == Some('-') {
             while i < n && chars[i] != '\n' {
@@ -94,7 +116,9 @@ pub fn canonical_tokens(sql: &str) -> Vec<String> {
             }
             let literal = collect(start, i);
             // Keep a prefix (E, U&, B, X, N) attached to its string.
-            if i > start && start > 0 && is_word_char(chars[start - 1]) {
+            let after_prefix = start > 0
+                && (is_word_char(chars[start - 1]) || tokens.last().is_some_and(|t| t == "u&"));
+            if i > start && after_prefix {
                 if let Some(prefix) = tokens.pop() {
                     tokens.push(format!("{prefix}{literal}"));
                     continue;
@@ -143,7 +167,14 @@ pub fn canonical_tokens(sql: &str) -> Vec<String> {
             while i < n && is_word_char(chars[i]) {
                 i += 1;
             }
-            tokens.push(collect(start, i).to_lowercase());
+            let word = collect(start, i).to_ascii_lowercase();
+            // U&'...' (a Unicode-escape string) is one token; U & '...' is three.
+            if word == "u" && chars.get(i) == Some(&'&') && chars.get(i + 1) == Some(&'\'') {
+                tokens.push("u&".to_string());
+                i += 1;
+                continue;
+            }
+            tokens.push(word);
         } else if c.is_ascii_digit() || (c == '.' && next.is_some_and(|d| d.is_ascii_digit())) {
             let start = i;
             while i < n
@@ -154,7 +185,7 @@ pub fn canonical_tokens(sql: &str) -> Vec<String> {
             {
                 i += 1;
             }
-            tokens.push(collect(start, i).to_lowercase());
+            tokens.push(collect(start, i).to_ascii_lowercase());
         } else if is_operator_char(c) {
             let start = i;
             while i < n

@@ -108,6 +108,12 @@ const DIFFERENT: &[(&str, &str)] = &[
     ("select e'a\\nb' as s", "select 'a\\nb' as s"),
     ("select a from \"T\"", "select a from t"),
     ("select a from t group by a having count(*) > 1", "select a from t group by a having count(*) > 2"),
+    ("select 'it''s' as s", "select 'it''''s' as s"),
+    ("select replace(x, '''', '''''') from t", "select replace(x, '''', '''') from t"),
+    ("select \"a\"\"b\" from t", "select \"a\"\"\"\"b\" from t"),
+    ("select x as \u{c4}b from t", "select x as \u{e4}b from t"),
+    ("select U&'x' as s", "select U & 'x' as s"),
+    ("select a\u{a0}b from t", "select a b from t"),
 ];
 
 /// Pairs that hash differently only when `left` and `right` are different strings; checks

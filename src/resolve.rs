@@ -101,3 +101,19 @@ pub fn require_owner(table: &StreamTable) {
         .raise();
     }
 }
+
+/// The role that owns the stream table's relation.
+pub fn owner_of(table: &StreamTable) -> pg_sys::Oid {
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
+        &[table.relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        StreamError::NotFound {
+            name: table.display_name(),
+        }
+        .raise()
+    })
+}

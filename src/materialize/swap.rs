@@ -36,7 +36,8 @@ pub struct Recreated {
 fn column_signature(relation: &str) -> Vec<String> {
     Spi::get_one_with_args::<Vec<String>>(
         "SELECT COALESCE(array_agg(quote_ident(attname) || ' ' || \
-                pg_catalog.format_type(atttypid, atttypmod) ORDER BY attnum), '{}') \
+                pg_catalog.format_type(atttypid, atttypmod) || ' ' || attcollation::text \
+                ORDER BY attnum), '{}') \
          FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 \
          AND NOT attisdropped AND attname <> '__pgs_row_id'",
         &[relation.into()],
@@ -56,6 +57,8 @@ pub fn recreate(
     let shown = display_name(schema, name);
     let analyzed = query::analyze(&shown, definition.query);
     if let Previous::StreamTable(old) = previous {
+        resolve::require_owner(old);
+        refuse_cycle(old, &analyzed);
         if column_signature(PROBE_VIEW) == column_signature(&old.qualified()) {
             query::drop_probe();
             return redefine_in_place(old, &analyzed, definition);
@@ -71,9 +74,14 @@ fn redefine_in_place(
     analyzed: &AnalyzedQuery,
     definition: &Definition,
 ) -> Recreated {
-    resolve::require_owner(old);
     refresh::lock_stream_table(old);
-    refuse_cycle(old, analyzed);
+    let Some(old) = catalog::find_by_id(old.id) else {
+        StreamError::NotFound {
+            name: old.display_name(),
+        }
+        .raise()
+    };
+    let old = &old;
     let hash = normalize::query_hash(&analyzed.statement);
     let search_path = engine::current_search_path();
     catalog::redefine(
@@ -162,6 +170,7 @@ fn build_beside_and_swap(
         .raise();
     }
     let new = engine::create_from_probe(schema, &temporary, analyzed, definition, true);
+    keep_owner(old_relid, new.relid);
     copy_grants_and_comments(old_relid, new.relid);
     let dependents = dependents_of(old_relid);
     match previous {
@@ -216,6 +225,22 @@ fn build_beside_and_swap(
         in_place: false,
         dropped_dependents: dependents,
         readers,
+    }
+}
+
+/// Gives `new` the owner of `old` (a member of the owning role may recreate a stream table;
+/// the table must stay the role's).
+fn keep_owner(old: pg_sys::Oid, new: pg_sys::Oid) {
+    let statement = Spi::get_one_with_args::<String>(
+        "SELECT format('ALTER TABLE %s OWNER TO %I', $2::regclass, pg_catalog.pg_get_userbyid(o.relowner)) \
+         FROM pg_catalog.pg_class o, pg_catalog.pg_class n \
+         WHERE o.oid = $1 AND n.oid = $2 AND o.relowner <> n.relowner",
+        &[old.into(), new.into()],
+    )
+    .ok()
+    .flatten();
+    if let Some(statement) = statement {
+        Spi::run(&statement).unwrap_or_else(|e| panic!("{statement} failed: {e}"));
     }
 }
 

@@ -7,6 +7,8 @@ pub mod subxact;
 use crate::catalog::{self, RefreshStats, StreamTable};
 use crate::error::StreamError;
 use crate::modes::RefreshMode;
+use crate::resolve;
+use crate::settings::{self, Restriction};
 use pgrx::prelude::*;
 
 /// First key of the two-key advisory locks the engine takes on a stream table
@@ -24,21 +26,6 @@ pub fn lock_stream_table(table: &StreamTable) {
         ],
     )
     .unwrap_or_else(|e| panic!("taking the refresh lock failed: {e}"));
-}
-
-/// Runs `body` with `search_path` set as it was when the stream table was created (like a
-/// function's `SET search_path`), restoring the caller's setting afterwards.
-fn with_search_path<R>(search_path: &str, body: impl FnOnce() -> R) -> R {
-    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
-    Spi::run_with_args(
-        "SELECT pg_catalog.set_config('search_path', $1, true)",
-        &[search_path.into()],
-    )
-    .unwrap_or_else(|e| panic!("setting search_path failed: {e}"));
-    let result = body();
-    // On error the subtransaction's abort restores the setting instead.
-    unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
-    result
 }
 
 /// Whether a failure is written to the catalog from outside the current transaction
@@ -67,15 +54,37 @@ pub fn refresh_now(table: &StreamTable, recording: FailureRecording) -> full::Ap
         }
         .raise();
     }
+    // Like REFRESH MATERIALIZED VIEW: only the owner (or a member of the owning role) may
+    // refresh, and the query runs with the owner's privileges, not the caller's.
+    resolve::require_owner(&table);
+    let owner = resolve::owner_of(&table);
     let started_at = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.clock_timestamp()")
         .ok()
         .flatten()
         .expect("clock_timestamp() returned NULL");
     let timer = std::time::Instant::now();
     let refreshed = table.clone();
-    match subxact::in_subtransaction(move || {
-        with_search_path(&refreshed.search_path, || full::refresh_full(&refreshed))
-    }) {
+    // The query means what it meant at create (its search_path, with pg_temp last so no
+    // temporary object can stand in for a table), and row ids do not depend on how this
+    // session prints floats or bytea.
+    let search_path = if table.search_path.is_empty() {
+        "pg_temp".to_string()
+    } else {
+        format!("{}, pg_temp", table.search_path)
+    };
+    let outcome = settings::as_user(owner, Restriction::None, move || {
+        subxact::in_subtransaction(move || {
+            settings::with_settings(
+                &[
+                    (c"search_path", search_path.as_str()),
+                    (c"extra_float_digits", "1"),
+                    (c"bytea_output", "hex"),
+                ],
+                || full::refresh_full(&refreshed, owner),
+            )
+        })
+    });
+    match outcome {
         Ok(applied) => {
             catalog::record_success(
                 table.id,

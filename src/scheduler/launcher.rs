@@ -109,5 +109,8 @@ pub extern "C-unwind" fn pgstream_launcher_main(_arg: pg_sys::Datum) {
             }
         }
     }
+    // Exit non-zero: after pg_terminate_backend the postmaster starts the launcher again
+    // (at shutdown it does not). Its workers stay; each holds its database's lock.
     log!("pg_stream_dbt launcher stopping");
+    unsafe { pg_sys::proc_exit(1) };
 }

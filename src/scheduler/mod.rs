@@ -78,10 +78,13 @@ pub fn preloaded() -> bool {
     PRELOADED.load(Ordering::Relaxed)
 }
 
-/// Asks the launcher to look at every database again (no-op without preload).
+/// Asks the launcher to look at every database again once the current transaction commits
+/// (before that, a worker would not see the new extension). No-op without preload.
 pub fn request_rescan() {
     if preloaded() {
-        RESCAN_GENERATION.get().fetch_add(1, Ordering::SeqCst);
+        pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, || {
+            RESCAN_GENERATION.get().fetch_add(1, Ordering::SeqCst);
+        });
     }
 }
 

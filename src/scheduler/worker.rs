@@ -31,10 +31,29 @@ fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Resul
     result
 }
 
-fn extension_installed() -> bool {
+/// Whether the extension is installed here; `None` when that could not be read (an error is
+/// not taken as "dropped").
+fn extension_installed() -> Option<bool> {
     in_transaction(|| {
         Spi::get_one::<bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_stream_dbt')",
+        )
+        .ok()
+        .flatten()
+    })
+    .ok()
+    .flatten()
+}
+
+/// First key of the session advisory lock a worker holds on its database (second: the oid),
+/// so that a restarted launcher can never run two workers for one database.
+const WORKER_LOCK_KEY: i32 = 0x7067_7377; // "pgsw"
+
+fn take_database_lock(database: pg_sys::Oid) -> bool {
+    in_transaction(move || {
+        Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.pg_try_advisory_lock($1, $2::pg_catalog.int4)",
+            &[WORKER_LOCK_KEY.into(), (database.to_u32() as i32).into()],
         )
         .ok()
         .flatten()
@@ -43,13 +62,14 @@ fn extension_installed() -> bool {
     .unwrap_or(false)
 }
 
-/// Every stream table with its schedule state (a table never refreshed counts from creation) and the stream tables it reads.
+/// Every stream table with its schedule state: due one interval after its last refresh or
+/// last failure (a table never refreshed counts from its creation) and the stream tables it reads.
 fn load_schedule() -> Vec<Scheduled> {
     Spi::connect_mut(|client| {
         client
             .update(
                 "SELECT s.pgs_id, s.schedule, \
-                        COALESCE(s.last_refresh_at, s.created_at), \
+                        GREATEST(COALESCE(s.last_refresh_at, s.created_at), s.last_error_at), \
                         s.status = 'ACTIVE', \
                         COALESCE(array_agg(u.pgs_id) FILTER (WHERE u.pgs_id IS NOT NULL), '{}') \
                  FROM pgstream.pgs_stream_tables s \
@@ -78,21 +98,11 @@ fn load_schedule() -> Vec<Scheduled> {
     .unwrap_or_else(|e| panic!("reading the schedule failed: {e}"))
 }
 
-/// Refreshes stream table `id` with its owner's privileges; returns its name.
-fn refresh_as_owner(id: i64) -> Option<String> {
+/// Refreshes stream table `id` (as its owner: refresh_now switches); returns its name.
+fn refresh_scheduled(id: i64) -> Option<String> {
     let table = catalog::find_by_id(id)?;
     if table.status != "ACTIVE" {
         return None;
-    }
-    let owner = Spi::get_one_with_args::<pg_sys::Oid>(
-        "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
-        &[table.relid.into()],
-    )
-    .ok()
-    .flatten()?;
-    unsafe {
-        // Restored by the transaction's end, commit or abort.
-        pg_sys::SetUserIdAndSecContext(owner, pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
     }
     refresh::refresh_now(&table, FailureRecording::None);
     Some(table.display_name())
@@ -107,10 +117,8 @@ fn tick() {
     };
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
     for id in plan::due_in_order(&tables, now) {
-        if BackgroundWorker::sigterm_received() {
-            return;
-        }
-        if let Err(message) = in_transaction(move || refresh_as_owner(id)) {
+        pgrx::check_for_interrupts!();
+        if let Err(message) = in_transaction(move || refresh_scheduled(id)) {
             let name = in_transaction(move || catalog::find_by_id(id).map(|t| t.display_name()))
                 .ok()
                 .flatten()
@@ -128,19 +136,36 @@ fn tick() {
     }
 }
 
+extern "C-unwind" {
+    /// PostgreSQL's SIGTERM handler for backends (`die`), unwrapped: it only sets flags.
+    #[link_name = "die"]
+    fn postgres_die(signal: std::ffi::c_int);
+}
+
 /// Entry point of a per-database worker; its argument is the database oid.
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn pgstream_scheduler_main(arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
+    // SIGTERM must interrupt a running refresh too (fast shutdown, pg_terminate_backend,
+    // DROP DATABASE ... WITH (FORCE)): PostgreSQL's own handler ends the worker at the next
+    // interrupt check.
+    unsafe { pg_sys::pqsignal(libc::SIGTERM, Some(postgres_die)) };
     let database = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
     if !gucs::ENABLED.get() {
         return;
     }
-    if !extension_installed() {
+    if extension_installed() == Some(false) {
         // The launcher starts a worker here again when CREATE EXTENSION asks for a rescan.
         super::remember_without_extension(database.to_u32());
+        return;
+    }
+    if !take_database_lock(database) {
+        log!(
+            "pg_stream_dbt scheduler: another worker serves database {}",
+            database.to_u32()
+        );
         return;
     }
     log!(
@@ -148,6 +173,7 @@ pub extern "C-unwind" fn pgstream_scheduler_main(arg: pg_sys::Datum) {
         database.to_u32()
     );
     loop {
+        pgrx::check_for_interrupts!();
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
@@ -155,21 +181,13 @@ pub extern "C-unwind" fn pgstream_scheduler_main(arg: pg_sys::Datum) {
             log!("pg_stream_dbt scheduler stopping: pgstream.enabled is off");
             return;
         }
-        if !extension_installed() {
+        if extension_installed() == Some(false) {
             log!("pg_stream_dbt scheduler stopping: the extension was dropped");
             super::remember_without_extension(database.to_u32());
             return;
         }
         tick();
         let interval = gucs::SCHEDULER_INTERVAL_MS.get().max(10) as u64;
-        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(interval))) {
-            break;
-        }
+        BackgroundWorker::wait_latch(Some(Duration::from_millis(interval)));
     }
-    // Terminated: the launcher starts a new worker unless the database is gone or the
-    // server is shutting down.
-    log!(
-        "pg_stream_dbt scheduler for database {} terminated",
-        database.to_u32()
-    );
 }

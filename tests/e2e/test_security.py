@@ -1,0 +1,145 @@
+"""Privileges: refresh runs the query as the table's owner, only owners may refresh, the
+engine's superuser catalog writes ignore the caller's search_path, settings are restored."""
+
+import json
+import time
+
+import pytest
+
+from conftest import connect
+
+
+@pytest.fixture
+def alice(db):
+    """A non-superuser role with its own schema, and a session logged in as it."""
+    role = db.name + "_alice"
+    db.sql(f'CREATE ROLE "{role}" LOGIN')
+    db.sql(f'CREATE SCHEMA alice AUTHORIZATION "{role}"')
+    db.sql("CREATE TABLE src (a int)")
+    db.sql("INSERT INTO src VALUES (1)")
+    db.sql(f'GRANT SELECT ON src TO "{role}"')
+    conn = connect(db.name)
+    with conn.cursor() as cur:
+        cur.execute(f'SET ROLE "{role}"')
+    yield role, conn
+    conn.close()
+    db.sql("DROP SCHEMA alice CASCADE")
+    db.sql(f'DROP OWNED BY "{role}"')
+    db.sql(f'DROP ROLE "{role}"')
+
+
+def run(conn, sql, params=None):
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall() if cur.description else None
+
+
+def test_refresh_runs_the_query_as_the_owner_even_for_a_superuser(db, alice):
+    role, conn = alice
+    run(conn, "SELECT pgstream.create_stream_table('alice.who', 'SELECT current_user::text AS who, a FROM public.src', '1m', 'FULL')")
+    db.sql("INSERT INTO src VALUES (2)")
+    db.sql("SELECT pgstream.refresh_stream_table('alice.who')")  # as the superuser
+    assert db.sql("SELECT DISTINCT who FROM alice.who") == [(role,)]
+    assert db.value("SELECT count(*) FROM alice.who") == 2
+
+
+def test_only_owners_may_refresh_and_a_refused_refresh_is_not_counted(db, alice):
+    role, conn = alice
+    db.sql("CREATE TABLE secret_src (a int)")
+    db.sql("SELECT pgstream.create_stream_table('mine', 'SELECT a FROM secret_src', '1m', 'FULL')")
+    db.sql(f'GRANT SELECT ON mine TO "{role}"')
+    with pytest.raises(Exception) as caught:
+        run(conn, "SELECT pgstream.refresh_stream_table('public.mine')")
+    assert caught.value.pgcode == "42501"
+    assert db.sql("SELECT consecutive_errors, failed_refreshes FROM pgstream.pgs_stream_tables") == [(0, 0)]
+
+
+def test_catalog_writes_ignore_the_callers_search_path(db, alice):
+    role, conn = alice
+    run(conn, "CREATE TABLE alice.calls (who text)")
+    run(conn, "GRANT INSERT ON alice.calls TO PUBLIC")
+    run(
+        conn,
+        "CREATE FUNCTION alice.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS "
+        "$$ BEGIN INSERT INTO alice.calls VALUES (current_user); RETURN now(); END $$",
+    )
+    run(conn, "SET search_path = alice, pg_catalog")
+    run(conn, "SELECT pgstream.create_stream_table('alice.st', 'SELECT a FROM public.src', '1m', 'FULL')")
+    run(conn, "SELECT pgstream.alter_stream_table('alice.st', schedule => '5m')")
+    run(conn, "SELECT pgstream.refresh_stream_table('alice.st')")
+    run(conn, "SELECT pgstream_dbt.materialize('alice.st', 'SELECT a FROM public.src', %s::jsonb)",
+        (json.dumps({"refresh_mode": "FULL", "schedule": "7m"}),))
+    assert db.value("SELECT count(*) FROM alice.calls") == 0
+    assert db.value("SELECT schedule FROM pgstream.pgs_stream_tables") == "7m"
+
+
+def test_refresh_restores_the_callers_settings_inside_a_transaction(db):
+    db.sql("CREATE SCHEMA elsewhere")
+    db.sql("CREATE TABLE src (a float8, b bytea)")
+    db.sql("INSERT INTO src VALUES (0.1, '\\x00ff')")
+    db.sql("SELECT pgstream.create_stream_table('st', 'SELECT a, b FROM src', '1m', 'FULL')")
+    conn = db.connect(autocommit=False)
+    run(conn, "SET LOCAL search_path = elsewhere, public")
+    run(conn, "SET LOCAL extra_float_digits = 0")
+    run(conn, "SET LOCAL bytea_output = 'escape'")
+    run(conn, "SELECT pgstream.refresh_stream_table('public.st')")
+    assert run(conn, "SHOW search_path") == [("elsewhere, public",)]
+    assert run(conn, "SHOW extra_float_digits") == [("0",)]
+    assert run(conn, "SHOW bytea_output") == [("escape",)]
+    conn.rollback()
+    ids = db.sql("SELECT __pgs_row_id FROM st")
+    run_conn = db.connect()
+    run(run_conn, "SET extra_float_digits = 0")
+    run(run_conn, "SELECT pgstream.refresh_stream_table('st')")
+    assert db.sql("SELECT __pgs_row_id FROM st") == ids, "row ids do not depend on session output settings"
+    assert db.sql("SELECT last_rows_inserted, last_rows_deleted FROM pgstream.pgs_stream_tables") == [(0, 0)]
+
+
+def test_scheduler_status_is_visible_to_ordinary_users(db, alice):
+    role, conn = alice
+    run(conn, "SELECT pgstream.create_stream_table('alice.st', 'SELECT a FROM public.src', '1s', 'FULL')")
+    deadline = time.time() + 20
+    while time.time() < deadline and not run(conn, "SELECT pgstream.scheduler_running()")[0][0]:
+        time.sleep(0.1)
+    assert run(conn, "SELECT scheduler_running FROM pgstream.pg_stat_stream_tables") == [(True,)]
+
+
+def test_a_failure_waits_a_schedule_interval_before_the_retry(db):
+    db.sql("CREATE TABLE src (a int)")
+    db.sql("SELECT pgstream.create_stream_table('st', 'SELECT a FROM src', '3s', 'FULL')")
+    db.sql("ALTER TABLE src RENAME COLUMN a TO b")
+    deadline = time.time() + 20
+    while time.time() < deadline and db.value("SELECT failed_refreshes FROM pgstream.pgs_stream_tables") == 0:
+        time.sleep(0.05)
+    assert db.value("SELECT failed_refreshes FROM pgstream.pgs_stream_tables") == 1
+    time.sleep(1.5)
+    assert db.value("SELECT failed_refreshes FROM pgstream.pgs_stream_tables") == 1, "retried before its schedule"
+
+
+def test_a_swap_that_would_read_itself_is_refused(db):
+    db.sql("CREATE TABLE src (a int)")
+    full = json.dumps({"refresh_mode": "FULL"})
+    db.sql("SELECT pgstream_dbt.materialize('a', 'SELECT a FROM src', %s::jsonb)", (full,))
+    err = db.error("SELECT pgstream_dbt.materialize('a', 'SELECT a, a AS b FROM a', %s::jsonb)", (full,))
+    assert err.pgcode == "42P17" and "public.a -> public.a" in err.diag.message_primary
+
+
+def test_a_swap_keeps_the_owning_role(db, alice):
+    role, conn = alice
+    owners = db.name + "_owners"
+    db.sql(f'CREATE ROLE "{owners}"')
+    try:
+        db.sql(f'GRANT "{owners}" TO "{role}"')
+        db.sql(f'GRANT CREATE, USAGE ON SCHEMA alice TO "{owners}"')
+        db.sql(f'GRANT SELECT ON src TO "{owners}"')
+        full = json.dumps({"refresh_mode": "FULL"})
+        run(conn, f'SET ROLE "{owners}"')
+        run(conn, "SELECT pgstream_dbt.materialize('alice.t', 'SELECT a FROM public.src', %s::jsonb)", (full,))
+        run(conn, f'SET ROLE "{role}"')
+        result = run(conn, "SELECT pgstream_dbt.materialize('alice.t', 'SELECT a, a + 1 AS b FROM public.src', %s::jsonb)", (full,))[0][0]
+        assert result["action"] == "recreated" and result["in_place"] is False
+        assert db.value("SELECT tableowner FROM pg_tables WHERE schemaname = 'alice' AND tablename = 't'") == owners
+    finally:
+        db.sql("DROP TABLE IF EXISTS alice.t")
+        db.sql(f'DROP OWNED BY "{owners}"')
+        db.sql(f'DROP ROLE "{owners}"')
