@@ -20,14 +20,16 @@ SELECT s.pgs_id,
        s.refresh_mode,
        s.status,
        s.schedule,
+       e.effective_schedule,
        s.created_at,
        s.last_refresh_at,
-       pgstream.next_refresh_at(s.schedule, COALESCE(s.last_refresh_at, s.created_at))
+       pgstream.next_refresh_at(e.effective_schedule,
+                                GREATEST(COALESCE(s.last_refresh_at, s.created_at), s.last_error_at))
                                                               AS next_refresh_at,
        clock_timestamp() - s.last_refresh_at                  AS staleness,
-       (s.last_refresh_at IS NULL
-        OR pgstream.next_refresh_at(s.schedule, s.last_refresh_at) < clock_timestamp())
-                                                              AS stale,
+       COALESCE(s.last_refresh_at IS NULL
+                OR pgstream.next_refresh_at(e.effective_schedule, s.last_refresh_at) < clock_timestamp(),
+                false)                                        AS stale,
        s.total_refreshes,
        s.failed_refreshes,
        s.total_refreshes - s.failed_refreshes                 AS successful_refreshes,
@@ -41,7 +43,8 @@ SELECT s.pgs_id,
        s.last_error,
        s.last_error_at,
        pgstream.scheduler_running()                           AS scheduler_running
-FROM pgstream.pgs_stream_tables s;
+FROM pgstream.pgs_stream_tables s
+LEFT JOIN pgstream.effective_schedules() e USING (pgs_id);
 COMMENT ON VIEW pgstream.pg_stat_stream_tables IS
     'pg_stream_dbt: freshness and refresh statistics per stream table';
 GRANT SELECT ON pgstream.pg_stat_stream_tables TO PUBLIC;

@@ -35,8 +35,9 @@ pub fn current_search_path() -> String {
     .unwrap_or_default()
 }
 
-/// Parses `text` as a schedule and refuses one shorter than pgstream.min_schedule_seconds.
-pub fn validate_schedule(text: &str) -> Schedule {
+/// Parses `text` as a schedule and refuses one shorter than pgstream.min_schedule_seconds;
+/// returns the text to store (as given, trimmed; `CALCULATED` in capitals).
+pub fn validate_schedule(text: &str) -> String {
     let schedule = Schedule::parse(text).or_raise();
     let minimum = gucs::MIN_SCHEDULE_SECONDS.get().max(1) as u64;
     if schedule.min_interval_seconds() < minimum {
@@ -50,7 +51,10 @@ pub fn validate_schedule(text: &str) -> Schedule {
         }
         .raise();
     }
-    schedule
+    match schedule {
+        Schedule::Calculated => schedule.text(),
+        _ => text.trim().to_string(),
+    }
 }
 
 /// What a new stream table is made from.

@@ -13,6 +13,9 @@ pub enum Schedule {
     Every { seconds: u64 },
     /// Refresh at each time the cron expression matches (evaluated in UTC).
     Cron { expression: String, cron: Box<Cron> },
+    /// No schedule of its own: refresh as often as the most frequent stream table reading it
+    /// (written `CALCULATED`, or a NULL schedule).
+    Calculated,
 }
 
 /// Why a schedule text was refused.
@@ -29,7 +32,11 @@ pub enum ScheduleError {
 /// What the error hint says is accepted.
 pub const ACCEPTED_SCHEDULES: &str = "a duration such as '30s', '5m', '1h30m', '1d' or '1w' \
 (units s, m, h, d, w), a 5-field cron expression such as '*/5 * * * *', \
-or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly";
+one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly, \
+or CALCULATED (as often as the stream tables reading it)";
+
+/// The text stored for a calculated schedule.
+pub const CALCULATED: &str = "CALCULATED";
 
 const CRON_ALIASES: [&str; 7] = [
     "@yearly",
@@ -48,16 +55,46 @@ impl Schedule {
         if text.is_empty() {
             return Err(ScheduleError::Empty);
         }
+        if text.eq_ignore_ascii_case(CALCULATED) {
+            return Ok(Schedule::Calculated);
+        }
         if text.starts_with('@') || text.split_whitespace().count() > 1 {
             return parse_cron(text);
         }
         parse_duration(text).map(|seconds| Schedule::Every { seconds })
     }
 
+    /// The schedule as stored and shown: durations in their largest units (`1h30m`), cron as
+    /// written, `CALCULATED`.
+    pub fn text(&self) -> String {
+        match self {
+            Schedule::Calculated => CALCULATED.to_string(),
+            Schedule::Cron { expression, .. } => expression.clone(),
+            Schedule::Every { seconds } => {
+                let mut rest = *seconds;
+                let mut text = String::new();
+                for (unit, size) in [
+                    ("w", 604_800),
+                    ("d", 86_400),
+                    ("h", 3_600),
+                    ("m", 60),
+                    ("s", 1),
+                ] {
+                    if rest >= size {
+                        text.push_str(&format!("{}{unit}", rest / size));
+                        rest %= size;
+                    }
+                }
+                text
+            }
+        }
+    }
+
     /// The shortest time between two refreshes this schedule can ask for, in seconds.
     pub fn min_interval_seconds(&self) -> u64 {
         match self {
             Schedule::Every { seconds } => *seconds,
+            Schedule::Calculated => u64::MAX,
             Schedule::Cron { cron, .. } => {
                 let start = Utc.with_ymd_and_hms(2001, 1, 1, 0, 0, 0).unwrap();
                 let times: Vec<_> = cron.iter_after(start).take(3).collect();
@@ -71,9 +108,11 @@ impl Schedule {
     }
 
     /// When a table last refreshed at `after_pg_micros` (PostgreSQL timestamptz
-    /// microseconds) is next due, in the same unit; `None` when the cron never fires again.
+    /// microseconds) is next due, in the same unit; `None` when the cron never fires again
+    /// or the schedule is calculated (see `scheduler::plan::effective_schedules`).
     pub fn next_due_after(&self, after_pg_micros: i64) -> Option<i64> {
         match self {
+            Schedule::Calculated => None,
             Schedule::Every { seconds } => {
                 let step = i64::try_from(*seconds).ok()?.checked_mul(1_000_000)?;
                 after_pg_micros.checked_add(step)
@@ -228,6 +267,18 @@ mod tests {
         ] {
             assert!(Schedule::parse(text).is_err(), "{text:?} should be refused");
         }
+    }
+
+    #[test]
+    fn calculated_is_a_schedule_without_a_time_of_its_own() {
+        for text in ["CALCULATED", "calculated", " Calculated "] {
+            assert!(matches!(Schedule::parse(text), Ok(Schedule::Calculated)));
+        }
+        assert_eq!(Schedule::Calculated.next_due_after(0), None);
+        assert_eq!(Schedule::Calculated.min_interval_seconds(), u64::MAX);
+        assert_eq!(Schedule::parse("calculated").unwrap().text(), "CALCULATED");
+        assert_eq!(Schedule::parse("90m").unwrap().text(), "1h30m");
+        assert_eq!(Schedule::parse("@hourly").unwrap().text(), "@hourly");
     }
 
     #[test]

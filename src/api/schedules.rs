@@ -26,3 +26,21 @@ fn is_valid_schedule(schedule: &str) -> bool {
 fn request_scheduler_rescan() {
     crate::scheduler::request_rescan();
 }
+
+/// Each stream table's effective schedule: its own, or for a CALCULATED one the most frequent
+/// schedule among the stream tables reading it (NULL when nobody with a schedule reads it).
+#[pg_extern(stable, schema = "pgstream")]
+fn effective_schedules() -> TableIterator<
+    'static,
+    (
+        name!(pgs_id, i64),
+        name!(effective_schedule, Option<String>),
+    ),
+> {
+    let tables = crate::scheduler::worker::load_schedule();
+    let rows: Vec<(i64, Option<String>)> = crate::scheduler::plan::effective_schedules(&tables)
+        .into_iter()
+        .map(|(id, schedule)| (id, schedule.map(|s| s.text())))
+        .collect();
+    TableIterator::new(rows)
+}

@@ -19,10 +19,11 @@ fn create_stream_table(
 ) {
     let name = required(name, "name");
     let query = required(query, "query");
-    let schedule = required(schedule, "schedule");
+    // A NULL schedule is a calculated one: as often as the stream tables reading it.
+    let schedule = schedule.unwrap_or(crate::schedule::CALCULATED);
     let mode = RefreshMode::parse(required(refresh_mode, "refresh_mode")).or_raise();
     let initialize = required(initialize, "initialize");
-    engine::validate_schedule(schedule);
+    let schedule = engine::validate_schedule(schedule);
     engine::require_available(mode);
     let (schema, table) = resolve::creation_target(name);
     engine::create(
@@ -30,7 +31,7 @@ fn create_stream_table(
         &table,
         &engine::Definition {
             query,
-            schedule: schedule.trim(),
+            schedule: &schedule,
             refresh_mode: mode,
             status: None,
         },
@@ -47,16 +48,14 @@ fn alter_stream_table(
     status: default!(Option<&str>, "NULL"),
 ) {
     let name = required(name, "name");
-    if let Some(schedule) = schedule {
-        engine::validate_schedule(schedule);
-    }
+    let schedule = schedule.map(engine::validate_schedule);
     let mode = refresh_mode.map(|m| RefreshMode::parse(m).or_raise());
     let status = status.map(|s| Status::parse(s).or_raise());
     if let Some(mode) = mode {
         engine::require_available(mode);
     }
     let table = resolve::existing_stream_table(name);
-    engine::alter(&table, schedule, mode, status);
+    engine::alter(&table, schedule.as_deref(), mode, status);
 }
 
 /// Drops a stream table: its table, data and catalog entries.

@@ -27,7 +27,11 @@ fn changes_json(changes: &[Change]) -> Value {
 /// Runs materialize() for `name` (parsed) with `query` and a validated `config`.
 pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig) -> Value {
     engine::require_available(config.refresh_mode);
-    engine::validate_schedule(&config.schedule);
+    let schedule = engine::validate_schedule(&config.schedule);
+    let config = &MaterializeConfig {
+        schedule,
+        ..config.clone()
+    };
     let schema = resolve::creation_schema(parsed);
     let name = parsed.name.as_str();
     let shown = display_name(&schema, name);

@@ -16,15 +16,62 @@ pub struct Scheduled {
     pub upstream: Vec<i64>,
 }
 
+/// The schedule each table is refreshed on: its own, or for a CALCULATED one the most frequent
+/// (shortest minimum interval) effective schedule among the stream tables reading it,
+/// directly or through other calculated ones. `None` for a calculated table nobody with a
+/// schedule reads, and for a schedule that no longer parses.
+pub fn effective_schedules(tables: &[Scheduled]) -> BTreeMap<i64, Option<Schedule>> {
+    let own: BTreeMap<i64, Option<Schedule>> = tables
+        .iter()
+        .map(|t| (t.id, Schedule::parse(&t.schedule).ok()))
+        .collect();
+    let mut readers: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for t in tables {
+        for up in &t.upstream {
+            readers.entry(*up).or_default().push(t.id);
+        }
+    }
+    fn resolve(
+        id: i64,
+        own: &BTreeMap<i64, Option<Schedule>>,
+        readers: &BTreeMap<i64, Vec<i64>>,
+        visiting: &mut BTreeSet<i64>,
+    ) -> Option<Schedule> {
+        match own.get(&id)? {
+            Some(Schedule::Calculated) => {
+                if !visiting.insert(id) {
+                    return None; // a cycle of calculated tables has no schedule
+                }
+                let tightest = readers
+                    .get(&id)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| resolve(*r, own, readers, visiting))
+                    .min_by_key(|s| s.min_interval_seconds());
+                visiting.remove(&id);
+                tightest
+            }
+            other => other.clone(),
+        }
+    }
+    tables
+        .iter()
+        .map(|t| (t.id, resolve(t.id, &own, &readers, &mut BTreeSet::new())))
+        .collect()
+}
+
 /// Ids of the due, active stream tables at `now`, ordered so a table comes after every stream
-/// table it reads. Tables whose schedule no longer parses are skipped.
+/// table it reads. Tables without an effective schedule are skipped.
 pub fn due_in_order(tables: &[Scheduled], now: i64) -> Vec<i64> {
+    let schedules = effective_schedules(tables);
     let due: BTreeSet<i64> = tables
         .iter()
         .filter(|t| t.active)
         .filter(|t| {
-            Schedule::parse(&t.schedule)
-                .ok()
+            schedules
+                .get(&t.id)
+                .cloned()
+                .flatten()
                 .and_then(|s| s.next_due_after(t.last_refresh))
                 .is_some_and(|at| at <= now)
         })
@@ -163,6 +210,23 @@ mod tests {
         assert_eq!(cycle_through(1, &[3], &edges), Some(vec![1, 3, 1]));
         assert_eq!(cycle_through(4, &[2], &edges), None);
         assert_eq!(cycle_through(1, &[1], &BTreeMap::new()), Some(vec![1, 1]));
+    }
+
+    #[test]
+    fn calculated_tables_follow_their_most_frequent_reader() {
+        let tables = [
+            table(1, "CALCULATED", 0, &[]),
+            table(2, "10s", 0, &[1]),
+            table(3, "CALCULATED", 0, &[1]),
+            table(4, "2s", 0, &[3]),
+            table(5, "CALCULATED", 0, &[]),
+        ];
+        let effective = effective_schedules(&tables);
+        let seconds = |id: i64| effective[&id].as_ref().map(|s| s.min_interval_seconds());
+        assert_eq!(seconds(3), Some(2));
+        assert_eq!(seconds(1), Some(2), "through calculated table 3 to table 4");
+        assert_eq!(seconds(5), None, "nobody reads it");
+        assert_eq!(due_in_order(&tables, 3 * SECOND), vec![1, 3, 4]);
     }
 
     #[test]

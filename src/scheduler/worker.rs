@@ -64,7 +64,7 @@ fn take_database_lock(database: pg_sys::Oid) -> bool {
 
 /// Every stream table with its schedule state: due one interval after its last refresh or
 /// last failure (a table never refreshed counts from its creation) and the stream tables it reads.
-fn load_schedule() -> Vec<Scheduled> {
+pub fn load_schedule() -> Vec<Scheduled> {
     Spi::connect_mut(|client| {
         client
             .update(

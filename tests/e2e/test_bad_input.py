@@ -41,7 +41,7 @@ CREATE_CASES = [
     ("SELECT pgstream.create_stream_table(repeat('x', 64), %(q)s, '1m', 'FULL')", "42622", "longer than 63", None),
     ("SELECT pgstream.create_stream_table(NULL, %(q)s, '1m', 'FULL')", "22004", "name", None),
     ("SELECT pgstream.create_stream_table('st', NULL, '1m', 'FULL')", "22004", "query", None),
-    ("SELECT pgstream.create_stream_table('st', %(q)s, NULL, 'FULL')", "22004", "schedule", None),
+    ("SELECT pgstream.create_stream_table('st', %(q)s, '1m', NULL)", "22004", "refresh_mode", None),
 ]
 
 OTHER_CASES = [

@@ -233,3 +233,23 @@ def _try_connect(name):
         return connect(name)
     except Exception:  # noqa: BLE001 - the server is still recovering
         return None
+
+
+def test_a_calculated_table_refreshes_as_often_as_its_readers(db):
+    db.sql("CREATE TABLE src (a int)")
+    db.sql("SELECT pgstream.create_stream_table('base', 'SELECT a FROM src', NULL, 'FULL')")
+    db.sql("SELECT pgstream.create_stream_table('lonely', 'SELECT a FROM src', 'calculated', 'FULL')")
+    assert db.sql("SELECT pgs_name, schedule FROM pgstream.pgs_stream_tables ORDER BY 1") == [
+        ("base", "CALCULATED"),
+        ("lonely", "CALCULATED"),
+    ]
+    assert db.sql(
+        "SELECT pgs_name, effective_schedule, next_refresh_at, stale FROM pgstream.pg_stat_stream_tables ORDER BY 1"
+    ) == [("base", None, None, False), ("lonely", None, None, False)]
+    db.sql("SELECT pgstream.create_stream_table('top', 'SELECT count(*) AS n FROM base', '1s', 'FULL')")
+    assert db.value("SELECT effective_schedule FROM pgstream.pg_stat_stream_tables WHERE pgs_name = 'base'") == "1s"
+    db.sql("INSERT INTO src VALUES (1), (2)")
+    wait_for(lambda: db.value("SELECT n FROM top") == 2, what="the calculated table and its reader")
+    time.sleep(1.5)
+    assert db.value("SELECT count(*) FROM lonely") == 0, "no reader, no schedule"
+    assert db.value("SELECT total_refreshes FROM pgstream.pgs_stream_tables WHERE pgs_name = 'lonely'") == 1
