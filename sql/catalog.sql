@@ -13,6 +13,8 @@ CREATE TABLE pgstream.pgs_stream_tables (
     defining_query           text NOT NULL,
     pgs_query_hash           text,
     search_path              text NOT NULL DEFAULT '',
+    -- Whether the query's result changes only when a source does (no now(), random(), ...).
+    depends_only_on_sources  boolean NOT NULL DEFAULT false,
     schedule                 text NOT NULL,
     refresh_mode             text NOT NULL
         CHECK (refresh_mode IN ('FULL', 'DIFFERENTIAL', 'AUTO')),
@@ -30,6 +32,10 @@ CREATE TABLE pgstream.pgs_stream_tables (
     consecutive_errors       integer NOT NULL DEFAULT 0,
     last_error               text,
     last_error_at            timestamptz,
+    -- How the last refresh went: FULL (recomputed) or SKIPPED (no source changed).
+    last_refresh_kind        text,
+    -- The snapshot whose committed source changes the last refresh covered.
+    consumed_snapshot        pg_snapshot,
     UNIQUE (pgs_schema, pgs_name)
 );
 COMMENT ON TABLE pgstream.pgs_stream_tables IS 'pg_stream_dbt: one row per stream table';
@@ -44,6 +50,20 @@ CREATE TABLE pgstream.pgs_dependencies (
 );
 COMMENT ON TABLE pgstream.pgs_dependencies IS
     'pg_stream_dbt: the relations each stream table reads (views and the base tables behind them)';
+
+-- Change capture: one row per data-changing statement on a relation a stream table reads,
+-- written by the pgstream_capture statement trigger. In its own schema, which ordinary
+-- users can neither read nor write.
+CREATE SCHEMA pgstream_changes;
+REVOKE ALL ON SCHEMA pgstream_changes FROM PUBLIC;
+CREATE TABLE pgstream_changes.statements (
+    source_relid oid NOT NULL,
+    xid          xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    operation    text NOT NULL,
+    changed_at   timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX statements_source_relid_idx ON pgstream_changes.statements (source_relid);
+REVOKE ALL ON pgstream_changes.statements FROM PUBLIC;
 
 -- Everyone may read the catalog; only the engine (running as the extension owner) writes it.
 REVOKE ALL ON pgstream.pgs_stream_tables, pgstream.pgs_dependencies FROM PUBLIC;

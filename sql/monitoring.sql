@@ -33,6 +33,7 @@ SELECT s.pgs_id,
        s.total_refreshes,
        s.failed_refreshes,
        s.total_refreshes - s.failed_refreshes                 AS successful_refreshes,
+       s.last_refresh_kind,
        s.last_refresh_duration_ms,
        CASE WHEN s.total_refreshes > s.failed_refreshes
             THEN s.total_refresh_time_ms / (s.total_refreshes - s.failed_refreshes)
@@ -49,27 +50,132 @@ COMMENT ON VIEW pgstream.pg_stat_stream_tables IS
     'pg_stream_dbt: freshness and refresh statistics per stream table';
 GRANT SELECT ON pgstream.pg_stat_stream_tables TO PUBLIC;
 
--- Change capture per source relation. Every refresh is FULL in this version, so no source
--- needs a capture trigger yet; the report says so per source.
+-- Change capture. A statement trigger on every ordinary table a stream table reads records
+-- that it changed; a refresh whose sources show no change committed since the snapshot it
+-- last covered is skipped. ENABLE ALWAYS: it fires under session_replication_role = replica
+-- too (logical replication apply, restores), so no change goes unseen.
+CREATE FUNCTION pgstream._capture_statement() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (TG_RELID, TG_OP);
+    RETURN NULL;
+END
+$$;
+
+-- Puts the capture trigger on every capturable relation a stream table reads, removes it
+-- where none does, and forgets changes no stream table needs any more.
+CREATE FUNCTION pgstream._sync_capture() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    source regclass;
+BEGIN
+    FOR source IN
+        SELECT DISTINCT c.oid::regclass
+        FROM pgstream.pgs_dependencies d JOIN pg_class c ON c.oid = d.source_relid
+        WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+          AND NOT EXISTS (SELECT 1 FROM pg_trigger t
+                          WHERE t.tgrelid = c.oid AND t.tgname = 'pgstream_capture')
+    LOOP
+        EXECUTE format('CREATE TRIGGER pgstream_capture AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE '
+                       'ON %s FOR EACH STATEMENT EXECUTE FUNCTION pgstream._capture_statement()', source);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pgstream_capture', source);
+    END LOOP;
+    FOR source IN
+        SELECT t.tgrelid::regclass FROM pg_trigger t
+        WHERE t.tgname = 'pgstream_capture'
+          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+          AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d WHERE d.source_relid = t.tgrelid)
+    LOOP
+        EXECUTE format('DROP TRIGGER pgstream_capture ON %s', source);
+    END LOOP;
+    DELETE FROM pgstream_changes.statements s
+    WHERE s.source_relid <> 0
+      AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d WHERE d.source_relid = s.source_relid);
+END
+$$;
+REVOKE ALL ON FUNCTION pgstream._capture_statement(), pgstream._sync_capture() FROM PUBLIC;
+
+-- Change capture per source relation: readers, whether the trigger is there and enabled,
+-- changes not yet covered by every reader.
 CREATE FUNCTION pgstream.check_cdc_health()
 RETURNS TABLE (source_relid oid, source_schema text, source_name text, source_kind text,
-               readers text[], cdc_required boolean, trigger_present boolean,
+               readers text[], capturable boolean, trigger_present boolean,
                buffer_rows bigint, oldest_change_at timestamptz, status text)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pgstream
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT d.source_relid, d.source_schema, d.source_name, d.source_kind,
            array_agg(format('%I.%I', s.pgs_schema, s.pgs_name) ORDER BY s.pgs_schema, s.pgs_name),
-           false, false, 0::bigint, NULL::timestamptz,
+           c.relkind = 'r' AND c.relpersistence <> 't',
+           t.oid IS NOT NULL AND t.tgenabled = 'A',
+           (SELECT count(*) FROM pgstream_changes.statements b WHERE b.source_relid = d.source_relid),
+           (SELECT min(b.changed_at) FROM pgstream_changes.statements b WHERE b.source_relid = d.source_relid),
            CASE WHEN c.oid IS NULL THEN 'source missing: readers will fail to refresh'
-                ELSE 'ok: readers refresh FULL, no change capture needed' END
+                WHEN c.relkind <> 'r' OR c.relpersistence = 't'
+                    THEN 'not capturable (' || CASE c.relkind WHEN 'p' THEN 'partitioned table'
+                         WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
+                         ELSE 'temporary table' END || '): readers always recompute'
+                WHEN t.oid IS NULL THEN 'capture trigger missing: readers recompute until it is back'
+                WHEN t.tgenabled <> 'A' THEN 'capture trigger not enabled ALWAYS: readers recompute'
+                ELSE 'ok' END
     FROM pgstream.pgs_dependencies d
     JOIN pgstream.pgs_stream_tables s USING (pgs_id)
     LEFT JOIN pg_class c ON c.oid = d.source_relid
+    LEFT JOIN pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture'
     WHERE d.source_kind <> 'view'
-    GROUP BY d.source_relid, d.source_schema, d.source_name, d.source_kind, c.oid
+    GROUP BY d.source_relid, d.source_schema, d.source_name, d.source_kind, c.oid, c.relkind,
+             c.relpersistence, t.oid, t.tgenabled
     ORDER BY d.source_schema, d.source_name
 $$;
+
+-- DDL can change what a query returns without any row changing (ALTER TABLE, CREATE OR
+-- REPLACE VIEW or FUNCTION, REVOKE, ...): any DDL outside temporary schemas is recorded as a
+-- change of every source (source_relid 0), so the next refresh of every stream table recomputes.
+CREATE FUNCTION pgstream._capture_ddl()
+RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- DROP commands report nothing here; _catalog_on_sql_drop records them.
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+               WHERE c.schema_name IS NULL
+                  OR (c.schema_name NOT LIKE 'pg\_temp%' AND c.schema_name NOT LIKE 'pg\_toast\_temp%'))
+       OR (tg_tag NOT LIKE 'DROP %' AND NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())) THEN
+        INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION pgstream._capture_ddl() FROM PUBLIC;
+CREATE EVENT TRIGGER pgstream_capture_ddl ON ddl_command_end
+    EXECUTE FUNCTION pgstream._capture_ddl();
+
+-- DROP EXTENSION must not trip over the capture triggers on users' tables: remove them
+-- first. (At ddl_command_start the extension's name is not known; if another extension is
+-- being dropped, stream tables just recompute once and _sync_capture puts the triggers back.)
+CREATE FUNCTION pgstream._before_drop_extension()
+RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    source regclass;
+BEGIN
+    FOR source IN
+        SELECT t.tgrelid::regclass FROM pg_trigger t
+        WHERE t.tgname = 'pgstream_capture'
+          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+    LOOP
+        EXECUTE format('DROP TRIGGER pgstream_capture ON %s', source);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION pgstream._before_drop_extension() FROM PUBLIC;
+CREATE EVENT TRIGGER pgstream_before_drop_extension ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION pgstream._before_drop_extension();
 
 -- Keep the catalog in step with DDL users run on stream tables directly.
 CREATE FUNCTION pgstream._catalog_on_sql_drop()
@@ -80,6 +186,13 @@ BEGIN
     DELETE FROM pgstream.pgs_stream_tables
     WHERE pgs_relid IN (SELECT objid FROM pg_event_trigger_dropped_objects()
                         WHERE classid = 'pg_class'::regclass AND objsubid = 0);
+    IF FOUND THEN
+        PERFORM pgstream._sync_capture();
+    END IF;
+    -- Dropping anything that is not temporary may change what a query returns: recompute.
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN
+        INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag);
+    END IF;
 END
 $$;
 

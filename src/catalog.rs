@@ -14,6 +14,10 @@ pub struct StreamTable {
     pub query_hash: Option<String>,
     /// The search_path the defining query is resolved with (captured at create).
     pub search_path: String,
+    /// Whether the result changes only when a source does (so an unchanged source can be skipped).
+    pub depends_only_on_sources: bool,
+    /// The snapshot (as text) whose committed source changes the last refresh covered.
+    pub consumed_snapshot: Option<String>,
     pub relid: pg_sys::Oid,
     pub schema: String,
     pub name: String,
@@ -59,7 +63,8 @@ pub fn display_name(schema: &str, name: &str) -> String {
 
 const SELECT_STREAM_TABLE: &str =
     "SELECT pgs_id, pgs_relid, pgs_schema, pgs_name, defining_query, \
-     schedule, refresh_mode, status, pgs_query_hash, search_path FROM pgstream.pgs_stream_tables";
+     schedule, refresh_mode, status, pgs_query_hash, search_path, depends_only_on_sources, \
+     consumed_snapshot::text FROM pgstream.pgs_stream_tables";
 
 /// Column `ordinal` of a catalog row; a type mismatch is a bug, not a NULL.
 fn column<T: pgrx::IntoDatum + pgrx::FromDatum>(
@@ -83,6 +88,8 @@ fn stream_table_from_row(row: &SpiHeapTupleData) -> StreamTable {
         status: text(8),
         query_hash: column(row, 9),
         search_path: text(10),
+        depends_only_on_sources: column(row, 11).unwrap_or(false),
+        consumed_snapshot: column(row, 12),
     }
 }
 
@@ -138,6 +145,7 @@ pub struct NewStreamTable<'a> {
     pub defining_query: &'a str,
     pub query_hash: &'a str,
     pub search_path: &'a str,
+    pub depends_only_on_sources: bool,
     pub schedule: &'a str,
     pub refresh_mode: &'a str,
     pub status: &'a str,
@@ -151,8 +159,8 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
                 .update(
                     "INSERT INTO pgstream.pgs_stream_tables \
                      (pgs_relid, pgs_schema, pgs_name, defining_query, pgs_query_hash, schedule, \
-                      refresh_mode, status, search_path) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING pgs_id",
+                      refresh_mode, status, search_path, depends_only_on_sources) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING pgs_id",
                     None,
                     &[
                         new.relid.into(),
@@ -164,6 +172,7 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
                         new.refresh_mode.into(),
                         new.status.into(),
                         new.search_path.into(),
+                        new.depends_only_on_sources.into(),
                     ],
                 )?
                 .first()
@@ -233,6 +242,10 @@ pub fn delete(id: i64) {
 
 /// What one successful refresh did.
 pub struct RefreshStats {
+    /// `FULL` (recomputed) or `SKIPPED` (no source changed).
+    pub kind: &'static str,
+    /// The snapshot whose committed source changes this refresh covered.
+    pub covered_snapshot: String,
     pub started_at: TimestampWithTimeZone,
     pub duration_ms: f64,
     pub rows_inserted: i64,
@@ -248,7 +261,7 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
              last_rows_inserted = $4, last_rows_deleted = $5, \
              total_refreshes = total_refreshes + 1, \
              total_refresh_time_ms = total_refresh_time_ms + $3, \
-             consecutive_errors = 0 \
+             consecutive_errors = 0, last_refresh_kind = $6, consumed_snapshot = $7::pg_snapshot \
              WHERE pgs_id = $1",
             &[
                 id.into(),
@@ -256,8 +269,11 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
                 stats.duration_ms.into(),
                 stats.rows_inserted.into(),
                 stats.rows_deleted.into(),
+                stats.kind.into(),
+                stats.covered_snapshot.as_str().into(),
             ],
-        )
+        );
+        forget_covered_changes(id);
     })
 }
 
@@ -314,6 +330,7 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
         run(
             "UPDATE pgstream.pgs_stream_tables SET defining_query = $2, pgs_query_hash = $3, \
              schedule = $4, refresh_mode = $5, status = $6, search_path = $7, \
+             depends_only_on_sources = $8, consumed_snapshot = NULL, \
              altered_at = pg_catalog.clock_timestamp() WHERE pgs_id = $1",
             &[
                 id.into(),
@@ -323,6 +340,7 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
                 definition.refresh_mode.into(),
                 definition.status.into(),
                 definition.search_path.into(),
+                definition.depends_only_on_sources.into(),
             ],
         );
         run(
@@ -361,4 +379,69 @@ pub fn repoint_readers(old: pg_sys::Oid, new: pg_sys::Oid) -> Vec<String> {
         })
         .unwrap_or_else(|e| panic!("updating pgstream.pgs_dependencies failed: {e}"))
     })
+}
+
+/// Puts the capture trigger on every capturable source of a stream table (and takes it off
+/// relations no stream table reads any more).
+pub fn sync_capture() {
+    as_catalog_owner(|| run("SELECT pgstream._sync_capture()", &[]))
+}
+
+/// Whether every relation stream table `id` reads is captured: an ordinary table with the
+/// capture trigger present and enabled ALWAYS. Views count through their base tables.
+pub fn capture_complete(id: i64) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT COALESCE(bool_and(COALESCE(c.relkind = 'r' AND c.relpersistence <> 't' \
+                                           AND t.tgenabled IS NOT DISTINCT FROM 'A', false)), true) \
+         FROM pgstream.pgs_dependencies d \
+         LEFT JOIN pg_catalog.pg_class c ON c.oid = d.source_relid \
+         LEFT JOIN pg_catalog.pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture' \
+         WHERE d.pgs_id = $1 AND d.source_kind <> 'view'",
+        &[id.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Whether a source of stream table `id` changed in a transaction that committed (or is
+/// this one) outside `snapshot`.
+pub fn sources_changed_since(id: i64, snapshot: &str) -> bool {
+    as_catalog_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pgstream_changes.statements c \
+                            WHERE (c.source_relid = 0 \
+                                   OR c.source_relid IN (SELECT d.source_relid \
+                                                         FROM pgstream.pgs_dependencies d \
+                                                         WHERE d.pgs_id = $1)) \
+                              AND NOT pg_visible_in_snapshot(c.xid, $2::pg_snapshot))",
+            &[id.into(), snapshot.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(true)
+    })
+}
+
+/// Deletes the change records of stream table `id`'s sources that every reader of those
+/// sources has covered, and the DDL records every stream table has covered.
+fn forget_covered_changes(id: i64) {
+    run(
+        "DELETE FROM pgstream_changes.statements c WHERE c.source_relid = 0 \
+           AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s \
+                           WHERE s.consumed_snapshot IS NULL \
+                              OR NOT pg_visible_in_snapshot(c.xid, s.consumed_snapshot))",
+        &[],
+    );
+    run(
+        "DELETE FROM pgstream_changes.statements c \
+         USING pgstream.pgs_dependencies mine \
+         WHERE mine.pgs_id = $1 AND c.source_relid = mine.source_relid \
+           AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d \
+                           JOIN pgstream.pgs_stream_tables s ON s.pgs_id = d.pgs_id \
+                           WHERE d.source_relid = c.source_relid \
+                             AND (s.consumed_snapshot IS NULL \
+                                  OR NOT pg_visible_in_snapshot(c.xid, s.consumed_snapshot)))",
+        &[id.into()],
+    );
 }

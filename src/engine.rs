@@ -110,12 +110,14 @@ pub fn create_from_probe(
             defining_query: &analyzed.statement,
             query_hash: &hash,
             search_path: &search_path,
+            depends_only_on_sources: analyzed.depends_only_on_sources,
             schedule: definition.schedule,
             refresh_mode: definition.refresh_mode.as_str(),
             status: definition.status.unwrap_or(Status::Active).as_str(),
         },
         &analyzed.sources,
     );
+    catalog::sync_capture();
     let created = catalog::find_by_id(id).expect("the catalog row just inserted exists");
     if !scheduler::preloaded() {
         notice!(
@@ -168,4 +170,5 @@ pub fn drop(table: &StreamTable, cascade: bool) {
     Spi::run(&format!("DROP TABLE {current_name}{cascade}"))
         .unwrap_or_else(|e| panic!("dropping {} failed: {e}", table.display_name()));
     catalog::delete(table.id);
+    catalog::sync_capture();
 }

@@ -19,6 +19,10 @@ pub struct AnalyzedQuery {
     pub statement: String,
     /// The relations it reads: views, and the base tables behind them.
     pub sources: Vec<Source>,
+    /// Whether its result can change only when a source changes: no function, operator or
+    /// value like now() or CURRENT_DATE whose result can differ between calls, in the query or
+    /// in the views it reads.
+    pub depends_only_on_sources: bool,
 }
 
 /// Parses and analyzes `query` by creating the probe view from it; the caller drops the view
@@ -44,9 +48,32 @@ pub fn analyze(stream_table: &str, query: &str) -> AnalyzedQuery {
         StreamError::ReservedColumn { column }.raise();
     }
 
+    let sources = probe_sources();
+    let probe: pg_sys::Oid = Spi::get_one_with_args(
+        "SELECT $1::pg_catalog.regclass::pg_catalog.oid",
+        &[PROBE_VIEW.into()],
+    )
+    .ok()
+    .flatten()
+    .expect("the probe view exists");
+    let depends_only_on_sources = std::iter::once(probe)
+        .chain(sources.iter().filter(|s| s.kind == "view").map(|s| s.relid))
+        .all(|view| !view_has_mutable_functions(view));
     AnalyzedQuery {
         statement,
-        sources: probe_sources(),
+        sources,
+        depends_only_on_sources,
+    }
+}
+
+/// PostgreSQL's own test (contain_mutable_functions) on the query of view `view`.
+fn view_has_mutable_functions(view: pg_sys::Oid) -> bool {
+    unsafe {
+        let relation = pg_sys::relation_open(view, pg_sys::AccessShareLock as _);
+        let query = pg_sys::get_view_query(relation);
+        let mutable = pg_sys::contain_mutable_functions(query.cast());
+        pg_sys::relation_close(relation, pg_sys::AccessShareLock as _);
+        mutable
     }
 }
 

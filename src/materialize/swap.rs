@@ -93,6 +93,7 @@ fn redefine_in_place(
             defining_query: &analyzed.statement,
             query_hash: &hash,
             search_path: &search_path,
+            depends_only_on_sources: analyzed.depends_only_on_sources,
             schedule: definition.schedule,
             refresh_mode: definition.refresh_mode.as_str(),
             status: definition
@@ -102,6 +103,7 @@ fn redefine_in_place(
         },
         &analyzed.sources,
     );
+    catalog::sync_capture();
     let table = catalog::find_by_id(old.id).expect("the redefined stream table exists");
     refresh::refresh_now(&table, FailureRecording::None);
     Recreated {

@@ -63,6 +63,36 @@ pub fn refresh_now(table: &StreamTable, recording: FailureRecording) -> full::Ap
         .flatten()
         .expect("clock_timestamp() returned NULL");
     let timer = std::time::Instant::now();
+    // Every committed change to a source outside this snapshot is seen by the recompute
+    // below (which reads with a snapshot taken later), so the next refresh starts from it.
+    let covered_snapshot = Spi::get_one::<String>("SELECT pg_catalog.pg_current_snapshot()::text")
+        .ok()
+        .flatten()
+        .expect("pg_current_snapshot() returned NULL");
+    if !catalog::capture_complete(table.id) {
+        catalog::sync_capture();
+    } else if table.depends_only_on_sources {
+        if let Some(consumed) = &table.consumed_snapshot {
+            if !catalog::sources_changed_since(table.id, consumed) {
+                let skipped = full::AppliedChanges {
+                    inserted: 0,
+                    deleted: 0,
+                };
+                catalog::record_success(
+                    table.id,
+                    &RefreshStats {
+                        kind: "SKIPPED",
+                        covered_snapshot,
+                        started_at,
+                        duration_ms: timer.elapsed().as_secs_f64() * 1000.0,
+                        rows_inserted: 0,
+                        rows_deleted: 0,
+                    },
+                );
+                return skipped;
+            }
+        }
+    }
     let refreshed = table.clone();
     // The query means what it meant at create (its search_path, with pg_temp last so no
     // temporary object can stand in for a table), and row ids do not depend on how this
@@ -89,6 +119,8 @@ pub fn refresh_now(table: &StreamTable, recording: FailureRecording) -> full::Ap
             catalog::record_success(
                 table.id,
                 &RefreshStats {
+                    kind: "FULL",
+                    covered_snapshot,
                     started_at,
                     duration_ms: timer.elapsed().as_secs_f64() * 1000.0,
                     rows_inserted: applied.inserted,
