@@ -54,12 +54,20 @@ GRANT SELECT ON pgstream.pg_stat_stream_tables TO PUBLIC;
 -- that it changed; a refresh whose sources show no change committed since the snapshot it
 -- last covered is skipped. ENABLE ALWAYS: it fires under session_replication_role = replica
 -- too (logical replication apply, restores), so no change goes unseen.
+-- One record per source and transaction is enough (a refresh only asks whether a source
+-- changed): a transaction-local setting remembers that this transaction already wrote it.
 CREATE FUNCTION pgstream._capture_statement() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    seen constant text := 'pgstream_capture.r' || TG_RELID;
+    xid constant text := pg_current_xact_id()::text;
 BEGIN
-    INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (TG_RELID, TG_OP);
+    IF current_setting(seen, true) IS DISTINCT FROM xid THEN
+        INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (TG_RELID, TG_OP);
+        PERFORM set_config(seen, xid, true);
+    END IF;
     RETURN NULL;
 END
 $$;
