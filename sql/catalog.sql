@@ -62,7 +62,7 @@ CREATE TABLE pgstream_changes.statements (
     operation    text NOT NULL,
     changed_at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX statements_source_relid_idx ON pgstream_changes.statements (source_relid);
+CREATE UNIQUE INDEX statements_source_xid_idx ON pgstream_changes.statements (source_relid, xid);
 REVOKE ALL ON pgstream_changes.statements FROM PUBLIC;
 
 -- Everyone may read the catalog; only the engine (running as the extension owner) writes it.

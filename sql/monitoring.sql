@@ -55,21 +55,43 @@ GRANT SELECT ON pgstream.pg_stat_stream_tables TO PUBLIC;
 -- last covered is skipped. ENABLE ALWAYS: it fires under session_replication_role = replica
 -- too (logical replication apply, restores), so no change goes unseen.
 -- One record per source and transaction is enough (a refresh only asks whether a source
--- changed): a transaction-local setting remembers that this transaction already wrote it.
+-- changed): the unique index on (source_relid, xid) keeps it to one.
 CREATE FUNCTION pgstream._capture_statement() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    seen constant text := 'pgstream_capture.r' || TG_RELID;
-    xid constant text := pg_current_xact_id()::text;
 BEGIN
-    IF current_setting(seen, true) IS DISTINCT FROM xid THEN
-        INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (TG_RELID, TG_OP);
-        PERFORM set_config(seen, xid, true);
-    END IF;
+    INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (TG_RELID, TG_OP)
+    ON CONFLICT DO NOTHING;
     RETURN NULL;
 END
+$$;
+
+-- Why a relation's changes cannot be captured by a statement trigger on it (NULL: they can).
+-- Writes through a partitioned or inheritance parent, logical replication apply (row
+-- triggers only), crash recovery of unlogged tables, catalog updates and row-level security
+-- policies all change what a query sees without firing that trigger.
+CREATE FUNCTION pgstream._capture_blocker(relation oid) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN c.oid IS NULL THEN 'source missing'
+        WHEN c.oid < 16384 OR c.relnamespace = 'pg_catalog'::regnamespace THEN 'system catalog'
+        WHEN c.relkind = 'p' THEN 'partitioned table'
+        WHEN c.relkind = 'm' THEN 'materialized view'
+        WHEN c.relkind = 'f' THEN 'foreign table'
+        WHEN c.relkind <> 'r' THEN 'not a table'
+        WHEN c.relpersistence = 't' THEN 'temporary table'
+        WHEN c.relpersistence = 'u' THEN 'unlogged table'
+        WHEN c.relispartition THEN 'partition'
+        WHEN c.relhassubclass OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+            THEN 'inheritance'
+        WHEN c.relrowsecurity THEN 'row-level security'
+        WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r WHERE r.srrelid = c.oid)
+            THEN 'logical replication target'
+    END
+    FROM (SELECT relation AS wanted) w LEFT JOIN pg_class c ON c.oid = w.wanted
 $$;
 
 -- Puts the capture trigger on every capturable relation a stream table reads, removes it
@@ -84,7 +106,7 @@ BEGIN
     FOR source IN
         SELECT DISTINCT c.oid::regclass
         FROM pgstream.pgs_dependencies d JOIN pg_class c ON c.oid = d.source_relid
-        WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+        WHERE d.source_kind <> 'view' AND pgstream._capture_blocker(c.oid) IS NULL
           AND NOT EXISTS (SELECT 1 FROM pg_trigger t
                           WHERE t.tgrelid = c.oid AND t.tgname = 'pgstream_capture')
     LOOP
@@ -118,15 +140,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT d.source_relid, d.source_schema, d.source_name, d.source_kind,
            array_agg(format('%I.%I', s.pgs_schema, s.pgs_name) ORDER BY s.pgs_schema, s.pgs_name),
-           c.relkind = 'r' AND c.relpersistence <> 't',
+           pgstream._capture_blocker(d.source_relid) IS NULL,
            t.oid IS NOT NULL AND t.tgenabled = 'A',
            (SELECT count(*) FROM pgstream_changes.statements b WHERE b.source_relid = d.source_relid),
            (SELECT min(b.changed_at) FROM pgstream_changes.statements b WHERE b.source_relid = d.source_relid),
            CASE WHEN c.oid IS NULL THEN 'source missing: readers will fail to refresh'
-                WHEN c.relkind <> 'r' OR c.relpersistence = 't'
-                    THEN 'not capturable (' || CASE c.relkind WHEN 'p' THEN 'partitioned table'
-                         WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
-                         ELSE 'temporary table' END || '): readers always recompute'
+                WHEN pgstream._capture_blocker(d.source_relid) IS NOT NULL
+                    THEN 'not capturable (' || pgstream._capture_blocker(d.source_relid)
+                         || '): readers always recompute'
                 WHEN t.oid IS NULL THEN 'capture trigger missing: readers recompute until it is back'
                 WHEN t.tgenabled <> 'A' THEN 'capture trigger not enabled ALWAYS: readers recompute'
                 ELSE 'ok' END
@@ -134,6 +155,7 @@ AS $$
     JOIN pgstream.pgs_stream_tables s USING (pgs_id)
     LEFT JOIN pg_class c ON c.oid = d.source_relid
     LEFT JOIN pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture'
+                          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
     WHERE d.source_kind <> 'view'
     GROUP BY d.source_relid, d.source_schema, d.source_name, d.source_kind, c.oid, c.relkind,
              c.relpersistence, t.oid, t.tgenabled
@@ -153,13 +175,16 @@ BEGIN
                WHERE c.schema_name IS NULL
                   OR (c.schema_name NOT LIKE 'pg\_temp%' AND c.schema_name NOT LIKE 'pg\_toast\_temp%'))
        OR (tg_tag NOT LIKE 'DROP %' AND NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())) THEN
-        INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag);
+        INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag)
+        ON CONFLICT DO NOTHING;
     END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION pgstream._capture_ddl() FROM PUBLIC;
 CREATE EVENT TRIGGER pgstream_capture_ddl ON ddl_command_end
     EXECUTE FUNCTION pgstream._capture_ddl();
+-- Also under session_replication_role = replica (DDL replicated by logical replication tools).
+ALTER EVENT TRIGGER pgstream_capture_ddl ENABLE ALWAYS;
 
 -- DROP EXTENSION must not trip over the capture triggers on users' tables: remove them
 -- first. (At ddl_command_start the extension's name is not known; if another extension is
@@ -198,8 +223,13 @@ BEGIN
         PERFORM pgstream._sync_capture();
     END IF;
     -- Dropping anything that is not temporary may change what a query returns: recompute.
-    IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN
-        INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag);
+    -- (A temporary view's rule is not flagged temporary: its address names the temp schema.)
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects()
+               WHERE NOT is_temporary
+                 AND COALESCE(address_names[1], '') NOT LIKE 'pg\_temp%'
+                 AND COALESCE(address_names[1], '') NOT LIKE 'pg\_toast\_temp%') THEN
+        INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag)
+        ON CONFLICT DO NOTHING;
     END IF;
 END
 $$;
@@ -220,6 +250,7 @@ REVOKE ALL ON FUNCTION pgstream._catalog_on_sql_drop(), pgstream._catalog_on_ren
 
 CREATE EVENT TRIGGER pgstream_catalog_on_sql_drop ON sql_drop
     EXECUTE FUNCTION pgstream._catalog_on_sql_drop();
+ALTER EVENT TRIGGER pgstream_catalog_on_sql_drop ENABLE ALWAYS;
 CREATE EVENT TRIGGER pgstream_catalog_on_rename ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
     EXECUTE FUNCTION pgstream._catalog_on_rename();

@@ -381,6 +381,52 @@ pub fn repoint_readers(old: pg_sys::Oid, new: pg_sys::Oid) -> Vec<String> {
     })
 }
 
+/// First key of the advisory lock that keeps change-record cleanup away from stream tables
+/// being created or redefined (which hold it shared).
+pub const CAPTURE_LOCK_KEY: i32 = 0x7067_7363; // "pgsc"
+
+/// Taken by create and redefine: no cleanup may run until this transaction ends.
+pub fn hold_off_change_cleanup() {
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, 0)",
+        &[CAPTURE_LOCK_KEY.into()],
+    )
+    .unwrap_or_else(|e| panic!("taking the capture lock failed: {e}"));
+}
+
+/// Whether DDL happened that stream table `id`'s last refresh did not cover (its sources may
+/// be other relations now).
+pub fn ddl_since(id: i64, snapshot: Option<&str>) -> bool {
+    let Some(snapshot) = snapshot else {
+        return true;
+    };
+    as_catalog_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pgstream_changes.statements c \
+                            WHERE c.source_relid = 0 AND NOT pg_visible_in_snapshot(c.xid, $2::pg_snapshot))",
+            &[id.into(), snapshot.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(true)
+    })
+}
+
+/// Replaces the recorded sources of stream table `id` (after DDL changed what its query reads).
+pub fn update_sources(id: i64, sources: &[Source], depends_only_on_sources: bool) {
+    as_catalog_owner(|| {
+        run(
+            "DELETE FROM pgstream.pgs_dependencies WHERE pgs_id = $1",
+            &[id.into()],
+        );
+        insert_sources(id, sources);
+        run(
+            "UPDATE pgstream.pgs_stream_tables SET depends_only_on_sources = $2 WHERE pgs_id = $1",
+            &[id.into(), depends_only_on_sources.into()],
+        );
+    })
+}
+
 /// Puts the capture trigger on every capturable source of a stream table (and takes it off
 /// relations no stream table reads any more).
 pub fn sync_capture() {
@@ -391,11 +437,12 @@ pub fn sync_capture() {
 /// capture trigger present and enabled ALWAYS. Views count through their base tables.
 pub fn capture_complete(id: i64) -> bool {
     Spi::get_one_with_args::<bool>(
-        "SELECT COALESCE(bool_and(COALESCE(c.relkind = 'r' AND c.relpersistence <> 't' \
-                                           AND t.tgenabled IS NOT DISTINCT FROM 'A', false)), true) \
+        "SELECT COALESCE(bool_and(pgstream._capture_blocker(d.source_relid) IS NULL \
+                                  AND t.tgenabled IS NOT DISTINCT FROM 'A'), true) \
          FROM pgstream.pgs_dependencies d \
-         LEFT JOIN pg_catalog.pg_class c ON c.oid = d.source_relid \
-         LEFT JOIN pg_catalog.pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture' \
+         LEFT JOIN pg_catalog.pg_trigger t ON t.tgrelid = d.source_relid \
+              AND t.tgname = 'pgstream_capture' \
+              AND t.tgfoid = 'pgstream._capture_statement()'::pg_catalog.regprocedure \
          WHERE d.pgs_id = $1 AND d.source_kind <> 'view'",
         &[id.into()],
     )
@@ -414,7 +461,8 @@ pub fn sources_changed_since(id: i64, snapshot: &str) -> bool {
                                    OR c.source_relid IN (SELECT d.source_relid \
                                                          FROM pgstream.pgs_dependencies d \
                                                          WHERE d.pgs_id = $1)) \
-                              AND NOT pg_visible_in_snapshot(c.xid, $2::pg_snapshot))",
+                              AND NOT pg_visible_in_snapshot(c.xid, $2::pg_snapshot)) \
+                    OR pg_snapshot_xmax($2::pg_snapshot) > pg_snapshot_xmax(pg_current_snapshot())",
             &[id.into(), snapshot.into()],
         )
         .ok()
@@ -426,6 +474,18 @@ pub fn sources_changed_since(id: i64, snapshot: &str) -> bool {
 /// Deletes the change records of stream table `id`'s sources that every reader of those
 /// sources has covered, and the DDL records every stream table has covered.
 fn forget_covered_changes(id: i64) {
+    // A stream table being created or redefined in another transaction reads these sources
+    // too but is not visible here yet: leave everything for a later refresh then.
+    let alone = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_try_advisory_xact_lock($1, 0)",
+        &[CAPTURE_LOCK_KEY.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !alone {
+        return;
+    }
     run(
         "DELETE FROM pgstream_changes.statements c WHERE c.source_relid = 0 \
            AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s \

@@ -7,7 +7,7 @@ use crate::gucs;
 use crate::modes::{RefreshMode, Status};
 use crate::normalize;
 use crate::query;
-use crate::refresh::{self, FailureRecording};
+use crate::refresh::{self, FailureRecording, Skipping};
 use crate::resolve;
 use crate::schedule::Schedule;
 use crate::scheduler;
@@ -81,6 +81,7 @@ pub fn create_from_probe(
     initialize: bool,
 ) -> StreamTable {
     let shown = display_name(schema, name);
+    catalog::hold_off_change_cleanup();
     let qualified = pgrx::spi::quote_qualified_identifier(schema, name);
     Spi::connect_mut(|client| {
         for statement in [
@@ -126,7 +127,7 @@ pub fn create_from_probe(
         );
     }
     if initialize {
-        refresh::refresh_now(&created, FailureRecording::None);
+        refresh::refresh_now(&created, FailureRecording::None, Skipping::Never);
     }
     created
 }

@@ -56,14 +56,43 @@ pub fn analyze(stream_table: &str, query: &str) -> AnalyzedQuery {
     .ok()
     .flatten()
     .expect("the probe view exists");
-    let depends_only_on_sources = std::iter::once(probe)
-        .chain(sources.iter().filter(|s| s.kind == "view").map(|s| s.relid))
-        .all(|view| !view_has_mutable_functions(view));
+    let depends_only_on_sources = !plan_reads_system_relations()
+        && std::iter::once(probe)
+            .chain(sources.iter().filter(|s| s.kind == "view").map(|s| s.relid))
+            .all(|view| !view_has_mutable_functions(view));
     AnalyzedQuery {
         statement,
         sources,
         depends_only_on_sources,
     }
+}
+
+/// Whether the planned probe query reads a system catalog or information_schema relation:
+/// PostgreSQL records no dependencies on those (they are pinned), and they change without
+/// any DML a trigger could see. Read from the plan (EXPLAIN VERBOSE names every scanned
+/// relation's schema), which also sees through views.
+fn plan_reads_system_relations() -> bool {
+    let plan = Spi::get_one::<pgrx::Json>(&format!(
+        "EXPLAIN (FORMAT JSON, VERBOSE) SELECT * FROM {PROBE_VIEW}"
+    ))
+    .ok()
+    .flatten()
+    .map(|json| json.0)
+    .unwrap_or(serde_json::Value::Null);
+    fn walk(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Object(map) => map.iter().any(|(key, v)| {
+                (key == "Schema"
+                    && v.as_str().is_some_and(|s| {
+                        s == "pg_catalog" || s == "information_schema" || s.starts_with("pg_toast")
+                    }))
+                    || walk(v)
+            }),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            _ => false,
+        }
+    }
+    walk(&plan)
 }
 
 /// PostgreSQL's own test (contain_mutable_functions) on the query of view `view`.

@@ -4,7 +4,7 @@ use super::required;
 use crate::engine;
 use crate::error::OrRaise;
 use crate::modes::{RefreshMode, Status};
-use crate::refresh::{self, FailureRecording};
+use crate::refresh::{self, FailureRecording, Skipping};
 use crate::resolve;
 use pgrx::prelude::*;
 
@@ -69,5 +69,9 @@ fn drop_stream_table(name: Option<&str>) {
 #[pg_extern(volatile, schema = "pgstream")]
 fn refresh_stream_table(name: Option<&str>) {
     let table = resolve::existing_stream_table(required(name, "name"));
-    refresh::refresh_now(&table, FailureRecording::OutsideTransaction);
+    refresh::refresh_now(
+        &table,
+        FailureRecording::OutsideTransaction,
+        Skipping::Never,
+    );
 }

@@ -7,7 +7,7 @@ use crate::engine::{self, Definition};
 use crate::error::StreamError;
 use crate::normalize;
 use crate::query::{self, AnalyzedQuery, PROBE_VIEW};
-use crate::refresh::{self, FailureRecording};
+use crate::refresh::{self, FailureRecording, Skipping};
 use crate::resolve;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_qualified_identifier};
@@ -82,6 +82,7 @@ fn redefine_in_place(
         .raise()
     };
     let old = &old;
+    catalog::hold_off_change_cleanup();
     let hash = normalize::query_hash(&analyzed.statement);
     let search_path = engine::current_search_path();
     catalog::redefine(
@@ -105,7 +106,7 @@ fn redefine_in_place(
     );
     catalog::sync_capture();
     let table = catalog::find_by_id(old.id).expect("the redefined stream table exists");
-    refresh::refresh_now(&table, FailureRecording::None);
+    refresh::refresh_now(&table, FailureRecording::None, Skipping::Never);
     Recreated {
         table,
         in_place: true,

@@ -38,7 +38,44 @@ pub enum FailureRecording {
 
 /// Refreshes `table` now: waits for any concurrent refresh of it, recomputes, records the
 /// outcome. A failure is recorded as asked and raised again.
-pub fn refresh_now(table: &StreamTable, recording: FailureRecording) -> full::AppliedChanges {
+/// Whether a refresh may be skipped when no source changed: only the scheduler's are. A
+/// manual refresh always recomputes (it also repairs rows someone changed by hand).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Skipping {
+    Allowed,
+    Never,
+}
+
+/// `pg_current_snapshot()` as text, with this transaction counted as still running: its
+/// own changes (made before or after the refresh) must never count as covered.
+const COVERED_SNAPSHOT_SQL: &str = "\
+    SELECT CASE WHEN me IS NULL THEN snap::text ELSE format('%s:%s:%s', \
+               LEAST(pg_catalog.pg_snapshot_xmin(snap)::text::int8, me::text::int8), \
+               GREATEST(pg_catalog.pg_snapshot_xmax(snap)::text::int8, me::text::int8 + 1), \
+               (SELECT string_agg(x::text, ',' ORDER BY x) FROM \
+                    (SELECT x::text::int8 AS x FROM pg_catalog.pg_snapshot_xip(snap) x \
+                     UNION SELECT me::text::int8) ids)) END \
+    FROM (SELECT pg_catalog.pg_current_snapshot() AS snap, \
+                 pg_catalog.pg_current_xact_id_if_assigned() AS me) s";
+
+/// After DDL, what the stored query reads may have changed (a view redefined, a table
+/// renamed in): analyze it again and record its sources and capture triggers anew.
+fn rederive_sources(table: &StreamTable) {
+    let analyzed = crate::query::analyze(&table.display_name(), &table.defining_query);
+    crate::query::drop_probe();
+    catalog::update_sources(
+        table.id,
+        &analyzed.sources,
+        analyzed.depends_only_on_sources,
+    );
+    catalog::sync_capture();
+}
+
+pub fn refresh_now(
+    table: &StreamTable,
+    recording: FailureRecording,
+    skipping: Skipping,
+) -> full::AppliedChanges {
     lock_stream_table(table);
     // Another session may have altered or dropped it while we waited for the lock.
     let Some(table) = catalog::find_by_id(table.id) else {
@@ -65,13 +102,14 @@ pub fn refresh_now(table: &StreamTable, recording: FailureRecording) -> full::Ap
     let timer = std::time::Instant::now();
     // Every committed change to a source outside this snapshot is seen by the recompute
     // below (which reads with a snapshot taken later), so the next refresh starts from it.
-    let covered_snapshot = Spi::get_one::<String>("SELECT pg_catalog.pg_current_snapshot()::text")
+    let covered_snapshot = Spi::get_one::<String>(COVERED_SNAPSHOT_SQL)
         .ok()
         .flatten()
         .expect("pg_current_snapshot() returned NULL");
+    let ddl_pending = catalog::ddl_since(table.id, table.consumed_snapshot.as_deref());
     if !catalog::capture_complete(table.id) {
         catalog::sync_capture();
-    } else if table.depends_only_on_sources {
+    } else if skipping == Skipping::Allowed && table.depends_only_on_sources && !ddl_pending {
         if let Some(consumed) = &table.consumed_snapshot {
             if !catalog::sources_changed_since(table.id, consumed) {
                 let skipped = full::AppliedChanges {
@@ -110,7 +148,12 @@ pub fn refresh_now(table: &StreamTable, recording: FailureRecording) -> full::Ap
                     (c"extra_float_digits", "1"),
                     (c"bytea_output", "hex"),
                 ],
-                || full::refresh_full(&refreshed, owner),
+                || {
+                    if ddl_pending {
+                        rederive_sources(&refreshed);
+                    }
+                    full::refresh_full(&refreshed, owner)
+                },
             )
         })
     });

@@ -4,7 +4,7 @@
 use super::plan::{self, Scheduled};
 use crate::catalog;
 use crate::gucs;
-use crate::refresh::{self, subxact::error_message, FailureRecording};
+use crate::refresh::{self, subxact::error_message, FailureRecording, Skipping};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use std::time::Duration;
@@ -104,7 +104,7 @@ fn refresh_scheduled(id: i64) -> Option<String> {
     if table.status != "ACTIVE" {
         return None;
     }
-    refresh::refresh_now(&table, FailureRecording::None);
+    refresh::refresh_now(&table, FailureRecording::None, Skipping::Allowed);
     Some(table.display_name())
 }
 
