@@ -3,6 +3,7 @@ throwaway cluster that scripts/cluster.sh started (PGHOST / PGPORT / PGUSER from
 
 import itertools
 import os
+import time
 
 import psycopg2
 import psycopg2.errors
@@ -20,6 +21,17 @@ def connect(dbname, autocommit=True):
     )
     conn.autocommit = autocommit
     return conn
+
+
+def wait_for(check, timeout=20, what="condition"):
+    """Polls `check` until it returns something true; returns that, or fails after `timeout`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Database:

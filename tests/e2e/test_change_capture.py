@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import connect
+from conftest import connect, wait_for
 
 
 def last_kind(db, name="st"):
@@ -78,10 +78,7 @@ def test_an_uncommitted_change_is_picked_up_after_it_commits(db):
         cur.execute("INSERT INTO src VALUES (7)")
     assert next_scheduled(db) == "SKIPPED"
     writer.commit()
-    deadline = time.time() + 20
-    while time.time() < deadline and db.value("SELECT count(*) FROM st") != 1:
-        time.sleep(0.05)
-    assert db.value("SELECT count(*) FROM st") == 1
+    wait_for(lambda: db.value("SELECT count(*) FROM st") == 1, what="st to have 1 rows")
 
 
 def test_writes_around_a_refresh_in_one_transaction_are_not_lost(db):
@@ -93,10 +90,7 @@ def test_writes_around_a_refresh_in_one_transaction_are_not_lost(db):
         cur.execute("SELECT pgstream.refresh_stream_table('st')")
         cur.execute("INSERT INTO src VALUES (2)")
     conn.commit()
-    deadline = time.time() + 20
-    while time.time() < deadline and db.value("SELECT count(*) FROM st") != 2:
-        time.sleep(0.05)
-    assert db.value("SELECT count(*) FROM st") == 2
+    wait_for(lambda: db.value("SELECT count(*) FROM st") == 2, what="st to have 2 rows")
 
 
 def test_ddl_counts_as_a_change_and_new_sources_are_followed(db):
@@ -106,21 +100,13 @@ def test_ddl_counts_as_a_change_and_new_sources_are_followed(db):
     db.sql("CREATE VIEW v AS SELECT a FROM src WHERE a > 1")
     scheduled(db, "SELECT a FROM v")
     db.sql("CREATE OR REPLACE VIEW v AS SELECT a FROM src WHERE a > 0")
-    deadline = time.time() + 20
-    while time.time() < deadline and db.value("SELECT count(*) FROM st") != 2:
-        time.sleep(0.05)
-    assert db.value("SELECT count(*) FROM st") == 2
+    wait_for(lambda: db.value("SELECT count(*) FROM st") == 2, what="st to have 2 rows")
     db.sql("CREATE OR REPLACE VIEW v AS SELECT a FROM other")
-    deadline = time.time() + 20
-    while time.time() < deadline and db.value("SELECT count(*) FROM st") != 0:
-        time.sleep(0.05)
+    wait_for(lambda: db.value("SELECT count(*) FROM st") == 0, what="st to have 0 rows")
     settled(db)
     assert db.sql("SELECT source_name FROM pgstream.pgs_dependencies ORDER BY 1") == [("other",), ("v",)]
     db.sql("INSERT INTO other VALUES (5)")  # the new base table is captured
-    deadline = time.time() + 20
-    while time.time() < deadline and db.value("SELECT count(*) FROM st") != 1:
-        time.sleep(0.05)
-    assert db.value("SELECT count(*) FROM st") == 1
+    wait_for(lambda: db.value("SELECT count(*) FROM st") == 1, what="st to have 1 rows")
 
 
 def test_sources_whose_changes_a_statement_trigger_cannot_see_are_not_trusted(db):
