@@ -94,6 +94,27 @@ AS $$
     FROM (SELECT relation AS wanted) w LEFT JOIN pg_class c ON c.oid = w.wanted
 $$;
 
+-- Drops the capture triggers: all of them, or only those on relations no stream table reads.
+CREATE FUNCTION pgstream._drop_capture_triggers(only_unread boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    source regclass;
+BEGIN
+    FOR source IN
+        SELECT t.tgrelid::regclass FROM pg_trigger t
+        WHERE t.tgname = 'pgstream_capture'
+          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+          AND NOT (only_unread AND EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                                           WHERE d.source_relid = t.tgrelid))
+    LOOP
+        EXECUTE format('DROP TRIGGER pgstream_capture ON %s', source);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION pgstream._drop_capture_triggers(boolean) FROM PUBLIC;
+
 -- Puts the capture trigger on every capturable relation a stream table reads, removes it
 -- where none does, and forgets changes no stream table needs any more.
 CREATE FUNCTION pgstream._sync_capture() RETURNS void
@@ -114,14 +135,7 @@ BEGIN
                        'ON %s FOR EACH STATEMENT EXECUTE FUNCTION pgstream._capture_statement()', source);
         EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pgstream_capture', source);
     END LOOP;
-    FOR source IN
-        SELECT t.tgrelid::regclass FROM pg_trigger t
-        WHERE t.tgname = 'pgstream_capture'
-          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
-          AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d WHERE d.source_relid = t.tgrelid)
-    LOOP
-        EXECUTE format('DROP TRIGGER pgstream_capture ON %s', source);
-    END LOOP;
+    PERFORM pgstream._drop_capture_triggers(only_unread => true);
     DELETE FROM pgstream_changes.statements s
     WHERE s.source_relid <> 0
       AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d WHERE d.source_relid = s.source_relid);
@@ -193,16 +207,8 @@ CREATE FUNCTION pgstream._before_drop_extension()
 RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    source regclass;
 BEGIN
-    FOR source IN
-        SELECT t.tgrelid::regclass FROM pg_trigger t
-        WHERE t.tgname = 'pgstream_capture'
-          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
-    LOOP
-        EXECUTE format('DROP TRIGGER pgstream_capture ON %s', source);
-    END LOOP;
+    PERFORM pgstream._drop_capture_triggers(only_unread => false);
 END
 $$;
 REVOKE ALL ON FUNCTION pgstream._before_drop_extension() FROM PUBLIC;
