@@ -1,5 +1,5 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
@@ -23,3 +23,5 @@ dbt:           ## the dbt integration flow on every dbt version, against a runni
 	scripts/dbt_integration.sh
 bench-dbt:     ## no-change `dbt run` of 200 models: stream_table vs materialized_view vs table
 	bench/dbt_run
+bench-refresh: ## FULL refresh vs REFRESH MATERIALIZED VIEW [CONCURRENTLY], 100k and 1M rows
+	bench/refresh_baseline
