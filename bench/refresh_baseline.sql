@@ -3,6 +3,8 @@
 \set QUIET on
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS ev, ev_plain, dim, results, queries CASCADE;
+DROP PROCEDURE IF EXISTS bench_round(numeric);
+DROP FUNCTION IF EXISTS apply_change_set(regclass, int, int, int);
 CREATE TABLE dim (k int PRIMARY KEY, name text);
 INSERT INTO dim SELECT k, 'name ' || k FROM generate_series(0, 999) k;
 CREATE TABLE ev (id int PRIMARY KEY, g int, k int, v numeric);
@@ -30,6 +32,22 @@ BEGIN
   END LOOP;
 END $$;
 
+-- Applies a change set of n rows to `tbl` (70 % updates, 15 % deletes, 15 % inserts from
+-- id next_id on); returns its wall time in ms.
+CREATE FUNCTION apply_change_set(tbl regclass, total int, n int, next_id int) RETURNS numeric
+LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+  EXECUTE format('UPDATE %s SET v = v + 1 WHERE id %% $1 = 0', tbl)
+    USING greatest(1, total / (n * 7 / 10 + 1));
+  EXECUTE format('DELETE FROM %1$s WHERE id IN (SELECT id FROM %1$s ORDER BY id DESC LIMIT $1)', tbl)
+    USING greatest(1, n * 15 / 100);
+  EXECUTE format('INSERT INTO %s SELECT i, i %% 1000, (i * 7) %% 1000, i %% 9973 '
+                 'FROM generate_series($1, $1 + $2 - 1) i', tbl)
+    USING next_id, greatest(1, n * 15 / 100);
+  RETURN extract(epoch FROM clock_timestamp() - t0) * 1000;
+END $$;
+
 CREATE PROCEDURE bench_round(pct numeric) LANGUAGE plpgsql AS $$
 DECLARE
   q record; t0 timestamptz; n int; total int; next_id int;
@@ -38,19 +56,9 @@ BEGIN
   SELECT count(*) INTO total FROM ev;
   n := greatest(1, (total * pct / 100)::int);
   SELECT max(id) + 1 INTO next_id FROM ev;
-  -- the change set: 70 % updates, 15 % deletes, 15 % inserts, on both tables
-  t0 := clock_timestamp();
-  UPDATE ev SET v = v + 1 WHERE id % greatest(1, total / (n * 7 / 10 + 1)) = 0;
-  DELETE FROM ev WHERE id IN (SELECT id FROM ev ORDER BY id DESC LIMIT greatest(1, n * 15 / 100));
-  INSERT INTO ev SELECT i, i % 1000, (i * 7) % 1000, i % 9973
-    FROM generate_series(next_id, next_id + greatest(1, n * 15 / 100) - 1) i;
-  dml_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
-  t0 := clock_timestamp();
-  UPDATE ev_plain SET v = v + 1 WHERE id % greatest(1, total / (n * 7 / 10 + 1)) = 0;
-  DELETE FROM ev_plain WHERE id IN (SELECT id FROM ev_plain ORDER BY id DESC LIMIT greatest(1, n * 15 / 100));
-  INSERT INTO ev_plain SELECT i, i % 1000, (i * 7) % 1000, i % 9973
-    FROM generate_series(next_id, next_id + greatest(1, n * 15 / 100) - 1) i;
-  plain_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+  -- the same change set on both tables: with the capture trigger, and without
+  dml_ms := apply_change_set('ev', total, n, next_id);
+  plain_ms := apply_change_set('ev_plain', total, n, next_id);
   COMMIT;
   FOR q IN SELECT * FROM queries LOOP
     t0 := clock_timestamp();

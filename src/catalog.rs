@@ -301,29 +301,6 @@ pub fn record_failure(id: i64, message: &str, max_consecutive_errors: i32) -> Op
     })
 }
 
-/// The relations a stream table reads, as recorded at create time.
-pub fn sources_of(id: i64) -> Vec<Source> {
-    Spi::connect_mut(|client| {
-        client
-            .update(
-                "SELECT source_relid, source_schema, source_name, source_kind \
-                 FROM pgstream.pgs_dependencies WHERE pgs_id = $1 ORDER BY source_schema, source_name",
-                None,
-                &[id.into()],
-            )
-            .map(|rows| {
-                rows.map(|row| Source {
-                    relid: row.get(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
-                    schema: row.get(2).ok().flatten().unwrap_or_default(),
-                    name: row.get(3).ok().flatten().unwrap_or_default(),
-                    kind: row.get(4).ok().flatten().unwrap_or_default(),
-                })
-                .collect()
-            })
-    })
-    .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"))
-}
-
 /// Replaces the definition of stream table `id` in place (materialize()'s same-shape recreate).
 pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
     as_catalog_owner(|| {
@@ -394,17 +371,17 @@ pub fn hold_off_change_cleanup() {
     .unwrap_or_else(|e| panic!("taking the capture lock failed: {e}"));
 }
 
-/// Whether DDL happened that stream table `id`'s last refresh did not cover (its sources may
-/// be other relations now).
-pub fn ddl_since(id: i64, snapshot: Option<&str>) -> bool {
+/// Whether DDL happened that a refresh covering `snapshot` did not see (a stream table's
+/// sources may be other relations now); true when there is no such snapshot yet.
+pub fn ddl_since(snapshot: Option<&str>) -> bool {
     let Some(snapshot) = snapshot else {
         return true;
     };
     as_catalog_owner(|| {
         Spi::get_one_with_args::<bool>(
             "SELECT EXISTS (SELECT 1 FROM pgstream_changes.statements c \
-                            WHERE c.source_relid = 0 AND NOT pg_visible_in_snapshot(c.xid, $2::pg_snapshot))",
-            &[id.into(), snapshot.into()],
+                            WHERE c.source_relid = 0 AND NOT pg_visible_in_snapshot(c.xid, $1::pg_snapshot))",
+            &[snapshot.into()],
         )
         .ok()
         .flatten()

@@ -106,7 +106,7 @@ pub fn refresh_now(
         .ok()
         .flatten()
         .expect("pg_current_snapshot() returned NULL");
-    let ddl_pending = catalog::ddl_since(table.id, table.consumed_snapshot.as_deref());
+    let ddl_pending = catalog::ddl_since(table.consumed_snapshot.as_deref());
     if !catalog::capture_complete(table.id) {
         catalog::sync_capture();
     } else if skipping == Skipping::Allowed && table.depends_only_on_sources && !ddl_pending {
