@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod delta;
 pub mod engine;
 pub mod error;
 pub mod gucs;

@@ -1,0 +1,319 @@
+//! Rendering a classified query into delta SQL: occurrences of changed sources replaced by
+//! their change rows, term by term (delta planning).
+
+use super::expand::{marker, SourceRef};
+use super::shape::Classified;
+use super::{row_hash_sql, DeltaPlan, Shape, Unsupported, AFFECTED};
+use sqlparser::ast::{
+    Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr, TableFactor, TableWithJoins,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use std::collections::HashSet;
+
+/// More terms than this in one delta (3^n - 1 for n changed occurrences in one SELECT) are
+/// refused: join fewer changing tables in one SELECT.
+const MAX_TERMS: usize = 512;
+
+/// How one occurrence of a source is read in a term.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The table as it is now.
+    Current,
+    /// Rows inserted since the last refresh.
+    Inserted,
+    /// Rows deleted since the last refresh.
+    Deleted,
+    /// Rows inserted or deleted since the last refresh.
+    Changed,
+}
+
+/// A double-quoted identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The name of the change-row view of source `relid` (schema pgstream).
+pub fn change_view(relid: u32) -> String {
+    format!("pgstream.{}", quote_ident(&format!("_rows_{relid}")))
+}
+
+/// The change rows of `source` since the last refresh, as a subquery with the table's columns.
+fn change_rows_sql(source: &SourceRef, role: Role) -> String {
+    let columns: Vec<String> = source
+        .columns
+        .iter()
+        .map(|c| format!("__pgs_b.{}", quote_ident(c)))
+        .collect();
+    let sign = match role {
+        Role::Inserted => "__pgs_b.__pgs_w = 1 AND ",
+        Role::Deleted => "__pgs_b.__pgs_w = -1 AND ",
+        _ => "",
+    };
+    format!(
+        "(SELECT {columns} FROM {view} __pgs_b WHERE {sign}\
+         NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) \
+         AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
+         AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false))",
+        columns = if columns.is_empty() { "1".to_string() } else { columns.join(", ") },
+        view = change_view(source.relid)
+    )
+}
+
+/// `sql` with every source marker replaced: `roles` maps marker indexes to how they are read
+/// (absent: the table itself).
+fn substitute(sql: &str, sources: &[SourceRef], roles: &[(usize, Role)]) -> String {
+    let mut out = sql.to_string();
+    // Highest index first, so marker 1 never matches inside marker 12.
+    for (index, source) in sources.iter().enumerate().rev() {
+        let role = roles
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, r)| *r)
+            .unwrap_or(Role::Current);
+        let replacement = match role {
+            Role::Current => source.written.clone(),
+            other => change_rows_sql(source, other),
+        };
+        out = out.replace(&marker(index), &replacement);
+    }
+    out
+}
+
+/// Marker indexes of the source occurrences in `body`.
+fn occurrences(body: &SetExpr) -> Vec<usize> {
+    let mut found = Vec::new();
+    collect_set_expr(body, &mut found);
+    found
+}
+
+fn collect_set_expr(body: &SetExpr, found: &mut Vec<usize>) {
+    match body {
+        SetExpr::Select(select) => select.from.iter().for_each(|t| collect_from(t, found)),
+        SetExpr::Query(query) => collect_set_expr(&query.body, found),
+        SetExpr::SetOperation { left, right, .. } => {
+            collect_set_expr(left, found);
+            collect_set_expr(right, found);
+        }
+        _ => {}
+    }
+}
+
+fn collect_from(table: &TableWithJoins, found: &mut Vec<usize>) {
+    collect_factor(&table.relation, found);
+    table.joins.iter().for_each(|j| collect_factor(&j.relation, found));
+}
+
+fn collect_factor(factor: &TableFactor, found: &mut Vec<usize>) {
+    match factor {
+        TableFactor::Table { name, .. } => {
+            let text = name.to_string();
+            if let Some(index) = text
+                .strip_prefix("__pgs_src_")
+                .and_then(|rest| rest.strip_suffix("__"))
+                .and_then(|n| n.parse().ok())
+            {
+                found.push(index);
+            }
+        }
+        TableFactor::Derived { subquery, .. } => collect_set_expr(&subquery.body, found),
+        TableFactor::NestedJoin { table_with_joins, .. } => collect_from(table_with_joins, found),
+        _ => {}
+    }
+}
+
+/// The occurrences in `body` whose source may have changed.
+fn changeable(body: &SetExpr, sources: &[SourceRef], changed: Option<&HashSet<u32>>) -> Vec<usize> {
+    occurrences(body)
+        .into_iter()
+        .filter(|i| changed.is_none_or(|set| set.contains(&sources[*i].relid)))
+        .collect()
+}
+
+/// Every term of the signed delta of a linear `leaf`: (coefficient, SQL). For occurrences
+/// o1..on of changed sources, ΔQ = Σ over non-empty subsets U, and over inserted/deleted for
+/// each member, of (-1)^(|U|+1) · Π signs · Q(those occurrences read from change rows).
+fn signed_terms(leaf: &SetExpr, sources: &[SourceRef], changed: Option<&HashSet<u32>>) -> Result<Vec<(i32, String)>, Unsupported> {
+    let occ = changeable(leaf, sources, changed);
+    let count = 3usize.saturating_pow(occ.len() as u32).saturating_sub(1);
+    if count > MAX_TERMS {
+        return Err(Unsupported(format!(
+            "a SELECT joining {} changing tables (at most 5 per SELECT)",
+            occ.len()
+        )));
+    }
+    let text = leaf.to_string();
+    let mut terms = Vec::new();
+    for subset in 1u32..(1 << occ.len()) {
+        let members: Vec<usize> = (0..occ.len()).filter(|b| subset & (1 << b) != 0).map(|b| occ[b]).collect();
+        let base = if members.len() % 2 == 1 { 1 } else { -1 };
+        for signs in 0u32..(1 << members.len()) {
+            let mut coefficient = base;
+            let roles: Vec<(usize, Role)> = members
+                .iter()
+                .enumerate()
+                .map(|(k, index)| {
+                    if signs & (1 << k) != 0 {
+                        coefficient = -coefficient;
+                        (*index, Role::Deleted)
+                    } else {
+                        (*index, Role::Inserted)
+                    }
+                })
+                .collect();
+            terms.push((coefficient, substitute(&text, sources, &roles)));
+        }
+    }
+    Ok(terms)
+}
+
+/// Every term whose rows include all rows of `leaf`'s old or new result that involve a changed
+/// source row: each non-empty subset of occurrences read from all change rows.
+fn touching_terms(leaf: &SetExpr, sources: &[SourceRef], changed: Option<&HashSet<u32>>) -> Result<Vec<String>, Unsupported> {
+    let occ = changeable(leaf, sources, changed);
+    if occ.len() > 9 {
+        return Err(Unsupported(format!("a SELECT joining {} changing tables", occ.len())));
+    }
+    let text = leaf.to_string();
+    Ok((1u32..(1 << occ.len()))
+        .map(|subset| {
+            let roles: Vec<(usize, Role)> = (0..occ.len())
+                .filter(|b| subset & (1 << b) != 0)
+                .map(|b| (occ[b], Role::Changed))
+                .collect();
+            substitute(&text, sources, &roles)
+        })
+        .collect())
+}
+
+fn parse_expr(sql: &str) -> Expr {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .unwrap_or_else(|e| panic!("generated expression {sql} does not parse: {e}"))
+}
+
+/// The key text of a group: `ROW(k1, ...)::text`, or a constant for one-row aggregates.
+fn key_text(keys: &[Expr]) -> String {
+    if keys.is_empty() {
+        "'()'::text".to_string()
+    } else {
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        format!("ROW({})::text", keys.join(", "))
+    }
+}
+
+fn key_item(keys: &[Expr]) -> SelectItem {
+    SelectItem::ExprWithAlias {
+        expr: parse_expr(&key_text(keys)),
+        alias: Ident::new("__pgs_k"),
+    }
+}
+
+fn union_all(parts: Vec<String>, empty: String) -> String {
+    if parts.is_empty() {
+        empty
+    } else {
+        parts.join("\nUNION ALL\n")
+    }
+}
+
+/// The expanded query with every source read as it is.
+fn current(query: &Query, sources: &[SourceRef]) -> String {
+    substitute(&query.to_string(), sources, &[])
+}
+
+pub fn render(
+    query: &Query,
+    classified: &Classified,
+    sources: &[SourceRef],
+    changed: Option<&HashSet<u32>>,
+) -> Result<DeltaPlan, Unsupported> {
+    let relids = {
+        let mut seen: Vec<u32> = sources.iter().map(|s| s.relid).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen
+    };
+    match classified {
+        Classified::Linear { leaves } => {
+            let mut parts = Vec::new();
+            for leaf in leaves {
+                for (coefficient, term) in signed_terms(leaf, sources, changed)? {
+                    parts.push(format!(
+                        "SELECT {coefficient}::int4 AS __pgs_w, __pgs_q::text AS __pgs_t, __pgs_q.* FROM ({term}) __pgs_q"
+                    ));
+                }
+            }
+            let empty = format!(
+                "SELECT 0::int4 AS __pgs_w, __pgs_q::text AS __pgs_t, __pgs_q.* FROM ({}) __pgs_q WHERE false",
+                current(query, sources)
+            );
+            Ok(DeltaPlan {
+                shape: Shape::Linear,
+                delta_sql: union_all(parts, empty),
+                fresh_sql: None,
+                full_sql: None,
+                sources: relids,
+            })
+        }
+        Classified::Grouped { select, keys } => {
+            let mut input = select.as_ref().clone();
+            input.projection = vec![key_item(keys)];
+            input.group_by = GroupByExpr::Expressions(vec![], vec![]);
+            input.having = None;
+            let input = SetExpr::Select(Box::new(input));
+            let parts: Vec<String> = touching_terms(&input, sources, changed)?
+                .into_iter()
+                .map(|term| format!("SELECT __pgs_q.__pgs_k FROM ({term}) __pgs_q"))
+                .collect();
+            let with_key = |restricted: bool| {
+                let mut keyed = select.as_ref().clone();
+                keyed.projection.push(key_item(keys));
+                if restricted {
+                    let restriction = if keys.is_empty() {
+                        format!("EXISTS (SELECT 1 FROM {AFFECTED})")
+                    } else {
+                        format!("{} IN (SELECT h FROM {AFFECTED})", row_hash_sql(&key_text(keys)))
+                    };
+                    keyed.selection = Some(match keyed.selection.take() {
+                        Some(original) => parse_expr(&format!("({original}) AND {restriction}")),
+                        None => parse_expr(&restriction),
+                    });
+                }
+                let mut whole = query.clone();
+                whole.body = Box::new(SetExpr::Select(Box::new(keyed)));
+                whole.order_by = None;
+                current(&whole, sources)
+            };
+            Ok(DeltaPlan {
+                shape: Shape::Keyed,
+                delta_sql: union_all(parts, "SELECT NULL::text AS __pgs_k WHERE false".into()),
+                fresh_sql: Some(with_key(true)),
+                full_sql: Some(with_key(false)),
+                sources: relids,
+            })
+        }
+        Classified::Distinct { leaves } => {
+            let mut parts = Vec::new();
+            for leaf in leaves {
+                for term in touching_terms(leaf, sources, changed)? {
+                    parts.push(format!("SELECT __pgs_q::text AS __pgs_k FROM ({term}) __pgs_q"));
+                }
+            }
+            let whole = current(query, sources);
+            let full = format!("SELECT __pgs_q.*, __pgs_q::text AS __pgs_k FROM ({whole}) __pgs_q");
+            Ok(DeltaPlan {
+                shape: Shape::Keyed,
+                delta_sql: union_all(parts, "SELECT NULL::text AS __pgs_k WHERE false".into()),
+                fresh_sql: Some(format!(
+                    "{full} WHERE {} IN (SELECT h FROM {AFFECTED})",
+                    row_hash_sql("__pgs_q::text")
+                )),
+                full_sql: Some(full),
+                sources: relids,
+            })
+        }
+    }
+}
+
