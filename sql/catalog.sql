@@ -34,8 +34,16 @@ CREATE TABLE pgstream.pgs_stream_tables (
     last_error_at            timestamptz,
     -- How the last refresh went: FULL (recomputed) or SKIPPED (no source changed).
     last_refresh_kind        text,
-    -- The snapshot whose committed source changes the last refresh covered.
+    -- The snapshot whose committed source changes the last refresh covered; changes of the
+    -- refreshing transaction itself count as covered up to change sequence number
+    -- consumed_own_seq (that transaction may change sources again after the refresh).
     consumed_snapshot        pg_snapshot,
+    consumed_own_xid         xid8,
+    consumed_own_seq         bigint,
+    -- What refresh_mode resolves to for this query (FULL or DIFFERENTIAL), and why not
+    -- DIFFERENTIAL when it is FULL under AUTO.
+    effective_mode           text CHECK (effective_mode IN ('FULL', 'DIFFERENTIAL')),
+    mode_reason              text,
     UNIQUE (pgs_schema, pgs_name)
 );
 COMMENT ON TABLE pgstream.pgs_stream_tables IS 'pg_stream_dbt: one row per stream table';
@@ -64,6 +72,13 @@ CREATE TABLE pgstream_changes.statements (
 );
 CREATE UNIQUE INDEX statements_source_xid_idx ON pgstream_changes.statements (source_relid, xid);
 REVOKE ALL ON pgstream_changes.statements FROM PUBLIC;
+
+-- Row changes for DIFFERENTIAL refresh: one buffer table per source read by a DIFFERENTIAL
+-- stream table, pgstream_changes.rows_<oid> (__pgs_xid, __pgs_seq, __pgs_w +1/-1, the source's
+-- columns), filled by statement triggers from their transition tables (pgstream._sync_capture).
+-- __pgs_seq orders the changes of one transaction.
+CREATE SEQUENCE pgstream_changes.row_seq;
+REVOKE ALL ON SEQUENCE pgstream_changes.row_seq FROM PUBLIC;
 
 -- Everyone may read the catalog; only the engine (running as the extension owner) writes it.
 REVOKE ALL ON pgstream.pgs_stream_tables, pgstream.pgs_dependencies FROM PUBLIC;

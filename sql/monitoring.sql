@@ -94,6 +94,182 @@ AS $$
     FROM (SELECT relation AS wanted) w LEFT JOIN pg_class c ON c.oid = w.wanted
 $$;
 
+-- Row capture for DIFFERENTIAL refresh. A source read by a DIFFERENTIAL stream table gets a
+-- change buffer pgstream_changes.rows_<oid>, a trigger function pgstream_changes.capture_<oid>
+-- appending the rows of each statement's transition tables to it (-1 old, +1 new), three
+-- statement triggers (pgstream_rows_ins/upd/del, ENABLE ALWAYS), and a reading view
+-- pgstream._rows_<oid> that shows the buffer only to roles that may read the source (refresh
+-- reads changes as the stream table's owner).
+
+-- The buffer of `source` exists, matches its columns, and all three triggers are in place.
+CREATE FUNCTION pgstream._row_capture_current(source oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT to_regclass(format('pgstream_changes.%I', 'rows_' || source)) IS NOT NULL
+       AND to_regclass(format('pgstream.%I', '_rows_' || source)) IS NOT NULL
+       AND (SELECT array_agg(ROW(a.attname, a.atttypid, a.atttypmod)::text ORDER BY a.attnum)
+            FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped)
+           IS NOT DISTINCT FROM
+           (SELECT array_agg(ROW(a.attname, a.atttypid, a.atttypmod)::text ORDER BY a.attnum)
+            FROM pg_attribute a
+            WHERE a.attrelid = to_regclass(format('pgstream_changes.%I', 'rows_' || source))
+              AND a.attnum > 3 AND NOT a.attisdropped)
+       AND (SELECT count(*) FROM pg_trigger t
+            WHERE t.tgrelid = source AND t.tgenabled = 'A'
+              AND t.tgname IN ('pgstream_rows_ins', 'pgstream_rows_upd', 'pgstream_rows_del')
+              AND t.tgfoid = to_regproc(format('pgstream_changes.%I', 'capture_' || source))) = 3
+$$;
+
+-- Removes the row capture of `source` (its triggers, if the source still exists).
+CREATE FUNCTION pgstream._drop_row_capture(source oid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+    trigger_name text;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class WHERE oid = source) THEN
+        FOREACH trigger_name IN ARRAY ARRAY['pgstream_rows_ins', 'pgstream_rows_upd', 'pgstream_rows_del'] LOOP
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', trigger_name, source::regclass);
+        END LOOP;
+    END IF;
+    EXECUTE format('DROP TABLE IF EXISTS pgstream_changes.%I CASCADE', 'rows_' || source);
+    EXECUTE format('DROP FUNCTION IF EXISTS pgstream_changes.%I()', 'capture_' || source);
+END
+$$;
+
+-- (Re)creates the row capture of `source`. Pending change rows are dropped: callers do this
+-- only where every reader's next refresh is FULL anyway (a new reader, or after DDL).
+CREATE FUNCTION pgstream._create_row_capture(source oid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $create$
+DECLARE
+    buffer text := format('pgstream_changes.%I', 'rows_' || source);
+    reader text := format('pgstream.%I', '_rows_' || source);
+    capture text := format('pgstream_changes.%I', 'capture_' || source);
+BEGIN
+    PERFORM pgstream._drop_row_capture(source);
+    EXECUTE format('CREATE TABLE %s AS SELECT NULL::xid8 AS __pgs_xid, NULL::int8 AS __pgs_seq, '
+                   'NULL::int2 AS __pgs_w, s.* FROM %s s WITH NO DATA', buffer, source::regclass);
+    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', buffer);
+    EXECUTE format('CREATE VIEW %s WITH (security_barrier) AS SELECT * FROM %s '
+                   'WHERE pg_catalog.has_table_privilege(%s::pg_catalog.oid, ''SELECT'')',
+                   reader, buffer, source);
+    EXECUTE format('GRANT SELECT ON %s TO PUBLIC', reader);
+    EXECUTE format($f$CREATE FUNCTION %s() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+        BEGIN
+            IF TG_OP <> 'INSERT' THEN
+                INSERT INTO %s SELECT pg_current_xact_id(), nextval('pgstream_changes.row_seq'), -1, o.*
+                FROM __pgs_old o;
+            END IF;
+            IF TG_OP <> 'DELETE' THEN
+                INSERT INTO %s SELECT pg_current_xact_id(), nextval('pgstream_changes.row_seq'), 1, n.*
+                FROM __pgs_new n;
+            END IF;
+            RETURN NULL;
+        END
+        $body$$f$, capture, buffer, buffer);
+    EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', capture);
+    EXECUTE format('CREATE TRIGGER pgstream_rows_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS __pgs_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION %s()', source::regclass, capture);
+    EXECUTE format('CREATE TRIGGER pgstream_rows_upd AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS __pgs_old NEW TABLE AS __pgs_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION %s()', source::regclass, capture);
+    EXECUTE format('CREATE TRIGGER pgstream_rows_del AFTER DELETE ON %s REFERENCING OLD TABLE AS __pgs_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION %s()', source::regclass, capture);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pgstream_rows_ins, '
+                   'ENABLE ALWAYS TRIGGER pgstream_rows_upd, ENABLE ALWAYS TRIGGER pgstream_rows_del',
+                   source::regclass);
+END
+$create$;
+
+-- Gives every capturable source of a DIFFERENTIAL stream table a current row capture, and
+-- removes it from relations no DIFFERENTIAL stream table reads. DDL this runs is not a
+-- change of anyone's sources (pgstream.syncing_capture tells _capture_ddl).
+CREATE FUNCTION pgstream._sync_row_capture() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    source oid;
+BEGIN
+    IF current_setting('pgstream.syncing_capture', true) = 'on' THEN
+        RETURN;
+    END IF;
+    PERFORM set_config('pgstream.syncing_capture', 'on', true);
+    FOR source IN
+        SELECT DISTINCT d.source_relid
+        FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+        WHERE s.effective_mode = 'DIFFERENTIAL' AND d.source_kind <> 'view'
+          AND pgstream._capture_blocker(d.source_relid) IS NULL
+          AND NOT pgstream._row_capture_current(d.source_relid)
+    LOOP
+        PERFORM pgstream._create_row_capture(source);
+    END LOOP;
+    FOR source IN
+        SELECT substr(c.relname, 6)::oid FROM pg_class c
+        WHERE c.relnamespace = 'pgstream_changes'::regnamespace AND c.relkind = 'r'
+          AND c.relname ~ '^rows_[0-9]+$'
+          AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                          JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+                          WHERE d.source_relid = substr(c.relname, 6)::oid
+                            AND s.effective_mode = 'DIFFERENTIAL'
+                            AND pgstream._capture_blocker(d.source_relid) IS NULL)
+    LOOP
+        PERFORM pgstream._drop_row_capture(source);
+    END LOOP;
+    PERFORM set_config('pgstream.syncing_capture', '', true);
+END
+$$;
+
+-- Deletes the change rows of `source` that every DIFFERENTIAL reader has consumed (none while
+-- a reader has not refreshed yet).
+CREATE FUNCTION pgstream._forget_consumed_rows(source oid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass(format('pgstream_changes.%I', 'rows_' || source)) IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format(
+        'DELETE FROM pgstream_changes.%I b WHERE NOT EXISTS ('
+        '  SELECT 1 FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id) '
+        '  WHERE d.source_relid = $1 AND s.effective_mode = ''DIFFERENTIAL'' '
+        '    AND (s.consumed_snapshot IS NULL '
+        '         OR NOT (pg_visible_in_snapshot(b.__pgs_xid, s.consumed_snapshot) '
+        '                 OR (b.__pgs_xid = s.consumed_own_xid AND b.__pgs_seq <= s.consumed_own_seq))))',
+        'rows_' || source) USING source;
+END
+$$;
+
+-- The position a refresh covers, read in the refreshing statement's snapshot: that snapshot
+-- with this transaction counted as running (its later changes are not covered), this
+-- transaction's id, and the last change sequence number handed out so far (its changes up to
+-- there are covered).
+CREATE FUNCTION pgstream._covered_position(OUT snapshot text, OUT own_xid xid8, OUT own_seq bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN me IS NULL THEN snap::text ELSE format('%s:%s:%s',
+               LEAST(pg_snapshot_xmin(snap)::text::int8, me::text::int8),
+               GREATEST(pg_snapshot_xmax(snap)::text::int8, me::text::int8 + 1),
+               (SELECT string_agg(x::text, ',' ORDER BY x) FROM
+                    (SELECT x::text::int8 AS x FROM pg_snapshot_xip(snap) x
+                     UNION SELECT me::text::int8) ids)) END,
+           me,
+           (SELECT last_value FROM pgstream_changes.row_seq)
+    FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS me) s
+$$;
+REVOKE ALL ON FUNCTION pgstream._row_capture_current(oid), pgstream._drop_row_capture(oid),
+    pgstream._create_row_capture(oid), pgstream._sync_row_capture(),
+    pgstream._forget_consumed_rows(oid) FROM PUBLIC;
+
 -- Drops the capture triggers: all of them, or only those on relations no stream table reads.
 CREATE FUNCTION pgstream._drop_capture_triggers(only_unread boolean) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -111,6 +287,15 @@ BEGIN
     LOOP
         EXECUTE format('DROP TRIGGER pgstream_capture ON %s', source);
     END LOOP;
+    IF NOT only_unread THEN
+        FOR source IN
+            SELECT substr(c.relname, 6)::oid FROM pg_class c
+            WHERE c.relnamespace = 'pgstream_changes'::regnamespace AND c.relkind = 'r'
+              AND c.relname ~ '^rows_[0-9]+$'
+        LOOP
+            PERFORM pgstream._drop_row_capture(source::oid);
+        END LOOP;
+    END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION pgstream._drop_capture_triggers(boolean) FROM PUBLIC;
@@ -139,6 +324,7 @@ BEGIN
     DELETE FROM pgstream_changes.statements s
     WHERE s.source_relid <> 0
       AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d WHERE d.source_relid = s.source_relid);
+    PERFORM pgstream._sync_row_capture();
 END
 $$;
 REVOKE ALL ON FUNCTION pgstream._capture_statement(), pgstream._sync_capture() FROM PUBLIC;
@@ -184,6 +370,9 @@ RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF current_setting('pgstream.syncing_capture', true) = 'on' THEN
+        RETURN;  -- the engine's own row-capture DDL
+    END IF;
     -- DROP commands report nothing here; _catalog_on_sql_drop records them.
     IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
                WHERE c.schema_name IS NULL

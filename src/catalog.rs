@@ -16,8 +16,10 @@ pub struct StreamTable {
     pub search_path: String,
     /// Whether the result changes only when a source does (so an unchanged source can be skipped).
     pub depends_only_on_sources: bool,
-    /// The snapshot (as text) whose committed source changes the last refresh covered.
-    pub consumed_snapshot: Option<String>,
+    /// Where the last refresh left off in the sources' changes.
+    pub consumed: Option<Position>,
+    /// What refresh_mode resolved to (FULL or DIFFERENTIAL), NULL until decided.
+    pub effective_mode: Option<String>,
     pub relid: pg_sys::Oid,
     pub schema: String,
     pub name: String,
@@ -37,6 +39,16 @@ impl StreamTable {
     pub fn display_name(&self) -> String {
         display_name(&self.schema, &self.name)
     }
+}
+
+/// A point in the sources' change history: the changes a refresh covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// Committed changes visible in this snapshot (text form) are covered...
+    pub snapshot: String,
+    /// ...and the refreshing transaction's own changes up to sequence number `own_seq`.
+    pub own_xid: Option<String>,
+    pub own_seq: Option<i64>,
 }
 
 /// A relation a stream table reads, as PostgreSQL's analysis of the query found it.
@@ -64,7 +76,8 @@ pub fn display_name(schema: &str, name: &str) -> String {
 const SELECT_STREAM_TABLE: &str =
     "SELECT pgs_id, pgs_relid, pgs_schema, pgs_name, defining_query, \
      schedule, refresh_mode, status, pgs_query_hash, search_path, depends_only_on_sources, \
-     consumed_snapshot::text FROM pgstream.pgs_stream_tables";
+     consumed_snapshot::text, consumed_own_xid::text, consumed_own_seq, effective_mode \
+     FROM pgstream.pgs_stream_tables";
 
 /// Column `ordinal` of a catalog row; a type mismatch is a bug, not a NULL.
 fn column<T: pgrx::IntoDatum + pgrx::FromDatum>(
@@ -89,7 +102,12 @@ fn stream_table_from_row(row: &SpiHeapTupleData) -> StreamTable {
         query_hash: column(row, 9),
         search_path: text(10),
         depends_only_on_sources: column(row, 11).unwrap_or(false),
-        consumed_snapshot: column(row, 12),
+        consumed: column::<String>(row, 12).map(|snapshot| Position {
+            snapshot,
+            own_xid: column(row, 13),
+            own_seq: column(row, 14),
+        }),
+        effective_mode: column(row, 15),
     }
 }
 
@@ -242,10 +260,10 @@ pub fn delete(id: i64) {
 
 /// What one successful refresh did.
 pub struct RefreshStats {
-    /// `FULL` (recomputed) or `SKIPPED` (no source changed).
+    /// `FULL` (recomputed), `DIFFERENTIAL` (changes applied) or `SKIPPED` (no source changed).
     pub kind: &'static str,
-    /// The snapshot whose committed source changes this refresh covered.
-    pub covered_snapshot: String,
+    /// The source changes this refresh covered.
+    pub covered: Position,
     pub started_at: TimestampWithTimeZone,
     pub duration_ms: f64,
     pub rows_inserted: i64,
@@ -261,7 +279,8 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
              last_rows_inserted = $4, last_rows_deleted = $5, \
              total_refreshes = total_refreshes + 1, \
              total_refresh_time_ms = total_refresh_time_ms + $3, \
-             consecutive_errors = 0, last_refresh_kind = $6, consumed_snapshot = $7::pg_snapshot \
+             consecutive_errors = 0, last_refresh_kind = $6, consumed_snapshot = $7::pg_snapshot, \
+             consumed_own_xid = $8::xid8, consumed_own_seq = $9 \
              WHERE pgs_id = $1",
             &[
                 id.into(),
@@ -270,7 +289,9 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
                 stats.rows_inserted.into(),
                 stats.rows_deleted.into(),
                 stats.kind.into(),
-                stats.covered_snapshot.as_str().into(),
+                stats.covered.snapshot.as_str().into(),
+                stats.covered.own_xid.as_deref().into(),
+                stats.covered.own_seq.into(),
             ],
         );
         forget_covered_changes(id);
@@ -307,7 +328,7 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
         run(
             "UPDATE pgstream.pgs_stream_tables SET defining_query = $2, pgs_query_hash = $3, \
              schedule = $4, refresh_mode = $5, status = $6, search_path = $7, \
-             depends_only_on_sources = $8, consumed_snapshot = NULL, \
+             depends_only_on_sources = $8, consumed_snapshot = NULL, effective_mode = NULL, \
              altered_at = pg_catalog.clock_timestamp() WHERE pgs_id = $1",
             &[
                 id.into(),
@@ -481,4 +502,100 @@ fn forget_covered_changes(id: i64) {
                                   OR NOT pg_visible_in_snapshot(c.xid, s.consumed_snapshot)))",
         &[id.into()],
     );
+    run(
+        "SELECT pgstream._forget_consumed_rows(d.source_relid) FROM pgstream.pgs_dependencies d \
+         WHERE d.pgs_id = $1 AND d.source_kind <> 'view'",
+        &[id.into()],
+    );
+}
+
+/// Records what refresh_mode resolved to for stream table `id` and why (when it is FULL under
+/// AUTO). A change of the effective mode makes the next refresh FULL (row capture of its
+/// sources starts only now) and puts row capture on or off its sources.
+pub fn set_effective_mode(id: i64, mode: &str, reason: Option<&str>) {
+    as_catalog_owner(|| {
+        run(
+            "UPDATE pgstream.pgs_stream_tables SET effective_mode = $2, mode_reason = $3, \
+             consumed_snapshot = CASE WHEN effective_mode IS DISTINCT FROM $2 THEN NULL \
+                                      ELSE consumed_snapshot END \
+             WHERE pgs_id = $1",
+            &[id.into(), mode.into(), reason.into()],
+        );
+        run("SELECT pgstream._sync_row_capture()", &[]);
+    })
+}
+
+/// The relations stream table `id` reads, as `schema.name (kind)`.
+pub fn sources_of(id: i64) -> Vec<String> {
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "SELECT format('%I.%I (%s)', source_schema, source_name, source_kind) \
+                 FROM pgstream.pgs_dependencies WHERE pgs_id = $1 ORDER BY source_schema, source_name",
+                None,
+                &[id.into()],
+            )
+            .map(|rows| rows.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())
+    })
+    .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"))
+}
+
+/// Whether every table stream table `id` reads has a current row capture (buffer matching
+/// its columns, triggers enabled ALWAYS).
+pub fn row_capture_complete(id: i64) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT COALESCE(bool_and(pgstream._row_capture_current(d.source_relid)), true) \
+         FROM pgstream.pgs_dependencies d WHERE d.pgs_id = $1 AND d.source_kind <> 'view'",
+        &[id.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Whether, since `since`, a source of stream table `id` was truncated or any DDL ran, in
+/// transactions visible in `until` (so a delta cannot be trusted), or a source outside
+/// `planned` changed (so the delta planned without it is incomplete).
+pub fn delta_invalidated(id: i64, since: &str, until: &str, planned: &[u32]) -> bool {
+    let planned: Vec<i64> = planned.iter().map(|r| *r as i64).collect();
+    as_catalog_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pgstream_changes.statements c \
+                            WHERE NOT pg_visible_in_snapshot(c.xid, $2::pg_snapshot) \
+                              AND (pg_visible_in_snapshot(c.xid, $3::pg_snapshot) \
+                                   OR c.xid = pg_current_xact_id_if_assigned()) \
+                              AND (c.source_relid = 0 \
+                                   OR (c.source_relid IN (SELECT d.source_relid FROM pgstream.pgs_dependencies d \
+                                                          WHERE d.pgs_id = $1) \
+                                       AND (c.operation = 'TRUNCATE' \
+                                            OR NOT c.source_relid::int8 = ANY($4)))))",
+            &[id.into(), since.into(), until.into(), planned.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(true)
+    })
+}
+
+/// The sources of stream table `id` with changes not covered by `since` (own transaction's
+/// included).
+pub fn changed_sources(id: i64, since: &str) -> Vec<u32> {
+    as_catalog_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "SELECT DISTINCT c.source_relid::int8 FROM pgstream_changes.statements c \
+                     JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid AND d.pgs_id = $1 \
+                     WHERE NOT pg_visible_in_snapshot(c.xid, $2::pg_snapshot)",
+                    None,
+                    &[id.into(), since.into()],
+                )
+                .map(|rows| {
+                    rows.filter_map(|r| r.get::<i64>(1).ok().flatten())
+                        .map(|r| r as u32)
+                        .collect()
+                })
+        })
+        .unwrap_or_else(|e| panic!("reading change records failed: {e}"))
+    })
 }

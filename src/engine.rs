@@ -13,16 +13,6 @@ use crate::schedule::Schedule;
 use crate::scheduler;
 use pgrx::prelude::*;
 
-/// Refuses refresh modes this version cannot run yet, instead of silently using another.
-pub fn require_available(mode: RefreshMode) {
-    if mode != RefreshMode::Full {
-        StreamError::ModeNotAvailable {
-            mode: mode.to_string(),
-        }
-        .raise();
-    }
-}
-
 /// The schemas of the current search_path, quoted, as a search_path value; stored with a
 /// stream table so its query means the same whoever refreshes it.
 pub fn current_search_path() -> String {
@@ -126,10 +116,13 @@ pub fn create_from_probe(
              refreshes only when pgstream.refresh_stream_table() is called"
         );
     }
+    refresh::with_query_settings(&created, || {
+        refresh::mode::decide_and_record(&created, definition.refresh_mode, true)
+    });
     if initialize {
         refresh::refresh_now(&created, FailureRecording::None, Skipping::Never);
     }
-    created
+    catalog::find_by_id(id).expect("the catalog row just inserted exists")
 }
 
 /// Sets schedule, refresh mode and status of `table` (each `None` keeps the current value).
@@ -147,6 +140,10 @@ pub fn alter(
         refresh_mode.map(RefreshMode::as_str),
         status.map(Status::as_str),
     );
+    if let Some(mode) = refresh_mode {
+        let table = catalog::find_by_id(table.id).expect("the stream table being altered exists");
+        refresh::with_query_settings(&table, || refresh::mode::decide_and_record(&table, mode, true));
+    }
 }
 
 /// Drops `table` and its catalog rows; `cascade` also drops objects that depend on it.

@@ -19,8 +19,8 @@ pub enum StreamError {
     NullArgument { argument: String },
     #[error("{message}")]
     InvalidParameter { message: String, hint: String },
-    #[error("refresh_mode {mode} is not available yet in this version of pg_stream_dbt")]
-    ModeNotAvailable { mode: String },
+    #[error("stream table \"{name}\" cannot be refreshed DIFFERENTIAL: its query uses {construct}")]
+    NotDifferential { name: String, construct: String },
     #[error("relation \"{name}\" already exists")]
     AlreadyExists { name: String },
     #[error("stream table \"{name}\" does not exist")]
@@ -59,7 +59,7 @@ impl StreamError {
             | StreamError::Choice(_)
             | StreamError::InvalidParameter { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             StreamError::NullArgument { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            StreamError::ModeNotAvailable { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            StreamError::NotDifferential { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
             StreamError::AlreadyExists { .. } => ERRCODE_DUPLICATE_TABLE,
             StreamError::NotFound { .. } => ERRCODE_UNDEFINED_TABLE,
             StreamError::NotAStreamTable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
@@ -89,8 +89,9 @@ impl StreamError {
             StreamError::Schedule(_) => Some(format!("Accepted: {ACCEPTED_SCHEDULES}.")),
             StreamError::Choice(c) => Some(format!("Accepted values: {}.", c.accepted)),
             StreamError::InvalidParameter { hint, .. } => Some(hint.clone()),
-            StreamError::ModeNotAvailable { .. } => Some(
-                "Use refresh_mode => 'FULL' until DIFFERENTIAL refresh ships.".into(),
+            StreamError::NotDifferential { .. } => Some(
+                "Use refresh_mode => 'AUTO' (DIFFERENTIAL where the query allows it, FULL otherwise) or 'FULL'."
+                    .into(),
             ),
             StreamError::AlreadyExists { .. } => Some(
                 "Choose another name, or drop the existing relation first.".into(),

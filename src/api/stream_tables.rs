@@ -24,7 +24,6 @@ fn create_stream_table(
     let mode = RefreshMode::parse(required(refresh_mode, "refresh_mode")).or_raise();
     let initialize = required(initialize, "initialize");
     let schedule = engine::validate_schedule(schedule);
-    engine::require_available(mode);
     let (schema, table) = resolve::creation_target(name);
     engine::create(
         &schema,
@@ -51,9 +50,6 @@ fn alter_stream_table(
     let schedule = schedule.map(engine::validate_schedule);
     let mode = refresh_mode.map(|m| RefreshMode::parse(m).or_raise());
     let status = status.map(|s| Status::parse(s).or_raise());
-    if let Some(mode) = mode {
-        engine::require_available(mode);
-    }
     let table = resolve::existing_stream_table(name);
     engine::alter(&table, schedule.as_deref(), mode, status);
 }
@@ -74,4 +70,42 @@ fn refresh_stream_table(name: Option<&str>) {
         FailureRecording::OutsideTransaction,
         Skipping::Never,
     );
+}
+
+/// How a stream table is refreshed: refresh and effective mode, why not DIFFERENTIAL, its
+/// sources, and the delta SQL a DIFFERENTIAL refresh runs (all sources changed).
+#[pg_extern(volatile, schema = "pgstream")]
+fn explain_stream_table(
+    name: Option<&str>,
+) -> TableIterator<'static, (name!(property, String), name!(value, Option<String>))> {
+    let table = resolve::existing_stream_table(required(name, "name"));
+    let mode = RefreshMode::parse(&table.refresh_mode).unwrap_or(RefreshMode::Full);
+    let mut rows: Vec<(String, Option<String>)> = vec![
+        ("refresh_mode".into(), Some(table.refresh_mode.clone())),
+        ("effective_mode".into(), table.effective_mode.clone()),
+    ];
+    let planned = refresh::with_query_settings(&table, || {
+        refresh::mode::plan(&table.defining_query, table.depends_only_on_sources, None)
+    });
+    let reason = match (&planned, mode) {
+        (_, RefreshMode::Full) => Some("refresh_mode is FULL".to_string()),
+        (Err(unsupported), _) => Some(format!("the query uses {unsupported}")),
+        (Ok(_), _) => None,
+    };
+    rows.push(("reason".into(), reason));
+    for source in crate::catalog::sources_of(table.id) {
+        rows.push(("source".into(), Some(source)));
+    }
+    if let Ok(plan) = planned {
+        let shape = match plan.shape {
+            crate::delta::Shape::Linear => "linear: signed changed rows, applied per row copy",
+            crate::delta::Shape::Keyed => "keyed: affected groups recomputed and replaced",
+        };
+        rows.push(("delta_shape".into(), Some(shape.into())));
+        rows.push(("delta_sql".into(), Some(plan.delta_sql)));
+        if let Some(fresh) = plan.fresh_sql {
+            rows.push(("recompute_sql".into(), Some(fresh)));
+        }
+    }
+    TableIterator::new(rows)
 }

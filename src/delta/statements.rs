@@ -10,7 +10,7 @@ pub const MAX_COPIES: i64 = 1 << 20;
 
 /// The position a refresh covers, computed in the same statement (so the same snapshot) as
 /// its reads: `(snapshot text, own xid text, own last change sequence number, rows)`.
-fn with_position(ctes: &str, counted: &str) -> String {
+pub fn with_position(ctes: &str, counted: &str) -> String {
     format!(
         "WITH {ctes} SELECT __pgs_p.snapshot, __pgs_p.own_xid::text, __pgs_p.own_seq, \
          (SELECT count(*) FROM {counted})::int8 FROM pgstream._covered_position() __pgs_p"
@@ -35,7 +35,7 @@ pub fn create_linear_work(work: &str, target: &str) -> String {
 }
 
 /// Captures the signed delta rows of a linear plan into `work` (created by
-/// [`create_linear_work`], minus `__pgs_row_id`, which it drops).
+/// [`create_linear_work`]; its `__pgs_row_id` column stays NULL).
 pub fn capture_linear(work: &str, delta_sql: &str, columns: &[String]) -> String {
     with_position(
         &format!(

@@ -26,7 +26,6 @@ fn changes_json(changes: &[Change]) -> Value {
 
 /// Runs materialize() for `name` (parsed) with `query` and a validated `config`.
 pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig) -> Value {
-    engine::require_available(config.refresh_mode);
     let schedule = engine::validate_schedule(&config.schedule);
     let config = &MaterializeConfig {
         schedule,

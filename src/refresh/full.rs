@@ -1,7 +1,8 @@
 //! FULL refresh: recompute the query into a work table and apply only the difference, keyed by
 //! `__pgs_row_id`, so readers are never blocked and never see an empty table.
 
-use crate::catalog::StreamTable;
+use crate::catalog::{Position, StreamTable};
+use crate::delta::statements::{self, FullRows};
 use crate::settings::{self, Restriction};
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
@@ -12,8 +13,8 @@ pub struct AppliedChanges {
     pub deleted: i64,
 }
 
-/// The stream table's data columns (every column but `__pgs_row_id`), quoted, in table order.
-fn data_columns(table: &StreamTable) -> Vec<String> {
+/// The stream table's data columns (every column but `__pgs_row_id`), in table order.
+pub fn data_columns(table: &StreamTable) -> Vec<String> {
     Spi::connect_mut(|client| {
         client
             .update(
@@ -25,7 +26,6 @@ fn data_columns(table: &StreamTable) -> Vec<String> {
             )
             .map(|rows| {
                 rows.filter_map(|row| row.get::<String>(1).ok().flatten())
-                    .map(quote_identifier)
                     .collect()
             })
     })
@@ -37,34 +37,19 @@ fn data_columns(table: &StreamTable) -> Vec<String> {
     })
 }
 
-/// The SQL that computes the query's rows with their row identities into the existing
-/// `work` table: identical rows get distinct identities from their occurrence number, so
-/// duplicates are kept.
-pub fn fill_work_table_sql(work: &str, statement: &str, columns: &[String]) -> String {
-    let mut target_list = vec!["\"__pgs_row_id\"".to_string()];
-    target_list.extend(columns.iter().cloned());
-    let mut select_list = vec![
-        "pg_catalog.hashtextextended(__pgs_s.__pgs_row_text, __pgs_s.__pgs_row_seq)".to_string(),
-    ];
-    select_list.extend(columns.iter().map(|c| format!("__pgs_s.{c}")));
-    format!(
-        "INSERT INTO {work} ({targets}) SELECT {list} \
-         FROM (SELECT __pgs_q.*, __pgs_q::text AS __pgs_row_text, \
-                      pg_catalog.row_number() OVER (PARTITION BY __pgs_q::text) AS __pgs_row_seq \
-               FROM (\n{statement}\n) __pgs_q) __pgs_s",
-        targets = target_list.join(", "),
-        list = select_list.join(", ")
-    )
-}
-
 /// Recomputes `table` into a work table and applies the difference to it. Runs as the
-/// table's `owner`; the defining query itself runs as a restricted operation.
-pub fn refresh_full(table: &StreamTable, owner: pg_sys::Oid) -> AppliedChanges {
+/// table's `owner`; the defining query itself runs as a restricted operation. Returns the
+/// changes and the position in the sources' changes the recompute covered.
+pub fn refresh_full(
+    table: &StreamTable,
+    owner: pg_sys::Oid,
+    rows: &FullRows,
+) -> (AppliedChanges, Position) {
     let target = table.qualified();
     let columns = data_columns(table);
     let column_list = columns
         .iter()
-        .cloned()
+        .map(|c| quote_identifier(c))
         .chain(std::iter::once("\"__pgs_row_id\"".to_string()))
         .collect::<Vec<_>>()
         .join(", ");
@@ -79,13 +64,37 @@ pub fn refresh_full(table: &StreamTable, owner: pg_sys::Oid) -> AppliedChanges {
     run(&format!(
         "CREATE TEMPORARY TABLE {work} ON COMMIT DROP AS SELECT * FROM {target} WITH NO DATA"
     ));
-    settings::as_user(owner, Restriction::RestrictedOperation, || {
-        run(&fill_work_table_sql(&work, &table.defining_query, &columns))
+    let fill = statements::fill_full(&work, rows, &columns);
+    let covered = settings::as_user(owner, Restriction::RestrictedOperation, || {
+        Spi::connect_mut(|client| {
+            let row = client.update(&fill, None, &[])?.first();
+            Ok::<_, pgrx::spi::Error>(Position {
+                snapshot: row.get::<String>(1)?.expect("a covered snapshot"),
+                own_xid: row.get::<String>(2)?,
+                own_seq: row.get::<i64>(3)?,
+            })
+        })
+        .unwrap_or_else(|e| panic!("FULL refresh of {} failed: {e}", table.display_name()))
     });
     run(&format!("ANALYZE {work}"));
+    // A multiset row's id is a hash of its content; a keyed row's id only of its key, so
+    // there a row with a known id may still have changed.
+    let content_differs = match rows {
+        FullRows::Multiset { .. } => String::new(),
+        FullRows::Keyed { .. } => {
+            let row = |alias: &str| {
+                let listed: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("{alias}.{}", quote_identifier(c)))
+                    .collect();
+                format!("ROW({})::text", listed.join(", "))
+            };
+            format!(" AND {} = {}", row("__pgs_w"), row("__pgs_t"))
+        }
+    };
     let deleted = run(&format!(
         "DELETE FROM {target} __pgs_t WHERE NOT EXISTS \
-         (SELECT 1 FROM {work} __pgs_w WHERE __pgs_w.\"__pgs_row_id\" = __pgs_t.\"__pgs_row_id\")"
+         (SELECT 1 FROM {work} __pgs_w WHERE __pgs_w.\"__pgs_row_id\" = __pgs_t.\"__pgs_row_id\"{content_differs})"
     ));
     let inserted = run(&format!(
         "INSERT INTO {target} ({column_list}) \
@@ -93,5 +102,5 @@ pub fn refresh_full(table: &StreamTable, owner: pg_sys::Oid) -> AppliedChanges {
          (SELECT 1 FROM {target} __pgs_t WHERE __pgs_t.\"__pgs_row_id\" = __pgs_w.\"__pgs_row_id\")"
     ));
     run(&format!("DROP TABLE {work}"));
-    AppliedChanges { inserted, deleted }
+    (AppliedChanges { inserted, deleted }, covered)
 }

@@ -1,11 +1,18 @@
 //! Refreshing a stream table: serialization, the refresh itself, and the catalog bookkeeping.
 
+pub mod differential;
 pub mod failure_log;
 pub mod full;
+pub mod mode;
+pub mod plan_catalog;
 pub mod subxact;
 
-use crate::catalog::{self, RefreshStats, StreamTable};
+use crate::catalog::{self, Position, RefreshStats, StreamTable};
+use crate::delta::statements::FullRows;
+use crate::delta::Shape;
 use crate::error::StreamError;
+use mode::Decision;
+use std::collections::HashSet;
 use crate::modes::RefreshMode;
 use crate::resolve;
 use crate::settings::{self, Restriction};
@@ -46,18 +53,6 @@ pub enum Skipping {
     Never,
 }
 
-/// `pg_current_snapshot()` as text, with this transaction counted as still running: its
-/// own changes (made before or after the refresh) must never count as covered.
-const COVERED_SNAPSHOT_SQL: &str = "\
-    SELECT CASE WHEN me IS NULL THEN snap::text ELSE format('%s:%s:%s', \
-               LEAST(pg_catalog.pg_snapshot_xmin(snap)::text::int8, me::text::int8), \
-               GREATEST(pg_catalog.pg_snapshot_xmax(snap)::text::int8, me::text::int8 + 1), \
-               (SELECT string_agg(x::text, ',' ORDER BY x) FROM \
-                    (SELECT x::text::int8 AS x FROM pg_catalog.pg_snapshot_xip(snap) x \
-                     UNION SELECT me::text::int8) ids)) END \
-    FROM (SELECT pg_catalog.pg_current_snapshot() AS snap, \
-                 pg_catalog.pg_current_xact_id_if_assigned() AS me) s";
-
 /// After DDL, what the stored query reads may have changed (a view redefined, a table
 /// renamed in): analyze it again and record its sources and capture triggers anew.
 fn rederive_sources(table: &StreamTable) {
@@ -69,6 +64,97 @@ fn rederive_sources(table: &StreamTable) {
         analyzed.depends_only_on_sources,
     );
     catalog::sync_capture();
+}
+
+/// The settings a defining query is planned and run with: the search_path it was created with
+/// (pg_temp last, so no temporary object can stand in for a table), and row text that does
+/// not depend on how the session prints floats or bytea.
+pub fn with_query_settings<R>(table: &StreamTable, body: impl FnOnce() -> R) -> R {
+    let search_path = if table.search_path.is_empty() {
+        "pg_temp".to_string()
+    } else {
+        format!("{}, pg_temp", table.search_path)
+    };
+    settings::with_settings(
+        &[
+            (c"search_path", search_path.as_str()),
+            (c"extra_float_digits", "1"),
+            (c"bytea_output", "hex"),
+        ],
+        body,
+    )
+}
+
+/// What one refresh did and the position it covered.
+struct Outcome {
+    kind: &'static str,
+    applied: full::AppliedChanges,
+    covered: Position,
+}
+
+/// Recomputes `table` FULL, identifying rows as `decision` needs.
+fn full_refresh(table: &StreamTable, owner: pg_sys::Oid, decision: &Decision) -> Outcome {
+    let rows = match decision {
+        Decision::Differential(plan) if plan.shape == Shape::Keyed => FullRows::Keyed {
+            full_sql: plan.full_sql.as_deref().expect("keyed plans have full SQL"),
+        },
+        _ => FullRows::Multiset {
+            query: &table.defining_query,
+        },
+    };
+    let (applied, covered) = full::refresh_full(table, owner, &rows);
+    Outcome {
+        kind: "FULL",
+        applied,
+        covered,
+    }
+}
+
+/// Refreshes a stream table whose effective mode is DIFFERENTIAL: applies the changes since
+/// the last refresh, or recomputes FULL where changes cannot be trusted (first refresh, DDL,
+/// TRUNCATE, capture (re)installed).
+fn differential_refresh(
+    table: &StreamTable,
+    owner: pg_sys::Oid,
+    decision: &Decision,
+    trust_changes: bool,
+) -> Outcome {
+    let Some(consumed) = table.consumed.as_ref().filter(|_| trust_changes) else {
+        return full_refresh(table, owner, decision);
+    };
+    let changed: HashSet<u32> = catalog::changed_sources(table.id, &consumed.snapshot)
+        .into_iter()
+        .collect();
+    if changed.is_empty() {
+        let covered = differential::current_position();
+        if !catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, &[]) {
+            return Outcome {
+                kind: "DIFFERENTIAL",
+                applied: full::AppliedChanges {
+                    inserted: 0,
+                    deleted: 0,
+                },
+                covered,
+            };
+        }
+    }
+    let planned: Vec<u32> = changed.iter().copied().collect();
+    let plan = match mode::plan(
+        &table.defining_query,
+        table.depends_only_on_sources,
+        Some(&changed),
+    ) {
+        Ok(plan) => plan,
+        Err(_) => return full_refresh(table, owner, decision),
+    };
+    match differential::refresh_differential(table, owner, &plan, &planned, consumed) {
+        Some((applied, covered)) => Outcome {
+            kind: "DIFFERENTIAL",
+            applied,
+            covered,
+        },
+        None => full_refresh(table, owner, decision),
+    }
 }
 
 pub fn refresh_now(
@@ -85,12 +171,6 @@ pub fn refresh_now(
         .raise()
     };
     let mode = RefreshMode::parse(&table.refresh_mode).unwrap_or(RefreshMode::Full);
-    if mode != RefreshMode::Full {
-        StreamError::ModeNotAvailable {
-            mode: mode.to_string(),
-        }
-        .raise();
-    }
     // Like REFRESH MATERIALIZED VIEW: only the owner (or a member of the owning role) may
     // refresh, and the query runs with the owner's privileges, not the caller's.
     resolve::require_owner(&table);
@@ -100,70 +180,77 @@ pub fn refresh_now(
         .flatten()
         .expect("clock_timestamp() returned NULL");
     let timer = std::time::Instant::now();
-    // Every committed change to a source outside this snapshot is seen by the recompute
-    // below (which reads with a snapshot taken later), so the next refresh starts from it.
-    let covered_snapshot = Spi::get_one::<String>(COVERED_SNAPSHOT_SQL)
-        .ok()
-        .flatten()
-        .expect("pg_current_snapshot() returned NULL");
-    let ddl_pending = catalog::ddl_since(table.consumed_snapshot.as_deref());
-    if !catalog::capture_complete(table.id) {
+    let consumed_snapshot = table.consumed.as_ref().map(|p| p.snapshot.clone());
+    let ddl_pending = catalog::ddl_since(consumed_snapshot.as_deref());
+    let capture_complete = catalog::capture_complete(table.id);
+    if !capture_complete {
         catalog::sync_capture();
     } else if skipping == Skipping::Allowed && table.depends_only_on_sources && !ddl_pending {
-        if let Some(consumed) = &table.consumed_snapshot {
+        if let Some(consumed) = &consumed_snapshot {
+            // The position first: a change committed after it is seen by the check below.
+            let covered = differential::current_position();
             if !catalog::sources_changed_since(table.id, consumed) {
-                let skipped = full::AppliedChanges {
-                    inserted: 0,
-                    deleted: 0,
-                };
                 catalog::record_success(
                     table.id,
                     &RefreshStats {
                         kind: "SKIPPED",
-                        covered_snapshot,
+                        covered,
                         started_at,
                         duration_ms: timer.elapsed().as_secs_f64() * 1000.0,
                         rows_inserted: 0,
                         rows_deleted: 0,
                     },
                 );
-                return skipped;
+                return full::AppliedChanges {
+                    inserted: 0,
+                    deleted: 0,
+                };
             }
         }
     }
     let refreshed = table.clone();
-    // The query means what it meant at create (its search_path, with pg_temp last so no
-    // temporary object can stand in for a table), and row ids do not depend on how this
-    // session prints floats or bytea.
-    let search_path = if table.search_path.is_empty() {
-        "pg_temp".to_string()
-    } else {
-        format!("{}, pg_temp", table.search_path)
-    };
     let outcome = settings::as_user(owner, Restriction::None, move || {
         subxact::in_subtransaction(move || {
-            settings::with_settings(
-                &[
-                    (c"search_path", search_path.as_str()),
-                    (c"extra_float_digits", "1"),
-                    (c"bytea_output", "hex"),
-                ],
-                || {
-                    if ddl_pending {
-                        rederive_sources(&refreshed);
+            with_query_settings(&refreshed, || {
+                let mut table = refreshed.clone();
+                if ddl_pending {
+                    rederive_sources(&table);
+                    table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
+                }
+                let decision = match (mode, table.effective_mode.as_deref()) {
+                    (RefreshMode::Full, Some("FULL")) => Decision::Full { reason: None },
+                    (RefreshMode::Auto, Some("FULL")) if !ddl_pending => Decision::Full { reason: None },
+                    (_, Some(_)) if !ddl_pending => mode::decide(&table, mode),
+                    (_, known) => {
+                        let decision = mode::decide_and_record(&table, mode, known.is_none());
+                        table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
+                        decision
                     }
-                    full::refresh_full(&refreshed, owner)
-                },
-            )
+                };
+                match decision {
+                    Decision::Full { .. } => full_refresh(&table, owner, &decision),
+                    Decision::Differential(_) => {
+                        let trust = !ddl_pending && capture_complete && catalog::row_capture_complete(table.id);
+                        if !trust {
+                            catalog::sync_capture();
+                        }
+                        differential_refresh(&table, owner, &decision, trust)
+                    }
+                }
+            })
         })
     });
     match outcome {
-        Ok(applied) => {
+        Ok(Outcome {
+            kind,
+            applied,
+            covered,
+        }) => {
             catalog::record_success(
                 table.id,
                 &RefreshStats {
-                    kind: "FULL",
-                    covered_snapshot,
+                    kind,
+                    covered,
                     started_at,
                     duration_ms: timer.elapsed().as_secs_f64() * 1000.0,
                     rows_inserted: applied.inserted,

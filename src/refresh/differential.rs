@@ -1,0 +1,143 @@
+//! DIFFERENTIAL refresh: the change rows since the last refresh turned into the change of the
+//! result (one statement, one snapshot), then applied to the stream table with MERGE.
+
+use super::full::AppliedChanges;
+use crate::catalog::{self, Position, StreamTable};
+use crate::delta::{statements, DeltaPlan, Shape};
+use crate::settings::{self, Restriction};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+
+/// Runs `sql` (a data-changing statement) and returns the rows it processed.
+fn run(table: &StreamTable, sql: &str) -> i64 {
+    Spi::connect_mut(|client| client.update(sql, None, &[]).map(|t| t.len() as i64)).unwrap_or_else(
+        |e| panic!("DIFFERENTIAL refresh of {} failed: {e}\n{sql}", table.display_name()),
+    )
+}
+
+/// Runs a statement returning one row of two counts.
+fn counts(table: &StreamTable, sql: &str) -> (i64, i64) {
+    Spi::connect_mut(|client| {
+        let row = client.update(sql, None, &[])?.first();
+        Ok::<_, pgrx::spi::Error>((
+            row.get::<i64>(1)?.unwrap_or_default(),
+            row.get::<i64>(2)?.unwrap_or_default(),
+        ))
+    })
+    .unwrap_or_else(|e| panic!("DIFFERENTIAL refresh of {} failed: {e}", table.display_name()))
+}
+
+/// Runs a capture statement (built by [`statements::with_position`]'s users) with the consumed
+/// position bound, returning the position it covered.
+fn capture(table: &StreamTable, sql: &str, consumed: &Position) -> Position {
+    let args: Vec<DatumWithOid> = vec![
+        consumed.snapshot.as_str().into(),
+        consumed.own_xid.as_deref().into(),
+        consumed.own_seq.into(),
+    ];
+    Spi::connect_mut(|client| {
+        let row = client.update(sql, None, &args)?.first();
+        Ok::<_, pgrx::spi::Error>(Position {
+            snapshot: row.get::<String>(1)?.expect("a covered snapshot"),
+            own_xid: row.get::<String>(2)?,
+            own_seq: row.get::<i64>(3)?,
+        })
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "computing the changes of {} failed: {e}\n{sql}",
+            table.display_name()
+        )
+    })
+}
+
+/// The current position, when nothing changed since `consumed`.
+pub fn current_position() -> Position {
+    Spi::connect_mut(|client| {
+        let row = client
+            .update(
+                "SELECT snapshot, own_xid::text, own_seq FROM pgstream._covered_position()",
+                None,
+                &[],
+            )?
+            .first();
+        Ok::<_, pgrx::spi::Error>(Position {
+            snapshot: row.get::<String>(1)?.expect("a covered snapshot"),
+            own_xid: row.get::<String>(2)?,
+            own_seq: row.get::<i64>(3)?,
+        })
+    })
+    .unwrap_or_else(|e| panic!("reading the change position failed: {e}"))
+}
+
+fn work_table(kind: &str, table: &StreamTable) -> String {
+    format!(
+        "pg_temp.{}",
+        quote_identifier(format!("__pgs_{kind}_{}", table.relid.to_u32()))
+    )
+}
+
+/// Applies the changes since `consumed` to `table` by `plan` (made for the sources in
+/// `planned`, which had changes). Returns `None`, having changed nothing, when the changes
+/// cannot be applied differentially after all (a TRUNCATE, DDL, or a change of a source not
+/// planned for committed meanwhile): the caller recomputes FULL.
+pub fn refresh_differential(
+    table: &StreamTable,
+    owner: pg_sys::Oid,
+    plan: &DeltaPlan,
+    planned: &[u32],
+    consumed: &Position,
+) -> Option<(AppliedChanges, Position)> {
+    let target = table.qualified();
+    let columns = super::full::data_columns(table);
+    match plan.shape {
+        Shape::Linear => {
+            let work = work_table("delta", table);
+            run(table, &statements::create_linear_work(&work, &target));
+            let covered = settings::as_user(owner, Restriction::RestrictedOperation, || {
+                capture(
+                    table,
+                    &statements::capture_linear(&work, &plan.delta_sql, &columns),
+                    consumed,
+                )
+            });
+            if catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, planned) {
+                run(table, &format!("DROP TABLE {work}"));
+                return None;
+            }
+            let (inserted, deleted) = counts(table, &statements::linear_counts(&work));
+            run(table, &statements::apply_linear(&work, &target, &columns));
+            run(table, &format!("DROP TABLE {work}"));
+            Some((AppliedChanges { inserted, deleted }, covered))
+        }
+        Shape::Keyed => {
+            let affected = work_table("affected", table);
+            let fresh = work_table("fresh", table);
+            for statement in statements::create_keyed_work(&affected, &fresh, &target) {
+                run(table, &statement);
+            }
+            let fresh_sql = plan.fresh_sql.as_deref().expect("keyed plans have fresh SQL");
+            let covered = settings::as_user(owner, Restriction::RestrictedOperation, || {
+                capture(
+                    table,
+                    &statements::capture_keyed(&affected, &fresh, &plan.delta_sql, fresh_sql, &columns),
+                    consumed,
+                )
+            });
+            let drop = format!("DROP TABLE {affected}, {fresh}");
+            if catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, planned) {
+                run(table, &drop);
+                return None;
+            }
+            run(table, &format!("ANALYZE {affected}"));
+            let (inserted, deleted) = counts(
+                table,
+                &statements::keyed_counts(&affected, &fresh, &target, &columns),
+            );
+            run(table, &statements::apply_keyed(&affected, &fresh, &target, &columns));
+            run(table, &drop);
+            Some((AppliedChanges { inserted, deleted }, covered))
+        }
+    }
+}
