@@ -55,14 +55,17 @@ GRANT SELECT ON pgstream.pg_stat_stream_tables TO PUBLIC;
 -- last covered is skipped. ENABLE ALWAYS: it fires under session_replication_role = replica
 -- too (logical replication apply, restores), so no change goes unseen.
 -- One record per source and transaction is enough (a refresh only asks whether a source
--- changed): the unique index on (source_relid, xid) keeps it to one.
+-- changed, and whether it was truncated): the unique index on (source_relid, xid) keeps it
+-- to one.
 CREATE FUNCTION pgstream._capture_statement() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- A TRUNCATE overrides the transaction's earlier record: its readers must recompute.
     INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (TG_RELID, TG_OP)
-    ON CONFLICT DO NOTHING;
+    ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE'
+        WHERE excluded.operation = 'TRUNCATE';
     RETURN NULL;
 END
 $$;
@@ -256,12 +259,15 @@ CREATE FUNCTION pgstream._covered_position(OUT snapshot text, OUT own_xid xid8, 
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN me IS NULL THEN snap::text ELSE format('%s:%s:%s',
-               LEAST(pg_snapshot_xmin(snap)::text::int8, me::text::int8),
-               GREATEST(pg_snapshot_xmax(snap)::text::int8, me::text::int8 + 1),
-               (SELECT string_agg(x::text, ',' ORDER BY x) FROM
-                    (SELECT x::text::int8 AS x FROM pg_snapshot_xip(snap) x
-                     UNION SELECT me::text::int8) ids)) END,
+    -- (An xid at or past xmax is running already; raising xmax instead would make every
+    -- transaction in between look committed.)
+    SELECT CASE WHEN me IS NULL OR me >= pg_snapshot_xmax(snap) THEN snap::text
+                ELSE format('%s:%s:%s',
+                    LEAST(pg_snapshot_xmin(snap)::text::int8, me::text::int8),
+                    pg_snapshot_xmax(snap),
+                    (SELECT string_agg(x::text, ',' ORDER BY x) FROM
+                         (SELECT x::text::int8 AS x FROM pg_snapshot_xip(snap) x
+                          UNION SELECT me::text::int8) ids)) END,
            me,
            (SELECT last_value FROM pgstream_changes.row_seq)
     FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS me) s

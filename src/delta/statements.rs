@@ -40,7 +40,8 @@ pub fn capture_linear(work: &str, delta_sql: &str, columns: &[String]) -> String
     with_position(
         &format!(
             "__pgs_saved AS (INSERT INTO {work} (__pgs_w, __pgs_h, {targets}) \
-             SELECT __pgs_d.__pgs_w, {hash}, {values} FROM (\n{delta_sql}\n) __pgs_d RETURNING 1)",
+             SELECT __pgs_d.__pgs_w, {hash}, {values} FROM (\n{delta_sql}\n) __pgs_d (__pgs_w, __pgs_t, {targets}) \
+             RETURNING 1)",
             targets = listed("", columns),
             hash = row_hash_sql("__pgs_d.__pgs_t"),
             values = listed("__pgs_d.", columns),
