@@ -142,7 +142,9 @@ pub fn alter(
     );
     if let Some(mode) = refresh_mode {
         let table = catalog::find_by_id(table.id).expect("the stream table being altered exists");
-        refresh::with_query_settings(&table, || refresh::mode::decide_and_record(&table, mode, true));
+        refresh::with_query_settings(&table, || {
+            refresh::mode::decide_and_record(&table, mode, true)
+        });
     }
 }
 

@@ -19,7 +19,9 @@ pub enum StreamError {
     NullArgument { argument: String },
     #[error("{message}")]
     InvalidParameter { message: String, hint: String },
-    #[error("stream table \"{name}\" cannot be refreshed DIFFERENTIAL: its query uses {construct}")]
+    #[error(
+        "stream table \"{name}\" cannot be refreshed DIFFERENTIAL: its query uses {construct}"
+    )]
     NotDifferential { name: String, construct: String },
     #[error("relation \"{name}\" already exists")]
     AlreadyExists { name: String },

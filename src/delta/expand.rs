@@ -3,8 +3,8 @@
 
 use super::{Catalog, Relation, Unsupported};
 use sqlparser::ast::{
-    Ident, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableAlias,
-    TableAliasColumnDef, TableFactor, TableWithJoins,
+    Ident, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableAlias, TableAliasColumnDef,
+    TableFactor, TableWithJoins,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -81,7 +81,12 @@ pub fn expand(query: &mut Query, catalog: &dyn Catalog) -> Result<Vec<SourceRef>
 }
 
 impl Expander<'_> {
-    fn query(&mut self, query: &mut Query, scope: &[ScopedCte], depth: usize) -> Result<(), Unsupported> {
+    fn query(
+        &mut self,
+        query: &mut Query,
+        scope: &[ScopedCte],
+        depth: usize,
+    ) -> Result<(), Unsupported> {
         let mut local = scope.to_vec();
         if let Some(with) = query.with.take() {
             if with.recursive {
@@ -100,7 +105,12 @@ impl Expander<'_> {
         self.set_expr(&mut query.body, &local, depth)
     }
 
-    fn set_expr(&mut self, body: &mut SetExpr, scope: &[ScopedCte], depth: usize) -> Result<(), Unsupported> {
+    fn set_expr(
+        &mut self,
+        body: &mut SetExpr,
+        scope: &[ScopedCte],
+        depth: usize,
+    ) -> Result<(), Unsupported> {
         match body {
             SetExpr::Select(select) => {
                 for table in select.from.iter_mut() {
@@ -118,7 +128,12 @@ impl Expander<'_> {
         }
     }
 
-    fn table_with_joins(&mut self, table: &mut TableWithJoins, scope: &[ScopedCte], depth: usize) -> Result<(), Unsupported> {
+    fn table_with_joins(
+        &mut self,
+        table: &mut TableWithJoins,
+        scope: &[ScopedCte],
+        depth: usize,
+    ) -> Result<(), Unsupported> {
         self.factor(&mut table.relation, scope, depth)?;
         for join in table.joins.iter_mut() {
             self.factor(&mut join.relation, scope, depth)?;
@@ -126,9 +141,20 @@ impl Expander<'_> {
         Ok(())
     }
 
-    fn factor(&mut self, factor: &mut TableFactor, scope: &[ScopedCte], depth: usize) -> Result<(), Unsupported> {
+    fn factor(
+        &mut self,
+        factor: &mut TableFactor,
+        scope: &[ScopedCte],
+        depth: usize,
+    ) -> Result<(), Unsupported> {
         match factor {
-            TableFactor::Table { name, alias, args, sample, .. } => {
+            TableFactor::Table {
+                name,
+                alias,
+                args,
+                sample,
+                ..
+            } => {
                 if args.is_some() {
                     return Err(Unsupported(format!("function {name}() in FROM")));
                 }
@@ -156,13 +182,17 @@ impl Expander<'_> {
                 }
                 let folded_parts: Vec<String> = parts.iter().map(folded).collect();
                 match self.catalog.relation(&folded_parts) {
-                    None => Err(Unsupported(format!("relation {name}, which does not exist"))),
+                    None => Err(Unsupported(format!(
+                        "relation {name}, which does not exist"
+                    ))),
                     Some(Relation::NotCapturable { reason }) => Err(Unsupported(format!(
                         "source {name}, a {reason} (its changes cannot be captured)"
                     ))),
                     Some(Relation::View { definition }) => {
                         if depth >= MAX_VIEW_DEPTH {
-                            return Err(Unsupported(format!("views nested deeper than {MAX_VIEW_DEPTH}")));
+                            return Err(Unsupported(format!(
+                                "views nested deeper than {MAX_VIEW_DEPTH}"
+                            )));
                         }
                         let mut view = parse_query(definition.trim().trim_end_matches(';'))?;
                         self.query(&mut view, &[], depth + 1)?;
@@ -185,7 +215,12 @@ impl Expander<'_> {
                     }
                 }
             }
-            TableFactor::Derived { subquery, lateral, sample, .. } => {
+            TableFactor::Derived {
+                subquery,
+                lateral,
+                sample,
+                ..
+            } => {
                 if *lateral {
                     return Err(Unsupported("LATERAL".into()));
                 }
@@ -194,9 +229,9 @@ impl Expander<'_> {
                 }
                 self.query(subquery, scope, depth)
             }
-            TableFactor::NestedJoin { table_with_joins, .. } => {
-                self.table_with_joins(table_with_joins, scope, depth)
-            }
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => self.table_with_joins(table_with_joins, scope, depth),
             other => Err(Unsupported(format!("FROM item {other}"))),
         }
     }

@@ -55,7 +55,11 @@ fn change_rows_sql(source: &SourceRef, role: Role) -> String {
          NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) \
          AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
          AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false))",
-        columns = if columns.is_empty() { "1".to_string() } else { columns.join(", ") },
+        columns = if columns.is_empty() {
+            "1".to_string()
+        } else {
+            columns.join(", ")
+        },
         view = change_view(source.relid)
     )
 }
@@ -101,7 +105,10 @@ fn collect_set_expr(body: &SetExpr, found: &mut Vec<usize>) {
 
 fn collect_from(table: &TableWithJoins, found: &mut Vec<usize>) {
     collect_factor(&table.relation, found);
-    table.joins.iter().for_each(|j| collect_factor(&j.relation, found));
+    table
+        .joins
+        .iter()
+        .for_each(|j| collect_factor(&j.relation, found));
 }
 
 fn collect_factor(factor: &TableFactor, found: &mut Vec<usize>) {
@@ -117,7 +124,9 @@ fn collect_factor(factor: &TableFactor, found: &mut Vec<usize>) {
             }
         }
         TableFactor::Derived { subquery, .. } => collect_set_expr(&subquery.body, found),
-        TableFactor::NestedJoin { table_with_joins, .. } => collect_from(table_with_joins, found),
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => collect_from(table_with_joins, found),
         _ => {}
     }
 }
@@ -133,7 +142,11 @@ fn changeable(body: &SetExpr, sources: &[SourceRef], changed: Option<&HashSet<u3
 /// Every term of the signed delta of a linear `leaf`: (coefficient, SQL). For occurrences
 /// o1..on of changed sources, ΔQ = Σ over non-empty subsets U, and over inserted/deleted for
 /// each member, of (-1)^(|U|+1) · Π signs · Q(those occurrences read from change rows).
-fn signed_terms(leaf: &SetExpr, sources: &[SourceRef], changed: Option<&HashSet<u32>>) -> Result<Vec<(i32, String)>, Unsupported> {
+fn signed_terms(
+    leaf: &SetExpr,
+    sources: &[SourceRef],
+    changed: Option<&HashSet<u32>>,
+) -> Result<Vec<(i32, String)>, Unsupported> {
     let occ = changeable(leaf, sources, changed);
     let count = 3usize.saturating_pow(occ.len() as u32).saturating_sub(1);
     if count > MAX_TERMS {
@@ -145,7 +158,10 @@ fn signed_terms(leaf: &SetExpr, sources: &[SourceRef], changed: Option<&HashSet<
     let text = leaf.to_string();
     let mut terms = Vec::new();
     for subset in 1u32..(1 << occ.len()) {
-        let members: Vec<usize> = (0..occ.len()).filter(|b| subset & (1 << b) != 0).map(|b| occ[b]).collect();
+        let members: Vec<usize> = (0..occ.len())
+            .filter(|b| subset & (1 << b) != 0)
+            .map(|b| occ[b])
+            .collect();
         let base = if members.len() % 2 == 1 { 1 } else { -1 };
         for signs in 0u32..(1 << members.len()) {
             let mut coefficient = base;
@@ -169,10 +185,17 @@ fn signed_terms(leaf: &SetExpr, sources: &[SourceRef], changed: Option<&HashSet<
 
 /// Every term whose rows include all rows of `leaf`'s old or new result that involve a changed
 /// source row: each non-empty subset of occurrences read from all change rows.
-fn touching_terms(leaf: &SetExpr, sources: &[SourceRef], changed: Option<&HashSet<u32>>) -> Result<Vec<String>, Unsupported> {
+fn touching_terms(
+    leaf: &SetExpr,
+    sources: &[SourceRef],
+    changed: Option<&HashSet<u32>>,
+) -> Result<Vec<String>, Unsupported> {
     let occ = changeable(leaf, sources, changed);
     if occ.len() > 9 {
-        return Err(Unsupported(format!("a SELECT joining {} changing tables", occ.len())));
+        return Err(Unsupported(format!(
+            "a SELECT joining {} changing tables",
+            occ.len()
+        )));
     }
     let text = leaf.to_string();
     Ok((1u32..(1 << occ.len()))
@@ -274,7 +297,10 @@ pub fn render(
                     let restriction = if keys.is_empty() {
                         format!("EXISTS (SELECT 1 FROM {AFFECTED})")
                     } else {
-                        format!("{} IN (SELECT h FROM {AFFECTED})", row_hash_sql(&key_text(keys)))
+                        format!(
+                            "{} IN (SELECT h FROM {AFFECTED})",
+                            row_hash_sql(&key_text(keys))
+                        )
                     };
                     keyed.selection = Some(match keyed.selection.take() {
                         Some(original) => parse_expr(&format!("({original}) AND {restriction}")),
@@ -282,7 +308,7 @@ pub fn render(
                     });
                 }
                 let mut whole = query.clone();
-                whole.body = Box::new(SetExpr::Select(Box::new(keyed)));
+                *whole.body = SetExpr::Select(Box::new(keyed));
                 whole.order_by = None;
                 current(&whole, sources)
             };
@@ -298,7 +324,9 @@ pub fn render(
             let mut parts = Vec::new();
             for leaf in leaves {
                 for term in touching_terms(leaf, sources, changed)? {
-                    parts.push(format!("SELECT __pgs_q::text AS __pgs_k FROM ({term}) __pgs_q"));
+                    parts.push(format!(
+                        "SELECT __pgs_q::text AS __pgs_k FROM ({term}) __pgs_q"
+                    ));
                 }
             }
             let whole = current(query, sources);
@@ -316,4 +344,3 @@ pub fn render(
         }
     }
 }
-

@@ -13,7 +13,10 @@ pub enum Classified {
     /// A UNION ALL of linear leaves (one leaf for a plain SELECT).
     Linear { leaves: Vec<SetExpr> },
     /// One SELECT with GROUP BY `keys` and/or aggregates (`keys` empty: one result row).
-    Grouped { select: Box<Select>, keys: Vec<Expr> },
+    Grouped {
+        select: Box<Select>,
+        keys: Vec<Expr>,
+    },
     /// DISTINCT over a UNION ALL of linear leaves (SELECT DISTINCT, or UNION).
     Distinct { leaves: Vec<SetExpr> },
 }
@@ -46,13 +49,11 @@ impl Visitor for ConstructCheck {
         match &select.group_by {
             GroupByExpr::All(_) => return ControlFlow::Break(Unsupported("GROUP BY ALL".into())),
             GroupByExpr::Expressions(exprs, modifiers) => {
-                let grouping_sets = exprs.iter().any(|e| {
-                    matches!(e, Expr::Rollup(_) | Expr::Cube(_) | Expr::GroupingSets(_))
-                });
+                let grouping_sets = exprs
+                    .iter()
+                    .any(|e| matches!(e, Expr::Rollup(_) | Expr::Cube(_) | Expr::GroupingSets(_)));
                 if grouping_sets || !modifiers.is_empty() {
-                    return ControlFlow::Break(Unsupported(
-                        "GROUPING SETS / ROLLUP / CUBE".into(),
-                    ));
+                    return ControlFlow::Break(Unsupported("GROUPING SETS / ROLLUP / CUBE".into()));
                 }
             }
         }
@@ -60,7 +61,12 @@ impl Visitor for ConstructCheck {
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<Unsupported> {
-        if let TableFactor::Table { args: Some(_), name, .. } = factor {
+        if let TableFactor::Table {
+            args: Some(_),
+            name,
+            ..
+        } = factor
+        {
             return ControlFlow::Break(Unsupported(format!("function {name}() in FROM")));
         }
         ControlFlow::Continue(())
@@ -71,12 +77,16 @@ impl Visitor for ConstructCheck {
             Expr::Function(f) if f.over.is_some() => format!("window function {}()", f.name),
             Expr::Exists { negated: false, .. } => "EXISTS (subquery)".into(),
             Expr::Exists { negated: true, .. } => "NOT EXISTS (subquery)".into(),
-            Expr::In { target: InTarget::Subquery(_), negated: false, .. } => {
-                "IN (subquery)".into()
-            }
-            Expr::In { target: InTarget::Subquery(_), negated: true, .. } => {
-                "NOT IN (subquery)".into()
-            }
+            Expr::In {
+                target: InTarget::Subquery(_),
+                negated: false,
+                ..
+            } => "IN (subquery)".into(),
+            Expr::In {
+                target: InTarget::Subquery(_),
+                negated: true,
+                ..
+            } => "NOT IN (subquery)".into(),
             Expr::Subquery(_) => "scalar subquery".into(),
             Expr::AnyOp { right, .. } | Expr::AllOp { right, .. }
                 if matches!(right.as_ref(), Expr::Subquery(_)) =>
@@ -129,9 +139,14 @@ fn is_distinct(select: &Select) -> bool {
 /// Checks that `select` is linear: no aggregation, DISTINCT or outer join anywhere in it.
 fn require_linear_select(select: &Select, catalog: &dyn Catalog) -> Result<(), Unsupported> {
     if is_distinct(select) {
-        return Err(Unsupported("DISTINCT inside a subquery or UNION ALL branch".into()));
+        return Err(Unsupported(
+            "DISTINCT inside a subquery or UNION ALL branch".into(),
+        ));
     }
-    if !group_by_exprs(select).is_empty() || select.having.is_some() || has_aggregates(select, catalog) {
+    if !group_by_exprs(select).is_empty()
+        || select.having.is_some()
+        || has_aggregates(select, catalog)
+    {
         return Err(Unsupported(
             "GROUP BY or aggregates inside a subquery, join or UNION ALL branch".into(),
         ));
@@ -163,29 +178,46 @@ fn require_linear_from(table: &TableWithJoins, catalog: &dyn Catalog) -> Result<
 fn require_linear_factor(factor: &TableFactor, catalog: &dyn Catalog) -> Result<(), Unsupported> {
     match factor {
         TableFactor::Table { .. } => Ok(()),
-        TableFactor::Derived { subquery, .. } => require_linear_body(&subquery.body, catalog, false),
-        TableFactor::NestedJoin { table_with_joins, .. } => require_linear_from(table_with_joins, catalog),
+        TableFactor::Derived { subquery, .. } => {
+            require_linear_body(&subquery.body, catalog, false)
+        }
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => require_linear_from(table_with_joins, catalog),
         other => Err(Unsupported(format!("FROM item {other}"))),
     }
 }
 
 /// A subquery body in FROM: a linear SELECT or VALUES (`union_allowed` at the top level).
-fn require_linear_body(body: &SetExpr, catalog: &dyn Catalog, union_allowed: bool) -> Result<(), Unsupported> {
+fn require_linear_body(
+    body: &SetExpr,
+    catalog: &dyn Catalog,
+    union_allowed: bool,
+) -> Result<(), Unsupported> {
     match body {
         SetExpr::Select(select) => require_linear_select(select, catalog),
         SetExpr::Query(query) => require_linear_body(&query.body, catalog, union_allowed),
         SetExpr::Values(_) => Ok(()),
-        SetExpr::SetOperation { .. } if !union_allowed => {
-            Err(Unsupported("UNION / INTERSECT / EXCEPT inside a subquery in FROM".into()))
-        }
+        SetExpr::SetOperation { .. } if !union_allowed => Err(Unsupported(
+            "UNION / INTERSECT / EXCEPT inside a subquery in FROM".into(),
+        )),
         other => Err(Unsupported(format!("query body {other}"))),
     }
 }
 
 /// The leaves of a tree of set operations, with each operation's kind.
-fn set_leaves<'a>(body: &'a SetExpr, leaves: &mut Vec<&'a SetExpr>, ops: &mut Vec<(SetOperator, SetQuantifier)>) {
+fn set_leaves<'a>(
+    body: &'a SetExpr,
+    leaves: &mut Vec<&'a SetExpr>,
+    ops: &mut Vec<(SetOperator, SetQuantifier)>,
+) {
     match body {
-        SetExpr::SetOperation { left, op, set_quantifier, right } => {
+        SetExpr::SetOperation {
+            left,
+            op,
+            set_quantifier,
+            right,
+        } => {
             ops.push((*op, *set_quantifier));
             set_leaves(left, leaves, ops);
             set_leaves(right, leaves, ops);
@@ -256,21 +288,30 @@ pub fn classify(query: &Query, catalog: &dyn Catalog) -> Result<Classified, Unsu
                 || has_aggregates(select, catalog);
             if grouped {
                 if is_distinct(select) {
-                    return Err(Unsupported("DISTINCT together with GROUP BY or aggregates".into()));
+                    return Err(Unsupported(
+                        "DISTINCT together with GROUP BY or aggregates".into(),
+                    ));
                 }
                 for table in &select.from {
                     require_linear_from(table, catalog)?;
                 }
                 let keys = group_keys(select)?;
-                Ok(Classified::Grouped { select: select.clone(), keys })
+                Ok(Classified::Grouped {
+                    select: select.clone(),
+                    keys,
+                })
             } else if is_distinct(select) {
                 let mut plain = select.as_ref().clone();
                 plain.distinct = None;
                 require_linear_select(&plain, catalog)?;
-                Ok(Classified::Distinct { leaves: vec![SetExpr::Select(Box::new(plain))] })
+                Ok(Classified::Distinct {
+                    leaves: vec![SetExpr::Select(Box::new(plain))],
+                })
             } else {
                 require_linear_select(select, catalog)?;
-                Ok(Classified::Linear { leaves: vec![body.clone()] })
+                Ok(Classified::Linear {
+                    leaves: vec![body.clone()],
+                })
             }
         }
         SetExpr::SetOperation { .. } => {
@@ -289,10 +330,14 @@ pub fn classify(query: &Query, catalog: &dyn Catalog) -> Result<Classified, Unsu
             } else if is_union_distinct(&ops[0]) {
                 Ok(Classified::Distinct { leaves })
             } else {
-                Err(Unsupported("UNION ALL over a UNION (mixed set operations)".into()))
+                Err(Unsupported(
+                    "UNION ALL over a UNION (mixed set operations)".into(),
+                ))
             }
         }
-        SetExpr::Values(_) => Ok(Classified::Linear { leaves: vec![body.clone()] }),
+        SetExpr::Values(_) => Ok(Classified::Linear {
+            leaves: vec![body.clone()],
+        }),
         other => Err(Unsupported(format!("query body {other}"))),
     }
 }

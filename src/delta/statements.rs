@@ -105,7 +105,13 @@ pub fn create_keyed_work(affected: &str, fresh: &str, target: &str) -> [String; 
 }
 
 /// Captures the affected keys of a keyed plan and recomputes their rows, in one snapshot.
-pub fn capture_keyed(affected: &str, fresh: &str, delta_sql: &str, fresh_sql: &str, columns: &[String]) -> String {
+pub fn capture_keyed(
+    affected: &str,
+    fresh: &str,
+    delta_sql: &str,
+    fresh_sql: &str,
+    columns: &[String],
+) -> String {
     with_position(
         &format!(
             "{AFFECTED} AS MATERIALIZED (SELECT DISTINCT {key_hash} AS h FROM (\n{delta_sql}\n) __pgs_d), \
@@ -192,5 +198,8 @@ pub fn fill_full(work: &str, rows: &FullRows, columns: &[String]) -> String {
             values = listed("__pgs_s.", columns),
         ),
     };
-    with_position(&format!("__pgs_saved AS ({insert} RETURNING 1)"), "__pgs_saved")
+    with_position(
+        &format!("__pgs_saved AS ({insert} RETURNING 1)"),
+        "__pgs_saved",
+    )
 }

@@ -43,7 +43,17 @@ impl Catalog for TestCatalog {
         self.relations.get(&name.join(".")).cloned()
     }
     fn is_aggregate(&self, name: &str) -> bool {
-        ["count", "sum", "avg", "min", "max", "string_agg", "array_agg", "bool_and"].contains(&name)
+        [
+            "count",
+            "sum",
+            "avg",
+            "min",
+            "max",
+            "string_agg",
+            "array_agg",
+            "bool_and",
+        ]
+        .contains(&name)
     }
 }
 
@@ -72,7 +82,10 @@ fn single_table_filter_has_an_insert_and_a_delete_term() {
         (SELECT __pgs_b.\"id\", __pgs_b.\"k\", __pgs_b.\"v\" FROM pgstream.\"_rows_1\" __pgs_b WHERE __pgs_b.__pgs_w = 1 AND \
         NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
         AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false)) AS a WHERE v > 1) __pgs_q";
-    assert_eq!(plan.delta_sql.split("\nUNION ALL\n").next().unwrap(), expected);
+    assert_eq!(
+        plan.delta_sql.split("\nUNION ALL\n").next().unwrap(),
+        expected
+    );
     assert!(plan.delta_sql.contains("SELECT -1::int4"));
     assert!(plan.delta_sql.contains("__pgs_b.__pgs_w = -1"));
 }
@@ -88,7 +101,12 @@ fn joins_expand_by_inclusion_exclusion() {
     assert_eq!(terms(&plan.delta_sql), 26);
     // Only sources that changed get terms.
     let changed: HashSet<u32> = [2].into_iter().collect();
-    let plan = crate::delta::plan("SELECT a.id, b.w FROM a JOIN b ON a.k = b.k", &catalog(), Some(&changed)).unwrap();
+    let plan = crate::delta::plan(
+        "SELECT a.id, b.w FROM a JOIN b ON a.k = b.k",
+        &catalog(),
+        Some(&changed),
+    )
+    .unwrap();
     assert_eq!(terms(&plan.delta_sql), 2);
     assert!(plan.delta_sql.contains("FROM a AS a JOIN (SELECT"));
     // Inclusion-exclusion signs: the both-deleted term of a two-way join counts negative twice over.
@@ -96,9 +114,17 @@ fn joins_expand_by_inclusion_exclusion() {
     let coefficients: Vec<&str> = plan
         .delta_sql
         .split("\nUNION ALL\n")
-        .map(|t| t.split("::int4").next().unwrap().trim_start_matches("SELECT "))
+        .map(|t| {
+            t.split("::int4")
+                .next()
+                .unwrap()
+                .trim_start_matches("SELECT ")
+        })
         .collect();
-    assert_eq!(coefficients, vec!["1", "-1", "1", "-1", "-1", "1", "1", "-1"]);
+    assert_eq!(
+        coefficients,
+        vec!["1", "-1", "1", "-1", "-1", "1", "1", "-1"]
+    );
 }
 
 #[test]
@@ -106,12 +132,16 @@ fn nothing_changed_gives_an_empty_delta_of_the_right_shape() {
     let changed = HashSet::new();
     let plan = crate::delta::plan("SELECT id FROM a", &catalog(), Some(&changed)).unwrap();
     assert!(plan.delta_sql.ends_with("WHERE false"));
-    assert!(plan.delta_sql.contains("FROM (SELECT id FROM a AS a) __pgs_q"));
+    assert!(plan
+        .delta_sql
+        .contains("FROM (SELECT id FROM a AS a) __pgs_q"));
 }
 
 #[test]
 fn ctes_views_subqueries_and_union_all_are_linear() {
-    let plan = planned("WITH big AS (SELECT * FROM a WHERE v > 10) SELECT big.id FROM big JOIN b USING (k)");
+    let plan = planned(
+        "WITH big AS (SELECT * FROM a WHERE v > 10) SELECT big.id FROM big JOIN b USING (k)",
+    );
     assert_eq!(plan.shape, Shape::Linear);
     assert_eq!(terms(&plan.delta_sql), 8);
     assert!(!plan.delta_sql.contains("WITH"));
@@ -129,59 +159,99 @@ fn ctes_views_subqueries_and_union_all_are_linear() {
 
 #[test]
 fn aggregates_are_keyed_by_their_group() {
-    let plan = planned("SELECT k, count(*), sum(v) FROM a AS a WHERE v <> 0 GROUP BY k HAVING count(*) > 1");
+    let plan = planned(
+        "SELECT k, count(*), sum(v) FROM a AS a WHERE v <> 0 GROUP BY k HAVING count(*) > 1",
+    );
     assert_eq!(plan.shape, Shape::Keyed);
     assert_eq!(terms(&plan.delta_sql), 1);
-    assert!(plan.delta_sql.contains("SELECT ROW(k)::TEXT AS __pgs_k FROM (SELECT __pgs_b."));
+    assert!(plan
+        .delta_sql
+        .contains("SELECT ROW(k)::TEXT AS __pgs_k FROM (SELECT __pgs_b."));
     let fresh = plan.fresh_sql.unwrap();
     assert!(fresh.contains("WHERE (v <> 0) AND (pg_catalog.hashtextextended(ROW(k)::TEXT, 0) & 4611686018427387903) IN (SELECT h FROM __pgs_affected)"), "{fresh}");
     assert!(fresh.contains("HAVING count(*) > 1"));
-    assert!(plan.full_sql.unwrap().contains("ROW(k)::TEXT AS __pgs_k FROM a AS a WHERE v <> 0 GROUP BY k"));
+    assert!(plan
+        .full_sql
+        .unwrap()
+        .contains("ROW(k)::TEXT AS __pgs_k FROM a AS a WHERE v <> 0 GROUP BY k"));
     // Positional keys and expressions.
     let plan = planned("SELECT lower(b.w) AS lw, max(a.v) FROM a JOIN b ON a.k = b.k GROUP BY 1");
     assert!(plan.delta_sql.contains("ROW(lower(b.w))::TEXT"));
     assert_eq!(terms(&plan.delta_sql), 3);
     // One-row aggregates.
     let plan = planned("SELECT count(*), string_agg(v::text, ',') FROM a");
-    assert!(plan.fresh_sql.unwrap().contains("WHERE EXISTS (SELECT 1 FROM __pgs_affected)"));
+    assert!(plan
+        .fresh_sql
+        .unwrap()
+        .contains("WHERE EXISTS (SELECT 1 FROM __pgs_affected)"));
 }
 
 #[test]
 fn distinct_and_union_are_keyed_by_the_row() {
     let plan = planned("SELECT DISTINCT k FROM a");
     assert_eq!(plan.shape, Shape::Keyed);
-    assert!(plan.delta_sql.starts_with("SELECT __pgs_q::text AS __pgs_k FROM (SELECT k FROM (SELECT"));
+    assert!(plan
+        .delta_sql
+        .starts_with("SELECT __pgs_q::text AS __pgs_k FROM (SELECT k FROM (SELECT"));
     let plan = planned("SELECT k FROM a UNION SELECT k FROM b");
     assert_eq!(plan.shape, Shape::Keyed);
     assert_eq!(terms(&plan.delta_sql), 2);
-    assert!(plan.full_sql.unwrap().contains("FROM (SELECT k FROM a AS a UNION SELECT k FROM b AS b) __pgs_q"));
+    assert!(plan
+        .full_sql
+        .unwrap()
+        .contains("FROM (SELECT k FROM a AS a UNION SELECT k FROM b AS b) __pgs_q"));
 }
 
 #[test]
 fn unsupported_constructs_are_named() {
     for (query, construct) in [
-        ("SELECT id, row_number() OVER () FROM a", "window function row_number()"),
+        (
+            "SELECT id, row_number() OVER () FROM a",
+            "window function row_number()",
+        ),
         ("SELECT id FROM a LIMIT 5", "LIMIT / OFFSET"),
         ("SELECT id FROM a ORDER BY id OFFSET 2", "LIMIT / OFFSET"),
         ("SELECT id FROM a FOR UPDATE", "FOR UPDATE / FOR SHARE"),
-        ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r", "WITH RECURSIVE"),
+        (
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r",
+            "WITH RECURSIVE",
+        ),
         ("SELECT id FROM a TABLESAMPLE SYSTEM (10)", "TABLESAMPLE"),
         ("SELECT DISTINCT ON (k) k, v FROM a", "DISTINCT ON"),
         ("SELECT a.id FROM a LEFT JOIN b ON a.k = b.k", "LEFT JOIN"),
         ("SELECT a.id FROM a FULL JOIN b ON a.k = b.k", "FULL JOIN"),
-        ("SELECT id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.k = a.k)", "EXISTS (subquery)"),
-        ("SELECT id FROM a WHERE k NOT IN (SELECT k FROM b)", "NOT IN (subquery)"),
-        ("SELECT id, (SELECT max(w) FROM b) FROM a", "scalar subquery"),
+        (
+            "SELECT id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.k = a.k)",
+            "EXISTS (subquery)",
+        ),
+        (
+            "SELECT id FROM a WHERE k NOT IN (SELECT k FROM b)",
+            "NOT IN (subquery)",
+        ),
+        (
+            "SELECT id, (SELECT max(w) FROM b) FROM a",
+            "scalar subquery",
+        ),
         ("SELECT k FROM a INTERSECT SELECT k FROM b", "INTERSECT"),
-        ("SELECT * FROM generate_series(1, 3)", "function generate_series() in FROM"),
-        ("SELECT k, count(*) FROM a GROUP BY ROLLUP (k)", "GROUPING SETS / ROLLUP / CUBE"),
-        ("SELECT s.k FROM (SELECT k, count(*) FROM a GROUP BY k) s JOIN b ON b.k = s.k",
-         "GROUP BY or aggregates inside a subquery, join or UNION ALL branch"),
-        ("SELECT k AS g, count(*) FROM a GROUP BY g", "GROUP BY the output column name g (group by the expression instead)"),
+        (
+            "SELECT * FROM generate_series(1, 3)",
+            "function generate_series() in FROM",
+        ),
+        (
+            "SELECT k, count(*) FROM a GROUP BY ROLLUP (k)",
+            "GROUPING SETS / ROLLUP / CUBE",
+        ),
+        (
+            "SELECT s.k FROM (SELECT k, count(*) FROM a GROUP BY k) s JOIN b ON b.k = s.k",
+            "GROUP BY or aggregates inside a subquery, join or UNION ALL branch",
+        ),
+        (
+            "SELECT k AS g, count(*) FROM a GROUP BY g",
+            "GROUP BY the output column name g (group by the expression instead)",
+        ),
     ] {
         assert_eq!(refused(query), construct, "{query}");
     }
     assert!(refused("SELECT * FROM p").contains("partitioned table"));
     assert!(refused("SELECT * FROM missing").contains("does not exist"));
 }
-

@@ -12,7 +12,12 @@ use pgrx::spi::quote_identifier;
 /// Runs `sql` (a data-changing statement) and returns the rows it processed.
 fn run(table: &StreamTable, sql: &str) -> i64 {
     Spi::connect_mut(|client| client.update(sql, None, &[]).map(|t| t.len() as i64)).unwrap_or_else(
-        |e| panic!("DIFFERENTIAL refresh of {} failed: {e}\n{sql}", table.display_name()),
+        |e| {
+            panic!(
+                "DIFFERENTIAL refresh of {} failed: {e}\n{sql}",
+                table.display_name()
+            )
+        },
     )
 }
 
@@ -25,7 +30,12 @@ fn counts(table: &StreamTable, sql: &str) -> (i64, i64) {
             row.get::<i64>(2)?.unwrap_or_default(),
         ))
     })
-    .unwrap_or_else(|e| panic!("DIFFERENTIAL refresh of {} failed: {e}", table.display_name()))
+    .unwrap_or_else(|e| {
+        panic!(
+            "DIFFERENTIAL refresh of {} failed: {e}",
+            table.display_name()
+        )
+    })
 }
 
 /// Runs a capture statement (built by [`statements::with_position`]'s users) with the consumed
@@ -102,7 +112,8 @@ pub fn refresh_differential(
                     consumed,
                 )
             });
-            if catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, planned) {
+            if catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, planned)
+            {
                 run(table, &format!("DROP TABLE {work}"));
                 return None;
             }
@@ -117,16 +128,26 @@ pub fn refresh_differential(
             for statement in statements::create_keyed_work(&affected, &fresh, &target) {
                 run(table, &statement);
             }
-            let fresh_sql = plan.fresh_sql.as_deref().expect("keyed plans have fresh SQL");
+            let fresh_sql = plan
+                .fresh_sql
+                .as_deref()
+                .expect("keyed plans have fresh SQL");
             let covered = settings::as_user(owner, Restriction::RestrictedOperation, || {
                 capture(
                     table,
-                    &statements::capture_keyed(&affected, &fresh, &plan.delta_sql, fresh_sql, &columns),
+                    &statements::capture_keyed(
+                        &affected,
+                        &fresh,
+                        &plan.delta_sql,
+                        fresh_sql,
+                        &columns,
+                    ),
                     consumed,
                 )
             });
             let drop = format!("DROP TABLE {affected}, {fresh}");
-            if catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, planned) {
+            if catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, planned)
+            {
                 run(table, &drop);
                 return None;
             }
@@ -135,7 +156,10 @@ pub fn refresh_differential(
                 table,
                 &statements::keyed_counts(&affected, &fresh, &target, &columns),
             );
-            run(table, &statements::apply_keyed(&affected, &fresh, &target, &columns));
+            run(
+                table,
+                &statements::apply_keyed(&affected, &fresh, &target, &columns),
+            );
             run(table, &drop);
             Some((AppliedChanges { inserted, deleted }, covered))
         }

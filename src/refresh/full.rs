@@ -49,7 +49,7 @@ pub fn refresh_full(
     let columns = data_columns(table);
     let column_list = columns
         .iter()
-        .map(|c| quote_identifier(c))
+        .map(quote_identifier)
         .chain(std::iter::once("\"__pgs_row_id\"".to_string()))
         .collect::<Vec<_>>()
         .join(", ");

@@ -11,12 +11,12 @@ use crate::catalog::{self, Position, RefreshStats, StreamTable};
 use crate::delta::statements::FullRows;
 use crate::delta::Shape;
 use crate::error::StreamError;
-use mode::Decision;
-use std::collections::HashSet;
 use crate::modes::RefreshMode;
 use crate::resolve;
 use crate::settings::{self, Restriction};
+use mode::Decision;
 use pgrx::prelude::*;
+use std::collections::HashSet;
 
 /// First key of the two-key advisory locks the engine takes on a stream table
 /// (the second key is the table's oid).
@@ -215,22 +215,28 @@ pub fn refresh_now(
                 let mut table = refreshed.clone();
                 if ddl_pending {
                     rederive_sources(&table);
-                    table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
+                    table = catalog::find_by_id(table.id)
+                        .expect("the stream table being refreshed exists");
                 }
                 let decision = match (mode, table.effective_mode.as_deref()) {
                     (RefreshMode::Full, Some("FULL")) => Decision::Full { reason: None },
-                    (RefreshMode::Auto, Some("FULL")) if !ddl_pending => Decision::Full { reason: None },
+                    (RefreshMode::Auto, Some("FULL")) if !ddl_pending => {
+                        Decision::Full { reason: None }
+                    }
                     (_, Some(_)) if !ddl_pending => mode::decide(&table, mode),
                     (_, known) => {
                         let decision = mode::decide_and_record(&table, mode, known.is_none());
-                        table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
+                        table = catalog::find_by_id(table.id)
+                            .expect("the stream table being refreshed exists");
                         decision
                     }
                 };
                 match decision {
                     Decision::Full { .. } => full_refresh(&table, owner, &decision),
                     Decision::Differential(_) => {
-                        let trust = !ddl_pending && capture_complete && catalog::row_capture_complete(table.id);
+                        let trust = !ddl_pending
+                            && capture_complete
+                            && catalog::row_capture_complete(table.id);
                         if !trust {
                             catalog::sync_capture();
                         }

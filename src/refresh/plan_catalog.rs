@@ -17,7 +17,7 @@ impl Catalog for SpiCatalog {
     fn relation(&self, name: &[String]) -> Option<Relation> {
         let qualified = name
             .iter()
-            .map(|part| pgrx::spi::quote_identifier(part))
+            .map(pgrx::spi::quote_identifier)
             .collect::<Vec<_>>()
             .join(".");
         Spi::connect_mut(|client| {
@@ -59,7 +59,9 @@ impl Catalog for SpiCatalog {
         .ok()
         .flatten()
         .unwrap_or(true);
-        self.aggregates.borrow_mut().insert(name.to_string(), aggregate);
+        self.aggregates
+            .borrow_mut()
+            .insert(name.to_string(), aggregate);
         aggregate
     }
 }

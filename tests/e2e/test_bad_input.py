@@ -7,6 +7,7 @@ SETUP = [
     "CREATE TABLE src (a int, b text)",
     "INSERT INTO src VALUES (1, 'x')",
     "SELECT pgstream.create_stream_table('existing', 'SELECT a FROM src', '1m', 'FULL')",
+    "SELECT pgstream.create_stream_table('windowed', 'SELECT a, rank() OVER (ORDER BY a) AS r FROM src', '1m', 'FULL')",
 ]
 
 GOOD_QUERY = "SELECT a, b FROM src"
@@ -19,9 +20,13 @@ CREATE_CASES = [
     ("SELECT pgstream.create_stream_table('st', %(q)s, '* * *', 'FULL')", "22023", '"* * *"', "5-field"),
     ("SELECT pgstream.create_stream_table('st', %(q)s, '@reboot', 'FULL')", "22023", '"@reboot"', "@hourly"),
     ("SELECT pgstream.create_stream_table('st', %(q)s, '', 'FULL')", "22023", "empty", "duration"),
-    ("SELECT pgstream.create_stream_table('st', %(q)s, '1m', 'DIFFERENTIAL')", "0A000", "DIFFERENTIAL", "FULL"),
-    ("SELECT pgstream.create_stream_table('st', %(q)s, '1m', 'AUTO')", "0A000", "AUTO", "FULL"),
-    ("SELECT pgstream.create_stream_table('st', %(q)s)", "0A000", "DIFFERENTIAL", "FULL"),
+    ("SELECT pgstream.create_stream_table('st', 'SELECT a, row_number() OVER () AS rn FROM src', '1m', 'DIFFERENTIAL')",
+     "0A000", "cannot be refreshed DIFFERENTIAL: its query uses window function row_number()", "'AUTO'"),
+    ("SELECT pgstream.create_stream_table('st', 'SELECT a FROM src ORDER BY a LIMIT 1')", "0A000", "LIMIT / OFFSET", "'FULL'"),
+    ("SELECT pgstream.create_stream_table('st', 'SELECT a, now() AS t FROM src', '1m', 'DIFFERENTIAL')",
+     "0A000", "now()", "'AUTO'"),
+    ("SELECT pgstream.create_stream_table('st', 'SELECT a FROM src s WHERE EXISTS (SELECT 1 FROM src t WHERE t.a > s.a)', '1m', 'DIFFERENTIAL')",
+     "0A000", "EXISTS (subquery)", "'AUTO'"),
     ("SELECT pgstream.create_stream_table('st', 'SELECT * FROM missing_table', '1m', 'FULL')", "42P01", "missing_table", None),
     ("SELECT pgstream.create_stream_table('st', 'SELEC a FROM src', '1m', 'FULL')", "42601", "SELEC", "one SELECT statement"),
     ("SELECT pgstream.create_stream_table('st', 'SELECT 1; DROP TABLE src', '1m', 'FULL')", "42601", "exactly one SELECT", "one SELECT statement"),
@@ -53,7 +58,7 @@ OTHER_CASES = [
     ("SELECT pgstream.alter_stream_table('missing', schedule => '5m')", "42P01", '"missing"', None),
     ("SELECT pgstream.alter_stream_table('existing', status => 'PAUSED')", "22023", '"PAUSED"', "ACTIVE, SUSPENDED"),
     ("SELECT pgstream.alter_stream_table('existing', refresh_mode => 'FAST')", "22023", '"FAST"', "FULL, DIFFERENTIAL, AUTO"),
-    ("SELECT pgstream.alter_stream_table('existing', refresh_mode => 'DIFFERENTIAL')", "0A000", "DIFFERENTIAL", None),
+    ("SELECT pgstream.alter_stream_table('windowed', refresh_mode => 'DIFFERENTIAL')", "0A000", "window function rank()", "'AUTO'"),
     ("SELECT pgstream.alter_stream_table('existing', schedule => 'soon')", "22023", '"soon"', "cron"),
     ("SELECT pgstream.alter_stream_table('existing', schedule => '5m', status => 'nope')", "22023", '"nope"', None),
     ("SELECT pgstream.alter_stream_table('bad name!', schedule => '5m')", "42602", '"bad name!"', None),

@@ -223,7 +223,8 @@ def test_other_bad_input(db):
     assert err.pgcode == "42P07" and "is not a stream table (it is a table)" in err.diag.message_primary
     assert "full_refresh" in err.diag.message_hint
     assert db.error("SELECT pgstream_dbt.materialize('st', 'select 1 as one', '[]')").pgcode == "22023"
-    assert db.error("SELECT pgstream_dbt.materialize('st', 'select 1 as one', '{}')").pgcode == "0A000"
+    err = db.error("SELECT pgstream_dbt.materialize('st', 'select 1 as one, rank() over () as r', '{}')")
+    assert err.pgcode == "0A000" and "window function rank()" in err.diag.message_primary
     assert db.error("SELECT pgstream_dbt.materialize('no such.st', 'select 1 as one', '{}')").pgcode == "42602"
     assert db.error("SELECT pgstream_dbt.materialize(NULL, 'select 1 as one', '{}')").pgcode == "22004"
     assert db.error("SELECT pgstream_dbt.materialize('st', 'select nope', '{\"refresh_mode\": \"FULL\"}')").pgcode == "42703"
