@@ -125,7 +125,7 @@ def test_deps_seed_run_creates_every_stream_table(project):
     catalog = project.catalog()
     assert set(catalog) == set(STREAM_TABLES), catalog
     for key, schedule in STREAM_TABLES.items():
-        assert catalog[key][0] == schedule and catalog[key][1] == "FULL", (key, catalog[key])
+        assert catalog[key][0] == schedule and catalog[key][1] == "DIFFERENTIAL", (key, catalog[key])
         project.relids[key] = catalog[key][3]
     # The name override made no relation under the model's own name.
     assert project.sql("select to_regclass(%s)", f"{SCHEMA}.customer_counts") == [(None,)]
@@ -292,6 +292,33 @@ def test_refresh_operation_resolves_models_and_names(project):
     # A stream table name that is no model: schema-qualified.
     _, log = project.dbt("run-operation", "refresh", "--args", f"{{model_name: {REPORTING}.daily_revenue}}")
     assert f"pg_stream: refreshed {REPORTING}.daily_revenue" in log, log
+
+
+def test_differential_refresh_applies_inserts_updates_and_deletes(project):
+    # The first refresh after dbt's DDL recomputes FULL; the next ones apply changes only.
+    project.dbt("run-operation", "refresh", "--args", "{model_name: order_totals}")
+    project.sql(f"insert into {SCHEMA}.raw_orders values (20, 105, 40.00, '2026-01-21 08:00'), "
+                "(21, 105, 2.50, '2026-01-21 09:00')")
+    project.sql(f"update {SCHEMA}.raw_orders set amount = amount + 10 where id = 1")
+    project.sql(f"update {SCHEMA}.raw_orders set customer_id = 105 where id = 2")
+    project.sql(f"delete from {SCHEMA}.raw_orders where id = 3")
+    _, log = project.dbt("run-operation", "refresh", "--args", "{model_name: order_totals}")
+    assert f"pg_stream: refreshed {SCHEMA}.order_totals" in log, log
+    assert project.sql("select last_refresh_kind, effective_mode from pgstream.pgs_stream_tables "
+                       "where pgs_schema = %s and pgs_name = 'order_totals'", SCHEMA) == [("DIFFERENTIAL", "DIFFERENTIAL")]
+    assert project.sql(f"select customer_id, total_amount, order_count from {SCHEMA}.order_totals "
+                       "order by customer_id") == project.sql(TOTALS_SQL)
+    assert project.sql(f"select total_amount, order_count from {SCHEMA}.order_totals where customer_id = 105") == \
+        project.sql(f"select sum(amount), count(*) from {SCHEMA}.raw_orders where customer_id = 105")
+    # And back: customer 105 goes away entirely, the others get their seed totals again.
+    project.sql(f"delete from {SCHEMA}.raw_orders where id in (20, 21)")
+    project.sql(f"update {SCHEMA}.raw_orders set amount = amount - 10 where id = 1")
+    project.sql(f"update {SCHEMA}.raw_orders set customer_id = 101 where id = 2")
+    project.sql(f"insert into {SCHEMA}.raw_orders values (3, 100, 15.00, '2026-01-15 12:15')")
+    project.dbt("run-operation", "refresh", "--args", "{model_name: order_totals}")
+    assert project.sql(f"select customer_id, total_amount, order_count from {SCHEMA}.order_totals "
+                       "order by customer_id") == project.sql(TOTALS_SQL)
+    assert project.sql(f"select count(*) from {SCHEMA}.order_totals where customer_id = 105") == [(0,)]
 
 
 def test_refresh_all_goes_in_dependency_order(project):

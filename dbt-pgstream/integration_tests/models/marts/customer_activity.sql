@@ -2,7 +2,7 @@
 {{ config(
     materialized='stream_table',
     schedule='20m',
-    refresh_mode='FULL',
+    refresh_mode='DIFFERENTIAL',
     grants={'select': ['pgstream_it_reader']},
     indexes=[{'columns': ['customer_id'], 'unique': true}, {'columns': ['last_order_at']}],
     persist_docs={'relation': true, 'columns': true},

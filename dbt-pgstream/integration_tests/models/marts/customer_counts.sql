@@ -3,7 +3,7 @@
     materialized='stream_table',
     stream_table_name='customer_order_counts',
     schedule='30m',
-    refresh_mode='FULL'
+    refresh_mode='DIFFERENTIAL'
 ) }}
 
 SELECT customer_id, COUNT(*) AS orders

@@ -3,7 +3,7 @@
     materialized='stream_table',
     stream_table_schema=target.schema ~ '_reporting',
     schedule='1h',
-    refresh_mode='FULL'
+    refresh_mode='DIFFERENTIAL'
 ) }}
 
 SELECT created_at::date AS order_date, SUM(amount) AS revenue

@@ -1,8 +1,8 @@
--- Aggregated order totals per customer: the seed plan's stream table (FULL until DIFFERENTIAL lands).
+-- Aggregated order totals per customer: the seed plan's stream table, maintained DIFFERENTIAL.
 {{ config(
     materialized='stream_table',
     schedule='10m',
-    refresh_mode='FULL'
+    refresh_mode='DIFFERENTIAL'
 ) }}
 
 SELECT

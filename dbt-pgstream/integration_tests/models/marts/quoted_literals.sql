@@ -1,5 +1,5 @@
 -- SQL text that must reach the database byte for byte: quotes, dollar quotes, backslashes, percent signs.
-{{ config(materialized='stream_table', schedule='@hourly', refresh_mode='FULL') }}
+{{ config(materialized='stream_table', schedule='@hourly', refresh_mode='DIFFERENTIAL') }}
 
 SELECT
     customer_id,
