@@ -251,6 +251,27 @@ BEGIN
 END
 $$;
 
+-- Whether nothing stream table `stream_table` reads changed outside snapshot `since` (no
+-- change record, no DDL, every source captured): its refresh may be skipped.
+CREATE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM pgstream_changes.statements c
+                       WHERE (c.source_relid = 0
+                              OR c.source_relid IN (SELECT d.source_relid FROM pgstream.pgs_dependencies d
+                                                    WHERE d.pgs_id = stream_table))
+                         AND NOT pg_visible_in_snapshot(c.xid, since))
+       -- A snapshot from the future (a restored cluster) proves nothing.
+       AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
+       AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                       LEFT JOIN pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture'
+                                             AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+                       WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
+                         AND (pgstream._capture_blocker(d.source_relid) IS NOT NULL
+                              OR t.tgenabled IS DISTINCT FROM 'A'))
+$$;
+
 -- The position a refresh covers, read in the refreshing statement's snapshot: that snapshot
 -- with this transaction counted as running (its later changes are not covered), this
 -- transaction's id, and the last change sequence number handed out so far (its changes up to
@@ -378,6 +399,9 @@ AS $$
 BEGIN
     IF current_setting('pgstream.syncing_capture', true) = 'on' THEN
         RETURN;  -- the engine's own row-capture DDL
+    END IF;
+    IF tg_tag = 'REFRESH MATERIALIZED VIEW' THEN
+        RETURN;  -- new data, no new meaning (a materialized view source is always recomputed)
     END IF;
     -- DROP commands report nothing here; _catalog_on_sql_drop records them.
     IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c

@@ -294,8 +294,22 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
                 stats.covered.own_seq.into(),
             ],
         );
-        forget_covered_changes(id);
+        if stats.kind != "SKIPPED" {
+            forget_covered_changes(id);
+        }
     })
+}
+
+/// Whether nothing stream table `id` reads changed since `snapshot` (no change record, no DDL,
+/// every source captured).
+pub fn unchanged_since(id: i64, snapshot: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pgstream._unchanged_since($1, $2::pg_catalog.pg_snapshot)",
+        &[id.into(), snapshot.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }
 
 /// Records a failed refresh of stream table `id` from a transaction of its own (the
@@ -447,26 +461,6 @@ pub fn capture_complete(id: i64) -> bool {
     .ok()
     .flatten()
     .unwrap_or(false)
-}
-
-/// Whether a source of stream table `id` changed in a transaction that committed (or is
-/// this one) outside `snapshot`.
-pub fn sources_changed_since(id: i64, snapshot: &str) -> bool {
-    as_catalog_owner(|| {
-        Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pgstream_changes.statements c \
-                            WHERE (c.source_relid = 0 \
-                                   OR c.source_relid IN (SELECT d.source_relid \
-                                                         FROM pgstream.pgs_dependencies d \
-                                                         WHERE d.pgs_id = $1)) \
-                              AND NOT pg_visible_in_snapshot(c.xid, $2::pg_snapshot)) \
-                    OR pg_snapshot_xmax($2::pg_snapshot) > pg_snapshot_xmax(pg_current_snapshot())",
-            &[id.into(), snapshot.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(true)
-    })
 }
 
 /// Deletes the change records of stream table `id`'s sources that every reader of those

@@ -67,11 +67,12 @@ pub fn linear_counts(work: &str) -> String {
     )
 }
 
-/// Applies a captured linear delta: for each row, removes copies from the top of its id range
-/// or adds copies after it, so ids stay `hash .. hash + count - 1`.
-pub fn apply_linear(work: &str, target: &str, columns: &[String]) -> String {
+/// The row operations a captured linear delta comes to, into `ops`: for each row, remove
+/// copies from the top of its id range or add copies after it, so ids stay
+/// `hash .. hash + count - 1`. `(__pgs_id, __pgs_del, <columns>)`.
+pub fn linear_operations(work: &str, ops: &str, target: &str, columns: &[String]) -> String {
     format!(
-        "MERGE INTO {target} __pgs_t USING (\
+        "CREATE TEMPORARY TABLE {ops} ON COMMIT DROP AS \
            SELECT __pgs_n.h + __pgs_g AS __pgs_id, __pgs_n.n < 0 AS __pgs_del, {values} \
            FROM ({net}) __pgs_n \
            CROSS JOIN LATERAL (SELECT count(*) AS c FROM {target} __pgs_s \
@@ -81,13 +82,20 @@ pub fn apply_linear(work: &str, target: &str, columns: &[String]) -> String {
                CASE WHEN __pgs_n.n > 0 THEN __pgs_c.c ELSE GREATEST(__pgs_c.c + __pgs_n.n, 0) END, \
                CASE WHEN __pgs_n.n > 0 THEN __pgs_c.c + __pgs_n.n - 1 ELSE __pgs_c.c - 1 END) __pgs_g \
            LEFT JOIN (SELECT DISTINCT ON (__pgs_h) * FROM {work} WHERE __pgs_w > 0 ORDER BY __pgs_h) __pgs_v \
-                  ON __pgs_v.__pgs_h = __pgs_n.h AND __pgs_n.n > 0\
-         ) __pgs_s ON __pgs_t.\"__pgs_row_id\" = __pgs_s.__pgs_id \
+                  ON __pgs_v.__pgs_h = __pgs_n.h AND __pgs_n.n > 0",
+        net = net_changes(work),
+        values = listed("__pgs_v.", columns),
+    )
+}
+
+/// Applies the row operations of [`linear_operations`] with one MERGE on `__pgs_row_id`.
+pub fn apply_linear(ops: &str, target: &str, columns: &[String]) -> String {
+    format!(
+        "MERGE INTO {target} __pgs_t USING {ops} __pgs_s \
+         ON __pgs_t.\"__pgs_row_id\" = __pgs_s.__pgs_id \
          WHEN MATCHED AND __pgs_s.__pgs_del THEN DELETE \
          WHEN NOT MATCHED AND NOT __pgs_s.__pgs_del THEN \
            INSERT ({targets}, \"__pgs_row_id\") VALUES ({source_values}, __pgs_s.__pgs_id)",
-        net = net_changes(work),
-        values = listed("__pgs_v.", columns),
         targets = listed("", columns),
         source_values = listed("__pgs_s.", columns),
     )

@@ -117,9 +117,16 @@ pub fn refresh_differential(
                 run(table, &format!("DROP TABLE {work}"));
                 return None;
             }
+            run(table, &format!("ANALYZE {work}"));
             let (inserted, deleted) = counts(table, &statements::linear_counts(&work));
-            run(table, &statements::apply_linear(&work, &target, &columns));
-            run(table, &format!("DROP TABLE {work}"));
+            let ops = work_table("ops", table);
+            run(
+                table,
+                &statements::linear_operations(&work, &ops, &target, &columns),
+            );
+            run(table, &format!("ANALYZE {ops}"));
+            run(table, &statements::apply_linear(&ops, &target, &columns));
+            run(table, &format!("DROP TABLE {work}, {ops}"));
             Some((AppliedChanges { inserted, deleted }, covered))
         }
         Shape::Keyed => {
@@ -151,7 +158,7 @@ pub fn refresh_differential(
                 run(table, &drop);
                 return None;
             }
-            run(table, &format!("ANALYZE {affected}"));
+            run(table, &format!("ANALYZE {affected}, {fresh}"));
             let (inserted, deleted) = counts(
                 table,
                 &statements::keyed_counts(&affected, &fresh, &target, &columns),

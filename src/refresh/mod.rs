@@ -79,6 +79,9 @@ pub fn with_query_settings<R>(table: &StreamTable, body: impl FnOnce() -> R) -> 
         &[
             (c"search_path", search_path.as_str()),
             (c"extra_float_digits", "1"),
+            // Refresh statements are many and small, their estimates rough (temporary work
+            // tables): compiling them costs more than it saves.
+            (c"jit", "off"),
             (c"bytea_output", "hex"),
         ],
         body,
@@ -181,32 +184,40 @@ pub fn refresh_now(
         .expect("clock_timestamp() returned NULL");
     let timer = std::time::Instant::now();
     let consumed_snapshot = table.consumed.as_ref().map(|p| p.snapshot.clone());
+    // Nothing to do when no source changed: for a scheduled refresh, and for any refresh of a
+    // DIFFERENTIAL stream table (which a recompute would not change either). A manual FULL
+    // refresh always recomputes (it also repairs rows someone changed by hand).
+    let may_skip = skipping == Skipping::Allowed
+        || table.effective_mode.as_deref() == Some("DIFFERENTIAL");
+    if let (true, true, Some(consumed)) = (
+        may_skip,
+        table.depends_only_on_sources,
+        consumed_snapshot.as_deref(),
+    ) {
+        // The position first: a change committed after it is seen by the check below.
+        let covered = differential::current_position();
+        if catalog::unchanged_since(table.id, consumed) {
+            catalog::record_success(
+                table.id,
+                &RefreshStats {
+                    kind: "SKIPPED",
+                    covered,
+                    started_at,
+                    duration_ms: timer.elapsed().as_secs_f64() * 1000.0,
+                    rows_inserted: 0,
+                    rows_deleted: 0,
+                },
+            );
+            return full::AppliedChanges {
+                inserted: 0,
+                deleted: 0,
+            };
+        }
+    }
     let ddl_pending = catalog::ddl_since(consumed_snapshot.as_deref());
     let capture_complete = catalog::capture_complete(table.id);
     if !capture_complete {
         catalog::sync_capture();
-    } else if skipping == Skipping::Allowed && table.depends_only_on_sources && !ddl_pending {
-        if let Some(consumed) = &consumed_snapshot {
-            // The position first: a change committed after it is seen by the check below.
-            let covered = differential::current_position();
-            if !catalog::sources_changed_since(table.id, consumed) {
-                catalog::record_success(
-                    table.id,
-                    &RefreshStats {
-                        kind: "SKIPPED",
-                        covered,
-                        started_at,
-                        duration_ms: timer.elapsed().as_secs_f64() * 1000.0,
-                        rows_inserted: 0,
-                        rows_deleted: 0,
-                    },
-                );
-                return full::AppliedChanges {
-                    inserted: 0,
-                    deleted: 0,
-                };
-            }
-        }
     }
     let refreshed = table.clone();
     let outcome = settings::as_user(owner, Restriction::None, move || {
