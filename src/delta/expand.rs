@@ -3,8 +3,8 @@
 
 use super::{Catalog, Relation, Unsupported};
 use sqlparser::ast::{
-    Ident, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableAlias, TableAliasColumnDef,
-    TableFactor, TableWithJoins,
+    Expr, Ident, InTarget, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableAlias,
+    TableAliasColumnDef, TableFactor, TableWithJoins,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -116,6 +116,9 @@ impl Expander<'_> {
                 for table in select.from.iter_mut() {
                     self.table_with_joins(table, scope, depth)?;
                 }
+                if let Some(selection) = select.selection.as_mut() {
+                    self.condition(selection, scope, depth)?;
+                }
                 Ok(())
             }
             SetExpr::Query(query) => self.query(query, scope, depth),
@@ -125,6 +128,29 @@ impl Expander<'_> {
             }
             SetExpr::Values(_) => Ok(()),
             other => Err(Unsupported(format!("query body {other}"))),
+        }
+    }
+
+    /// Expands the subqueries of a WHERE condition's AND/OR/NOT structure (those anywhere
+    /// else are refused later).
+    fn condition(
+        &mut self,
+        expr: &mut Expr,
+        scope: &[ScopedCte],
+        depth: usize,
+    ) -> Result<(), Unsupported> {
+        match expr {
+            Expr::BinaryOp { left, right, .. } => {
+                self.condition(left, scope, depth)?;
+                self.condition(right, scope, depth)
+            }
+            Expr::UnaryOp { expr, .. } | Expr::Nested(expr) => self.condition(expr, scope, depth),
+            Expr::Exists { subquery, .. } => self.query(subquery, scope, depth),
+            Expr::In {
+                target: InTarget::Subquery(subquery),
+                ..
+            } => self.query(subquery, scope, depth),
+            _ => Ok(()),
         }
     }
 

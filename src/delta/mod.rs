@@ -9,7 +9,9 @@
 //!   keys of the groups the changes touch are computed the same way, and only those groups
 //!   are recomputed from the sources and replaced.
 
+mod blocks;
 mod expand;
+mod filters;
 mod render;
 mod shape;
 pub mod statements;

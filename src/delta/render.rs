@@ -1,7 +1,9 @@
 //! Rendering a classified query into delta SQL: occurrences of changed sources replaced by
 //! their change rows, term by term (delta planning).
 
+use super::blocks::{null_marker, Block};
 use super::expand::{marker, SourceRef};
+use super::filters::{self, Combined};
 use super::shape::Classified;
 use super::{row_hash_sql, DeltaPlan, Shape, Unsupported, AFFECTED};
 use sqlparser::ast::{
@@ -17,7 +19,7 @@ const MAX_TERMS: usize = 512;
 
 /// How one occurrence of a source is read in a term.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
+pub enum Role {
     /// The table as it is now.
     Current,
     /// Rows inserted since the last refresh.
@@ -39,7 +41,7 @@ pub fn change_view(relid: u32) -> String {
 }
 
 /// The change rows of `source` since the last refresh, as a subquery with the table's columns.
-fn change_rows_sql(source: &SourceRef, role: Role) -> String {
+pub fn change_rows_sql(source: &SourceRef, role: Role) -> String {
     let columns: Vec<String> = source
         .columns
         .iter()
@@ -80,6 +82,10 @@ fn substitute(sql: &str, sources: &[SourceRef], roles: &[(usize, Role)]) -> Stri
             other => change_rows_sql(source, other),
         };
         out = out.replace(&marker(index), &replacement);
+        out = out.replace(
+            &null_marker(index),
+            &format!("(SELECT * FROM {} WHERE false)", source.written),
+        );
     }
     out
 }
@@ -131,23 +137,51 @@ fn collect_factor(factor: &TableFactor, found: &mut Vec<usize>) {
     }
 }
 
-/// The occurrences in `body` whose source may have changed.
-fn changeable(body: &SetExpr, sources: &[SourceRef], changed: Option<&HashSet<u32>>) -> Vec<usize> {
-    occurrences(body)
+/// The occurrences in `block`'s FROM whose source may have changed.
+fn changeable(block: &Block, sources: &[SourceRef], changed: Option<&HashSet<u32>>) -> Vec<usize> {
+    occurrences(&SetExpr::Select(Box::new(block.select.clone())))
         .into_iter()
         .filter(|i| changed.is_none_or(|set| set.contains(&sources[*i].relid)))
         .collect()
 }
 
-/// Every term of the signed delta of a linear `leaf`: (coefficient, SQL). For occurrences
-/// o1..on of changed sources, ΔQ = Σ over non-empty subsets U, and over inserted/deleted for
-/// each member, of (-1)^(|U|+1) · Π signs · Q(those occurrences read from change rows).
+/// `block` as SQL with occurrences read as `roles` say, its WHERE extended by `extra`.
+fn block_sql(
+    block: &Block,
+    sources: &[SourceRef],
+    roles: &[(usize, Role)],
+    extra: Option<&str>,
+) -> String {
+    let text = match extra {
+        None => block.select.to_string(),
+        Some(extra) => {
+            let mut select = block.select.clone();
+            select.selection = Some(Expr::Identifier(Ident::new("__pgs_where__")));
+            let original = block
+                .select
+                .selection
+                .as_ref()
+                .map(|w| w.to_string())
+                .unwrap_or_else(|| "true".into());
+            select
+                .to_string()
+                .replace("__pgs_where__", &format!("({original}) AND {extra}"))
+        }
+    };
+    substitute(&text, sources, roles)
+}
+
+/// Every term of the signed delta of `block`: (coefficient, SQL). For occurrences o1..on of
+/// changed sources, ΔQ = Σ over non-empty subsets U, and over inserted/deleted for each
+/// member, of (-1)^(|U|+1) · Π signs · Q(those occurrences read from change rows), with the
+/// block's filters as they were before; plus, when a filter's table changed, the rows of the
+/// block now whose filter value flipped (+1 passes now, -1 passed before).
 fn signed_terms(
-    leaf: &SetExpr,
+    block: &Block,
     sources: &[SourceRef],
     changed: Option<&HashSet<u32>>,
 ) -> Result<Vec<(i32, String)>, Unsupported> {
-    let occ = changeable(leaf, sources, changed);
+    let occ = changeable(block, sources, changed);
     let count = 3usize.saturating_pow(occ.len() as u32).saturating_sub(1);
     if count > MAX_TERMS {
         return Err(Unsupported(format!(
@@ -155,7 +189,9 @@ fn signed_terms(
             occ.len()
         )));
     }
-    let text = leaf.to_string();
+    let combined =
+        (!block.filters.is_empty()).then(|| filters::combine(&block.filters, sources, changed));
+    let before = combined.as_ref().map(|c| c.before.clone());
     let mut terms = Vec::new();
     for subset in 1u32..(1 << occ.len()) {
         let members: Vec<usize> = (0..occ.len())
@@ -177,36 +213,83 @@ fn signed_terms(
                     }
                 })
                 .collect();
-            terms.push((coefficient, substitute(&text, sources, &roles)));
+            terms.push((
+                coefficient,
+                block_sql(block, sources, &roles, before.as_deref()),
+            ));
         }
+    }
+    if let Some(Combined {
+        now,
+        before,
+        touched: Some(touched),
+    }) = &combined
+    {
+        terms.push((
+            1,
+            block_sql(
+                block,
+                sources,
+                &[],
+                Some(&format!("{touched} AND {now} AND NOT {before}")),
+            ),
+        ));
+        terms.push((
+            -1,
+            block_sql(
+                block,
+                sources,
+                &[],
+                Some(&format!("{touched} AND NOT {now} AND {before}")),
+            ),
+        ));
     }
     Ok(terms)
 }
 
-/// Every term whose rows include all rows of `leaf`'s old or new result that involve a changed
-/// source row: each non-empty subset of occurrences read from all change rows.
+/// Terms whose rows include every row of `block`'s old or new result that a change touched:
+/// each non-empty subset of changed occurrences read from all change rows (filters as before
+/// or now), and the rows whose filter value flipped.
 fn touching_terms(
-    leaf: &SetExpr,
+    block: &Block,
     sources: &[SourceRef],
     changed: Option<&HashSet<u32>>,
 ) -> Result<Vec<String>, Unsupported> {
-    let occ = changeable(leaf, sources, changed);
+    let occ = changeable(block, sources, changed);
     if occ.len() > 9 {
         return Err(Unsupported(format!(
             "a SELECT joining {} changing tables",
             occ.len()
         )));
     }
-    let text = leaf.to_string();
-    Ok((1u32..(1 << occ.len()))
+    let combined =
+        (!block.filters.is_empty()).then(|| filters::combine(&block.filters, sources, changed));
+    let either = combined
+        .as_ref()
+        .map(|c| format!("({} OR {})", c.before, c.now));
+    let mut terms: Vec<String> = (1u32..(1 << occ.len()))
         .map(|subset| {
             let roles: Vec<(usize, Role)> = (0..occ.len())
                 .filter(|b| subset & (1 << b) != 0)
                 .map(|b| (occ[b], Role::Changed))
                 .collect();
-            substitute(&text, sources, &roles)
+            block_sql(block, sources, &roles, either.as_deref())
         })
-        .collect())
+        .collect();
+    if let Some(Combined {
+        now,
+        before,
+        touched: Some(touched),
+    }) = &combined
+    {
+        terms.push(block_sql(
+            block,
+            sources,
+            &[],
+            Some(&format!("{touched} AND {now} <> {before}")),
+        ));
+    }
+    Ok(terms)
 }
 
 fn parse_expr(sql: &str) -> Expr {
@@ -259,10 +342,10 @@ pub fn render(
         seen
     };
     match classified {
-        Classified::Linear { leaves } => {
+        Classified::Linear { blocks } => {
             let mut parts = Vec::new();
-            for leaf in leaves {
-                for (coefficient, term) in signed_terms(leaf, sources, changed)? {
+            for block in blocks {
+                for (coefficient, term) in signed_terms(block, sources, changed)? {
                     parts.push(format!(
                         "SELECT {coefficient}::int4 AS __pgs_w, __pgs_q::text AS __pgs_t, __pgs_q.* FROM ({term}) __pgs_q"
                     ));
@@ -280,16 +363,21 @@ pub fn render(
                 sources: relids,
             })
         }
-        Classified::Grouped { select, keys } => {
-            let mut input = select.as_ref().clone();
-            input.projection = vec![key_item(keys)];
-            input.group_by = GroupByExpr::Expressions(vec![], vec![]);
-            input.having = None;
-            let input = SetExpr::Select(Box::new(input));
-            let parts: Vec<String> = touching_terms(&input, sources, changed)?
-                .into_iter()
-                .map(|term| format!("SELECT __pgs_q.__pgs_k FROM ({term}) __pgs_q"))
-                .collect();
+        Classified::Grouped {
+            select,
+            keys,
+            blocks,
+        } => {
+            let mut parts = Vec::new();
+            for block in blocks {
+                let mut input = block.clone();
+                input.select.projection = vec![key_item(keys)];
+                input.select.group_by = GroupByExpr::Expressions(vec![], vec![]);
+                input.select.having = None;
+                for term in touching_terms(&input, sources, changed)? {
+                    parts.push(format!("SELECT __pgs_q.__pgs_k FROM ({term}) __pgs_q"));
+                }
+            }
             let with_key = |restricted: bool| {
                 let mut keyed = select.as_ref().clone();
                 keyed.projection.push(key_item(keys));
@@ -320,10 +408,10 @@ pub fn render(
                 sources: relids,
             })
         }
-        Classified::Distinct { leaves } => {
+        Classified::Distinct { blocks } => {
             let mut parts = Vec::new();
-            for leaf in leaves {
-                for term in touching_terms(leaf, sources, changed)? {
+            for block in blocks {
+                for term in touching_terms(block, sources, changed)? {
                     parts.push(format!(
                         "SELECT __pgs_q::text AS __pgs_k FROM ({term}) __pgs_q"
                     ));

@@ -1,5 +1,6 @@
 //! Which constructs a defining query uses, and whether it is linear or keyed (delta planning).
 
+use super::blocks::{self, Block};
 use super::{Catalog, Unsupported};
 use sqlparser::ast::{
     Distinct, Expr, GroupByExpr, InTarget, JoinOperator, Query, Select, SelectItem, SetExpr,
@@ -10,15 +11,17 @@ use std::ops::ControlFlow;
 /// The planning-relevant form of an (expanded) query.
 #[derive(Debug, Clone)]
 pub enum Classified {
-    /// A UNION ALL of linear leaves (one leaf for a plain SELECT).
-    Linear { leaves: Vec<SetExpr> },
-    /// One SELECT with GROUP BY `keys` and/or aggregates (`keys` empty: one result row).
+    /// A UNION ALL of linear blocks (one SELECT may be several: outer joins split).
+    Linear { blocks: Vec<Block> },
+    /// One SELECT with GROUP BY `keys` and/or aggregates (`keys` empty: one result row), whose
+    /// input (FROM and WHERE) is `blocks`.
     Grouped {
         select: Box<Select>,
         keys: Vec<Expr>,
+        blocks: Vec<Block>,
     },
-    /// DISTINCT over a UNION ALL of linear leaves (SELECT DISTINCT, or UNION).
-    Distinct { leaves: Vec<SetExpr> },
+    /// DISTINCT over a UNION ALL of linear blocks (SELECT DISTINCT, or UNION).
+    Distinct { blocks: Vec<Block> },
 }
 
 struct ConstructCheck;
@@ -73,29 +76,54 @@ impl Visitor for ConstructCheck {
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Unsupported> {
+        if let Expr::Function(f) = expr {
+            if f.over.is_some() {
+                return ControlFlow::Break(Unsupported(format!("window function {}()", f.name)));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Finds subqueries in expressions (those not turned into dependent filters).
+struct SublinkCheck;
+
+impl Visitor for SublinkCheck {
+    type Break = Unsupported;
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Unsupported> {
         let construct = match expr {
-            Expr::Function(f) if f.over.is_some() => format!("window function {}()", f.name),
-            Expr::Exists { negated: false, .. } => "EXISTS (subquery)".into(),
-            Expr::Exists { negated: true, .. } => "NOT EXISTS (subquery)".into(),
+            Expr::Exists { negated: false, .. } => "EXISTS (subquery)",
+            Expr::Exists { negated: true, .. } => "NOT EXISTS (subquery)",
             Expr::In {
                 target: InTarget::Subquery(_),
                 negated: false,
                 ..
-            } => "IN (subquery)".into(),
+            } => "IN (subquery)",
             Expr::In {
                 target: InTarget::Subquery(_),
                 negated: true,
                 ..
-            } => "NOT IN (subquery)".into(),
-            Expr::Subquery(_) => "scalar subquery".into(),
+            } => "NOT IN (subquery)",
+            Expr::Subquery(_) => "scalar subquery",
             Expr::AnyOp { right, .. } | Expr::AllOp { right, .. }
                 if matches!(right.as_ref(), Expr::Subquery(_)) =>
             {
-                "ANY / ALL (subquery)".into()
+                "ANY / ALL (subquery)"
             }
             _ => return ControlFlow::Continue(()),
         };
-        ControlFlow::Break(Unsupported(construct))
+        ControlFlow::Break(Unsupported(format!(
+            "{construct} outside a top-level AND condition of WHERE"
+        )))
+    }
+}
+
+/// Refuses subqueries in expressions of `node`.
+pub fn check_no_sublinks<V: Visit>(node: &V) -> Result<(), Unsupported> {
+    match node.visit(&mut SublinkCheck) {
+        ControlFlow::Break(unsupported) => Err(unsupported),
+        ControlFlow::Continue(()) => Ok(()),
     }
 }
 
@@ -136,12 +164,10 @@ fn is_distinct(select: &Select) -> bool {
     matches!(select.distinct, Some(Distinct::Distinct))
 }
 
-/// Checks that `select` is linear: no aggregation, DISTINCT or outer join anywhere in it.
+/// Checks that a subquery's `select` is linear: no aggregation, DISTINCT or outer join in it.
 fn require_linear_select(select: &Select, catalog: &dyn Catalog) -> Result<(), Unsupported> {
     if is_distinct(select) {
-        return Err(Unsupported(
-            "DISTINCT inside a subquery or UNION ALL branch".into(),
-        ));
+        return Err(Unsupported("DISTINCT inside a subquery in FROM".into()));
     }
     if !group_by_exprs(select).is_empty()
         || select.having.is_some()
@@ -151,6 +177,7 @@ fn require_linear_select(select: &Select, catalog: &dyn Catalog) -> Result<(), U
             "GROUP BY or aggregates inside a subquery, join or UNION ALL branch".into(),
         ));
     }
+    check_no_sublinks(&select.selection)?;
     for table in &select.from {
         require_linear_from(table, catalog)?;
     }
@@ -158,10 +185,14 @@ fn require_linear_select(select: &Select, catalog: &dyn Catalog) -> Result<(), U
 }
 
 fn require_linear_from(table: &TableWithJoins, catalog: &dyn Catalog) -> Result<(), Unsupported> {
+    let padded = |factor: &TableFactor| matches!(factor, TableFactor::Table { name, .. } if name.to_string().starts_with("__pgs_null_"));
     require_linear_factor(&table.relation, catalog)?;
-    for join in &table.joins {
+    for (j, join) in table.joins.iter().enumerate() {
         let kind = match &join.join_operator {
             JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_) => None,
+            // The NULL-padded side of an anti-join block.
+            JoinOperator::Left(_) if padded(&join.relation) => None,
+            JoinOperator::Right(_) if j == 0 && padded(&table.relation) => None,
             JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => Some("LEFT JOIN"),
             JoinOperator::Right(_) | JoinOperator::RightOuter(_) => Some("RIGHT JOIN"),
             JoinOperator::FullOuter(_) => Some("FULL JOIN"),
@@ -275,6 +306,47 @@ fn group_keys(select: &Select) -> Result<Vec<Expr>, Unsupported> {
         .collect()
 }
 
+/// The blocks of a linear leaf: a SELECT (split at outer joins, subqueries in WHERE as
+/// filters) or VALUES (a constant: no blocks).
+fn leaf_blocks(leaf: &SetExpr, catalog: &dyn Catalog) -> Result<Vec<Block>, Unsupported> {
+    match leaf {
+        SetExpr::Select(select) => {
+            if is_distinct(select) {
+                return Err(Unsupported("DISTINCT inside a UNION ALL branch".into()));
+            }
+            if !group_by_exprs(select).is_empty()
+                || select.having.is_some()
+                || has_aggregates(select, catalog)
+            {
+                return Err(Unsupported(
+                    "GROUP BY or aggregates inside a UNION branch".into(),
+                ));
+            }
+            input_blocks(select, catalog)
+        }
+        SetExpr::Query(query) if query.order_by.is_none() => leaf_blocks(&query.body, catalog),
+        SetExpr::Values(_) => Ok(vec![]),
+        SetExpr::SetOperation { .. } => Err(Unsupported(
+            "UNION / INTERSECT / EXCEPT nested in another set operation".into(),
+        )),
+        other => Err(Unsupported(format!("query body {other}"))),
+    }
+}
+
+/// The blocks of `select`'s FROM and WHERE, each checked to be linear.
+fn input_blocks(select: &Select, catalog: &dyn Catalog) -> Result<Vec<Block>, Unsupported> {
+    let blocks = blocks::blocks(select)?;
+    for block in &blocks {
+        for table in &block.select.from {
+            require_linear_from(table, catalog)?;
+        }
+        check_no_sublinks(&block.select.selection)?;
+        check_no_sublinks(&block.select.projection)?;
+        check_no_sublinks(&block.select.from)?;
+    }
+    Ok(blocks)
+}
+
 /// Classifies an expanded query, refusing shapes no delta is computed for.
 pub fn classify(query: &Query, catalog: &dyn Catalog) -> Result<Classified, Unsupported> {
     let body = match query.body.as_ref() {
@@ -292,25 +364,24 @@ pub fn classify(query: &Query, catalog: &dyn Catalog) -> Result<Classified, Unsu
                         "DISTINCT together with GROUP BY or aggregates".into(),
                     ));
                 }
-                for table in &select.from {
-                    require_linear_from(table, catalog)?;
-                }
+                check_no_sublinks(&select.projection)?;
+                check_no_sublinks(&select.having)?;
                 let keys = group_keys(select)?;
+                let blocks = input_blocks(select, catalog)?;
                 Ok(Classified::Grouped {
                     select: select.clone(),
                     keys,
+                    blocks,
                 })
             } else if is_distinct(select) {
                 let mut plain = select.as_ref().clone();
                 plain.distinct = None;
-                require_linear_select(&plain, catalog)?;
                 Ok(Classified::Distinct {
-                    leaves: vec![SetExpr::Select(Box::new(plain))],
+                    blocks: input_blocks(&plain, catalog)?,
                 })
             } else {
-                require_linear_select(select, catalog)?;
                 Ok(Classified::Linear {
-                    leaves: vec![body.clone()],
+                    blocks: input_blocks(select, catalog)?,
                 })
             }
         }
@@ -321,23 +392,21 @@ pub fn classify(query: &Query, catalog: &dyn Catalog) -> Result<Classified, Unsu
             if let Some(op) = ops.iter().find(|op| op.0 != SetOperator::Union) {
                 return Err(Unsupported(format!("{}", op.0)));
             }
+            let mut all = Vec::new();
             for leaf in &leaves {
-                require_linear_body(leaf, catalog, false)?;
+                all.extend(leaf_blocks(leaf, catalog)?);
             }
-            let leaves: Vec<SetExpr> = leaves.into_iter().cloned().collect();
             if ops.iter().all(is_union_all) {
-                Ok(Classified::Linear { leaves })
+                Ok(Classified::Linear { blocks: all })
             } else if is_union_distinct(&ops[0]) {
-                Ok(Classified::Distinct { leaves })
+                Ok(Classified::Distinct { blocks: all })
             } else {
                 Err(Unsupported(
                     "UNION ALL over a UNION (mixed set operations)".into(),
                 ))
             }
         }
-        SetExpr::Values(_) => Ok(Classified::Linear {
-            leaves: vec![body.clone()],
-        }),
+        SetExpr::Values(_) => Ok(Classified::Linear { blocks: vec![] }),
         other => Err(Unsupported(format!("query body {other}"))),
     }
 }

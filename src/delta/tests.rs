@@ -218,20 +218,14 @@ fn unsupported_constructs_are_named() {
         ),
         ("SELECT id FROM a TABLESAMPLE SYSTEM (10)", "TABLESAMPLE"),
         ("SELECT DISTINCT ON (k) k, v FROM a", "DISTINCT ON"),
-        ("SELECT a.id FROM a LEFT JOIN b ON a.k = b.k", "LEFT JOIN"),
-        ("SELECT a.id FROM a FULL JOIN b ON a.k = b.k", "FULL JOIN"),
-        (
-            "SELECT id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.k = a.k)",
-            "EXISTS (subquery)",
-        ),
-        (
-            "SELECT id FROM a WHERE k NOT IN (SELECT k FROM b)",
-            "NOT IN (subquery)",
-        ),
-        (
-            "SELECT id, (SELECT max(w) FROM b) FROM a",
-            "scalar subquery",
-        ),
+        ("SELECT a.id FROM a LEFT JOIN b USING (k)", "LEFT JOIN with USING or NATURAL (write ON instead)"),
+        ("SELECT a.id FROM a LEFT JOIN av ON a.id = av.id", "LEFT JOIN of a subquery, view or CTE (join a table directly)"),
+        ("SELECT 1 FROM a JOIN b ON a.k = b.k RIGHT JOIN c ON c.x = b.w", "RIGHT JOIN after another join (put it first)"),
+        ("SELECT id FROM a WHERE v > 1 OR EXISTS (SELECT 1 FROM b WHERE b.k = a.k)",
+         "EXISTS (subquery) outside a top-level AND condition of WHERE"),
+        ("SELECT id FROM a WHERE k IN (SELECT b.k FROM b JOIN c ON c.x = b.k)",
+         "a subquery in WHERE that is not a plain SELECT from one table (k IN (SELECT b.k FROM __pgs_src_1__ AS b JOIN __pgs_src_2__ AS c ON c.x = b.k))"),
+        ("SELECT id, (SELECT max(w) FROM b) FROM a", "scalar subquery outside a top-level AND condition of WHERE"),
         ("SELECT k FROM a INTERSECT SELECT k FROM b", "INTERSECT"),
         (
             "SELECT * FROM generate_series(1, 3)",
@@ -254,4 +248,54 @@ fn unsupported_constructs_are_named() {
     }
     assert!(refused("SELECT * FROM p").contains("partitioned table"));
     assert!(refused("SELECT * FROM missing").contains("does not exist"));
+}
+
+#[test]
+fn outer_joins_split_into_inner_and_anti_join_blocks() {
+    // Inner part (8 terms for two changed tables), the padded part for a's changes (2) and
+    // for b's (2: rows whose match appeared or went).
+    let plan = planned("SELECT a.id, b.w FROM a LEFT JOIN b ON a.k = b.k");
+    assert_eq!(plan.shape, Shape::Linear);
+    assert_eq!(terms(&plan.delta_sql), 12);
+    assert!(
+        plan.delta_sql
+            .contains("LEFT JOIN (SELECT * FROM b WHERE false) AS b ON false"),
+        "{}",
+        plan.delta_sql
+    );
+    assert!(plan
+        .delta_sql
+        .contains("NOT EXISTS (SELECT 1 FROM b AS b WHERE a.k = b.k)"));
+    // Only a changed: the padded part needs no before-and-after of b.
+    let changed: HashSet<u32> = [1].into_iter().collect();
+    let plan = crate::delta::plan(
+        "SELECT a.id, b.w FROM a LEFT JOIN b ON a.k = b.k",
+        &catalog(),
+        Some(&changed),
+    )
+    .unwrap();
+    assert_eq!(terms(&plan.delta_sql), 4);
+    let plan = planned("SELECT a.id, b.w FROM a FULL JOIN b ON a.k = b.k");
+    assert_eq!(terms(&plan.delta_sql), 8 + 4 + 4);
+    assert!(plan
+        .delta_sql
+        .contains("(SELECT * FROM a WHERE false) AS a RIGHT JOIN"));
+    let plan = planned("SELECT b.w, count(*) FROM a RIGHT JOIN b ON a.k = b.k GROUP BY b.w");
+    assert_eq!(plan.shape, Shape::Keyed);
+}
+
+#[test]
+fn subqueries_in_where_are_filters_with_a_before_value() {
+    let plan = planned("SELECT id FROM a WHERE v > 0 AND EXISTS (SELECT 1 FROM b WHERE b.k = a.k)");
+    // a's changes (2 terms, filter as before) and rows whose filter flipped (2).
+    assert_eq!(terms(&plan.delta_sql), 4);
+    assert!(plan
+        .delta_sql
+        .contains("(SELECT count(*) FROM b AS b WHERE (b.k = a.k))"));
+    let plan = planned("SELECT id FROM a WHERE k NOT IN (SELECT k FROM b WHERE w IS NOT NULL)");
+    assert!(plan.delta_sql.contains("IS NULL)"));
+    let plan =
+        planned("SELECT DISTINCT k FROM a WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.x = a.k)");
+    assert_eq!(plan.shape, Shape::Keyed);
+    assert_eq!(terms(&plan.delta_sql), 2);
 }

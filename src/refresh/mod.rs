@@ -187,8 +187,8 @@ pub fn refresh_now(
     // Nothing to do when no source changed: for a scheduled refresh, and for any refresh of a
     // DIFFERENTIAL stream table (which a recompute would not change either). A manual FULL
     // refresh always recomputes (it also repairs rows someone changed by hand).
-    let may_skip = skipping == Skipping::Allowed
-        || table.effective_mode.as_deref() == Some("DIFFERENTIAL");
+    let may_skip =
+        skipping == Skipping::Allowed || table.effective_mode.as_deref() == Some("DIFFERENTIAL");
     if let (true, true, Some(consumed)) = (
         may_skip,
         table.depends_only_on_sources,

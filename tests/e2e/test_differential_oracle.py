@@ -69,16 +69,28 @@ QUERIES = [
     ("q_view_agg", "SELECT region, count(*) AS n, sum(amount) AS total FROM o_order_regions GROUP BY region"),
     ("q_null_join_keys", "SELECT d1.y, d2.y AS y2 FROM o_dup d1 JOIN o_dup d2 ON d1.x = d2.x WHERE d1.y < d2.y"),
     ("q_keyless_dups", "SELECT x, y FROM o_dup WHERE y IS NOT NULL"),
+    ("q_left_join", "SELECT o.id, c.region FROM o_orders o LEFT JOIN o_cust c ON c.id = o.cust_id"),
+    ("q_left_join_filtered", "SELECT o.id, o.amount, c.tier FROM o_orders o LEFT JOIN o_cust c "
+                             "ON c.id = o.cust_id AND c.tier > 1 WHERE o.amount > 20"),
+    ("q_right_join", "SELECT c.id AS cid, o.id AS oid FROM o_orders o RIGHT JOIN o_cust c ON c.id = o.cust_id"),
+    ("q_full_join", "SELECT c.id AS cid, d.y FROM o_cust c FULL JOIN o_dup d ON c.tier = d.x"),
+    ("q_two_left_joins", "SELECT o.id, c.region, i.sku FROM o_orders o LEFT JOIN o_cust c ON c.id = o.cust_id "
+                         "LEFT JOIN o_items i ON i.order_id = o.id"),
+    ("q_left_join_agg", "SELECT c.region, count(o.id) AS orders, sum(o.amount) AS total FROM o_cust c "
+                        "LEFT JOIN o_orders o ON o.cust_id = c.id GROUP BY c.region"),
+    ("q_exists", "SELECT c.id FROM o_cust c WHERE EXISTS (SELECT 1 FROM o_orders o WHERE o.cust_id = c.id)"),
+    ("q_not_exists", "SELECT c.id, c.tier FROM o_cust c WHERE c.tier IS NOT NULL AND "
+                     "NOT EXISTS (SELECT 1 FROM o_orders o WHERE o.cust_id = c.id AND o.status = 'paid')"),
+    ("q_in", "SELECT id, amount FROM o_orders WHERE cust_id IN (SELECT id FROM o_cust WHERE tier > 1)"),
+    ("q_not_in", "SELECT x, y FROM o_dup WHERE x NOT IN (SELECT tier FROM o_cust WHERE region = 'north')"),
+    ("q_exists_distinct", "SELECT DISTINCT o.status FROM o_orders o WHERE EXISTS "
+                          "(SELECT 1 FROM o_items i WHERE i.order_id = o.id AND i.qty > 2)"),
 ]
 
 # Refused in DIFFERENTIAL; under AUTO they are refreshed FULL and must be right too.
 AUTO_QUERIES = [
-    ("a_left_join", "SELECT o.id, c.region FROM o_orders o LEFT JOIN o_cust c ON c.id = o.cust_id"),
-    ("a_full_join", "SELECT c.id AS cid, d.y FROM o_cust c FULL JOIN o_dup d ON c.tier = d.x"),
-    ("a_exists", "SELECT c.id FROM o_cust c WHERE EXISTS (SELECT 1 FROM o_orders o WHERE o.cust_id = c.id)"),
-    ("a_not_exists", "SELECT c.id FROM o_cust c WHERE NOT EXISTS (SELECT 1 FROM o_orders o WHERE o.cust_id = c.id)"),
-    ("a_in", "SELECT id FROM o_orders WHERE cust_id IN (SELECT id FROM o_cust WHERE tier > 1)"),
-    ("a_not_in", "SELECT id FROM o_orders WHERE cust_id NOT IN (SELECT id FROM o_cust WHERE id IS NOT NULL)"),
+    ("a_window", "SELECT id, rank() OVER (PARTITION BY cust_id ORDER BY amount) AS r FROM o_orders"),
+    ("a_scalar_subquery", "SELECT c.id, (SELECT count(*) FROM o_orders o WHERE o.cust_id = c.id) AS n FROM o_cust c"),
 ]
 
 STATUSES = ["paid", "open", "void", None, "refund"]
