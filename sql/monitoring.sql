@@ -200,6 +200,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     source oid;
+    state name;
 BEGIN
     IF current_setting('pgstream.syncing_capture', true) = 'on' THEN
         RETURN;
@@ -225,6 +226,17 @@ BEGIN
                             AND pgstream._capture_blocker(d.source_relid) IS NULL)
     LOOP
         PERFORM pgstream._drop_row_capture(source);
+    END LOOP;
+    -- Aggregate state of stream tables gone or no longer DIFFERENTIAL.
+    FOR state IN
+        SELECT c.relname FROM pg_class c
+        WHERE c.relnamespace = 'pgstream_changes'::regnamespace AND c.relkind = 'r'
+          AND c.relname ~ '^agg_[0-9]+$'
+          AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s
+                          WHERE s.pgs_id = substr(c.relname, 5)::bigint
+                            AND s.effective_mode IS DISTINCT FROM 'FULL')
+    LOOP
+        EXECUTE format('DROP TABLE pgstream_changes.%I', state);
     END LOOP;
     PERFORM set_config('pgstream.syncing_capture', '', true);
 END
@@ -304,6 +316,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     source regclass;
+    state name;
 BEGIN
     FOR source IN
         SELECT t.tgrelid::regclass FROM pg_trigger t
@@ -315,6 +328,13 @@ BEGIN
         EXECUTE format('DROP TRIGGER pgstream_capture ON %s', source);
     END LOOP;
     IF NOT only_unread THEN
+        FOR state IN
+            SELECT c.relname FROM pg_class c
+            WHERE c.relnamespace = 'pgstream_changes'::regnamespace AND c.relkind = 'r'
+              AND c.relname ~ '^agg_[0-9]+$'
+        LOOP
+            EXECUTE format('DROP TABLE pgstream_changes.%I', state);
+        END LOOP;
         FOR source IN
             SELECT substr(c.relname, 6)::oid FROM pg_class c
             WHERE c.relnamespace = 'pgstream_changes'::regnamespace AND c.relkind = 'r'
@@ -406,7 +426,9 @@ BEGIN
     -- DROP commands report nothing here; _catalog_on_sql_drop records them.
     IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
                WHERE c.schema_name IS NULL
-                  OR (c.schema_name NOT LIKE 'pg\_temp%' AND c.schema_name NOT LIKE 'pg\_toast\_temp%'))
+                  OR (c.schema_name NOT LIKE 'pg\_temp%' AND c.schema_name NOT LIKE 'pg\_toast\_temp%'
+                      -- the engine's own tables (aggregate state) are no one's source
+                      AND c.schema_name <> 'pgstream_changes'))
        OR (tg_tag NOT LIKE 'DROP %' AND NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())) THEN
         INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag)
         ON CONFLICT DO NOTHING;
@@ -451,6 +473,8 @@ BEGIN
     -- (A temporary view's rule is not flagged temporary: its address names the temp schema.)
     IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects()
                WHERE NOT is_temporary
+                 AND COALESCE(address_names[1], '') NOT IN ('pgstream_changes', 'pg_toast')
+                 AND COALESCE(schema_name, '') NOT IN ('pgstream_changes', 'pg_toast')
                  AND COALESCE(address_names[1], '') NOT LIKE 'pg\_temp%'
                  AND COALESCE(address_names[1], '') NOT LIKE 'pg\_toast\_temp%') THEN
         INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag)

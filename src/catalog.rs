@@ -300,6 +300,29 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
     })
 }
 
+/// Runs engine-internal `statements` (on pgstream_changes tables, such as aggregate state) as
+/// the extension owner.
+pub fn run_privileged(statements: &[String]) {
+    as_catalog_owner(|| {
+        for statement in statements {
+            run(statement, &[]);
+        }
+    })
+}
+
+/// Whether relation `name` (qualified, quoted) exists, looked up as the extension owner.
+pub fn private_relation_exists(name: &str) -> bool {
+    as_catalog_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+            &[name.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+    })
+}
+
 /// Whether nothing stream table `id` reads changed since `snapshot` (no change record, no DDL,
 /// every source captured).
 pub fn unchanged_since(id: i64, snapshot: &str) -> bool {

@@ -85,7 +85,12 @@ fn explain_stream_table(
         ("effective_mode".into(), table.effective_mode.clone()),
     ];
     let planned = refresh::with_query_settings(&table, || {
-        refresh::mode::plan(&table.defining_query, table.depends_only_on_sources, None)
+        refresh::mode::plan(
+            &table.defining_query,
+            table.depends_only_on_sources,
+            None,
+            Some(table.relid),
+        )
     });
     let reason = match (&planned, mode) {
         (_, RefreshMode::Full) => Some("refresh_mode is FULL".to_string()),

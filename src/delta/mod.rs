@@ -9,6 +9,7 @@
 //!   keys of the groups the changes touch are computed the same way, and only those groups
 //!   are recomputed from the sources and replaced.
 
+pub mod algebraic;
 mod blocks;
 mod expand;
 mod filters;
@@ -49,6 +50,10 @@ pub trait Catalog {
     fn relation(&self, name: &[String]) -> Option<Relation>;
     /// Whether `name` (lower case, unqualified) is an aggregate function.
     fn is_aggregate(&self, name: &str) -> bool;
+    /// The stream table's columns (name, type) in query order, when it exists.
+    fn output_columns(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Why a query cannot be maintained differentially: the construct, as shown to users.
@@ -85,6 +90,9 @@ pub struct DeltaPlan {
     pub full_sql: Option<String>,
     /// Oids of the captured tables the query reads.
     pub sources: Vec<u32>,
+    /// Keyed GROUP BY queries of COUNT / SUM / AVG / MIN / MAX: maintained from a state table
+    /// instead of recomputing the touched groups.
+    pub algebraic: Option<algebraic::AlgebraicPlan>,
 }
 
 /// Plans the DIFFERENTIAL refresh of `query`. `changed`, when given, lists the sources with
@@ -98,6 +106,12 @@ pub fn plan(
     let sources = expand::expand(&mut parsed, catalog)?;
     shape::check_constructs(&parsed)?;
     let classified = shape::classify(&parsed, catalog)?;
-    let plan = render::render(&parsed, &classified, &sources, changed)?;
+    let plan = render::render(
+        &parsed,
+        &classified,
+        &sources,
+        changed,
+        &catalog.output_columns(),
+    )?;
     Ok(plan)
 }

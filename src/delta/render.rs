@@ -68,7 +68,7 @@ pub fn change_rows_sql(source: &SourceRef, role: Role) -> String {
 
 /// `sql` with every source marker replaced: `roles` maps marker indexes to how they are read
 /// (absent: the table itself).
-fn substitute(sql: &str, sources: &[SourceRef], roles: &[(usize, Role)]) -> String {
+pub fn substitute(sql: &str, sources: &[SourceRef], roles: &[(usize, Role)]) -> String {
     let mut out = sql.to_string();
     // Highest index first, so marker 1 never matches inside marker 12.
     for (index, source) in sources.iter().enumerate().rev() {
@@ -176,7 +176,7 @@ fn block_sql(
 /// member, of (-1)^(|U|+1) · Π signs · Q(those occurrences read from change rows), with the
 /// block's filters as they were before; plus, when a filter's table changed, the rows of the
 /// block now whose filter value flipped (+1 passes now, -1 passed before).
-fn signed_terms(
+pub fn signed_block_terms(
     block: &Block,
     sources: &[SourceRef],
     changed: Option<&HashSet<u32>>,
@@ -300,7 +300,7 @@ fn parse_expr(sql: &str) -> Expr {
 }
 
 /// The key text of a group: `ROW(k1, ...)::text`, or a constant for one-row aggregates.
-fn key_text(keys: &[Expr]) -> String {
+pub fn key_text(keys: &[Expr]) -> String {
     if keys.is_empty() {
         "'()'::text".to_string()
     } else {
@@ -334,6 +334,7 @@ pub fn render(
     classified: &Classified,
     sources: &[SourceRef],
     changed: Option<&HashSet<u32>>,
+    outputs: &[(String, String)],
 ) -> Result<DeltaPlan, Unsupported> {
     let relids = {
         let mut seen: Vec<u32> = sources.iter().map(|s| s.relid).collect();
@@ -345,7 +346,7 @@ pub fn render(
         Classified::Linear { blocks } => {
             let mut parts = Vec::new();
             for block in blocks {
-                for (coefficient, term) in signed_terms(block, sources, changed)? {
+                for (coefficient, term) in signed_block_terms(block, sources, changed)? {
                     parts.push(format!(
                         "SELECT {coefficient}::int4 AS __pgs_w, __pgs_q::text AS __pgs_t, __pgs_q.* FROM ({term}) __pgs_q"
                     ));
@@ -361,6 +362,7 @@ pub fn render(
                 fresh_sql: None,
                 full_sql: None,
                 sources: relids,
+                algebraic: None,
             })
         }
         Classified::Grouped {
@@ -400,12 +402,21 @@ pub fn render(
                 whole.order_by = None;
                 current(&whole, sources)
             };
+            let algebraic = super::algebraic::plan(
+                select, keys, blocks, sources, changed, outputs,
+            )?
+            .map(|mut plan| {
+                plan.state_sql = substitute(&plan.state_sql, sources, &[]);
+                plan.state_rescan_sql = substitute(&plan.state_rescan_sql, sources, &[]);
+                plan
+            });
             Ok(DeltaPlan {
                 shape: Shape::Keyed,
                 delta_sql: union_all(parts, "SELECT NULL::text AS __pgs_k WHERE false".into()),
                 fresh_sql: Some(with_key(true)),
                 full_sql: Some(with_key(false)),
                 sources: relids,
+                algebraic,
             })
         }
         Classified::Distinct { blocks } => {
@@ -428,6 +439,7 @@ pub fn render(
                 )),
                 full_sql: Some(full),
                 sources: relids,
+                algebraic: None,
             })
         }
     }

@@ -189,7 +189,12 @@ pub enum FullRows<'a> {
 }
 
 /// Fills `work` with every row of the query and its id, and returns the covered position.
-pub fn fill_full(work: &str, rows: &FullRows, columns: &[String]) -> String {
+pub fn fill_full(
+    work: &str,
+    rows: &FullRows,
+    columns: &[String],
+    extra_cte: Option<&str>,
+) -> String {
     let targets = format!("\"__pgs_row_id\", {}", listed("", columns));
     let insert = match rows {
         FullRows::Multiset { query } => format!(
@@ -206,8 +211,9 @@ pub fn fill_full(work: &str, rows: &FullRows, columns: &[String]) -> String {
             values = listed("__pgs_s.", columns),
         ),
     };
+    let extra = extra_cte.map(|cte| format!(", {cte}")).unwrap_or_default();
     with_position(
-        &format!("__pgs_saved AS ({insert} RETURNING 1)"),
+        &format!("__pgs_saved AS ({insert} RETURNING 1){extra}"),
         "__pgs_saved",
     )
 }

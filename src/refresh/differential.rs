@@ -3,6 +3,7 @@
 
 use super::full::AppliedChanges;
 use crate::catalog::{self, Position, StreamTable};
+use crate::delta::algebraic::{self, AlgebraicPlan};
 use crate::delta::{statements, DeltaPlan, Shape};
 use crate::settings::{self, Restriction};
 use pgrx::datum::DatumWithOid;
@@ -10,7 +11,7 @@ use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 
 /// Runs `sql` (a data-changing statement) and returns the rows it processed.
-fn run(table: &StreamTable, sql: &str) -> i64 {
+pub fn run(table: &StreamTable, sql: &str) -> i64 {
     Spi::connect_mut(|client| client.update(sql, None, &[]).map(|t| t.len() as i64)).unwrap_or_else(
         |e| {
             panic!(
@@ -81,7 +82,7 @@ pub fn current_position() -> Position {
     .unwrap_or_else(|e| panic!("reading the change position failed: {e}"))
 }
 
-fn work_table(kind: &str, table: &StreamTable) -> String {
+pub fn work_table(kind: &str, table: &StreamTable) -> String {
     format!(
         "pg_temp.{}",
         quote_identifier(format!("__pgs_{kind}_{}", table.relid.to_u32()))
@@ -135,6 +136,11 @@ pub fn refresh_differential(
             for statement in statements::create_keyed_work(&affected, &fresh, &target) {
                 run(table, &statement);
             }
+            if let Some(algebraic) = &plan.algebraic {
+                return refresh_algebraic(
+                    table, owner, algebraic, planned, consumed, &affected, &fresh,
+                );
+            }
             let fresh_sql = plan
                 .fresh_sql
                 .as_deref()
@@ -171,4 +177,60 @@ pub fn refresh_differential(
             Some((AppliedChanges { inserted, deleted }, covered))
         }
     }
+}
+
+/// The keyed apply of an algebraic plan: per-group deltas (and the state of groups whose
+/// extreme went) captured in one snapshot, the state table moved by them, the touched groups'
+/// rows computed from it and merged.
+fn refresh_algebraic(
+    table: &StreamTable,
+    owner: pg_sys::Oid,
+    plan: &AlgebraicPlan,
+    planned: &[u32],
+    consumed: &Position,
+    affected: &str,
+    fresh: &str,
+) -> Option<(AppliedChanges, Position)> {
+    let target = table.qualified();
+    let columns = super::full::data_columns(table);
+    let delta = work_table("groups", table);
+    let rescan = work_table("rescan", table);
+    let state = work_table("state", table);
+    for statement in algebraic::create_work(plan, &delta, &rescan, &state) {
+        run(table, &statement);
+    }
+    let covered = settings::as_user(owner, Restriction::RestrictedOperation, || {
+        capture(
+            table,
+            &algebraic::capture(plan, &target, &delta, &rescan, &state),
+            consumed,
+        )
+    });
+    let drop = format!("DROP TABLE {affected}, {fresh}, {delta}, {rescan}, {state}");
+    if catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, planned) {
+        run(table, &drop);
+        return None;
+    }
+    let state_table = algebraic::state_table(table.id);
+    let mut privileged = algebraic::update_state(plan, &state_table, &delta, &rescan, &state);
+    privileged.extend(algebraic::outputs(
+        plan,
+        &state_table,
+        &delta,
+        affected,
+        fresh,
+        &columns,
+    ));
+    catalog::run_privileged(&privileged);
+    run(table, &format!("ANALYZE {affected}, {fresh}"));
+    let (inserted, deleted) = counts(
+        table,
+        &statements::keyed_counts(affected, fresh, &target, &columns),
+    );
+    run(
+        table,
+        &statements::apply_keyed(affected, fresh, &target, &columns),
+    );
+    run(table, &drop);
+    Some((AppliedChanges { inserted, deleted }, covered))
 }

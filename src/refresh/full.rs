@@ -44,6 +44,7 @@ pub fn refresh_full(
     table: &StreamTable,
     owner: pg_sys::Oid,
     rows: &FullRows,
+    extra_cte: Option<&str>,
 ) -> (AppliedChanges, Position) {
     let target = table.qualified();
     let columns = data_columns(table);
@@ -64,7 +65,7 @@ pub fn refresh_full(
     run(&format!(
         "CREATE TEMPORARY TABLE {work} ON COMMIT DROP AS SELECT * FROM {target} WITH NO DATA"
     ));
-    let fill = statements::fill_full(&work, rows, &columns);
+    let fill = statements::fill_full(&work, rows, &columns, extra_cte);
     let covered = settings::as_user(owner, Restriction::RestrictedOperation, || {
         Spi::connect_mut(|client| {
             let row = client.update(&fill, None, &[])?.first();

@@ -9,7 +9,7 @@ pub mod subxact;
 
 use crate::catalog::{self, Position, RefreshStats, StreamTable};
 use crate::delta::statements::FullRows;
-use crate::delta::Shape;
+use crate::delta::{algebraic, Shape};
 use crate::error::StreamError;
 use crate::modes::RefreshMode;
 use crate::resolve;
@@ -105,7 +105,34 @@ fn full_refresh(table: &StreamTable, owner: pg_sys::Oid, decision: &Decision) ->
             query: &table.defining_query,
         },
     };
-    let (applied, covered) = full::refresh_full(table, owner, &rows);
+    // An algebraic plan's state is recomputed in the same statement (same snapshot), into a
+    // work table, and installed as the extension owner.
+    let algebraic = match decision {
+        Decision::Differential(plan) => plan.algebraic.as_ref(),
+        _ => None,
+    };
+    let state_work = differential::work_table("state", table);
+    let extra_cte = algebraic.map(|plan| {
+        differential::run(
+            table,
+            &format!(
+                "CREATE TEMPORARY TABLE {state_work} ON COMMIT DROP AS {} WITH NO DATA",
+                plan.state_sql
+            ),
+        );
+        format!(
+            "__pgs_state AS (INSERT INTO {state_work} {} RETURNING 1)",
+            plan.state_sql
+        )
+    });
+    let (applied, covered) = full::refresh_full(table, owner, &rows, extra_cte.as_deref());
+    if algebraic.is_some() {
+        catalog::run_privileged(&algebraic::install_state(
+            &algebraic::state_table(table.id),
+            &state_work,
+        ));
+        differential::run(table, &format!("DROP TABLE {state_work}"));
+    }
     Outcome {
         kind: "FULL",
         applied,
@@ -146,10 +173,17 @@ fn differential_refresh(
         &table.defining_query,
         table.depends_only_on_sources,
         Some(&changed),
+        Some(table.relid),
     ) {
         Ok(plan) => plan,
         Err(_) => return full_refresh(table, owner, decision),
     };
+    // Algebraic state missing (never built): recompute, which builds it.
+    if plan.algebraic.is_some()
+        && !catalog::private_relation_exists(&algebraic::state_table(table.id))
+    {
+        return full_refresh(table, owner, decision);
+    }
     match differential::refresh_differential(table, owner, &plan, &planned, consumed) {
         Some((applied, covered)) => Outcome {
             kind: "DIFFERENTIAL",

@@ -20,6 +20,7 @@ pub fn plan(
     query: &str,
     depends_only_on_sources: bool,
     changed: Option<&HashSet<u32>>,
+    target: Option<pgrx::pg_sys::Oid>,
 ) -> Result<DeltaPlan, Unsupported> {
     if !depends_only_on_sources {
         return Err(Unsupported(
@@ -28,7 +29,7 @@ pub fn plan(
                 .into(),
         ));
     }
-    delta::plan(query, &SpiCatalog::default(), changed)
+    delta::plan(query, &SpiCatalog::for_table(target), changed)
 }
 
 /// Decides the effective mode of `table` under `mode`. DIFFERENTIAL that cannot be had is an
@@ -37,7 +38,12 @@ pub fn decide(table: &StreamTable, mode: RefreshMode) -> Decision {
     if mode == RefreshMode::Full {
         return Decision::Full { reason: None };
     }
-    match plan(&table.defining_query, table.depends_only_on_sources, None) {
+    match plan(
+        &table.defining_query,
+        table.depends_only_on_sources,
+        None,
+        Some(table.relid),
+    ) {
         Ok(plan) => Decision::Differential(Box::new(plan)),
         Err(unsupported) if mode == RefreshMode::Differential => StreamError::NotDifferential {
             name: table.display_name(),

@@ -10,7 +10,18 @@ use std::collections::HashMap;
 /// (a refresh runs it with the stream table's search_path).
 #[derive(Default)]
 pub struct SpiCatalog {
+    /// The stream table planned for, when it exists (its columns decide exact sums).
+    pub target: Option<pg_sys::Oid>,
     aggregates: RefCell<HashMap<String, bool>>,
+}
+
+impl SpiCatalog {
+    pub fn for_table(target: Option<pg_sys::Oid>) -> Self {
+        SpiCatalog {
+            target,
+            aggregates: RefCell::default(),
+        }
+    }
 }
 
 impl Catalog for SpiCatalog {
@@ -46,6 +57,29 @@ impl Catalog for SpiCatalog {
             }))
         })
         .unwrap_or_else(|e: pgrx::spi::Error| panic!("looking up relation {qualified} failed: {e}"))
+    }
+
+    fn output_columns(&self) -> Vec<(String, String)> {
+        let Some(target) = self.target else {
+            return Vec::new();
+        };
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod) \
+                     FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 \
+                     AND NOT attisdropped AND attname <> '__pgs_row_id' ORDER BY attnum",
+                    None,
+                    &[target.into()],
+                )
+                .map(|rows| {
+                    rows.filter_map(|r| {
+                        Some((r.get::<String>(1).ok()??, r.get::<String>(2).ok()??))
+                    })
+                    .collect()
+                })
+        })
+        .unwrap_or_else(|e| panic!("reading the stream table's columns failed: {e}"))
     }
 
     fn is_aggregate(&self, name: &str) -> bool {
