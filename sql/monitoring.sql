@@ -284,6 +284,63 @@ AS $$
                               OR t.tgenabled IS DISTINCT FROM 'A'))
 $$;
 
+-- What a refresh of `stream_table` needs to know about its sources' changes since `since`
+-- (NULL: never refreshed): DDL happened (its sources may be others now), every source has its
+-- statement trigger, every table source has a current row capture, and which sources changed.
+CREATE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot,
+    OUT ddl_pending boolean, OUT capture_complete boolean, OUT row_capture_complete boolean,
+    OUT changed oid[])
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
+                                    WHERE c.source_relid = 0 AND NOT pg_visible_in_snapshot(c.xid, since)),
+           NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                       LEFT JOIN pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture'
+                                             AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+                       WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
+                         AND (pgstream._capture_blocker(d.source_relid) IS NOT NULL
+                              OR t.tgenabled IS DISTINCT FROM 'A')),
+           NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                       WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
+                         AND NOT pgstream._row_capture_current(d.source_relid)),
+           CASE WHEN since IS NOT NULL THEN
+               ARRAY(SELECT DISTINCT c.source_relid FROM pgstream_changes.statements c
+                     JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
+                                                     AND d.pgs_id = stream_table
+                     WHERE NOT pg_visible_in_snapshot(c.xid, since))
+           END
+$$;
+
+-- After a refresh of `stream_table`: forgets the change records and rows of its sources that
+-- every reader has covered, and the DDL records every stream table has covered. Nothing while
+-- a stream table is being created or redefined elsewhere (it reads sources not visible here).
+CREATE FUNCTION pgstream._forget_covered(stream_table bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(1885827939, 0) THEN  -- 0x70677363 'pgsc', held shared by creators
+        RETURN;
+    END IF;
+    DELETE FROM pgstream_changes.statements c WHERE c.source_relid = 0
+       AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s
+                       WHERE s.consumed_snapshot IS NULL
+                          OR NOT pg_visible_in_snapshot(c.xid, s.consumed_snapshot));
+    DELETE FROM pgstream_changes.statements c
+    USING pgstream.pgs_dependencies mine
+    WHERE mine.pgs_id = stream_table AND c.source_relid = mine.source_relid
+      AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                      JOIN pgstream.pgs_stream_tables s ON s.pgs_id = d.pgs_id
+                      WHERE d.source_relid = c.source_relid
+                        AND (s.consumed_snapshot IS NULL
+                             OR NOT pg_visible_in_snapshot(c.xid, s.consumed_snapshot)));
+    PERFORM pgstream._forget_consumed_rows(d.source_relid) FROM pgstream.pgs_dependencies d
+    WHERE d.pgs_id = stream_table AND d.source_kind <> 'view';
+END
+$$;
+REVOKE ALL ON FUNCTION pgstream._forget_covered(bigint) FROM PUBLIC;
+
 -- The position a refresh covers, read in the refreshing statement's snapshot: that snapshot
 -- with this transaction counted as running (its later changes are not covered), this
 -- transaction's id, and the last change sequence number handed out so far (its changes up to

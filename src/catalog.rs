@@ -323,6 +323,44 @@ pub fn private_relation_exists(name: &str) -> bool {
     })
 }
 
+/// What a refresh needs to know about its sources' changes since the last one.
+pub struct ChangeState {
+    /// DDL ran since (or there was no last refresh): sources must be derived anew.
+    pub ddl_pending: bool,
+    /// Every source has its statement trigger.
+    pub capture_complete: bool,
+    /// Every table source has a current row capture.
+    pub row_capture_complete: bool,
+    /// The sources with changes since (empty when never refreshed).
+    pub changed: Vec<u32>,
+}
+
+/// The change state of stream table `id` since `snapshot` (None: never refreshed).
+pub fn change_state(id: i64, snapshot: Option<&str>) -> ChangeState {
+    Spi::connect_mut(|client| {
+        let row = client
+            .update(
+                "SELECT ddl_pending, capture_complete, row_capture_complete, changed::int8[] \
+                 FROM pgstream._change_state($1, $2::pg_catalog.pg_snapshot)",
+                None,
+                &[id.into(), snapshot.into()],
+            )?
+            .first();
+        Ok::<_, pgrx::spi::Error>(ChangeState {
+            ddl_pending: row.get::<bool>(1)?.unwrap_or(true),
+            capture_complete: row.get::<bool>(2)?.unwrap_or(false),
+            row_capture_complete: row.get::<bool>(3)?.unwrap_or(false),
+            changed: row
+                .get::<Vec<i64>>(4)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r as u32)
+                .collect(),
+        })
+    })
+    .unwrap_or_else(|e| panic!("reading the change state failed: {e}"))
+}
+
 /// Whether nothing stream table `id` reads changed since `snapshot` (no change record, no DDL,
 /// every source captured).
 pub fn unchanged_since(id: i64, snapshot: &str) -> bool {
@@ -418,7 +456,7 @@ pub fn repoint_readers(old: pg_sys::Oid, new: pg_sys::Oid) -> Vec<String> {
 
 /// First key of the advisory lock that keeps change-record cleanup away from stream tables
 /// being created or redefined (which hold it shared).
-pub const CAPTURE_LOCK_KEY: i32 = 0x7067_7363; // "pgsc"
+pub const CAPTURE_LOCK_KEY: i32 = 0x7067_7363; // "pgsc" (also in sql/monitoring.sql _forget_covered)
 
 /// Taken by create and redefine: no cleanup may run until this transaction ends.
 pub fn hold_off_change_cleanup() {
@@ -427,24 +465,6 @@ pub fn hold_off_change_cleanup() {
         &[CAPTURE_LOCK_KEY.into()],
     )
     .unwrap_or_else(|e| panic!("taking the capture lock failed: {e}"));
-}
-
-/// Whether DDL happened that a refresh covering `snapshot` did not see (a stream table's
-/// sources may be other relations now); true when there is no such snapshot yet.
-pub fn ddl_since(snapshot: Option<&str>) -> bool {
-    let Some(snapshot) = snapshot else {
-        return true;
-    };
-    as_catalog_owner(|| {
-        Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pgstream_changes.statements c \
-                            WHERE c.source_relid = 0 AND NOT pg_visible_in_snapshot(c.xid, $1::pg_snapshot))",
-            &[snapshot.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(true)
-    })
 }
 
 /// Replaces the recorded sources of stream table `id` (after DDL changed what its query reads).
@@ -468,62 +488,10 @@ pub fn sync_capture() {
     as_catalog_owner(|| run("SELECT pgstream._sync_capture()", &[]))
 }
 
-/// Whether every relation stream table `id` reads is captured: an ordinary table with the
-/// capture trigger present and enabled ALWAYS. Views count through their base tables.
-pub fn capture_complete(id: i64) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "SELECT COALESCE(bool_and(pgstream._capture_blocker(d.source_relid) IS NULL \
-                                  AND t.tgenabled IS NOT DISTINCT FROM 'A'), true) \
-         FROM pgstream.pgs_dependencies d \
-         LEFT JOIN pg_catalog.pg_trigger t ON t.tgrelid = d.source_relid \
-              AND t.tgname = 'pgstream_capture' \
-              AND t.tgfoid = 'pgstream._capture_statement()'::pg_catalog.regprocedure \
-         WHERE d.pgs_id = $1 AND d.source_kind <> 'view'",
-        &[id.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
-}
-
 /// Deletes the change records of stream table `id`'s sources that every reader of those
 /// sources has covered, and the DDL records every stream table has covered.
 fn forget_covered_changes(id: i64) {
-    // A stream table being created or redefined in another transaction reads these sources
-    // too but is not visible here yet: leave everything for a later refresh then.
-    let alone = Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.pg_try_advisory_xact_lock($1, 0)",
-        &[CAPTURE_LOCK_KEY.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !alone {
-        return;
-    }
-    run(
-        "DELETE FROM pgstream_changes.statements c WHERE c.source_relid = 0 \
-           AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s \
-                           WHERE s.consumed_snapshot IS NULL \
-                              OR NOT pg_visible_in_snapshot(c.xid, s.consumed_snapshot))",
-        &[],
-    );
-    run(
-        "DELETE FROM pgstream_changes.statements c \
-         USING pgstream.pgs_dependencies mine \
-         WHERE mine.pgs_id = $1 AND c.source_relid = mine.source_relid \
-           AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d \
-                           JOIN pgstream.pgs_stream_tables s ON s.pgs_id = d.pgs_id \
-                           WHERE d.source_relid = c.source_relid \
-                             AND (s.consumed_snapshot IS NULL \
-                                  OR NOT pg_visible_in_snapshot(c.xid, s.consumed_snapshot)))",
-        &[id.into()],
-    );
-    run(
-        "SELECT pgstream._forget_consumed_rows(d.source_relid) FROM pgstream.pgs_dependencies d \
-         WHERE d.pgs_id = $1 AND d.source_kind <> 'view'",
-        &[id.into()],
-    );
+    run("SELECT pgstream._forget_covered($1)", &[id.into()]);
 }
 
 /// Records what refresh_mode resolved to for stream table `id` and why (when it is FULL under
@@ -557,19 +525,6 @@ pub fn sources_of(id: i64) -> Vec<String> {
     .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"))
 }
 
-/// Whether every table stream table `id` reads has a current row capture (buffer matching
-/// its columns, triggers enabled ALWAYS).
-pub fn row_capture_complete(id: i64) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "SELECT COALESCE(bool_and(pgstream._row_capture_current(d.source_relid)), true) \
-         FROM pgstream.pgs_dependencies d WHERE d.pgs_id = $1 AND d.source_kind <> 'view'",
-        &[id.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
-}
-
 /// Whether, since `since`, a source of stream table `id` was truncated or any DDL ran, in
 /// transactions visible in `until` (so a delta cannot be trusted), or a source outside
 /// `planned` changed (so the delta planned without it is incomplete).
@@ -591,28 +546,5 @@ pub fn delta_invalidated(id: i64, since: &str, until: &str, planned: &[u32]) -> 
         .ok()
         .flatten()
         .unwrap_or(true)
-    })
-}
-
-/// The sources of stream table `id` with changes not covered by `since` (own transaction's
-/// included).
-pub fn changed_sources(id: i64, since: &str) -> Vec<u32> {
-    as_catalog_owner(|| {
-        Spi::connect_mut(|client| {
-            client
-                .update(
-                    "SELECT DISTINCT c.source_relid::int8 FROM pgstream_changes.statements c \
-                     JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid AND d.pgs_id = $1 \
-                     WHERE NOT pg_visible_in_snapshot(c.xid, $2::pg_snapshot)",
-                    None,
-                    &[id.into(), since.into()],
-                )
-                .map(|rows| {
-                    rows.filter_map(|r| r.get::<i64>(1).ok().flatten())
-                        .map(|r| r as u32)
-                        .collect()
-                })
-        })
-        .unwrap_or_else(|e| panic!("reading change records failed: {e}"))
     })
 }

@@ -353,20 +353,17 @@ fn without_parameters(sql: &str) -> String {
         .replace("$3::", "NULL::")
 }
 
-/// Creates the work tables of an algebraic refresh: per-group deltas, rescanned groups and
-/// their recomputed state.
-pub fn create_work(plan: &AlgebraicPlan, delta: &str, rescan: &str, state: &str) -> [String; 3] {
-    [
-        format!(
-            "CREATE TEMPORARY TABLE {delta} ON COMMIT DROP AS SELECT * FROM ({}) __pgs_d WITH NO DATA",
-            without_parameters(&plan.delta_sql)
-        ),
-        format!("CREATE TEMPORARY TABLE {rescan} (h int8) ON COMMIT DROP"),
-        format!(
-            "CREATE TEMPORARY TABLE {state} ON COMMIT DROP AS {} WITH NO DATA",
-            plan.state_sql
-        ),
-    ]
+/// The work table of per-group deltas (what follows its name in CREATE TABLE).
+pub fn groups_work(plan: &AlgebraicPlan) -> String {
+    format!(
+        "AS SELECT * FROM ({}) __pgs_d WITH NO DATA",
+        without_parameters(&plan.delta_sql)
+    )
+}
+
+/// The work table of recomputed group state.
+pub fn state_work(plan: &AlgebraicPlan) -> String {
+    format!("AS {} WITH NO DATA", plan.state_sql)
 }
 
 /// Captures per-group deltas, and the state of groups whose extreme was deleted recomputed,

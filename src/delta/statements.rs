@@ -25,17 +25,23 @@ fn listed(prefix: &str, columns: &[String]) -> String {
         .join(", ")
 }
 
-/// Creates the work table a linear delta is captured into.
-pub fn create_linear_work(work: &str, target: &str) -> String {
-    format!(
-        "CREATE TEMPORARY TABLE {work} ON COMMIT DROP AS \
-         SELECT 0::int4 AS __pgs_w, 0::int8 AS __pgs_h, __pgs_t.* FROM \
-         (SELECT * FROM {target}) __pgs_t WITH NO DATA"
-    )
+/// The shape of a work table: `extra` columns before the stream table's.
+fn like_target(extra: &str, target: &str) -> String {
+    format!("AS SELECT {extra}, __pgs_t.* FROM (SELECT * FROM {target}) __pgs_t WITH NO DATA")
 }
 
-/// Captures the signed delta rows of a linear plan into `work` (created by
-/// [`create_linear_work`]; its `__pgs_row_id` column stays NULL).
+/// The work table a linear delta is captured into (what follows its name in CREATE TABLE).
+pub fn linear_work(target: &str) -> String {
+    like_target("0::int4 AS __pgs_w, 0::int8 AS __pgs_h", target)
+}
+
+/// The work table of a linear delta's row operations.
+pub fn linear_ops(target: &str) -> String {
+    like_target("0::int8 AS __pgs_id, false AS __pgs_del", target)
+}
+
+/// Captures the signed delta rows of a linear plan into `work` (shaped by [`linear_work`];
+/// its `__pgs_row_id` column stays NULL).
 pub fn capture_linear(work: &str, delta_sql: &str, columns: &[String]) -> String {
     with_position(
         &format!(
@@ -72,7 +78,7 @@ pub fn linear_counts(work: &str) -> String {
 /// `hash .. hash + count - 1`. `(__pgs_id, __pgs_del, <columns>)`.
 pub fn linear_operations(work: &str, ops: &str, target: &str, columns: &[String]) -> String {
     format!(
-        "CREATE TEMPORARY TABLE {ops} ON COMMIT DROP AS \
+        "INSERT INTO {ops} (__pgs_id, __pgs_del, {targets}) \
            SELECT __pgs_n.h + __pgs_g AS __pgs_id, __pgs_n.n < 0 AS __pgs_del, {values} \
            FROM ({net}) __pgs_n \
            CROSS JOIN LATERAL (SELECT count(*) AS c FROM {target} __pgs_s \
@@ -85,6 +91,7 @@ pub fn linear_operations(work: &str, ops: &str, target: &str, columns: &[String]
                   ON __pgs_v.__pgs_h = __pgs_n.h AND __pgs_n.n > 0",
         net = net_changes(work),
         values = listed("__pgs_v.", columns),
+        targets = listed("", columns),
     )
 }
 
@@ -101,15 +108,12 @@ pub fn apply_linear(ops: &str, target: &str, columns: &[String]) -> String {
     )
 }
 
-/// Creates the two work tables of a keyed delta: affected key hashes, and their fresh rows.
-pub fn create_keyed_work(affected: &str, fresh: &str, target: &str) -> [String; 2] {
-    [
-        format!("CREATE TEMPORARY TABLE {affected} (h int8) ON COMMIT DROP"),
-        format!(
-            "CREATE TEMPORARY TABLE {fresh} ON COMMIT DROP AS \
-             SELECT 0::int8 AS __pgs_h, __pgs_t.* FROM (SELECT * FROM {target}) __pgs_t WITH NO DATA"
-        ),
-    ]
+/// The work table of a keyed delta's affected key hashes.
+pub const KEYS_WORK: &str = "(h int8)";
+
+/// The work table of a keyed delta's fresh rows.
+pub fn fresh_work(target: &str) -> String {
+    like_target("0::int8 AS __pgs_h", target)
 }
 
 /// Captures the affected keys of a keyed plan and recomputes their rows, in one snapshot.

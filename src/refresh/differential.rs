@@ -2,6 +2,7 @@
 //! result (one statement, one snapshot), then applied to the stream table with MERGE.
 
 use super::full::AppliedChanges;
+use super::work_tables;
 use crate::catalog::{self, Position, StreamTable};
 use crate::delta::algebraic::{self, AlgebraicPlan};
 use crate::delta::{statements, DeltaPlan, Shape};
@@ -40,8 +41,8 @@ fn counts(table: &StreamTable, sql: &str) -> (i64, i64) {
 }
 
 /// Runs a capture statement (built by [`statements::with_position`]'s users) with the consumed
-/// position bound, returning the position it covered.
-fn capture(table: &StreamTable, sql: &str, consumed: &Position) -> Position {
+/// position bound, returning the position it covered and the rows it captured.
+fn capture(table: &StreamTable, sql: &str, consumed: &Position) -> (Position, i64) {
     let args: Vec<DatumWithOid> = vec![
         consumed.snapshot.as_str().into(),
         consumed.own_xid.as_deref().into(),
@@ -49,11 +50,14 @@ fn capture(table: &StreamTable, sql: &str, consumed: &Position) -> Position {
     ];
     Spi::connect_mut(|client| {
         let row = client.update(sql, None, &args)?.first();
-        Ok::<_, pgrx::spi::Error>(Position {
-            snapshot: row.get::<String>(1)?.expect("a covered snapshot"),
-            own_xid: row.get::<String>(2)?,
-            own_seq: row.get::<i64>(3)?,
-        })
+        Ok::<_, pgrx::spi::Error>((
+            Position {
+                snapshot: row.get::<String>(1)?.expect("a covered snapshot"),
+                own_xid: row.get::<String>(2)?,
+                own_seq: row.get::<i64>(3)?,
+            },
+            row.get::<i64>(4)?.unwrap_or_default(),
+        ))
     })
     .unwrap_or_else(|e| {
         panic!(
@@ -61,6 +65,19 @@ fn capture(table: &StreamTable, sql: &str, consumed: &Position) -> Position {
             table.display_name()
         )
     })
+}
+
+/// Runs `body` (statements joining work tables to the stream table on `__pgs_row_id`) so that
+/// a small change (`rows`) looks its rows up by index instead of hashing the whole table:
+/// unanalyzed work tables give the planner no better estimate.
+fn by_row_id<R>(rows: i64, body: impl FnOnce() -> R) -> R {
+    if rows >= work_tables::LARGE {
+        return body();
+    }
+    settings::with_settings(
+        &[(c"enable_hashjoin", "off"), (c"enable_mergejoin", "off")],
+        body,
+    )
 }
 
 /// The current position, when nothing changed since `consumed`.
@@ -102,40 +119,41 @@ pub fn refresh_differential(
 ) -> Option<(AppliedChanges, Position)> {
     let target = table.qualified();
     let columns = super::full::data_columns(table);
+    let invalidated = |covered: &Position| {
+        catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, planned)
+    };
     match plan.shape {
         Shape::Linear => {
-            let work = work_table("delta", table);
-            run(table, &statements::create_linear_work(&work, &target));
-            let covered = settings::as_user(owner, Restriction::RestrictedOperation, || {
-                capture(
-                    table,
-                    &statements::capture_linear(&work, &plan.delta_sql, &columns),
-                    consumed,
-                )
-            });
-            if catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, planned)
-            {
-                run(table, &format!("DROP TABLE {work}"));
+            let work = work_tables::ensure("delta", table, &statements::linear_work(&target));
+            let ops = work_tables::ensure("ops", table, &statements::linear_ops(&target));
+            let (covered, rows) =
+                settings::as_user(owner, Restriction::RestrictedOperation, || {
+                    capture(
+                        table,
+                        &statements::capture_linear(&work, &plan.delta_sql, &columns),
+                        consumed,
+                    )
+                });
+            if invalidated(&covered) {
+                work_tables::empty(&[&work], rows);
                 return None;
             }
-            run(table, &format!("ANALYZE {work}"));
+            work_tables::analyze(&[&work], rows);
             let (inserted, deleted) = counts(table, &statements::linear_counts(&work));
-            let ops = work_table("ops", table);
-            run(
-                table,
-                &statements::linear_operations(&work, &ops, &target, &columns),
-            );
-            run(table, &format!("ANALYZE {ops}"));
-            run(table, &statements::apply_linear(&ops, &target, &columns));
-            run(table, &format!("DROP TABLE {work}, {ops}"));
+            by_row_id(rows, || {
+                run(
+                    table,
+                    &statements::linear_operations(&work, &ops, &target, &columns),
+                );
+                work_tables::analyze(&[&ops], inserted + deleted);
+                run(table, &statements::apply_linear(&ops, &target, &columns));
+            });
+            work_tables::empty(&[&work, &ops], rows.max(inserted + deleted));
             Some((AppliedChanges { inserted, deleted }, covered))
         }
         Shape::Keyed => {
-            let affected = work_table("affected", table);
-            let fresh = work_table("fresh", table);
-            for statement in statements::create_keyed_work(&affected, &fresh, &target) {
-                run(table, &statement);
-            }
+            let affected = work_tables::ensure("affected", table, statements::KEYS_WORK);
+            let fresh = work_tables::ensure("fresh", table, &statements::fresh_work(&target));
             if let Some(algebraic) = &plan.algebraic {
                 return refresh_algebraic(
                     table, owner, algebraic, planned, consumed, &affected, &fresh,
@@ -145,35 +163,37 @@ pub fn refresh_differential(
                 .fresh_sql
                 .as_deref()
                 .expect("keyed plans have fresh SQL");
-            let covered = settings::as_user(owner, Restriction::RestrictedOperation, || {
-                capture(
-                    table,
-                    &statements::capture_keyed(
-                        &affected,
-                        &fresh,
-                        &plan.delta_sql,
-                        fresh_sql,
-                        &columns,
-                    ),
-                    consumed,
-                )
-            });
-            let drop = format!("DROP TABLE {affected}, {fresh}");
-            if catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, planned)
-            {
-                run(table, &drop);
+            let (covered, rows) =
+                settings::as_user(owner, Restriction::RestrictedOperation, || {
+                    capture(
+                        table,
+                        &statements::capture_keyed(
+                            &affected,
+                            &fresh,
+                            &plan.delta_sql,
+                            fresh_sql,
+                            &columns,
+                        ),
+                        consumed,
+                    )
+                });
+            if invalidated(&covered) {
+                work_tables::empty(&[&affected, &fresh], rows);
                 return None;
             }
-            run(table, &format!("ANALYZE {affected}, {fresh}"));
-            let (inserted, deleted) = counts(
-                table,
-                &statements::keyed_counts(&affected, &fresh, &target, &columns),
-            );
-            run(
-                table,
-                &statements::apply_keyed(&affected, &fresh, &target, &columns),
-            );
-            run(table, &drop);
+            work_tables::analyze(&[&affected, &fresh], rows);
+            let (inserted, deleted) = by_row_id(rows, || {
+                let counted = counts(
+                    table,
+                    &statements::keyed_counts(&affected, &fresh, &target, &columns),
+                );
+                run(
+                    table,
+                    &statements::apply_keyed(&affected, &fresh, &target, &columns),
+                );
+                counted
+            });
+            work_tables::empty(&[&affected, &fresh], rows);
             Some((AppliedChanges { inserted, deleted }, covered))
         }
     }
@@ -193,44 +213,50 @@ fn refresh_algebraic(
 ) -> Option<(AppliedChanges, Position)> {
     let target = table.qualified();
     let columns = super::full::data_columns(table);
-    let delta = work_table("groups", table);
-    let rescan = work_table("rescan", table);
-    let state = work_table("state", table);
-    for statement in algebraic::create_work(plan, &delta, &rescan, &state) {
-        run(table, &statement);
-    }
-    let covered = settings::as_user(owner, Restriction::RestrictedOperation, || {
+    let groups = work_tables::ensure("groups", table, &algebraic::groups_work(plan));
+    let rescan = work_tables::ensure("rescan", table, statements::KEYS_WORK);
+    let state = work_tables::ensure("state", table, &algebraic::state_work(plan));
+    let (covered, rows) = settings::as_user(owner, Restriction::RestrictedOperation, || {
         capture(
             table,
-            &algebraic::capture(plan, &target, &delta, &rescan, &state),
+            &algebraic::capture(plan, &target, &groups, &rescan, &state),
             consumed,
         )
     });
-    let drop = format!("DROP TABLE {affected}, {fresh}, {delta}, {rescan}, {state}");
+    let all = [
+        affected,
+        fresh,
+        groups.as_str(),
+        rescan.as_str(),
+        state.as_str(),
+    ];
     if catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, planned) {
-        run(table, &drop);
+        work_tables::empty(&all, rows);
         return None;
     }
     let state_table = algebraic::state_table(table.id);
-    let mut privileged = algebraic::update_state(plan, &state_table, &delta, &rescan, &state);
+    let mut privileged = algebraic::update_state(plan, &state_table, &groups, &rescan, &state);
     privileged.extend(algebraic::outputs(
         plan,
         &state_table,
-        &delta,
+        &groups,
         affected,
         fresh,
         &columns,
     ));
     catalog::run_privileged(&privileged);
-    run(table, &format!("ANALYZE {affected}, {fresh}"));
-    let (inserted, deleted) = counts(
-        table,
-        &statements::keyed_counts(affected, fresh, &target, &columns),
-    );
-    run(
-        table,
-        &statements::apply_keyed(affected, fresh, &target, &columns),
-    );
-    run(table, &drop);
+    work_tables::analyze(&[affected, fresh], rows);
+    let (inserted, deleted) = by_row_id(rows, || {
+        let counted = counts(
+            table,
+            &statements::keyed_counts(affected, fresh, &target, &columns),
+        );
+        run(
+            table,
+            &statements::apply_keyed(affected, fresh, &target, &columns),
+        );
+        counted
+    });
+    work_tables::empty(&all, rows);
     Some((AppliedChanges { inserted, deleted }, covered))
 }

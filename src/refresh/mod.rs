@@ -6,6 +6,7 @@ pub mod full;
 pub mod mode;
 pub mod plan_catalog;
 pub mod subxact;
+pub mod work_tables;
 
 use crate::catalog::{self, Position, RefreshStats, StreamTable};
 use crate::delta::statements::FullRows;
@@ -146,15 +147,20 @@ fn full_refresh(table: &StreamTable, owner: pg_sys::Oid, decision: &Decision) ->
 fn differential_refresh(
     table: &StreamTable,
     owner: pg_sys::Oid,
-    decision: &Decision,
+    mode: RefreshMode,
+    decided: Option<Decision>,
+    changes: &catalog::ChangeState,
     trust_changes: bool,
 ) -> Outcome {
-    let Some(consumed) = table.consumed.as_ref().filter(|_| trust_changes) else {
-        return full_refresh(table, owner, decision);
+    // The plan of every source is needed only to recompute (keyed row ids, algebraic state).
+    let full_refresh = |table: &StreamTable, owner: pg_sys::Oid| {
+        let decision = decided.clone().unwrap_or_else(|| mode::decide(table, mode));
+        full_refresh(table, owner, &decision)
     };
-    let changed: HashSet<u32> = catalog::changed_sources(table.id, &consumed.snapshot)
-        .into_iter()
-        .collect();
+    let Some(consumed) = table.consumed.as_ref().filter(|_| trust_changes) else {
+        return full_refresh(table, owner);
+    };
+    let changed: HashSet<u32> = changes.changed.iter().copied().collect();
     if changed.is_empty() {
         let covered = differential::current_position();
         if !catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, &[]) {
@@ -176,13 +182,13 @@ fn differential_refresh(
         Some(table.relid),
     ) {
         Ok(plan) => plan,
-        Err(_) => return full_refresh(table, owner, decision),
+        Err(_) => return full_refresh(table, owner),
     };
     // Algebraic state missing (never built): recompute, which builds it.
     if plan.algebraic.is_some()
         && !catalog::private_relation_exists(&algebraic::state_table(table.id))
     {
-        return full_refresh(table, owner, decision);
+        return full_refresh(table, owner);
     }
     match differential::refresh_differential(table, owner, &plan, &planned, consumed) {
         Some((applied, covered)) => Outcome {
@@ -190,7 +196,7 @@ fn differential_refresh(
             applied,
             covered,
         },
-        None => full_refresh(table, owner, decision),
+        None => full_refresh(table, owner),
     }
 }
 
@@ -248,8 +254,9 @@ pub fn refresh_now(
             };
         }
     }
-    let ddl_pending = catalog::ddl_since(consumed_snapshot.as_deref());
-    let capture_complete = catalog::capture_complete(table.id);
+    let changes = catalog::change_state(table.id, consumed_snapshot.as_deref());
+    let ddl_pending = changes.ddl_pending;
+    let capture_complete = changes.capture_complete;
     if !capture_complete {
         catalog::sync_capture();
     }
@@ -263,29 +270,31 @@ pub fn refresh_now(
                     table = catalog::find_by_id(table.id)
                         .expect("the stream table being refreshed exists");
                 }
+                // None: DIFFERENTIAL as decided before, not planned yet.
                 let decision = match (mode, table.effective_mode.as_deref()) {
-                    (RefreshMode::Full, Some("FULL")) => Decision::Full { reason: None },
+                    (RefreshMode::Full, Some("FULL")) => Some(Decision::Full { reason: None }),
                     (RefreshMode::Auto, Some("FULL")) if !ddl_pending => {
-                        Decision::Full { reason: None }
+                        Some(Decision::Full { reason: None })
                     }
-                    (_, Some(_)) if !ddl_pending => mode::decide(&table, mode),
+                    (_, Some("DIFFERENTIAL")) if !ddl_pending => None,
                     (_, known) => {
                         let decision = mode::decide_and_record(&table, mode, known.is_none());
                         table = catalog::find_by_id(table.id)
                             .expect("the stream table being refreshed exists");
-                        decision
+                        Some(decision)
                     }
                 };
                 match decision {
-                    Decision::Full { .. } => full_refresh(&table, owner, &decision),
-                    Decision::Differential(_) => {
-                        let trust = !ddl_pending
-                            && capture_complete
-                            && catalog::row_capture_complete(table.id);
+                    Some(decision @ Decision::Full { .. }) => {
+                        full_refresh(&table, owner, &decision)
+                    }
+                    decided => {
+                        let trust =
+                            !ddl_pending && capture_complete && changes.row_capture_complete;
                         if !trust {
                             catalog::sync_capture();
                         }
-                        differential_refresh(&table, owner, &decision, trust)
+                        differential_refresh(&table, owner, mode, decided, &changes, trust)
                     }
                 }
             })

@@ -9,6 +9,7 @@ use crate::modes::RefreshMode;
 use std::collections::HashSet;
 
 /// The refresh a stream table gets, with the delta plan when DIFFERENTIAL.
+#[derive(Clone)]
 pub enum Decision {
     Full { reason: Option<String> },
     Differential(Box<DeltaPlan>),

@@ -1,0 +1,62 @@
+//! The temporary work tables of DIFFERENTIAL refreshes: created once per session and shape,
+//! emptied after each use (creating and dropping tables costs more than most refreshes do).
+
+use crate::catalog::StreamTable;
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+
+/// Above this many rows a work table is truncated (and analyzed) instead of deleted from.
+pub const LARGE: i64 = 5_000;
+
+/// FNV-1a: a stable name suffix for a table shape.
+fn shape_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn run(sql: &str) {
+    Spi::connect_mut(|client| client.update(sql, None, &[]).map(|_| ()))
+        .unwrap_or_else(|e| panic!("work table statement failed: {e}\n{sql}"))
+}
+
+/// The temporary table of `kind` for `table` defined by `definition` (what follows the name
+/// in CREATE TABLE), created when this session has none of that shape yet. It is empty.
+pub fn ensure(kind: &str, table: &StreamTable, definition: &str) -> String {
+    let name = format!(
+        "__pgs_{kind}_{}_{:016x}",
+        table.relid.to_u32(),
+        shape_hash(definition)
+    );
+    let qualified = format!("pg_temp.{}", quote_identifier(&name));
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+        &[qualified.as_str().into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !exists {
+        run(&format!("CREATE TEMPORARY TABLE {qualified} {definition}"));
+    }
+    qualified
+}
+
+/// Gives the planner the sizes of work tables that received `rows` rows (small ones it
+/// estimates well enough without).
+pub fn analyze(tables: &[&str], rows: i64) {
+    if rows >= LARGE {
+        run(&format!("ANALYZE {}", tables.join(", ")));
+    }
+}
+
+/// Empties work tables after use; `rows` tells how much they hold.
+pub fn empty(tables: &[&str], rows: i64) {
+    if rows >= LARGE {
+        run(&format!("TRUNCATE {}", tables.join(", ")));
+    } else {
+        for table in tables {
+            run(&format!("DELETE FROM {table}"));
+        }
+    }
+}
