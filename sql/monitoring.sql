@@ -286,8 +286,10 @@ $$;
 
 -- What a refresh of `stream_table` needs to know about its sources' changes since `since`
 -- (NULL: never refreshed): DDL happened (its sources may be others now), every source has its
--- statement trigger, every table source has a current row capture, and which sources changed.
-CREATE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot,
+-- statement trigger, every table source has a current row capture that its owner `reader`
+-- may read (change rows are shown only to roles with SELECT on the whole table), and which
+-- sources changed.
+CREATE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot, reader oid,
     OUT ddl_pending boolean, OUT capture_complete boolean, OUT row_capture_complete boolean,
     OUT changed oid[])
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -303,7 +305,8 @@ AS $$
                               OR t.tgenabled IS DISTINCT FROM 'A')),
            NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
                        WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
-                         AND NOT pgstream._row_capture_current(d.source_relid)),
+                         AND (NOT pgstream._row_capture_current(d.source_relid)
+                              OR NOT has_table_privilege(reader, d.source_relid, 'SELECT'))),
            CASE WHEN since IS NOT NULL THEN
                ARRAY(SELECT DISTINCT c.source_relid FROM pgstream_changes.statements c
                      JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
@@ -434,36 +437,69 @@ $$;
 REVOKE ALL ON FUNCTION pgstream._capture_statement(), pgstream._sync_capture() FROM PUBLIC;
 
 -- Change capture per source relation: readers, whether the trigger is there and enabled,
--- changes not yet covered by every reader.
+-- changes not yet covered by every reader, and for sources of DIFFERENTIAL stream tables the
+-- row capture: its change rows (each consumer deletes nothing; rows go once every
+-- DIFFERENTIAL reader has consumed them) and the oldest of them.
 CREATE FUNCTION pgstream.check_cdc_health()
 RETURNS TABLE (source_relid oid, source_schema text, source_name text, source_kind text,
                readers text[], capturable boolean, trigger_present boolean,
-               buffer_rows bigint, oldest_change_at timestamptz, status text)
-LANGUAGE sql STABLE SECURITY DEFINER
+               buffer_rows bigint, oldest_change_at timestamptz,
+               differential_readers text[], row_capture boolean, change_rows bigint,
+               status text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT d.source_relid, d.source_schema, d.source_name, d.source_kind,
-           array_agg(format('%I.%I', s.pgs_schema, s.pgs_name) ORDER BY s.pgs_schema, s.pgs_name),
-           pgstream._capture_blocker(d.source_relid) IS NULL,
-           t.oid IS NOT NULL AND t.tgenabled = 'A',
-           (SELECT count(*) FROM pgstream_changes.statements b WHERE b.source_relid = d.source_relid),
-           (SELECT min(b.changed_at) FROM pgstream_changes.statements b WHERE b.source_relid = d.source_relid),
-           CASE WHEN c.oid IS NULL THEN 'source missing: readers will fail to refresh'
-                WHEN pgstream._capture_blocker(d.source_relid) IS NOT NULL
-                    THEN 'not capturable (' || pgstream._capture_blocker(d.source_relid)
-                         || '): readers always recompute'
-                WHEN t.oid IS NULL THEN 'capture trigger missing: readers recompute until it is back'
-                WHEN t.tgenabled <> 'A' THEN 'capture trigger not enabled ALWAYS: readers recompute'
-                ELSE 'ok' END
-    FROM pgstream.pgs_dependencies d
-    JOIN pgstream.pgs_stream_tables s USING (pgs_id)
-    LEFT JOIN pg_class c ON c.oid = d.source_relid
-    LEFT JOIN pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture'
-                          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
-    WHERE d.source_kind <> 'view'
-    GROUP BY d.source_relid, d.source_schema, d.source_name, d.source_kind, c.oid, c.relkind,
-             c.relpersistence, t.oid, t.tgenabled
-    ORDER BY d.source_schema, d.source_name
+DECLARE
+    source record;
+BEGIN
+    FOR source IN
+        SELECT d.source_relid AS relid, d.source_schema AS schema, d.source_name AS name,
+               d.source_kind AS kind,
+               array_agg(format('%I.%I', s.pgs_schema, s.pgs_name) ORDER BY s.pgs_schema, s.pgs_name) AS readers,
+               array_agg(format('%I.%I', s.pgs_schema, s.pgs_name) ORDER BY s.pgs_schema, s.pgs_name)
+                   FILTER (WHERE s.effective_mode = 'DIFFERENTIAL') AS differential,
+               c.oid IS NOT NULL AS present,
+               pgstream._capture_blocker(d.source_relid) AS blocker,
+               bool_or(t.oid IS NOT NULL) AS trigger_exists,
+               bool_or(t.oid IS NOT NULL AND t.tgenabled = 'A') AS trigger_ok
+        FROM pgstream.pgs_dependencies d
+        JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+        LEFT JOIN pg_class c ON c.oid = d.source_relid
+        LEFT JOIN pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture'
+                              AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+        WHERE d.source_kind <> 'view'
+        GROUP BY d.source_relid, d.source_schema, d.source_name, d.source_kind, c.oid
+        ORDER BY d.source_schema, d.source_name
+    LOOP
+        source_relid := source.relid;
+        source_schema := source.schema;
+        source_name := source.name;
+        source_kind := source.kind;
+        readers := source.readers;
+        capturable := source.blocker IS NULL;
+        trigger_present := COALESCE(source.trigger_ok, false);
+        SELECT count(*), min(b.changed_at) INTO buffer_rows, oldest_change_at
+        FROM pgstream_changes.statements b WHERE b.source_relid = source.relid;
+        differential_readers := source.differential;
+        row_capture := pgstream._row_capture_current(source.relid);
+        change_rows := NULL;
+        IF to_regclass(format('pgstream_changes.%I', 'rows_' || source.relid)) IS NOT NULL THEN
+            EXECUTE format('SELECT count(*) FROM pgstream_changes.%I', 'rows_' || source.relid)
+            INTO change_rows;
+        END IF;
+        status := CASE
+            WHEN NOT source.present THEN 'source missing: readers will fail to refresh'
+            WHEN source.blocker IS NOT NULL
+                THEN 'not capturable (' || source.blocker || '): readers always recompute'
+            WHEN NOT COALESCE(source.trigger_exists, false)
+                THEN 'capture trigger missing: readers recompute until it is back'
+            WHEN NOT trigger_present THEN 'capture trigger not enabled ALWAYS: readers recompute'
+            WHEN source.differential IS NOT NULL AND NOT row_capture
+                THEN 'row capture missing or out of date: DIFFERENTIAL readers recompute once'
+            ELSE 'ok' END;
+        RETURN NEXT;
+    END LOOP;
+END
 $$;
 
 -- DDL can change what a query returns without any row changing (ALTER TABLE, CREATE OR

@@ -329,21 +329,22 @@ pub struct ChangeState {
     pub ddl_pending: bool,
     /// Every source has its statement trigger.
     pub capture_complete: bool,
-    /// Every table source has a current row capture.
+    /// Every table source has a current row capture the owner may read.
     pub row_capture_complete: bool,
     /// The sources with changes since (empty when never refreshed).
     pub changed: Vec<u32>,
 }
 
-/// The change state of stream table `id` since `snapshot` (None: never refreshed).
-pub fn change_state(id: i64, snapshot: Option<&str>) -> ChangeState {
+/// The change state of stream table `id` since `snapshot` (None: never refreshed), for a
+/// refresh running as `owner`.
+pub fn change_state(id: i64, snapshot: Option<&str>, owner: pg_sys::Oid) -> ChangeState {
     Spi::connect_mut(|client| {
         let row = client
             .update(
                 "SELECT ddl_pending, capture_complete, row_capture_complete, changed::int8[] \
-                 FROM pgstream._change_state($1, $2::pg_catalog.pg_snapshot)",
+                 FROM pgstream._change_state($1, $2::pg_catalog.pg_snapshot, $3)",
                 None,
-                &[id.into(), snapshot.into()],
+                &[id.into(), snapshot.into(), owner.into()],
             )?
             .first();
         Ok::<_, pgrx::spi::Error>(ChangeState {

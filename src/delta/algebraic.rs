@@ -435,7 +435,7 @@ pub fn outputs(
     [
         format!("INSERT INTO {affected} (h) SELECT h FROM {delta}"),
         format!(
-            "INSERT INTO {fresh} (__pgs_h, {targets}) SELECT __pgs_d.h, {outputs} \
+            "INSERT INTO {fresh} (__pgs_h, __pgs_del, {targets}) SELECT __pgs_d.h, false, {outputs} \
              FROM {delta} __pgs_d JOIN {state_table} __pgs_s ON __pgs_s.h = __pgs_d.h",
             targets = targets.join(", "),
             outputs = plan.outputs.join(", ")

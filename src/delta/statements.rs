@@ -81,7 +81,8 @@ pub fn linear_operations(work: &str, ops: &str, target: &str, columns: &[String]
         "INSERT INTO {ops} (__pgs_id, __pgs_del, {targets}) \
            SELECT __pgs_n.h + __pgs_g AS __pgs_id, __pgs_n.n < 0 AS __pgs_del, {values} \
            FROM ({net}) __pgs_n \
-           CROSS JOIN LATERAL (SELECT count(*) AS c FROM {target} __pgs_s \
+           CROSS JOIN LATERAL (SELECT COALESCE(max(__pgs_s.\"__pgs_row_id\") - __pgs_n.h + 1, 0) AS c \
+                               FROM {target} __pgs_s \
                                WHERE __pgs_s.\"__pgs_row_id\" >= __pgs_n.h \
                                  AND __pgs_s.\"__pgs_row_id\" < __pgs_n.h + {MAX_COPIES}) __pgs_c \
            CROSS JOIN LATERAL pg_catalog.generate_series(\
@@ -113,7 +114,16 @@ pub const KEYS_WORK: &str = "(h int8)";
 
 /// The work table of a keyed delta's fresh rows.
 pub fn fresh_work(target: &str) -> String {
-    like_target("0::int8 AS __pgs_h", target)
+    like_target("0::int8 AS __pgs_h, false AS __pgs_del", target)
+}
+
+/// Adds to `fresh` a deletion for every affected key with no fresh row (its group is gone),
+/// so the MERGE reads one table.
+pub fn mark_vanished(affected: &str, fresh: &str) -> String {
+    format!(
+        "INSERT INTO {fresh} (__pgs_h, __pgs_del) SELECT __pgs_a.h, true FROM {affected} __pgs_a \
+         WHERE NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE __pgs_f.__pgs_h = __pgs_a.h)"
+    )
 }
 
 /// Captures the affected keys of a keyed plan and recomputes their rows, in one snapshot.
@@ -128,8 +138,8 @@ pub fn capture_keyed(
         &format!(
             "{AFFECTED} AS MATERIALIZED (SELECT DISTINCT {key_hash} AS h FROM (\n{delta_sql}\n) __pgs_d), \
              __pgs_saved AS (INSERT INTO {affected} (h) SELECT h FROM {AFFECTED} RETURNING 1), \
-             __pgs_fresh AS (INSERT INTO {fresh} (__pgs_h, {targets}) \
-                 SELECT {fresh_hash}, {values} FROM (\n{fresh_sql}\n) __pgs_x RETURNING 1)",
+             __pgs_fresh AS (INSERT INTO {fresh} (__pgs_h, __pgs_del, {targets}) \
+                 SELECT {fresh_hash}, false, {values} FROM (\n{fresh_sql}\n) __pgs_x RETURNING 1)",
             key_hash = row_hash_sql("__pgs_d.__pgs_k"),
             fresh_hash = row_hash_sql("__pgs_x.__pgs_k"),
             targets = listed("", columns),
@@ -140,18 +150,17 @@ pub fn capture_keyed(
 }
 
 /// The affected keys joined to their fresh rows (none: the group is gone).
-fn keyed_source(affected: &str, fresh: &str, columns: &[String]) -> String {
+fn keyed_source(fresh: &str, columns: &[String]) -> String {
     format!(
-        "SELECT __pgs_a.h AS __pgs_id, __pgs_f.__pgs_h IS NULL AS __pgs_del, \
-         ROW({row})::text AS __pgs_text, {values} \
-         FROM {affected} __pgs_a LEFT JOIN {fresh} __pgs_f ON __pgs_f.__pgs_h = __pgs_a.h",
+        "SELECT __pgs_f.__pgs_h AS __pgs_id, __pgs_f.__pgs_del, \
+         ROW({row})::text AS __pgs_text, {values} FROM {fresh} __pgs_f",
         row = listed("__pgs_f.", columns),
         values = listed("__pgs_f.", columns),
     )
 }
 
 /// Rows a keyed delta inserts and deletes (a changed row counts as one of each).
-pub fn keyed_counts(affected: &str, fresh: &str, target: &str, columns: &[String]) -> String {
+pub fn keyed_counts(fresh: &str, target: &str, columns: &[String]) -> String {
     format!(
         "SELECT count(*) FILTER (WHERE NOT __pgs_s.__pgs_del AND (__pgs_t.\"__pgs_row_id\" IS NULL \
                                   OR ROW({old})::text IS DISTINCT FROM __pgs_s.__pgs_text))::int8, \
@@ -159,12 +168,12 @@ pub fn keyed_counts(affected: &str, fresh: &str, target: &str, columns: &[String
                                   OR ROW({old})::text IS DISTINCT FROM __pgs_s.__pgs_text))::int8 \
          FROM ({source}) __pgs_s LEFT JOIN {target} __pgs_t ON __pgs_t.\"__pgs_row_id\" = __pgs_s.__pgs_id",
         old = listed("__pgs_t.", columns),
-        source = keyed_source(affected, fresh, columns),
+        source = keyed_source(fresh, columns),
     )
 }
 
 /// Replaces the rows of the affected keys with their fresh rows.
-pub fn apply_keyed(affected: &str, fresh: &str, target: &str, columns: &[String]) -> String {
+pub fn apply_keyed(fresh: &str, target: &str, columns: &[String]) -> String {
     let assignments = columns
         .iter()
         .map(|c| format!("{q} = __pgs_s.{q}", q = quote_ident(c)))
@@ -177,7 +186,7 @@ pub fn apply_keyed(affected: &str, fresh: &str, target: &str, columns: &[String]
          WHEN MATCHED AND ROW({old})::text IS DISTINCT FROM __pgs_s.__pgs_text THEN UPDATE SET {assignments} \
          WHEN NOT MATCHED AND NOT __pgs_s.__pgs_del THEN \
            INSERT ({targets}, \"__pgs_row_id\") VALUES ({source_values}, __pgs_s.__pgs_id)",
-        source = keyed_source(affected, fresh, columns),
+        source = keyed_source(fresh, columns),
         old = listed("__pgs_t.", columns),
         targets = listed("", columns),
         source_values = listed("__pgs_s.", columns),

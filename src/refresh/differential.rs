@@ -67,17 +67,33 @@ fn capture(table: &StreamTable, sql: &str, consumed: &Position) -> (Position, i6
     })
 }
 
-/// Runs `body` (statements joining work tables to the stream table on `__pgs_row_id`) so that
-/// a small change (`rows`) looks its rows up by index instead of hashing the whole table:
-/// unanalyzed work tables give the planner no better estimate.
-fn by_row_id<R>(rows: i64, body: impl FnOnce() -> R) -> R {
-    if rows >= work_tables::LARGE {
-        return body();
-    }
+/// Runs `body`, statements that join one work table to the stream table on its unique
+/// `__pgs_row_id`, as index lookups: the stream table's statistics lag behind its refreshes,
+/// and a planner that thinks it small hashes all of it to apply a few rows.
+fn by_row_id<R>(body: impl FnOnce() -> R) -> R {
     settings::with_settings(
         &[(c"enable_hashjoin", "off"), (c"enable_mergejoin", "off")],
         body,
     )
+}
+
+/// Applies the fresh rows of the `affected` keys (deleting the groups with none); returns
+/// the rows inserted and deleted.
+fn apply_keyed(
+    table: &StreamTable,
+    affected: &str,
+    fresh: &str,
+    rows: i64,
+    columns: &[String],
+) -> (i64, i64) {
+    let target = table.qualified();
+    run(table, &statements::mark_vanished(affected, fresh));
+    work_tables::analyze(&[affected, fresh], rows);
+    by_row_id(|| {
+        let counted = counts(table, &statements::keyed_counts(fresh, &target, columns));
+        run(table, &statements::apply_keyed(fresh, &target, columns));
+        counted
+    })
 }
 
 /// The current position, when nothing changed since `consumed`.
@@ -140,14 +156,12 @@ pub fn refresh_differential(
             }
             work_tables::analyze(&[&work], rows);
             let (inserted, deleted) = counts(table, &statements::linear_counts(&work));
-            by_row_id(rows, || {
-                run(
-                    table,
-                    &statements::linear_operations(&work, &ops, &target, &columns),
-                );
-                work_tables::analyze(&[&ops], inserted + deleted);
-                run(table, &statements::apply_linear(&ops, &target, &columns));
-            });
+            run(
+                table,
+                &statements::linear_operations(&work, &ops, &target, &columns),
+            );
+            work_tables::analyze(&[&ops], inserted + deleted);
+            by_row_id(|| run(table, &statements::apply_linear(&ops, &target, &columns)));
             work_tables::empty(&[&work, &ops], rows.max(inserted + deleted));
             Some((AppliedChanges { inserted, deleted }, covered))
         }
@@ -181,18 +195,7 @@ pub fn refresh_differential(
                 work_tables::empty(&[&affected, &fresh], rows);
                 return None;
             }
-            work_tables::analyze(&[&affected, &fresh], rows);
-            let (inserted, deleted) = by_row_id(rows, || {
-                let counted = counts(
-                    table,
-                    &statements::keyed_counts(&affected, &fresh, &target, &columns),
-                );
-                run(
-                    table,
-                    &statements::apply_keyed(&affected, &fresh, &target, &columns),
-                );
-                counted
-            });
+            let (inserted, deleted) = apply_keyed(table, &affected, &fresh, rows, &columns);
             work_tables::empty(&[&affected, &fresh], rows);
             Some((AppliedChanges { inserted, deleted }, covered))
         }
@@ -245,18 +248,7 @@ fn refresh_algebraic(
         &columns,
     ));
     catalog::run_privileged(&privileged);
-    work_tables::analyze(&[affected, fresh], rows);
-    let (inserted, deleted) = by_row_id(rows, || {
-        let counted = counts(
-            table,
-            &statements::keyed_counts(affected, fresh, &target, &columns),
-        );
-        run(
-            table,
-            &statements::apply_keyed(affected, fresh, &target, &columns),
-        );
-        counted
-    });
+    let (inserted, deleted) = apply_keyed(table, affected, fresh, rows, &columns);
     work_tables::empty(&all, rows);
     Some((AppliedChanges { inserted, deleted }, covered))
 }

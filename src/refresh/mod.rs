@@ -254,7 +254,7 @@ pub fn refresh_now(
             };
         }
     }
-    let changes = catalog::change_state(table.id, consumed_snapshot.as_deref());
+    let changes = catalog::change_state(table.id, consumed_snapshot.as_deref(), owner);
     let ddl_pending = changes.ddl_pending;
     let capture_complete = changes.capture_complete;
     if !capture_complete {

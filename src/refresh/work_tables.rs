@@ -5,8 +5,8 @@ use crate::catalog::StreamTable;
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 
-/// Above this many rows a work table is truncated (and analyzed) instead of deleted from.
-pub const LARGE: i64 = 5_000;
+/// Above this many rows a work table is truncated instead of deleted from.
+const LARGE: i64 = 5_000;
 
 /// FNV-1a: a stable name suffix for a table shape.
 fn shape_hash(text: &str) -> u64 {
@@ -42,10 +42,10 @@ pub fn ensure(kind: &str, table: &StreamTable, definition: &str) -> String {
     qualified
 }
 
-/// Gives the planner the sizes of work tables that received `rows` rows (small ones it
-/// estimates well enough without).
+/// Gives the planner the sizes of work tables that received rows (without, it guesses a
+/// thousand rows and may hash a whole stream table to join a handful).
 pub fn analyze(tables: &[&str], rows: i64) {
-    if rows >= LARGE {
+    if rows > 0 {
         run(&format!("ANALYZE {}", tables.join(", ")));
     }
 }
