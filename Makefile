@@ -1,5 +1,5 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-baseline
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
@@ -23,5 +23,8 @@ dbt:           ## the dbt integration flow on every dbt version, against a runni
 	scripts/dbt_integration.sh
 bench-dbt:     ## no-change `dbt run` of 200 models: stream_table vs materialized_view vs table
 	bench/dbt_run
-bench-refresh: ## FULL refresh vs REFRESH MATERIALIZED VIEW [CONCURRENTLY], 100k and 1M rows
+bench-refresh: ## DIFFERENTIAL vs FULL vs REFRESH MATERIALIZED VIEW, 100k and 1M rows
+	bench/refresh
+
+bench-refresh-baseline: ## FULL refresh vs REFRESH MATERIALIZED VIEW [CONCURRENTLY] (before DIFFERENTIAL)
 	bench/refresh_baseline

@@ -160,6 +160,11 @@ fn group_by_exprs(select: &Select) -> &[Expr] {
     }
 }
 
+/// Whether `select` aggregates: GROUP BY, HAVING or an aggregate call.
+fn is_grouped(select: &Select, catalog: &dyn Catalog) -> bool {
+    !group_by_exprs(select).is_empty() || select.having.is_some() || has_aggregates(select, catalog)
+}
+
 fn is_distinct(select: &Select) -> bool {
     matches!(select.distinct, Some(Distinct::Distinct))
 }
@@ -169,10 +174,7 @@ fn require_linear_select(select: &Select, catalog: &dyn Catalog) -> Result<(), U
     if is_distinct(select) {
         return Err(Unsupported("DISTINCT inside a subquery in FROM".into()));
     }
-    if !group_by_exprs(select).is_empty()
-        || select.having.is_some()
-        || has_aggregates(select, catalog)
-    {
+    if is_grouped(select, catalog) {
         return Err(Unsupported(
             "GROUP BY or aggregates inside a subquery, join or UNION ALL branch".into(),
         ));
@@ -314,10 +316,7 @@ fn leaf_blocks(leaf: &SetExpr, catalog: &dyn Catalog) -> Result<Vec<Block>, Unsu
             if is_distinct(select) {
                 return Err(Unsupported("DISTINCT inside a UNION ALL branch".into()));
             }
-            if !group_by_exprs(select).is_empty()
-                || select.having.is_some()
-                || has_aggregates(select, catalog)
-            {
+            if is_grouped(select, catalog) {
                 return Err(Unsupported(
                     "GROUP BY or aggregates inside a UNION branch".into(),
                 ));
@@ -355,10 +354,7 @@ pub fn classify(query: &Query, catalog: &dyn Catalog) -> Result<Classified, Unsu
     };
     match body {
         SetExpr::Select(select) => {
-            let grouped = !group_by_exprs(select).is_empty()
-                || select.having.is_some()
-                || has_aggregates(select, catalog);
-            if grouped {
+            if is_grouped(select, catalog) {
                 if is_distinct(select) {
                     return Err(Unsupported(
                         "DISTINCT together with GROUP BY or aggregates".into(),
