@@ -526,6 +526,13 @@ BEGIN
         INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag)
         ON CONFLICT DO NOTHING;
     END IF;
+    -- A table with row capture changed shape: its capture must match before the next row
+    -- change (the rows captured so far are not needed: its readers recompute after DDL).
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+               WHERE c.classid = 'pg_class'::regclass
+                 AND to_regclass(format('pgstream_changes.%I', 'rows_' || c.objid)) IS NOT NULL) THEN
+        PERFORM pgstream._sync_row_capture();
+    END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION pgstream._capture_ddl() FROM PUBLIC;

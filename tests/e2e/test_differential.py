@@ -1,0 +1,151 @@
+"""DIFFERENTIAL and AUTO around the refresh itself: the effective mode and its reason,
+explain_stream_table, switching modes, row capture following DDL and drops, and who may
+read change rows."""
+
+import pytest
+
+from conftest import connect
+
+
+def kinds(db, name):
+    return db.value("SELECT last_refresh_kind FROM pgstream.pgs_stream_tables WHERE pgs_name = %s", (name,))
+
+
+def refresh(db, name):
+    db.sql("SELECT pgstream.refresh_stream_table(%s)", (name,))
+    return kinds(db, name)
+
+
+def test_explain_shows_mode_sources_and_delta_sql(db):
+    db.sql("CREATE TABLE a (id int, k int); CREATE TABLE b (k int, w text)")
+    db.sql("CREATE VIEW bv AS SELECT k, w FROM b WHERE w IS NOT NULL")
+    db.sql("SELECT pgstream.create_stream_table('j', 'SELECT a.id, bv.w FROM a LEFT JOIN b bv ON bv.k = a.k')")
+    rows = db.sql("SELECT property, value FROM pgstream.explain_stream_table('j')")
+    props = dict(rows)
+    assert props["refresh_mode"] == "DIFFERENTIAL" and props["effective_mode"] == "DIFFERENTIAL"
+    assert props["reason"] is None
+    assert sorted(v for p, v in rows if p == "source") == ["public.a (table)", "public.b (table)"]
+    assert props["delta_shape"].startswith("linear")
+    relid = db.value("SELECT 'a'::regclass::oid")
+    assert f'pgstream."_rows_{relid}"' in props["delta_sql"]
+    assert "NOT EXISTS" in props["delta_sql"]  # the NULL-padded part of the LEFT JOIN
+
+
+def test_auto_falls_back_to_full_with_a_notice_and_a_reason(db):
+    db.sql("CREATE TABLE src (a int); INSERT INTO src VALUES (3), (1), (2)")
+    conn = db.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT pgstream.create_stream_table('ranked', "
+                    "'SELECT a, rank() OVER (ORDER BY a) AS r FROM src', refresh_mode => 'AUTO')")
+    assert any("is refreshed FULL: window function rank() cannot be maintained differentially" in n
+               for n in conn.notices), conn.notices
+    assert db.sql("SELECT effective_mode, mode_reason FROM pgstream.pgs_stream_tables") == [
+        ("FULL", "window function rank() cannot be maintained differentially")]
+    db.sql("INSERT INTO src VALUES (0)")
+    assert refresh(db, "ranked") == "FULL"
+    assert db.multiset_difference("ranked", "SELECT a, rank() OVER (ORDER BY a) AS r FROM src") == 0
+    # No row capture for a FULL reader.
+    assert db.sql("SELECT row_capture, change_rows FROM pgstream.check_cdc_health()") == [(False, None)]
+    explained = dict(db.sql("SELECT property, value FROM pgstream.explain_stream_table('ranked')"))
+    assert explained["effective_mode"] == "FULL" and "window function rank()" in explained["reason"]
+
+
+def test_switching_modes_installs_and_removes_row_capture(db):
+    db.sql("CREATE TABLE src (k int, v int); INSERT INTO src SELECT g % 3, g FROM generate_series(1, 30) g")
+    query = "SELECT k, sum(v) AS s, count(*) AS n FROM src GROUP BY k"
+    db.sql("SELECT pgstream.create_stream_table('t', %s, '1m', 'FULL')", (query,))
+    assert db.sql("SELECT row_capture, differential_readers FROM pgstream.check_cdc_health()") == [(False, None)]
+    db.sql("SELECT pgstream.alter_stream_table('t', refresh_mode => 'DIFFERENTIAL')")
+    assert db.sql("SELECT row_capture, differential_readers, status FROM pgstream.check_cdc_health()") == [
+        (True, ["public.t"], "ok")]
+    db.sql("UPDATE src SET v = v + 1 WHERE k = 1")
+    assert refresh(db, "t") == "FULL"          # first refresh after the switch
+    db.sql("UPDATE src SET v = v + 1 WHERE k = 2")
+    assert db.value("SELECT change_rows FROM pgstream.check_cdc_health()") == 20  # 10 old + 10 new
+    assert refresh(db, "t") == "DIFFERENTIAL"
+    assert db.multiset_difference("t", query) == 0
+    assert db.value("SELECT change_rows FROM pgstream.check_cdc_health()") == 0  # consumed, forgotten
+    db.sql("SELECT pgstream.alter_stream_table('t', refresh_mode => 'FULL')")
+    assert db.sql("SELECT row_capture, change_rows FROM pgstream.check_cdc_health()") == [(False, None)]
+    assert db.value("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgstream_rows_%'") == 0
+    assert db.value("SELECT count(*) FROM pg_class WHERE relnamespace = 'pgstream_changes'::regnamespace "
+                    "AND relname ~ '^(rows|agg)_'") == 0
+
+
+def test_alter_to_differential_refuses_what_it_cannot_maintain_and_changes_nothing(db):
+    db.sql("CREATE TABLE src (a int)")
+    db.sql("SELECT pgstream.create_stream_table('t', 'SELECT a FROM src ORDER BY a LIMIT 3', '1m', 'FULL')")
+    err = db.error("SELECT pgstream.alter_stream_table('t', refresh_mode => 'DIFFERENTIAL')")
+    assert err.pgcode == "0A000" and "LIMIT / OFFSET" in err.diag.message_primary
+    assert db.sql("SELECT refresh_mode, effective_mode FROM pgstream.pgs_stream_tables") == [("FULL", "FULL")]
+
+
+def test_row_capture_follows_ddl_on_a_source(db):
+    db.sql("CREATE TABLE src (id int, v int); INSERT INTO src VALUES (1, 10), (2, 20)")
+    db.sql("SELECT pgstream.create_stream_table('t', 'SELECT id, v FROM src WHERE v > 5')")
+    refresh(db, "t")
+    db.sql("ALTER TABLE src ADD COLUMN note text")
+    assert db.value("SELECT row_capture FROM pgstream.check_cdc_health()") is True  # rebuilt for the new shape
+    db.sql("INSERT INTO src VALUES (3, 30, 'x'); UPDATE src SET v = 1 WHERE id = 1")
+    assert refresh(db, "t") == "FULL"          # DDL since the last refresh
+    db.sql("INSERT INTO src VALUES (4, 40, 'y')")
+    assert refresh(db, "t") == "DIFFERENTIAL"
+    assert db.multiset_difference("t", "SELECT id, v FROM src WHERE v > 5") == 0
+    db.sql("ALTER TABLE src DROP COLUMN note")
+    db.sql("INSERT INTO src VALUES (5, 50)")  # the capture trigger still matches the table
+    refresh(db, "t")
+    assert db.multiset_difference("t", "SELECT id, v FROM src WHERE v > 5") == 0
+
+
+def test_dropping_the_stream_table_drops_its_capture_and_state(db):
+    db.sql("CREATE TABLE src (k int, v int); INSERT INTO src VALUES (1, 1)")
+    db.sql("SELECT pgstream.create_stream_table('t', 'SELECT k, min(v) AS lo FROM src GROUP BY k')")
+    refresh(db, "t")
+    assert db.value("SELECT count(*) FROM pg_class WHERE relnamespace = 'pgstream_changes'::regnamespace "
+                    "AND relkind = 'r' AND relname ~ '^(rows|agg)_'") == 2
+    db.sql("SELECT pgstream.drop_stream_table('t')")
+    assert db.value("SELECT count(*) FROM pg_class WHERE relnamespace = 'pgstream_changes'::regnamespace "
+                    "AND relkind = 'r' AND relname ~ '^(rows|agg)_'") == 0
+    assert db.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'src'::regclass") == 0
+    db.sql("INSERT INTO src VALUES (2, 2)")  # no trigger left to fail
+
+
+def test_change_rows_are_shown_only_to_roles_that_may_read_the_table(db):
+    reader, other = db.name + "_r", db.name + "_o"
+    db.sql(f'CREATE ROLE "{reader}" LOGIN; CREATE ROLE "{other}" LOGIN')
+    try:
+        db.sql("CREATE TABLE src (a int, secret text)")
+        db.sql(f'GRANT SELECT ON src TO "{reader}"')
+        db.sql("SELECT pgstream.create_stream_table('t', 'SELECT a FROM src')")
+        db.sql("INSERT INTO src VALUES (1, 'pssst')")
+        relid = db.value("SELECT 'src'::regclass::oid")
+        conn = connect(db.name)
+        with conn.cursor() as cur:
+            for role, visible in ((reader, 1), (other, 0)):
+                cur.execute(f'SET ROLE "{role}"')
+                with pytest.raises(Exception) as caught:
+                    cur.execute(f'SELECT count(*) FROM pgstream_changes."rows_{relid}"')
+                assert caught.value.pgcode == "42501"
+                conn.rollback()
+                cur.execute(f'SET ROLE "{role}"')
+                cur.execute(f'SELECT count(*) FROM pgstream."_rows_{relid}"')
+                assert cur.fetchone()[0] == visible, role
+                conn.rollback()
+        conn.close()
+    finally:
+        db.sql(f'DROP OWNED BY "{reader}"; DROP OWNED BY "{other}"')
+        db.sql(f'DROP ROLE "{reader}"; DROP ROLE "{other}"')
+
+
+def test_a_refresh_in_the_changing_transaction_takes_its_changes_once(db):
+    db.sql("CREATE TABLE src (a int); INSERT INTO src VALUES (1)")
+    db.sql("SELECT pgstream.create_stream_table('t', 'SELECT a FROM src')")
+    refresh(db, "t")
+    conn = db.connect(autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO src VALUES (2)")
+        cur.execute("SELECT pgstream.refresh_stream_table('t')")
+        cur.execute("INSERT INTO src VALUES (3)")
+    conn.commit()
+    assert refresh(db, "t") == "DIFFERENTIAL"
+    assert db.sql("SELECT a FROM t ORDER BY a") == [(1,), (2,), (3,)]
