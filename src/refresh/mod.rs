@@ -128,10 +128,13 @@ fn full_refresh(table: &StreamTable, owner: pg_sys::Oid, decision: &Decision) ->
     });
     let (applied, covered) = full::refresh_full(table, owner, &rows, extra_cte.as_deref());
     if algebraic.is_some() {
-        catalog::run_privileged(&algebraic::install_state(
-            &algebraic::state_table(table.id),
-            &state_work,
-        ));
+        // (No NOTICE about the state table that the first install does not find.)
+        settings::with_settings(&[(c"client_min_messages", "warning")], || {
+            catalog::run_privileged(&algebraic::install_state(
+                &algebraic::state_table(table.id),
+                &state_work,
+            ))
+        });
         differential::run(table, &format!("DROP TABLE {state_work}"));
     }
     Outcome {
