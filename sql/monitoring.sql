@@ -104,6 +104,24 @@ $$;
 -- pgstream._rows_<oid> that shows the buffer only to roles that may read the source (refresh
 -- reads changes as the stream table's owner).
 
+-- (Re)creates the statement trigger pgstream_capture on `source`: on every change, or only on
+-- TRUNCATE when the row-capture triggers record the statements.
+CREATE FUNCTION pgstream._install_statement_capture(source oid, truncate_only boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+BEGIN
+    EXECUTE format('DROP TRIGGER IF EXISTS pgstream_capture ON %s', source::regclass);
+    EXECUTE format('CREATE TRIGGER pgstream_capture AFTER %s ON %s FOR EACH STATEMENT '
+                   'EXECUTE FUNCTION pgstream._capture_statement()',
+                   CASE WHEN truncate_only THEN 'TRUNCATE' ELSE 'INSERT OR UPDATE OR DELETE OR TRUNCATE' END,
+                   source::regclass);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pgstream_capture', source::regclass);
+END
+$$;
+REVOKE ALL ON FUNCTION pgstream._install_statement_capture(oid, boolean) FROM PUBLIC;
+
 -- The buffer of `source` exists, matches its columns, and all three triggers are in place.
 CREATE FUNCTION pgstream._row_capture_current(source oid) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -122,6 +140,8 @@ AS $$
             WHERE t.tgrelid = source AND t.tgenabled = 'A'
               AND t.tgname IN ('pgstream_rows_ins', 'pgstream_rows_upd', 'pgstream_rows_del')
               AND t.tgfoid = to_regproc(format('pgstream_changes.%I', 'capture_' || source))) = 3
+       AND EXISTS (SELECT 1 FROM pg_trigger t
+                   WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture' AND t.tgtype = 32)
 $$;
 
 -- Removes the row capture of `source` (its triggers, if the source still exists).
@@ -140,6 +160,10 @@ BEGIN
     END IF;
     EXECUTE format('DROP TABLE IF EXISTS pgstream_changes.%I CASCADE', 'rows_' || source);
     EXECUTE format('DROP FUNCTION IF EXISTS pgstream_changes.%I()', 'capture_' || source);
+    -- Without row capture the statement trigger records every change again.
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture') THEN
+        PERFORM pgstream._install_statement_capture(source, truncate_only => false);
+    END IF;
 END
 $$;
 
@@ -166,6 +190,10 @@ BEGIN
     EXECUTE format($f$CREATE FUNCTION %s() RETURNS trigger
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
         BEGIN
+            -- The statement record too (the pgstream_capture trigger of a table with row
+            -- capture fires on TRUNCATE only): one trigger per statement.
+            INSERT INTO pgstream_changes.statements (source_relid, operation)
+            VALUES (TG_RELID, TG_OP) ON CONFLICT (source_relid, xid) DO NOTHING;
             IF TG_OP <> 'INSERT' THEN
                 INSERT INTO %s SELECT pg_current_xact_id(), nextval('pgstream_changes.row_seq'), -1, o.*
                 FROM __pgs_old o;
@@ -188,6 +216,7 @@ BEGIN
     EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pgstream_rows_ins, '
                    'ENABLE ALWAYS TRIGGER pgstream_rows_upd, ENABLE ALWAYS TRIGGER pgstream_rows_del',
                    source::regclass);
+    PERFORM pgstream._install_statement_capture(source, truncate_only => true);
 END
 $create$;
 
@@ -423,9 +452,7 @@ BEGIN
           AND NOT EXISTS (SELECT 1 FROM pg_trigger t
                           WHERE t.tgrelid = c.oid AND t.tgname = 'pgstream_capture')
     LOOP
-        EXECUTE format('CREATE TRIGGER pgstream_capture AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE '
-                       'ON %s FOR EACH STATEMENT EXECUTE FUNCTION pgstream._capture_statement()', source);
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pgstream_capture', source);
+        PERFORM pgstream._install_statement_capture(source, truncate_only => false);
     END LOOP;
     PERFORM pgstream._drop_capture_triggers(only_unread => true);
     DELETE FROM pgstream_changes.statements s
