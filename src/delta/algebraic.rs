@@ -6,7 +6,7 @@
 use super::blocks::Block;
 use super::expand::SourceRef;
 use super::render::{quote_ident, signed_block_terms};
-use super::{row_hash_sql, Unsupported};
+use super::{key_hash_sql, KeyHashing, Unsupported};
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Select, SelectItem,
 };
@@ -116,6 +116,7 @@ pub fn plan(
     sources: &[SourceRef],
     changed: Option<&HashSet<u32>>,
     outputs: &[(String, String)],
+    hashing: KeyHashing,
 ) -> Result<Option<AlgebraicPlan>, Unsupported> {
     if select.having.is_some() || outputs.len() != select.projection.len() {
         return Ok(None);
@@ -139,9 +140,9 @@ pub fn plan(
             None => return Ok(None),
         }
     }
-    let key_text = super::render::key_text(keys);
+    let key_hash = key_hash_sql(&super::render::key_record(keys), hashing);
     // The input's signed change rows: key text, key values, aggregate arguments.
-    let mut projection = vec![format!("{key_text} AS __pgs_k")];
+    let mut projection = vec![format!("{key_hash} AS __pgs_k")];
     projection.extend(
         keys.iter()
             .enumerate()
@@ -283,7 +284,7 @@ pub fn plan(
     let delta_sql = {
         format!(
             "SELECT {hash} AS h, {keys_out}{delta} FROM (\n{input}\n) __pgs_i GROUP BY {group_by}",
-            hash = row_hash_sql("__pgs_i.__pgs_k"),
+            hash = "__pgs_i.__pgs_k",
             keys_out = (0..keys.len())
                 .map(|i| format!("__pgs_i.__pgs_k{i}, "))
                 .collect::<String>(),
@@ -294,7 +295,7 @@ pub fn plan(
     let state = |restricted: bool| {
         let mut state = select.clone();
         state.having = None;
-        let mut list = vec![format!("{} AS h", row_hash_sql(&key_text))];
+        let mut list = vec![format!("{key_hash} AS h")];
         list.extend(state_select.iter().cloned());
         state.projection = vec![SelectItem::UnnamedExpr(Expr::Identifier(Ident::new(
             "__pgs_projection__",
@@ -308,7 +309,7 @@ pub fn plan(
             return format!("SELECT * FROM ({all}) __pgs_all WHERE h IN (SELECT h FROM {RESCAN})");
         }
         if restricted {
-            let restriction = format!("{} IN (SELECT h FROM {RESCAN})", row_hash_sql(&key_text));
+            let restriction = format!("{key_hash} IN (SELECT h FROM {RESCAN})");
             let original = select
                 .selection
                 .as_ref()

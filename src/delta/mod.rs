@@ -33,6 +33,26 @@ pub fn row_hash_sql(text_expr: &str) -> String {
     format!("(pg_catalog.hashtextextended({text_expr}, 0) & {HASH_MASK})")
 }
 
+/// How group keys (and DISTINCT rows) are hashed into row ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHashing {
+    /// By the key types' own hash functions, which agree with their equality as GROUP BY
+    /// and DISTINCT use it (1.0 and 1.00, case-insensitive collations): PostgreSQL 14+.
+    Record,
+    /// By the text of the key (PostgreSQL 13, without `hash_record_extended`).
+    Text,
+}
+
+/// The SQL of the 62-bit key hash of a record expression.
+pub fn key_hash_sql(record: &str, hashing: KeyHashing) -> String {
+    match hashing {
+        KeyHashing::Record => {
+            format!("(pg_catalog.hash_record_extended({record}, 0) & {HASH_MASK})")
+        }
+        KeyHashing::Text => row_hash_sql(&format!("({record})::text")),
+    }
+}
+
 /// What a relation named in a query is, as far as delta planning cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Relation {
@@ -53,6 +73,10 @@ pub trait Catalog {
     /// The stream table's columns (name, type) in query order, when it exists.
     fn output_columns(&self) -> Vec<(String, String)> {
         Vec::new()
+    }
+    /// How this server can hash group keys.
+    fn key_hashing(&self) -> KeyHashing {
+        KeyHashing::Record
     }
 }
 
@@ -82,7 +106,7 @@ pub enum Shape {
 pub struct DeltaPlan {
     pub shape: Shape,
     /// Linear: `(__pgs_w int4, __pgs_t text, <output columns>)`, signed changed rows (`__pgs_t`
-    /// the row text). Keyed: `(__pgs_k text)`, keys of the groups changes touched.
+    /// the row text). Keyed: `(__pgs_k int8)`, key hashes of the groups changes touched.
     pub delta_sql: String,
     /// Keyed: the query's rows for the keys in `__pgs_affected(h)`, output columns + `__pgs_k`.
     pub fresh_sql: Option<String>,
@@ -112,6 +136,7 @@ pub fn plan(
         &sources,
         changed,
         &catalog.output_columns(),
+        catalog.key_hashing(),
     )?;
     Ok(plan)
 }

@@ -5,7 +5,7 @@ use super::blocks::{null_marker, Block};
 use super::expand::{marker, SourceRef};
 use super::filters::{self, Combined};
 use super::shape::Classified;
-use super::{row_hash_sql, DeltaPlan, Shape, Unsupported, AFFECTED};
+use super::{key_hash_sql, DeltaPlan, KeyHashing, Shape, Unsupported, AFFECTED};
 use sqlparser::ast::{
     Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr, TableFactor, TableWithJoins,
 };
@@ -299,19 +299,19 @@ fn parse_expr(sql: &str) -> Expr {
         .unwrap_or_else(|e| panic!("generated expression {sql} does not parse: {e}"))
 }
 
-/// The key text of a group: `ROW(k1, ...)::text`, or a constant for one-row aggregates.
-pub fn key_text(keys: &[Expr]) -> String {
+/// The key of a group as a record: `ROW(k1, ...)`, or a constant for one-row aggregates.
+pub fn key_record(keys: &[Expr]) -> String {
     if keys.is_empty() {
-        "'()'::text".to_string()
+        "ROW(0)".to_string()
     } else {
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-        format!("ROW({})::text", keys.join(", "))
+        format!("ROW({})", keys.join(", "))
     }
 }
 
-fn key_item(keys: &[Expr]) -> SelectItem {
+fn key_item(keys: &[Expr], hashing: KeyHashing) -> SelectItem {
     SelectItem::ExprWithAlias {
-        expr: parse_expr(&key_text(keys)),
+        expr: parse_expr(&key_hash_sql(&key_record(keys), hashing)),
         alias: Ident::new("__pgs_k"),
     }
 }
@@ -335,6 +335,7 @@ pub fn render(
     sources: &[SourceRef],
     changed: Option<&HashSet<u32>>,
     outputs: &[(String, String)],
+    hashing: KeyHashing,
 ) -> Result<DeltaPlan, Unsupported> {
     let relids = {
         let mut seen: Vec<u32> = sources.iter().map(|s| s.relid).collect();
@@ -373,7 +374,7 @@ pub fn render(
             let mut parts = Vec::new();
             for block in blocks {
                 let mut input = block.clone();
-                input.select.projection = vec![key_item(keys)];
+                input.select.projection = vec![key_item(keys, hashing)];
                 input.select.group_by = GroupByExpr::Expressions(vec![], vec![]);
                 input.select.having = None;
                 for term in touching_terms(&input, sources, changed)? {
@@ -382,14 +383,14 @@ pub fn render(
             }
             let with_key = |restricted: bool| {
                 let mut keyed = select.as_ref().clone();
-                keyed.projection.push(key_item(keys));
+                keyed.projection.push(key_item(keys, hashing));
                 if restricted {
                     let restriction = if keys.is_empty() {
                         format!("EXISTS (SELECT 1 FROM {AFFECTED})")
                     } else {
                         format!(
                             "{} IN (SELECT h FROM {AFFECTED})",
-                            row_hash_sql(&key_text(keys))
+                            key_hash_sql(&key_record(keys), hashing)
                         )
                     };
                     keyed.selection = Some(match keyed.selection.take() {
@@ -402,17 +403,16 @@ pub fn render(
                 whole.order_by = None;
                 current(&whole, sources)
             };
-            let algebraic = super::algebraic::plan(
-                select, keys, blocks, sources, changed, outputs,
-            )?
-            .map(|mut plan| {
-                plan.state_sql = substitute(&plan.state_sql, sources, &[]);
-                plan.state_rescan_sql = substitute(&plan.state_rescan_sql, sources, &[]);
-                plan
-            });
+            let algebraic =
+                super::algebraic::plan(select, keys, blocks, sources, changed, outputs, hashing)?
+                    .map(|mut plan| {
+                        plan.state_sql = substitute(&plan.state_sql, sources, &[]);
+                        plan.state_rescan_sql = substitute(&plan.state_rescan_sql, sources, &[]);
+                        plan
+                    });
             Ok(DeltaPlan {
                 shape: Shape::Keyed,
-                delta_sql: union_all(parts, "SELECT NULL::text AS __pgs_k WHERE false".into()),
+                delta_sql: union_all(parts, "SELECT NULL::int8 AS __pgs_k WHERE false".into()),
                 fresh_sql: Some(with_key(true)),
                 full_sql: Some(with_key(false)),
                 sources: relids,
@@ -420,22 +420,20 @@ pub fn render(
             })
         }
         Classified::Distinct { blocks } => {
+            let row_key = key_hash_sql("__pgs_q", hashing);
             let mut parts = Vec::new();
             for block in blocks {
                 for term in touching_terms(block, sources, changed)? {
-                    parts.push(format!(
-                        "SELECT __pgs_q::text AS __pgs_k FROM ({term}) __pgs_q"
-                    ));
+                    parts.push(format!("SELECT {row_key} AS __pgs_k FROM ({term}) __pgs_q"));
                 }
             }
             let whole = current(query, sources);
-            let full = format!("SELECT __pgs_q.*, __pgs_q::text AS __pgs_k FROM ({whole}) __pgs_q");
+            let full = format!("SELECT __pgs_q.*, {row_key} AS __pgs_k FROM ({whole}) __pgs_q");
             Ok(DeltaPlan {
                 shape: Shape::Keyed,
-                delta_sql: union_all(parts, "SELECT NULL::text AS __pgs_k WHERE false".into()),
+                delta_sql: union_all(parts, "SELECT NULL::int8 AS __pgs_k WHERE false".into()),
                 fresh_sql: Some(format!(
-                    "{full} WHERE {} IN (SELECT h FROM {AFFECTED})",
-                    row_hash_sql("__pgs_q::text")
+                    "{full} WHERE {row_key} IN (SELECT h FROM {AFFECTED})"
                 )),
                 full_sql: Some(full),
                 sources: relids,

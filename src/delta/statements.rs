@@ -140,8 +140,8 @@ pub fn capture_keyed(
              __pgs_saved AS (INSERT INTO {affected} (h) SELECT h FROM {AFFECTED} RETURNING 1), \
              __pgs_fresh AS (INSERT INTO {fresh} (__pgs_h, __pgs_del, {targets}) \
                  SELECT {fresh_hash}, false, {values} FROM (\n{fresh_sql}\n) __pgs_x RETURNING 1)",
-            key_hash = row_hash_sql("__pgs_d.__pgs_k"),
-            fresh_hash = row_hash_sql("__pgs_x.__pgs_k"),
+            key_hash = "__pgs_d.__pgs_k",
+            fresh_hash = "__pgs_x.__pgs_k",
             targets = listed("", columns),
             values = listed("__pgs_x.", columns),
         ),
@@ -220,7 +220,7 @@ pub fn fill_full(
         ),
         FullRows::Keyed { full_sql } => format!(
             "INSERT INTO {work} ({targets}) SELECT {hash}, {values} FROM (\n{full_sql}\n) __pgs_s",
-            hash = row_hash_sql("__pgs_s.__pgs_k"),
+            hash = "__pgs_s.__pgs_k",
             values = listed("__pgs_s.", columns),
         ),
     };

@@ -1,7 +1,7 @@
 //! What the delta planner asks the database, answered by SPI: what a relation name refers to
 //! under the current search_path, and which functions are aggregates.
 
-use crate::delta::{Catalog, Relation};
+use crate::delta::{Catalog, KeyHashing, Relation};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -80,6 +80,15 @@ impl Catalog for SpiCatalog {
                 })
         })
         .unwrap_or_else(|e| panic!("reading the stream table's columns failed: {e}"))
+    }
+
+    fn key_hashing(&self) -> KeyHashing {
+        // hash_record_extended() exists from PostgreSQL 14 on.
+        if pg_sys::PG_VERSION_NUM >= 140000 {
+            KeyHashing::Record
+        } else {
+            KeyHashing::Text
+        }
     }
 
     fn is_aggregate(&self, name: &str) -> bool {

@@ -21,6 +21,7 @@ CREATE TABLE o_cust (id int PRIMARY KEY, region text, tier int);
 CREATE TABLE o_orders (id int, cust_id int, amount numeric, status text);
 CREATE TABLE o_items (order_id int, sku text, qty int);
 CREATE TABLE o_dup (x int, y text);
+CREATE TABLE o_num (n numeric, w int);
 CREATE VIEW o_open_orders AS SELECT id, cust_id, amount FROM o_orders WHERE status IS NOT NULL;
 CREATE VIEW o_order_regions AS
     SELECT o.id, o.amount, c.region FROM o_orders o JOIN o_cust c ON c.id = o.cust_id;
@@ -84,6 +85,9 @@ QUERIES = [
                      "NOT EXISTS (SELECT 1 FROM o_orders o WHERE o.cust_id = c.id AND o.status = 'paid')"),
     ("q_in", "SELECT id, amount FROM o_orders WHERE cust_id IN (SELECT id FROM o_cust WHERE tier > 1)"),
     ("q_not_in", "SELECT x, y FROM o_dup WHERE x NOT IN (SELECT tier FROM o_cust WHERE region = 'north')"),
+    ("q_num_groups", "SELECT n, count(*) AS c, sum(w) AS s, max(w) AS hi FROM o_num GROUP BY n"),
+    ("q_num_other_aggs", "SELECT n, string_agg(w::text, ',' ORDER BY w) AS ws FROM o_num GROUP BY n"),
+    ("q_num_distinct", "SELECT DISTINCT n FROM o_num"),
     ("q_exists_distinct", "SELECT DISTINCT o.status FROM o_orders o WHERE EXISTS "
                           "(SELECT 1 FROM o_items i WHERE i.order_id = o.id AND i.qty > 2)"),
 ]
@@ -98,6 +102,8 @@ STATUSES = ["paid", "open", "void", None, "refund"]
 SKUS = ["a", "b", "c", None]
 REGIONS = ["north", "south", "east", None]
 WORDS = ["apple", "kiwi", "mango", "zebra", None, "nut"]
+# Equal numbers written differently: one group, one DISTINCT row.
+NUMS = ["1", "1.0", "1.00", "2.5", "2.50", None]
 
 
 def _create_schema(db, rng):
@@ -113,12 +119,14 @@ def _create_schema(db, rng):
         db.sql("INSERT INTO o_items VALUES (%s, %s, %s)", (rng.randint(1, 40), rng.choice(SKUS), rng.randint(1, 5)))
     for _ in range(40):
         db.sql("INSERT INTO o_dup VALUES (%s, %s)", (rng.choice([1, 2, 3, 4, 5, None]), rng.choice(WORDS)))
+    for _ in range(20):
+        db.sql("INSERT INTO o_num VALUES (%s::numeric, %s)", (rng.choice(NUMS), rng.randint(1, 9)))
 
 
 def _random_statement(rng):
     """One random data change: (sql, params)."""
     kind = rng.random()
-    table = rng.choice(["o_orders", "o_orders", "o_cust", "o_items", "o_dup"])
+    table = rng.choice(["o_orders", "o_orders", "o_cust", "o_items", "o_dup", "o_num"])
     if kind < 0.02:
         return (f"TRUNCATE {table}", None)
     if table == "o_orders":
@@ -150,6 +158,14 @@ def _random_statement(rng):
             ("UPDATE o_items SET order_id = %s WHERE sku IS NOT DISTINCT FROM %s AND qty = %s",
              (rng.randint(1, 40), rng.choice(SKUS), rng.randint(1, 5))),
             ("DELETE FROM o_items WHERE order_id = %s", (rng.randint(1, 40),)),
+        ]
+    elif table == "o_num":
+        choices = [
+            ("INSERT INTO o_num VALUES (%s::numeric, %s)", (rng.choice(NUMS), rng.randint(1, 9))),
+            ("UPDATE o_num SET w = w + 1 WHERE n::text = %s", (rng.choice(NUMS),)),
+            ("UPDATE o_num SET n = %s::numeric WHERE w = %s", (rng.choice(NUMS), rng.randint(1, 9))),
+            ("DELETE FROM o_num WHERE ctid = (SELECT min(ctid) FROM o_num WHERE n IS NOT DISTINCT FROM %s::numeric)",
+             (rng.choice(NUMS),)),
         ]
     else:
         choices = [
