@@ -176,7 +176,9 @@ fn require_linear_select(select: &Select, catalog: &dyn Catalog) -> Result<(), U
     }
     if is_grouped(select, catalog) {
         return Err(Unsupported(
-            "GROUP BY or aggregates inside a subquery, join or UNION ALL branch".into(),
+            "GROUP BY or aggregates inside a subquery or CTE (make it a stream table of its own \
+             and read that)"
+                .into(),
         ));
     }
     check_no_sublinks(&select.selection)?;
@@ -318,7 +320,9 @@ fn leaf_blocks(leaf: &SetExpr, catalog: &dyn Catalog) -> Result<Vec<Block>, Unsu
             }
             if is_grouped(select, catalog) {
                 return Err(Unsupported(
-                    "GROUP BY or aggregates inside a UNION branch".into(),
+                    "GROUP BY or aggregates inside a UNION branch (make it a stream table of its \
+                     own and read that)"
+                        .into(),
                 ));
             }
             input_blocks(select, catalog)

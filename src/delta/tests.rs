@@ -246,7 +246,7 @@ fn unsupported_constructs_are_named() {
         ),
         (
             "SELECT s.k FROM (SELECT k, count(*) FROM a GROUP BY k) s JOIN b ON b.k = s.k",
-            "GROUP BY or aggregates inside a subquery, join or UNION ALL branch",
+            "GROUP BY or aggregates inside a subquery or CTE (make it a stream table of its own and read that)",
         ),
         (
             "SELECT k AS g, count(*) FROM a GROUP BY g",
