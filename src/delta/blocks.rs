@@ -2,6 +2,7 @@
 //! blocks, and EXISTS / NOT EXISTS / IN / NOT IN subqueries in WHERE become dependent filters
 //! on the rows of the block (delta planning).
 
+use super::expand::{is_padded, marker_index, null_marker};
 use super::Unsupported;
 use sqlparser::ast::{
     BinaryOperator, Expr, Ident, InTarget, JoinConstraint, JoinOperator, ObjectName, Query, Select,
@@ -44,19 +45,6 @@ pub struct Filter {
 pub struct Block {
     pub select: Select,
     pub filters: Vec<Filter>,
-}
-
-/// The marker a relation padded with NULLs in an anti-join block is replaced by: an empty
-/// relation with the table's columns, which is not an occurrence.
-pub fn null_marker(index: usize) -> String {
-    format!("__pgs_null_{index}__")
-}
-
-fn marker_index(name: &ObjectName) -> Option<usize> {
-    name.to_string()
-        .strip_prefix("__pgs_src_")
-        .and_then(|rest| rest.strip_suffix("__"))
-        .and_then(|n| n.parse().ok())
 }
 
 fn conjuncts(expr: Expr, out: &mut Vec<Expr>) {
@@ -219,7 +207,11 @@ fn false_expr() -> Expr {
 
 /// The relation of `factor` as a NULL-padded empty relation, and the filter "no row of it
 /// matches `cond`".
-fn padded(factor: &mut TableFactor, cond: &Expr, kind: &str) -> Result<Filter, Unsupported> {
+fn pad_with_nulls(
+    factor: &mut TableFactor,
+    cond: &Expr,
+    kind: &str,
+) -> Result<Filter, Unsupported> {
     let TableFactor::Table { name, alias, .. } = factor else {
         return Err(Unsupported(format!(
             "{kind} of a subquery, view or CTE (join a table directly)"
@@ -243,7 +235,6 @@ fn padded(factor: &mut TableFactor, cond: &Expr, kind: &str) -> Result<Filter, U
 }
 
 fn split_outer_joins(block: Block, depth: usize, out: &mut Vec<Block>) -> Result<(), Unsupported> {
-    let is_padded = |factor: &TableFactor| matches!(factor, TableFactor::Table { name, .. } if name.to_string().starts_with("__pgs_null_"));
     let found = block.select.from.iter().enumerate().find_map(|(t, table)| {
         table
             .joins
@@ -284,7 +275,7 @@ fn split_outer_joins(block: Block, depth: usize, out: &mut Vec<Block>) -> Result
                 out,
             )?;
             let mut anti = with_operator(JoinOperator::Left(JoinConstraint::On(false_expr())));
-            let filter = padded(
+            let filter = pad_with_nulls(
                 &mut anti.select.from[t].joins[j].relation,
                 &cond,
                 "LEFT JOIN",
@@ -308,13 +299,14 @@ fn split_outer_joins(block: Block, depth: usize, out: &mut Vec<Block>) -> Result
             // Right side kept: the left table padded with NULLs.
             let mut right_anti =
                 with_operator(JoinOperator::Right(JoinConstraint::On(false_expr())));
-            let filter = padded(&mut right_anti.select.from[t].relation, &cond, kind)?;
+            let filter = pad_with_nulls(&mut right_anti.select.from[t].relation, &cond, kind)?;
             right_anti.filters.push(filter);
             split_outer_joins(right_anti, depth + 1, out)?;
             if full {
                 let mut left_anti =
                     with_operator(JoinOperator::Left(JoinConstraint::On(false_expr())));
-                let filter = padded(&mut left_anti.select.from[t].joins[j].relation, &cond, kind)?;
+                let filter =
+                    pad_with_nulls(&mut left_anti.select.from[t].joins[j].relation, &cond, kind)?;
                 left_anti.filters.push(filter);
                 split_outer_joins(left_anti, depth + 1, out)?;
             }

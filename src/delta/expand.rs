@@ -27,6 +27,25 @@ pub fn marker(index: usize) -> String {
     format!("__pgs_src_{index}__")
 }
 
+/// The marker a relation padded with NULLs in an anti-join block is replaced by: an empty
+/// relation with the table's columns, which is not an occurrence.
+pub fn null_marker(index: usize) -> String {
+    format!("__pgs_null_{index}__")
+}
+
+/// The index of a captured table reference from its marker name.
+pub fn marker_index(name: &ObjectName) -> Option<usize> {
+    name.to_string()
+        .strip_prefix("__pgs_src_")
+        .and_then(|rest| rest.strip_suffix("__"))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Whether `factor` is a NULL-padded relation of an anti-join block.
+pub fn is_padded(factor: &TableFactor) -> bool {
+    matches!(factor, TableFactor::Table { name, .. } if name.to_string().starts_with("__pgs_null_"))
+}
+
 /// Parses `sql` as exactly one query.
 pub fn parse_query(sql: &str) -> Result<Query, Unsupported> {
     let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)

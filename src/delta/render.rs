@@ -1,8 +1,8 @@
 //! Rendering a classified query into delta SQL: occurrences of changed sources replaced by
 //! their change rows, term by term (delta planning).
 
-use super::blocks::{null_marker, Block};
-use super::expand::{marker, SourceRef};
+use super::blocks::Block;
+use super::expand::{marker, marker_index, null_marker, SourceRef};
 use super::filters::{self, Combined};
 use super::shape::Classified;
 use super::{key_hash_sql, DeltaPlan, KeyHashing, Shape, Unsupported, AFFECTED};
@@ -119,16 +119,7 @@ fn collect_from(table: &TableWithJoins, found: &mut Vec<usize>) {
 
 fn collect_factor(factor: &TableFactor, found: &mut Vec<usize>) {
     match factor {
-        TableFactor::Table { name, .. } => {
-            let text = name.to_string();
-            if let Some(index) = text
-                .strip_prefix("__pgs_src_")
-                .and_then(|rest| rest.strip_suffix("__"))
-                .and_then(|n| n.parse().ok())
-            {
-                found.push(index);
-            }
-        }
+        TableFactor::Table { name, .. } => found.extend(marker_index(name)),
         TableFactor::Derived { subquery, .. } => collect_set_expr(&subquery.body, found),
         TableFactor::NestedJoin {
             table_with_joins, ..

@@ -1,6 +1,7 @@
 //! Which constructs a defining query uses, and whether it is linear or keyed (delta planning).
 
 use super::blocks::{self, Block};
+use super::expand::is_padded;
 use super::{Catalog, Unsupported};
 use sqlparser::ast::{
     Distinct, Expr, GroupByExpr, InTarget, JoinOperator, Query, Select, SelectItem, SetExpr,
@@ -189,14 +190,13 @@ fn require_linear_select(select: &Select, catalog: &dyn Catalog) -> Result<(), U
 }
 
 fn require_linear_from(table: &TableWithJoins, catalog: &dyn Catalog) -> Result<(), Unsupported> {
-    let padded = |factor: &TableFactor| matches!(factor, TableFactor::Table { name, .. } if name.to_string().starts_with("__pgs_null_"));
     require_linear_factor(&table.relation, catalog)?;
     for (j, join) in table.joins.iter().enumerate() {
         let kind = match &join.join_operator {
             JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_) => None,
             // The NULL-padded side of an anti-join block.
-            JoinOperator::Left(_) if padded(&join.relation) => None,
-            JoinOperator::Right(_) if j == 0 && padded(&table.relation) => None,
+            JoinOperator::Left(_) if is_padded(&join.relation) => None,
+            JoinOperator::Right(_) if j == 0 && is_padded(&table.relation) => None,
             JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => Some("LEFT JOIN"),
             JoinOperator::Right(_) | JoinOperator::RightOuter(_) => Some("RIGHT JOIN"),
             JoinOperator::FullOuter(_) => Some("FULL JOIN"),
