@@ -20,6 +20,8 @@ pub struct SourceRef {
     pub columns: Vec<String>,
     /// The name as the query wrote it.
     pub written: String,
+    /// An aggregate subquery over the table, standing as one occurrence (None: the table).
+    pub aggregate: Option<Box<super::aggsub::Aggregate>>,
 }
 
 /// The marker a captured table reference `index` is replaced by while planning.
@@ -251,6 +253,7 @@ impl Expander<'_> {
                             relid,
                             columns,
                             written: name.to_string(),
+                            aggregate: None,
                         });
                         if alias.is_none() {
                             *alias = Some(default_alias());

@@ -4,7 +4,7 @@
 
 use super::blocks::{Filter, FilterKind};
 use super::expand::SourceRef;
-use super::render::{change_rows_sql, Role};
+use super::render::{occurrence_sql, Role};
 use std::collections::HashSet;
 
 fn cond(filter: &Filter) -> String {
@@ -32,21 +32,22 @@ fn count(filter: &Filter, relation: &str, extra: &str) -> String {
 }
 
 /// The count before the changes: now, minus inserted, plus deleted rows.
-fn old_count(filter: &Filter, source: &SourceRef, extra: &str) -> String {
+fn old_count(filter: &Filter, sources: &[SourceRef], extra: &str) -> String {
+    let relation = |role| occurrence_sql(filter.relation, sources, role);
     format!(
         "({} - {} + {})",
-        count(filter, &source.written, extra),
-        count(filter, &change_rows_sql(source, Role::Inserted), extra),
-        count(filter, &change_rows_sql(source, Role::Deleted), extra)
+        count(filter, &relation(Role::Current), extra),
+        count(filter, &relation(Role::Inserted), extra),
+        count(filter, &relation(Role::Deleted), extra)
     )
 }
 
 /// The filter on the table as it is now.
-pub fn now(filter: &Filter, source: &SourceRef) -> String {
+pub fn now(filter: &Filter, sources: &[SourceRef]) -> String {
     let sub = |select: &str| {
         format!(
             "(SELECT {select} FROM {table} AS {alias} WHERE {cond})",
-            table = source.written,
+            table = occurrence_sql(filter.relation, sources, Role::Current),
             alias = filter.alias,
             cond = cond(filter)
         )
@@ -60,22 +61,22 @@ pub fn now(filter: &Filter, source: &SourceRef) -> String {
 }
 
 /// The filter on the table as it was at the last refresh.
-pub fn before(filter: &Filter, source: &SourceRef) -> String {
-    let matches = old_count(filter, source, &matching(filter));
+pub fn before(filter: &Filter, sources: &[SourceRef]) -> String {
+    let matches = old_count(filter, sources, &matching(filter));
     match &filter.kind {
         FilterKind::Exists | FilterKind::In { .. } => format!("{matches} > 0"),
         FilterKind::NotExists => format!("{matches} = 0"),
         FilterKind::NotIn { lhs, item } => format!(
             "({total} = 0 OR (({lhs}) IS NOT NULL AND {matches} = 0 AND {nulls} = 0))",
-            total = old_count(filter, source, ""),
-            nulls = old_count(filter, source, &format!(" AND ({item}) IS NULL")),
+            total = old_count(filter, sources, ""),
+            nulls = old_count(filter, sources, &format!(" AND ({item}) IS NULL")),
         ),
     }
 }
 
 /// Rows whose filter value a change of its table can have flipped: those matching a changed
 /// row (for NOT IN also any outer row when a NULL or the first/last row came or went).
-pub fn touched(filter: &Filter, source: &SourceRef) -> String {
+pub fn touched(filter: &Filter, sources: &[SourceRef]) -> String {
     let extra = match &filter.kind {
         FilterKind::NotIn { lhs, item } => {
             format!(" AND (({item}) = ({lhs}) OR ({item}) IS NULL OR ({lhs}) IS NULL)")
@@ -84,7 +85,7 @@ pub fn touched(filter: &Filter, source: &SourceRef) -> String {
     };
     format!(
         "EXISTS (SELECT 1 FROM {changes} AS {alias} WHERE ({cond}){extra})",
-        changes = change_rows_sql(source, Role::Changed),
+        changes = occurrence_sql(filter.relation, sources, Role::Changed),
         alias = filter.alias,
         cond = cond(filter)
     )
@@ -109,18 +110,18 @@ pub fn combine(
         let parts: Vec<String> = filters.iter().map(|f| format!("({})", render(f))).collect();
         format!("COALESCE({}, false)", parts.join(" AND "))
     };
-    let now_sql = all(&|f| now(f, &sources[f.relation]));
+    let now_sql = all(&|f| now(f, sources));
     let before_sql = all(&|f| {
         if is_changed(f) {
-            before(f, &sources[f.relation])
+            before(f, sources)
         } else {
-            now(f, &sources[f.relation])
+            now(f, sources)
         }
     });
     let touched: Vec<String> = filters
         .iter()
         .filter(|f| is_changed(f))
-        .map(|f| touched(f, &sources[f.relation]))
+        .map(|f| touched(f, sources))
         .collect();
     Combined {
         now: now_sql,

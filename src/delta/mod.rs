@@ -9,6 +9,7 @@
 //!   keys of the groups the changes touch are computed the same way, and only those groups
 //!   are recomputed from the sources and replaced.
 
+mod aggsub;
 pub mod algebraic;
 mod blocks;
 mod expand;
@@ -127,8 +128,9 @@ pub fn plan(
     changed: Option<&HashSet<u32>>,
 ) -> Result<DeltaPlan, Unsupported> {
     let mut parsed = expand::parse_query(query)?;
-    let sources = expand::expand(&mut parsed, catalog)?;
+    let mut sources = expand::expand(&mut parsed, catalog)?;
     shape::check_constructs(&parsed)?;
+    aggsub::mark(&mut parsed, &mut sources, catalog)?;
     let classified = shape::classify(&parsed, catalog)?;
     let plan = render::render(
         &parsed,

@@ -41,6 +41,13 @@ pub fn change_view(relid: u32) -> String {
 }
 
 /// The change rows of `source` since the last refresh, as a subquery with the table's columns.
+/// The change rows no earlier refresh of this stream table covered: not visible in the snapshot
+/// it covered (`$1`), nor its own transaction's (`$2`) up to the sequence number it reached (`$3`).
+const CHANGE_WINDOW: &str =
+    "NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) \
+     AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
+     AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false)";
+
 pub fn change_rows_sql(source: &SourceRef, role: Role) -> String {
     let columns: Vec<String> = source
         .columns
@@ -53,10 +60,7 @@ pub fn change_rows_sql(source: &SourceRef, role: Role) -> String {
         _ => "",
     };
     format!(
-        "(SELECT {columns} FROM {view} __pgs_b WHERE {sign}\
-         NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) \
-         AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
-         AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false))",
+        "(SELECT {columns} FROM {view} __pgs_b WHERE {sign}{CHANGE_WINDOW})",
         columns = if columns.is_empty() {
             "1".to_string()
         } else {
@@ -66,25 +70,49 @@ pub fn change_rows_sql(source: &SourceRef, role: Role) -> String {
     )
 }
 
+/// All change rows of `source` since the last refresh with their weight `__pgs_w`.
+pub fn change_rows_with_weights_sql(source: &SourceRef) -> String {
+    let columns: Vec<String> = source
+        .columns
+        .iter()
+        .map(|c| format!("__pgs_b.{}", quote_ident(c)))
+        .collect();
+    format!(
+        "(SELECT {columns}, __pgs_b.__pgs_w FROM {view} __pgs_b WHERE {window})",
+        columns = columns.join(", "),
+        view = change_view(source.relid),
+        window = CHANGE_WINDOW,
+    )
+}
+
+/// Occurrence `index` read as `role`: a table (or its change rows), or an aggregate subquery.
+pub fn occurrence_sql(index: usize, sources: &[SourceRef], role: Role) -> String {
+    let source = &sources[index];
+    match (&source.aggregate, role) {
+        (Some(aggregate), role) => super::aggsub::relation_sql(aggregate, sources, role),
+        (None, Role::Current) => source.written.clone(),
+        (None, other) => change_rows_sql(source, other),
+    }
+}
+
 /// `sql` with every source marker replaced: `roles` maps marker indexes to how they are read
 /// (absent: the table itself).
 pub fn substitute(sql: &str, sources: &[SourceRef], roles: &[(usize, Role)]) -> String {
     let mut out = sql.to_string();
     // Highest index first, so marker 1 never matches inside marker 12.
-    for (index, source) in sources.iter().enumerate().rev() {
+    for index in (0..sources.len()).rev() {
         let role = roles
             .iter()
             .find(|(i, _)| *i == index)
             .map(|(_, r)| *r)
             .unwrap_or(Role::Current);
-        let replacement = match role {
-            Role::Current => source.written.clone(),
-            other => change_rows_sql(source, other),
-        };
-        out = out.replace(&marker(index), &replacement);
+        out = out.replace(&marker(index), &occurrence_sql(index, sources, role));
         out = out.replace(
             &null_marker(index),
-            &format!("(SELECT * FROM {} WHERE false)", source.written),
+            &format!(
+                "(SELECT * FROM {} __pgs_none WHERE false)",
+                occurrence_sql(index, sources, Role::Current)
+            ),
         );
     }
     out

@@ -162,7 +162,7 @@ fn group_by_exprs(select: &Select) -> &[Expr] {
 }
 
 /// Whether `select` aggregates: GROUP BY, HAVING or an aggregate call.
-fn is_grouped(select: &Select, catalog: &dyn Catalog) -> bool {
+pub fn is_grouped(select: &Select, catalog: &dyn Catalog) -> bool {
     !group_by_exprs(select).is_empty() || select.having.is_some() || has_aggregates(select, catalog)
 }
 
@@ -177,8 +177,8 @@ fn require_linear_select(select: &Select, catalog: &dyn Catalog) -> Result<(), U
     }
     if is_grouped(select, catalog) {
         return Err(Unsupported(
-            "GROUP BY or aggregates inside a subquery or CTE (make it a stream table of its own \
-             and read that)"
+            "GROUP BY or aggregates in a subquery or CTE that reads more than one table (make it \
+             a stream table of its own and read that)"
                 .into(),
         ));
     }
@@ -271,7 +271,7 @@ fn is_union_distinct(op: &(SetOperator, SetQuantifier)) -> bool {
 }
 
 /// The GROUP BY keys of `select`, positional references resolved to the select list.
-fn group_keys(select: &Select) -> Result<Vec<Expr>, Unsupported> {
+pub fn group_keys(select: &Select) -> Result<Vec<Expr>, Unsupported> {
     let aliases: Vec<(String, &Expr)> = select
         .projection
         .iter()

@@ -245,8 +245,8 @@ fn unsupported_constructs_are_named() {
             "GROUPING SETS / ROLLUP / CUBE",
         ),
         (
-            "SELECT s.k FROM (SELECT k, count(*) FROM a GROUP BY k) s JOIN b ON b.k = s.k",
-            "GROUP BY or aggregates inside a subquery or CTE (make it a stream table of its own and read that)",
+            "SELECT s.k FROM (SELECT a.k, count(*) FROM a JOIN b ON a.k = b.k GROUP BY a.k) s",
+            "GROUP BY or aggregates in a subquery or CTE that reads more than one table (make it a stream table of its own and read that)",
         ),
         (
             "SELECT k AS g, count(*) FROM a GROUP BY g",
@@ -268,7 +268,7 @@ fn outer_joins_split_into_inner_and_anti_join_blocks() {
     assert_eq!(terms(&plan.delta_sql), 12);
     assert!(
         plan.delta_sql
-            .contains("LEFT JOIN (SELECT * FROM b WHERE false) AS b ON false"),
+            .contains("LEFT JOIN (SELECT * FROM b __pgs_none WHERE false) AS b ON false"),
         "{}",
         plan.delta_sql
     );
@@ -288,7 +288,7 @@ fn outer_joins_split_into_inner_and_anti_join_blocks() {
     assert_eq!(terms(&plan.delta_sql), 8 + 4 + 4);
     assert!(plan
         .delta_sql
-        .contains("(SELECT * FROM a WHERE false) AS a RIGHT JOIN"));
+        .contains("(SELECT * FROM a __pgs_none WHERE false) AS a RIGHT JOIN"));
     let plan = planned("SELECT b.w, count(*) FROM a RIGHT JOIN b ON a.k = b.k GROUP BY b.w");
     assert_eq!(plan.shape, Shape::Keyed);
 }
@@ -392,4 +392,28 @@ fn count_sum_avg_min_max_are_algebraic() {
         .algebraic
         .unwrap();
     assert!(scalar.scalar);
+}
+
+#[test]
+fn aggregate_subqueries_over_one_table_are_occurrences() {
+    let plan = planned(
+        "SELECT b.w, s.n FROM b JOIN (SELECT k, count(*) AS n FROM a GROUP BY k) s ON s.k = b.k",
+    );
+    assert_eq!(plan.shape, Shape::Linear);
+    assert_eq!(terms(&plan.delta_sql), 8);
+    // The deleted rows of a touched group: the table less net insertions plus net deletions.
+    assert!(
+        plan.delta_sql.contains("EXCEPT")
+            || plan
+                .delta_sql
+                .contains("__pgs_rn > COALESCE(__pgs_p.__pgs_n, 0)")
+    );
+    let plan = planned(
+        "WITH t AS (SELECT k, sum(v) AS s FROM a GROUP BY k HAVING sum(v) > 0) SELECT k, s FROM t",
+    );
+    assert_eq!(terms(&plan.delta_sql), 2);
+    let plan = planned(
+        "SELECT n, count(*) AS c FROM (SELECT k, count(*) AS n FROM a GROUP BY k) s GROUP BY n",
+    );
+    assert_eq!(plan.shape, Shape::Keyed);
 }

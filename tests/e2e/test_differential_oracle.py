@@ -88,6 +88,16 @@ QUERIES = [
     ("q_num_groups", "SELECT n, count(*) AS c, sum(w) AS s, max(w) AS hi FROM o_num GROUP BY n"),
     ("q_num_other_aggs", "SELECT n, string_agg(w::text, ',' ORDER BY w) AS ws FROM o_num GROUP BY n"),
     ("q_num_distinct", "SELECT DISTINCT n FROM o_num"),
+    ("q_agg_subquery_join", "SELECT c.region, t.total FROM o_cust c JOIN "
+                            "(SELECT cust_id, sum(amount) AS total FROM o_orders GROUP BY cust_id) t ON t.cust_id = c.id"),
+    ("q_agg_cte_having", "WITH t AS (SELECT cust_id, count(*) AS n, max(amount) AS hi FROM o_orders "
+                         "WHERE status IS NOT NULL GROUP BY cust_id HAVING count(*) > 1) SELECT t.cust_id, t.n, t.hi FROM t"),
+    ("q_agg_of_agg", "SELECT n, count(*) AS customers FROM (SELECT cust_id, count(*) AS n FROM o_orders "
+                     "GROUP BY cust_id) s GROUP BY n"),
+    ("q_agg_left_join", "SELECT c.id, s.qty FROM o_cust c LEFT JOIN "
+                        "(SELECT order_id, sum(qty) AS qty FROM o_items GROUP BY order_id) s ON s.order_id = c.id"),
+    ("q_agg_dups", "SELECT s.x, s.ys, d.y FROM (SELECT x, string_agg(y, ',' ORDER BY y) AS ys FROM o_dup GROUP BY x) s "
+                   "JOIN o_dup d ON d.x = s.x"),
     ("q_exists_distinct", "SELECT DISTINCT o.status FROM o_orders o WHERE EXISTS "
                           "(SELECT 1 FROM o_items i WHERE i.order_id = o.id AND i.qty > 2)"),
 ]
