@@ -54,6 +54,9 @@ CREATE TABLE pgstream.pgs_dependencies (
     source_schema text NOT NULL,
     source_name   text NOT NULL,
     source_kind   text NOT NULL,
+    -- The source's columns the query reads (NULL: all, e.g. a whole-row reference): what
+    -- the source's change buffer keeps for it.
+    used_columns  text[],
     PRIMARY KEY (pgs_id, source_relid)
 );
 COMMENT ON TABLE pgstream.pgs_dependencies IS

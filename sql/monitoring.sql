@@ -122,6 +122,36 @@ END
 $$;
 REVOKE ALL ON FUNCTION pgstream._install_statement_capture(oid, boolean) FROM PUBLIC;
 
+-- The columns of `source` its change buffer keeps, in table order: those its DIFFERENTIAL
+-- readers read (all when one reads the whole row), with their types.
+CREATE FUNCTION pgstream._captured_columns(source oid, OUT names text[], OUT signature text[])
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT array_agg(a.attname::text ORDER BY a.attnum),
+           array_agg(ROW(a.attname, a.atttypid, a.atttypmod)::text ORDER BY a.attnum)
+    FROM pg_attribute a
+    WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+      AND (EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+                   WHERE d.source_relid = source AND s.effective_mode = 'DIFFERENTIAL'
+                     AND d.used_columns IS NULL)
+           OR a.attname::text IN (SELECT unnest(d.used_columns) FROM pgstream.pgs_dependencies d
+                                  JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+                                  WHERE d.source_relid = source AND s.effective_mode = 'DIFFERENTIAL'))
+$$;
+
+-- Whether the change buffer of `source` keeps column `col` (true when it has no buffer: then
+-- nothing reads its change rows).
+CREATE FUNCTION pgstream._buffer_keeps(source oid, col name) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT to_regclass(format('pgstream_changes.%I', 'rows_' || source)) IS NULL
+        OR EXISTS (SELECT 1 FROM pg_attribute b
+                   WHERE b.attrelid = to_regclass(format('pgstream_changes.%I', 'rows_' || source))
+                     AND b.attname = col AND b.attnum > 3 AND NOT b.attisdropped)
+$$;
+
 -- The buffer of `source` exists, matches its columns, and all three triggers are in place.
 CREATE FUNCTION pgstream._row_capture_current(source oid) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -129,8 +159,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT to_regclass(format('pgstream_changes.%I', 'rows_' || source)) IS NOT NULL
        AND to_regclass(format('pgstream.%I', '_rows_' || source)) IS NOT NULL
-       AND (SELECT array_agg(ROW(a.attname, a.atttypid, a.atttypmod)::text ORDER BY a.attnum)
-            FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped)
+       AND (SELECT signature FROM pgstream._captured_columns(source))
            IS NOT DISTINCT FROM
            (SELECT array_agg(ROW(a.attname, a.atttypid, a.atttypmod)::text ORDER BY a.attnum)
             FROM pg_attribute a
@@ -178,10 +207,22 @@ DECLARE
     buffer text := format('pgstream_changes.%I', 'rows_' || source);
     reader text := format('pgstream.%I', '_rows_' || source);
     capture text := format('pgstream_changes.%I', 'capture_' || source);
+    columns text[] := (SELECT names FROM pgstream._captured_columns(source));
+    listed text;
 BEGIN
+    IF columns IS NULL THEN  -- no DIFFERENTIAL reader names a column: keep them all
+        columns := (SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
+                    WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped);
+    END IF;
     PERFORM pgstream._drop_row_capture(source);
+    -- Rows buffered so far are gone: every DIFFERENTIAL reader recomputes once.
+    UPDATE pgstream.pgs_stream_tables s SET consumed_snapshot = NULL
+    WHERE s.effective_mode = 'DIFFERENTIAL'
+      AND s.pgs_id IN (SELECT d.pgs_id FROM pgstream.pgs_dependencies d WHERE d.source_relid = source);
+    SELECT string_agg('__pgs_alias__.' || quote_ident(c), ', ' ORDER BY o) INTO listed
+    FROM unnest(columns) WITH ORDINALITY AS u(c, o);
     EXECUTE format('CREATE TABLE %s AS SELECT NULL::xid8 AS __pgs_xid, NULL::int8 AS __pgs_seq, '
-                   'NULL::int2 AS __pgs_w, s.* FROM %s s WITH NO DATA', buffer, source::regclass);
+                   'NULL::int2 AS __pgs_w, %s FROM %s s WITH NO DATA', buffer, replace(listed, '__pgs_alias__', 's'), source::regclass);
     EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', buffer);
     EXECUTE format('CREATE VIEW %s WITH (security_barrier) AS SELECT * FROM %s '
                    'WHERE pg_catalog.has_table_privilege(%s::pg_catalog.oid, ''SELECT'')',
@@ -195,16 +236,16 @@ BEGIN
             INSERT INTO pgstream_changes.statements (source_relid, operation)
             VALUES (TG_RELID, TG_OP) ON CONFLICT (source_relid, xid) DO NOTHING;
             IF TG_OP <> 'INSERT' THEN
-                INSERT INTO %s SELECT pg_current_xact_id(), nextval('pgstream_changes.row_seq'), -1, o.*
+                INSERT INTO %s SELECT pg_current_xact_id(), nextval('pgstream_changes.row_seq'), -1, %s
                 FROM __pgs_old o;
             END IF;
             IF TG_OP <> 'DELETE' THEN
-                INSERT INTO %s SELECT pg_current_xact_id(), nextval('pgstream_changes.row_seq'), 1, n.*
+                INSERT INTO %s SELECT pg_current_xact_id(), nextval('pgstream_changes.row_seq'), 1, %s
                 FROM __pgs_new n;
             END IF;
             RETURN NULL;
         END
-        $body$$f$, capture, buffer, buffer);
+        $body$$f$, capture, buffer, replace(listed, '__pgs_alias__', 'o'), buffer, replace(listed, '__pgs_alias__', 'n'));
     EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', capture);
     EXECUTE format('CREATE TRIGGER pgstream_rows_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS __pgs_new '
                    'FOR EACH STATEMENT EXECUTE FUNCTION %s()', source::regclass, capture);
@@ -394,7 +435,8 @@ AS $$
            (SELECT last_value FROM pgstream_changes.row_seq)
     FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS me) s
 $$;
-REVOKE ALL ON FUNCTION pgstream._row_capture_current(oid), pgstream._drop_row_capture(oid),
+REVOKE ALL ON FUNCTION pgstream._captured_columns(oid), pgstream._row_capture_current(oid),
+    pgstream._drop_row_capture(oid),
     pgstream._create_row_capture(oid), pgstream._sync_row_capture(),
     pgstream._forget_consumed_rows(oid) FROM PUBLIC;
 

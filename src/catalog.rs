@@ -58,6 +58,8 @@ pub struct Source {
     pub schema: String,
     pub name: String,
     pub kind: String,
+    /// The columns the query reads (None: all of them).
+    pub used_columns: Option<Vec<String>>,
 }
 
 /// `schema.name` for messages: each part quoted only where PostgreSQL would need it.
@@ -209,14 +211,15 @@ fn insert_sources(id: i64, sources: &[Source]) {
     for source in sources {
         run(
             "INSERT INTO pgstream.pgs_dependencies \
-                 (pgs_id, source_relid, source_schema, source_name, source_kind) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                 (pgs_id, source_relid, source_schema, source_name, source_kind, used_columns) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             &[
                 id.into(),
                 source.relid.into(),
                 source.schema.as_str().into(),
                 source.name.as_str().into(),
                 source.kind.as_str().into(),
+                source.used_columns.clone().into(),
             ],
         );
     }

@@ -137,13 +137,13 @@ pub fn drop_probe() {
 /// rewrite rule, following views down to their base tables.
 fn probe_sources() -> Vec<Source> {
     const SOURCES_SQL: &str = "\
-        WITH RECURSIVE reads(relid) AS ( \
-            SELECT d.refobjid FROM pg_catalog.pg_rewrite r \
+        WITH RECURSIVE reads(relid, att) AS ( \
+            SELECT d.refobjid, d.refobjsubid FROM pg_catalog.pg_rewrite r \
             JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass \
                  AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass \
             WHERE r.ev_class = $1::regclass AND d.refobjid <> r.ev_class \
           UNION \
-            SELECT d.refobjid FROM reads \
+            SELECT d.refobjid, d.refobjsubid FROM reads \
             JOIN pg_catalog.pg_class v ON v.oid = reads.relid AND v.relkind = 'v' \
             JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.oid \
             JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass \
@@ -156,11 +156,16 @@ fn probe_sources() -> Vec<Source> {
                     WHEN c.relkind = 'v' THEN 'view' \
                     WHEN c.relkind = 'm' THEN 'materialized view' \
                     WHEN c.relkind = 'f' THEN 'foreign table' \
-                    ELSE c.relkind::text END \
+                    ELSE c.relkind::text END, \
+               CASE WHEN bool_or(reads.att = 0) THEN NULL \
+                    ELSE array_agg(DISTINCT a.attname::text) END \
         FROM reads JOIN pg_catalog.pg_class c ON c.oid = reads.relid \
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
         LEFT JOIN pgstream.pgs_stream_tables st ON st.pgs_relid = c.oid \
+        LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = reads.att \
+             AND reads.att > 0 \
         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+        GROUP BY c.oid, n.nspname, c.relname, st.pgs_id, c.relkind \
         ORDER BY 2, 3";
     Spi::connect_mut(|client| {
         client
@@ -171,6 +176,7 @@ fn probe_sources() -> Vec<Source> {
                     schema: row.get(2).ok().flatten().unwrap_or_default(),
                     name: row.get(3).ok().flatten().unwrap_or_default(),
                     kind: row.get(4).ok().flatten().unwrap_or_default(),
+                    used_columns: row.get(5).ok().flatten(),
                 })
                 .collect()
             })

@@ -120,6 +120,7 @@ fn mark_factor(
             let entry = SourceRef {
                 relid: sources[inner].relid,
                 columns: sources[inner].columns.clone(),
+                absent: sources[inner].absent.clone(),
                 written: String::new(),
                 aggregate: Some(Box::new(Aggregate {
                     inner,
@@ -197,7 +198,13 @@ fn affected(aggregate: &Aggregate, table: &SourceRef) -> String {
 /// insertions, plus the net deletions (netted per row text, so a row inserted and deleted
 /// again counts for nothing).
 fn old_rows(aggregate: &Aggregate, table: &SourceRef, affected: &str) -> String {
-    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
+    // Rows are matched on the columns the buffer keeps (the subquery reads no others).
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| !table.absent.iter().any(|(name, _)| name == *c))
+        .map(|c| quote_ident(c))
+        .collect();
     let list = |prefix: &str| {
         columns
             .iter()
@@ -215,14 +222,15 @@ fn old_rows(aggregate: &Aggregate, table: &SourceRef, affected: &str) -> String 
         changes = change_rows_with_weights_sql(table),
     );
     format!(
-        "(SELECT {kept} FROM (SELECT {alias}.*, {alias}::text AS __pgs_tx, \
-           pg_catalog.row_number() OVER (PARTITION BY {alias}::text) AS __pgs_rn \
+        "(SELECT {kept} FROM (SELECT {alias}.*, ROW({own})::text AS __pgs_tx, \
+           pg_catalog.row_number() OVER (PARTITION BY ROW({own})::text) AS __pgs_rn \
            FROM {written} AS {alias} WHERE {hash} IN {affected}) __pgs_o \
          LEFT JOIN {net} __pgs_p ON __pgs_p.__pgs_tx = __pgs_o.__pgs_tx AND __pgs_p.__pgs_n > 0 \
          WHERE __pgs_o.__pgs_rn > COALESCE(__pgs_p.__pgs_n, 0) \
          UNION ALL \
          SELECT {gone} FROM {net} __pgs_m CROSS JOIN LATERAL pg_catalog.generate_series(1, -__pgs_m.__pgs_n) \
          WHERE __pgs_m.__pgs_n < 0)",
+        own = list(&format!("{alias}.")),
         kept = list("__pgs_o."),
         gone = list("__pgs_m."),
         written = table.written,

@@ -18,6 +18,8 @@ const MAX_VIEW_DEPTH: usize = 16;
 pub struct SourceRef {
     pub relid: u32,
     pub columns: Vec<String>,
+    /// Columns (name, type) the change buffer does not keep: read as typed NULLs.
+    pub absent: Vec<(String, String)>,
     /// The name as the query wrote it.
     pub written: String,
     /// An aggregate subquery over the table, standing as one occurrence (None: the table).
@@ -247,11 +249,16 @@ impl Expander<'_> {
                         *factor = derived(view, alias);
                         Ok(())
                     }
-                    Some(Relation::Table { relid, columns }) => {
+                    Some(Relation::Table {
+                        relid,
+                        columns,
+                        absent,
+                    }) => {
                         let index = self.sources.len();
                         self.sources.push(SourceRef {
                             relid,
                             columns,
+                            absent,
                             written: name.to_string(),
                             aggregate: None,
                         });

@@ -57,8 +57,13 @@ pub fn key_hash_sql(record: &str, hashing: KeyHashing) -> String {
 /// What a relation named in a query is, as far as delta planning cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Relation {
-    /// A table whose changes are captured into a change buffer: its oid and columns.
-    Table { relid: u32, columns: Vec<String> },
+    /// A table whose changes are captured into a change buffer: its oid and columns, and
+    /// the columns (name, type) its buffer does not keep (no DIFFERENTIAL reader reads them).
+    Table {
+        relid: u32,
+        columns: Vec<String>,
+        absent: Vec<(String, String)>,
+    },
     /// A view, with its definition (names schema-qualified), expanded into the query.
     View { definition: String },
     /// A relation whose changes cannot be captured, and why (e.g. "partitioned table").

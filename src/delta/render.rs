@@ -49,11 +49,6 @@ const CHANGE_WINDOW: &str =
      AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false)";
 
 pub fn change_rows_sql(source: &SourceRef, role: Role) -> String {
-    let columns: Vec<String> = source
-        .columns
-        .iter()
-        .map(|c| format!("__pgs_b.{}", quote_ident(c)))
-        .collect();
     let sign = match role {
         Role::Inserted => "__pgs_b.__pgs_w = 1 AND ",
         Role::Deleted => "__pgs_b.__pgs_w = -1 AND ",
@@ -61,27 +56,34 @@ pub fn change_rows_sql(source: &SourceRef, role: Role) -> String {
     };
     format!(
         "(SELECT {columns} FROM {view} __pgs_b WHERE {sign}{CHANGE_WINDOW})",
-        columns = if columns.is_empty() {
-            "1".to_string()
-        } else {
-            columns.join(", ")
-        },
+        columns = change_columns(source),
         view = change_view(source.relid)
     )
 }
 
-/// All change rows of `source` since the last refresh with their weight `__pgs_w`.
-pub fn change_rows_with_weights_sql(source: &SourceRef) -> String {
-    let columns: Vec<String> = source
+/// The source's columns as read from its change rows: the kept ones, and typed NULLs for
+/// those the buffer does not keep (no query reading the changes uses them).
+fn change_columns(source: &SourceRef) -> String {
+    if source.columns.is_empty() {
+        return "1".to_string();
+    }
+    source
         .columns
         .iter()
-        .map(|c| format!("__pgs_b.{}", quote_ident(c)))
-        .collect();
+        .map(|c| match source.absent.iter().find(|(name, _)| name == c) {
+            Some((_, type_name)) => format!("NULL::{type_name} AS {}", quote_ident(c)),
+            None => format!("__pgs_b.{}", quote_ident(c)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// All change rows of `source` since the last refresh with their weight `__pgs_w`.
+pub fn change_rows_with_weights_sql(source: &SourceRef) -> String {
     format!(
-        "(SELECT {columns}, __pgs_b.__pgs_w FROM {view} __pgs_b WHERE {window})",
-        columns = columns.join(", "),
+        "(SELECT {columns}, __pgs_b.__pgs_w FROM {view} __pgs_b WHERE {CHANGE_WINDOW})",
+        columns = change_columns(source),
         view = change_view(source.relid),
-        window = CHANGE_WINDOW,
     )
 }
 

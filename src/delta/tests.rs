@@ -14,6 +14,7 @@ fn table(relid: u32, columns: &[&str]) -> Relation {
     Relation::Table {
         relid,
         columns: columns.iter().map(|c| c.to_string()).collect(),
+        absent: vec![],
     }
 }
 

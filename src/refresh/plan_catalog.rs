@@ -37,7 +37,13 @@ impl Catalog for SpiCatalog {
                         CASE WHEN c.relkind = 'v' THEN pg_catalog.pg_get_viewdef(c.oid) END, \
                         ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a \
                               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-                              ORDER BY a.attnum) \
+                              ORDER BY a.attnum), \
+                        ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a \
+                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                                AND NOT pgstream._buffer_keeps(c.oid, a.attname) ORDER BY a.attnum), \
+                        ARRAY(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a \
+                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                                AND NOT pgstream._buffer_keeps(c.oid, a.attname) ORDER BY a.attnum) \
                  FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
                 None,
                 &[qualified.as_str().into()],
@@ -50,10 +56,20 @@ impl Catalog for SpiCatalog {
             let blocker = row.get::<String>(3)?;
             let definition = row.get::<String>(4)?;
             let columns = row.get::<Vec<String>>(5)?.unwrap_or_default();
+            let absent = row
+                .get::<Vec<String>>(6)?
+                .unwrap_or_default()
+                .into_iter()
+                .zip(row.get::<Vec<String>>(7)?.unwrap_or_default())
+                .collect();
             Ok(Some(match (kind.as_str(), blocker, definition) {
                 ("v", _, Some(definition)) => Relation::View { definition },
                 (_, Some(reason), _) => Relation::NotCapturable { reason },
-                _ => Relation::Table { relid, columns },
+                _ => Relation::Table {
+                    relid,
+                    columns,
+                    absent,
+                },
             }))
         })
         .unwrap_or_else(|e: pgrx::spi::Error| panic!("looking up relation {qualified} failed: {e}"))

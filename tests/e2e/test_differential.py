@@ -149,3 +149,31 @@ def test_a_refresh_in_the_changing_transaction_takes_its_changes_once(db):
     conn.commit()
     assert refresh(db, "t") == "DIFFERENTIAL"
     assert db.sql("SELECT a FROM t ORDER BY a") == [(1,), (2,), (3,)]
+
+
+def test_change_buffers_keep_only_the_columns_differential_readers_read(db):
+    db.sql("CREATE TABLE src (id int, v int, note text, blob text)")
+    db.sql("INSERT INTO src VALUES (1, 1, 'a', repeat('x', 100)), (2, 2, 'b', repeat('y', 100))")
+    db.sql("SELECT pgstream.create_stream_table('ids', 'SELECT id, v FROM src WHERE v > 0')")
+    relid = db.value("SELECT 'src'::regclass::oid")
+    buffer_columns = f"""SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute
+                         WHERE attrelid = 'pgstream_changes."rows_{relid}"'::regclass AND attnum > 3
+                           AND NOT attisdropped"""
+    assert db.value(buffer_columns) == ["id", "v"]
+    refresh(db, "ids")
+    db.sql("UPDATE src SET v = v + 1, blob = 'z' WHERE id = 1")
+    assert refresh(db, "ids") == "DIFFERENTIAL"
+    assert db.multiset_difference("ids", "SELECT id, v FROM src WHERE v > 0") == 0
+    # A second reader needs `note`: the buffer grows, and the first reader recomputes once.
+    db.sql("SELECT pgstream.create_stream_table('notes', 'SELECT note, count(*) AS n FROM src GROUP BY note')")
+    assert db.value(buffer_columns) == ["id", "v", "note"]
+    db.sql("INSERT INTO src VALUES (3, 3, 'a', 'w'); UPDATE src SET note = 'c' WHERE id = 2")
+    assert refresh(db, "ids") == "FULL"
+    refresh(db, "notes")
+    db.sql("DELETE FROM src WHERE id = 1; INSERT INTO src VALUES (4, 4, 'c', 'v')")
+    assert refresh(db, "ids") == "DIFFERENTIAL" and refresh(db, "notes") == "DIFFERENTIAL"
+    assert db.multiset_difference("ids", "SELECT id, v FROM src WHERE v > 0") == 0
+    assert db.multiset_difference("notes", "SELECT note, count(*) AS n FROM src GROUP BY note") == 0
+    # A whole-row reader needs them all.
+    db.sql("SELECT pgstream.create_stream_table('whole', 'SELECT count(s) AS n FROM src s')")
+    assert db.value(buffer_columns) == ["id", "v", "note", "blob"]
