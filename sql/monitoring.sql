@@ -333,6 +333,21 @@ BEGIN
 END
 $$;
 
+-- Whether every relation `stream_table` reads is captured: an ordinary table with the
+-- statement trigger present and enabled ALWAYS (views count through their base tables).
+CREATE FUNCTION pgstream._capture_complete(stream_table bigint) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                       LEFT JOIN pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture'
+                                             AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+                       WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
+                         AND (pgstream._capture_blocker(d.source_relid) IS NOT NULL
+                              OR t.tgenabled IS DISTINCT FROM 'A'))
+$$;
+REVOKE ALL ON FUNCTION pgstream._capture_complete(bigint) FROM PUBLIC;
+
 -- Whether nothing stream table `stream_table` reads changed outside snapshot `since` (no
 -- change record, no DDL, every source captured): its refresh may be skipped.
 CREATE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot) RETURNS boolean
@@ -346,12 +361,7 @@ AS $$
                          AND NOT pg_visible_in_snapshot(c.xid, since))
        -- A snapshot from the future (a restored cluster) proves nothing.
        AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
-       AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
-                       LEFT JOIN pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture'
-                                             AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
-                       WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
-                         AND (pgstream._capture_blocker(d.source_relid) IS NOT NULL
-                              OR t.tgenabled IS DISTINCT FROM 'A'))
+       AND pgstream._capture_complete(stream_table)
 $$;
 
 -- What a refresh of `stream_table` needs to know about its sources' changes since `since`
@@ -367,12 +377,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
                                     WHERE c.source_relid = 0 AND NOT pg_visible_in_snapshot(c.xid, since)),
-           NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
-                       LEFT JOIN pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture'
-                                             AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
-                       WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
-                         AND (pgstream._capture_blocker(d.source_relid) IS NOT NULL
-                              OR t.tgenabled IS DISTINCT FROM 'A')),
+           pgstream._capture_complete(stream_table),
            NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
                        WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
                          AND (NOT pgstream._row_capture_current(d.source_relid)
