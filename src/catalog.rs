@@ -51,6 +51,18 @@ pub struct Position {
     pub own_seq: Option<i64>,
 }
 
+impl Position {
+    /// The position in the first three columns of a result's current row (snapshot text, own xid text, own
+    /// sequence number), as the refresh statements return it.
+    pub fn from_row(row: &pgrx::spi::SpiTupleTable) -> Result<Position, pgrx::spi::Error> {
+        Ok(Position {
+            snapshot: row.get::<String>(1)?.expect("a covered snapshot"),
+            own_xid: row.get::<String>(2)?,
+            own_seq: row.get::<i64>(3)?,
+        })
+    }
+}
+
 /// A relation a stream table reads, as PostgreSQL's analysis of the query found it.
 #[derive(Debug, Clone)]
 pub struct Source {

@@ -9,7 +9,6 @@ use crate::delta::{statements, DeltaPlan, Shape};
 use crate::settings::{self, Restriction};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::quote_identifier;
 
 /// Runs `sql` (a data-changing statement) and returns the rows it processed.
 pub fn run(table: &StreamTable, sql: &str) -> i64 {
@@ -51,11 +50,7 @@ fn capture(table: &StreamTable, sql: &str, consumed: &Position) -> (Position, i6
     Spi::connect_mut(|client| {
         let row = client.update(sql, None, &args)?.first();
         Ok::<_, pgrx::spi::Error>((
-            Position {
-                snapshot: row.get::<String>(1)?.expect("a covered snapshot"),
-                own_xid: row.get::<String>(2)?,
-                own_seq: row.get::<i64>(3)?,
-            },
+            Position::from_row(&row)?,
             row.get::<i64>(4)?.unwrap_or_default(),
         ))
     })
@@ -106,20 +101,9 @@ pub fn current_position() -> Position {
                 &[],
             )?
             .first();
-        Ok::<_, pgrx::spi::Error>(Position {
-            snapshot: row.get::<String>(1)?.expect("a covered snapshot"),
-            own_xid: row.get::<String>(2)?,
-            own_seq: row.get::<i64>(3)?,
-        })
+        Position::from_row(&row)
     })
     .unwrap_or_else(|e| panic!("reading the change position failed: {e}"))
-}
-
-pub fn work_table(kind: &str, table: &StreamTable) -> String {
-    format!(
-        "pg_temp.{}",
-        quote_identifier(format!("__pgs_{kind}_{}", table.relid.to_u32()))
-    )
 }
 
 /// Applies the changes since `consumed` to `table` by `plan` (made for the sources in

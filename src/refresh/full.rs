@@ -54,10 +54,7 @@ pub fn refresh_full(
         .chain(std::iter::once("\"__pgs_row_id\"".to_string()))
         .collect::<Vec<_>>()
         .join(", ");
-    let work = format!(
-        "pg_temp.{}",
-        quote_identifier(format!("__pgs_work_{}", table.relid.to_u32()))
-    );
+    let work = super::work_tables::transaction_table("work", table);
     let run = |sql: &str| -> i64 {
         Spi::connect_mut(|client| client.update(sql, None, &[]).map(|t| t.len() as i64))
             .unwrap_or_else(|e| panic!("FULL refresh of {} failed: {e}", table.display_name()))
@@ -69,11 +66,7 @@ pub fn refresh_full(
     let covered = settings::as_user(owner, Restriction::RestrictedOperation, || {
         Spi::connect_mut(|client| {
             let row = client.update(&fill, None, &[])?.first();
-            Ok::<_, pgrx::spi::Error>(Position {
-                snapshot: row.get::<String>(1)?.expect("a covered snapshot"),
-                own_xid: row.get::<String>(2)?,
-                own_seq: row.get::<i64>(3)?,
-            })
+            Position::from_row(&row)
         })
         .unwrap_or_else(|e| panic!("FULL refresh of {} failed: {e}", table.display_name()))
     });

@@ -112,7 +112,7 @@ fn full_refresh(table: &StreamTable, owner: pg_sys::Oid, decision: &Decision) ->
         Decision::Differential(plan) => plan.algebraic.as_ref(),
         _ => None,
     };
-    let state_work = differential::work_table("state", table);
+    let state_work = work_tables::transaction_table("state", table);
     let extra_cte = algebraic.map(|plan| {
         differential::run(
             table,

@@ -20,6 +20,15 @@ fn run(sql: &str) {
         .unwrap_or_else(|e| panic!("work table statement failed: {e}\n{sql}"))
 }
 
+/// The name of a temporary table of `kind` for `table` that lives for one transaction (the
+/// FULL refresh's work tables).
+pub fn transaction_table(kind: &str, table: &StreamTable) -> String {
+    format!(
+        "pg_temp.{}",
+        quote_identifier(format!("__pgs_{kind}_{}", table.relid.to_u32()))
+    )
+}
+
 /// The temporary table of `kind` for `table` defined by `definition` (what follows the name
 /// in CREATE TABLE), created when this session has none of that shape yet. It is empty.
 pub fn ensure(kind: &str, table: &StreamTable, definition: &str) -> String {
