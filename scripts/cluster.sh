@@ -20,8 +20,9 @@ fsync = off
 pgstream.min_schedule_seconds = 1
 pgstream.scheduler_interval_ms = 200
 CONF
-    # A Rust backtrace setting in this shell would put backtraces into every error's DETAIL.
-    as_postgres env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "${PG_BIN}/pg_ctl" -D "${CLUSTER_DIR}/data" -l "${CLUSTER_DIR}/server.log" -w start >/dev/null
+    # RUST_BACKTRACE=1 on purpose: errors must reach clients without a Rust backtrace even
+    # where the server's environment asks for them (tests/e2e/test_errors.py checks).
+    as_postgres env -u RUST_LIB_BACKTRACE RUST_BACKTRACE=1 "${PG_BIN}/pg_ctl" -D "${CLUSTER_DIR}/data" -l "${CLUSTER_DIR}/server.log" -w start >/dev/null
     say "cluster: PostgreSQL ${PG_MAJOR} on 127.0.0.1:${PGPORT} (data ${CLUSTER_DIR}/data, log ${CLUSTER_DIR}/server.log)"
 }
 

@@ -5,9 +5,28 @@
 COMMENT ON SCHEMA pgstream IS 'pg_stream_dbt: the stream-table engine';
 COMMENT ON SCHEMA pgstream_dbt IS 'pg_stream_dbt: entry points for the dbt-pgstream package';
 
+-- This installation of the extension: a random id made by CREATE EXTENSION, so a database
+-- restored from a dump has another one than the rows of the dumped catalog, which remember the
+-- installation that wrote them. Rows from another installation are adopted before use
+-- (pgstream._adopt_restored_rows): relation oids looked up again by name, change positions
+-- cleared (one FULL refresh each), capture rebuilt. Not dumped (not a configuration table).
+CREATE TABLE pgstream.pgs_installation (
+    id          uuid NOT NULL DEFAULT gen_random_uuid(),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton)
+);
+INSERT INTO pgstream.pgs_installation DEFAULT VALUES;
+COMMENT ON TABLE pgstream.pgs_installation IS 'pg_stream_dbt: this installation''s id (new in a restored database)';
+
+CREATE FUNCTION pgstream._installation() RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT id FROM pgstream.pgs_installation $$;
+
 CREATE TABLE pgstream.pgs_stream_tables (
     pgs_id                   bigserial PRIMARY KEY,
-    pgs_relid                oid NOT NULL UNIQUE,
+    -- (Deferrable: adopting a restored catalog moves oids that may be swapped between rows.)
+    pgs_relid                oid NOT NULL UNIQUE DEFERRABLE INITIALLY IMMEDIATE,
     pgs_schema               text NOT NULL,
     pgs_name                 text NOT NULL,
     defining_query           text NOT NULL,
@@ -44,6 +63,8 @@ CREATE TABLE pgstream.pgs_stream_tables (
     -- DIFFERENTIAL when it is FULL under AUTO.
     effective_mode           text CHECK (effective_mode IN ('FULL', 'DIFFERENTIAL')),
     mode_reason              text,
+    -- The installation that wrote this row (see pgs_installation).
+    installation             uuid NOT NULL DEFAULT pgstream._installation(),
     UNIQUE (pgs_schema, pgs_name)
 );
 COMMENT ON TABLE pgstream.pgs_stream_tables IS 'pg_stream_dbt: one row per stream table';
@@ -57,7 +78,7 @@ CREATE TABLE pgstream.pgs_dependencies (
     -- The source's columns the query reads (NULL: all, e.g. a whole-row reference): what
     -- the source's change buffer keeps for it.
     used_columns  text[],
-    PRIMARY KEY (pgs_id, source_relid)
+    PRIMARY KEY (pgs_id, source_relid) DEFERRABLE INITIALLY IMMEDIATE
 );
 COMMENT ON TABLE pgstream.pgs_dependencies IS
     'pg_stream_dbt: the relations each stream table reads (views and the base tables behind them)';
@@ -76,10 +97,8 @@ CREATE TABLE pgstream_changes.statements (
 CREATE UNIQUE INDEX statements_source_xid_idx ON pgstream_changes.statements (source_relid, xid);
 REVOKE ALL ON pgstream_changes.statements FROM PUBLIC;
 
--- Row changes for DIFFERENTIAL refresh: one buffer table per source read by a DIFFERENTIAL
--- stream table, pgstream_changes.rows_<oid> (__pgs_xid, __pgs_seq, __pgs_w +1/-1, the source's
--- columns), filled by statement triggers from their transition tables (pgstream._sync_capture).
--- __pgs_seq orders the changes of one transaction.
+-- Row changes for DIFFERENTIAL refresh go to one buffer table per source read by a DIFFERENTIAL
+-- stream table (sql/capture.sql); __pgs_seq orders the changes of one transaction.
 CREATE SEQUENCE pgstream_changes.row_seq;
 REVOKE ALL ON SEQUENCE pgstream_changes.row_seq FROM PUBLIC;
 
@@ -92,3 +111,48 @@ GRANT USAGE ON SCHEMA pgstream, pgstream_dbt TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('pgstream.pgs_stream_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('pgstream.pgs_stream_tables_pgs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pgstream.pgs_dependencies', '');
+
+-- Adopts catalog rows another installation wrote (a restored dump; see pgs_installation): each
+-- stream table takes the oid its name has here (a row whose table is not here is removed, with a
+-- WARNING), its recorded sources are kept where their names are found (its first refresh derives
+-- them anew anyway), and its change position is cleared, so it is recomputed once. Returns the
+-- sources whose capture must be rebuilt. Nothing to do (and cheap) when every row is this
+-- installation's.
+CREATE FUNCTION pgstream._adopt_restored_rows() RETURNS oid[]
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    here uuid := pgstream._installation();
+    gone text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s WHERE s.installation <> here) THEN
+        RETURN '{}';
+    END IF;
+    LOCK TABLE pgstream.pgs_stream_tables, pgstream.pgs_dependencies IN SHARE ROW EXCLUSIVE MODE;
+    SET CONSTRAINTS pgstream.pgs_stream_tables_pgs_relid_key, pgstream.pgs_dependencies_pkey DEFERRED;
+    FOR gone IN
+        DELETE FROM pgstream.pgs_stream_tables s
+        WHERE s.installation <> here AND to_regclass(format('%I.%I', s.pgs_schema, s.pgs_name)) IS NULL
+        RETURNING format('%I.%I', s.pgs_schema, s.pgs_name)
+    LOOP
+        RAISE WARNING 'pg_stream_dbt: stream table % of a restored catalog has no table in this database; its catalog entry is removed', gone;
+    END LOOP;
+    DELETE FROM pgstream.pgs_dependencies d USING pgstream.pgs_stream_tables s
+    WHERE s.pgs_id = d.pgs_id AND s.installation <> here
+      AND to_regclass(format('%I.%I', d.source_schema, d.source_name)) IS NULL;
+    UPDATE pgstream.pgs_dependencies d
+    SET source_relid = to_regclass(format('%I.%I', d.source_schema, d.source_name))
+    FROM pgstream.pgs_stream_tables s
+    WHERE s.pgs_id = d.pgs_id AND s.installation <> here;
+    UPDATE pgstream.pgs_stream_tables s
+    SET pgs_relid = to_regclass(format('%I.%I', s.pgs_schema, s.pgs_name)),
+        consumed_snapshot = NULL, consumed_own_xid = NULL, consumed_own_seq = NULL,
+        installation = here
+    WHERE s.installation <> here;
+    SET CONSTRAINTS pgstream.pgs_stream_tables_pgs_relid_key, pgstream.pgs_dependencies_pkey IMMEDIATE;
+    RAISE LOG 'pg_stream_dbt: adopted the stream tables of a restored catalog; each is recomputed at its next refresh';
+    RETURN ARRAY(SELECT DISTINCT d.source_relid FROM pgstream.pgs_dependencies d);
+END
+$$;
+REVOKE ALL ON FUNCTION pgstream._adopt_restored_rows() FROM PUBLIC;

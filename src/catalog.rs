@@ -151,7 +151,7 @@ pub fn find_by_id(id: i64) -> Option<StreamTable> {
 
 /// Runs `body` with the privileges of the extension's owner, who owns the catalog tables.
 /// Callers have already checked that the current user may act on the stream table.
-fn as_catalog_owner<R>(body: impl FnOnce() -> R) -> R {
+pub(crate) fn as_catalog_owner<R>(body: impl FnOnce() -> R) -> R {
     let owner: pg_sys::Oid = Spi::get_one(
         "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_stream_dbt'",
     )
@@ -269,7 +269,8 @@ pub fn delete(id: i64) {
         run(
             "DELETE FROM pgstream.pgs_stream_tables WHERE pgs_id = $1",
             &[id.into()],
-        )
+        );
+        run("SELECT pgstream._drop_state_of($1)", &[id.into()]);
     })
 }
 
@@ -319,9 +320,11 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
 /// the extension owner.
 pub fn run_privileged(statements: &[String]) {
     as_catalog_owner(|| {
-        for statement in statements {
-            run(statement, &[]);
-        }
+        crate::capture::setup::as_engine_ddl(|| {
+            for statement in statements {
+                run(statement, &[]);
+            }
+        })
     })
 }
 
@@ -470,15 +473,12 @@ pub fn repoint_readers(old: pg_sys::Oid, new: pg_sys::Oid) -> Vec<String> {
     })
 }
 
-/// First key of the advisory lock that keeps change-record cleanup away from stream tables
-/// being created or redefined (which hold it shared).
-pub const CAPTURE_LOCK_KEY: i32 = 0x7067_7363; // "pgsc" (also in sql/monitoring.sql _forget_covered)
-
-/// Taken by create and redefine: no cleanup may run until this transaction ends.
+/// Taken by create and redefine: no change-record cleanup may run until this transaction ends
+/// (the stream table reads sources other transactions cannot see it reading yet).
 pub fn hold_off_change_cleanup() {
     Spi::run_with_args(
         "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, 0)",
-        &[CAPTURE_LOCK_KEY.into()],
+        &[crate::capture::objects::CLEANUP_LOCK_KEY.into()],
     )
     .unwrap_or_else(|e| panic!("taking the capture lock failed: {e}"));
 }
@@ -498,10 +498,44 @@ pub fn update_sources(id: i64, sources: &[Source], depends_only_on_sources: bool
     })
 }
 
-/// Puts the capture trigger on every capturable source of a stream table (and takes it off
-/// relations no stream table reads any more).
-pub fn sync_capture() {
-    as_catalog_owner(|| run("SELECT pgstream._sync_capture()", &[]))
+/// The relations stream table `id` reads (views and base tables), by oid.
+pub fn source_oids(id: i64) -> Vec<pg_sys::Oid> {
+    Spi::get_one_with_args::<Vec<pg_sys::Oid>>(
+        "SELECT COALESCE(array_agg(source_relid), '{}') FROM pgstream.pgs_dependencies WHERE pgs_id = $1",
+        &[id.into()],
+    )
+    .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"))
+    .unwrap_or_default()
+}
+
+/// Every relation some stream table reads.
+pub fn all_sources() -> Vec<pg_sys::Oid> {
+    Spi::get_one::<Vec<pg_sys::Oid>>(
+        "SELECT COALESCE(array_agg(DISTINCT source_relid), '{}') FROM pgstream.pgs_dependencies",
+    )
+    .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"))
+    .unwrap_or_default()
+}
+
+/// Makes the change capture of the sources of stream table `id`, and of `also` (relations it
+/// read before), match what their readers need now.
+pub fn sync_capture_of(id: i64, also: &[pg_sys::Oid]) {
+    let mut sources = source_oids(id);
+    sources.extend_from_slice(also);
+    crate::capture::setup::sync(&sources);
+}
+
+/// Adopts the rows of a restored catalog (a dump of another database restored here): see
+/// `pgstream._adopt_restored_rows`. Cheap when there is nothing to adopt.
+pub fn adopt_restored_rows() {
+    let sources = as_catalog_owner(|| {
+        Spi::get_one::<Vec<pg_sys::Oid>>("SELECT pgstream._adopt_restored_rows()")
+            .unwrap_or_else(|e| panic!("adopting a restored catalog failed: {e}"))
+            .unwrap_or_default()
+    });
+    if !sources.is_empty() {
+        crate::capture::setup::sync(&sources);
+    }
 }
 
 /// Deletes the change records of stream table `id`'s sources that every reader of those
@@ -522,8 +556,11 @@ pub fn set_effective_mode(id: i64, mode: &str, reason: Option<&str>) {
              WHERE pgs_id = $1",
             &[id.into(), mode.into(), reason.into()],
         );
-        run("SELECT pgstream._sync_row_capture()", &[]);
-    })
+        if mode == "FULL" {
+            run("SELECT pgstream._drop_state_of($1)", &[id.into()]);
+        }
+    });
+    sync_capture_of(id, &[]);
 }
 
 /// The relations stream table `id` reads, as `schema.name (kind)`.

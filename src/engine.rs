@@ -108,7 +108,7 @@ pub fn create_from_probe(
         },
         &analyzed.sources,
     );
-    catalog::sync_capture();
+    // (Deciding the mode below puts the change capture on the sources.)
     let created = catalog::find_by_id(id).expect("the catalog row just inserted exists");
     if !scheduler::preloaded() {
         notice!(
@@ -166,9 +166,10 @@ pub fn drop(table: &StreamTable, cascade: bool) {
     .flatten()
     .expect("a stream table in the catalog has a relation");
     // DROP TABLE checks ownership and, without CASCADE, refuses when objects depend on it.
+    let sources = catalog::source_oids(table.id);
     let cascade = if cascade { " CASCADE" } else { "" };
     Spi::run(&format!("DROP TABLE {current_name}{cascade}"))
         .unwrap_or_else(|e| panic!("dropping {} failed: {e}", table.display_name()));
     catalog::delete(table.id);
-    catalog::sync_capture();
+    crate::capture::setup::sync(&sources);
 }

@@ -1,6 +1,7 @@
 //! pg_stream_dbt: stream tables (incrementally maintained tables) for dbt on PostgreSQL.
 
 pub mod api;
+pub mod capture;
 pub mod catalog;
 pub mod delta;
 pub mod engine;
@@ -32,11 +33,22 @@ pgrx::extension_sql_file!(
     name = "catalog",
     requires = [pgstream, pgstream_dbt]
 );
-pgrx::extension_sql_file!("../sql/monitoring.sql", name = "monitoring", finalize);
+pgrx::extension_sql_file!(
+    "../sql/capture.sql",
+    name = "capture",
+    requires = ["catalog"]
+);
+// sql/monitoring.sql is placed in src/api/schedules.rs, beside the functions its view calls.
+pgrx::extension_sql_file!("../sql/ddl_events.sql", name = "ddl_events", finalize);
 
 /// Registers the settings; under shared_preload_libraries also the scheduler.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // Errors reach clients as PostgreSQL errors, never with a Rust backtrace in their DETAIL:
+    // pgrx captures one for every error passing through Rust whenever RUST_BACKTRACE is set in
+    // the server's environment. RUST_LIB_BACKTRACE=0 turns that capture off (set before any
+    // error can happen in this process; backends inherit it).
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     gucs::register();
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         scheduler::register_at_preload();

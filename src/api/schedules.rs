@@ -44,3 +44,9 @@ fn effective_schedules() -> TableIterator<
         .collect();
     TableIterator::new(rows)
 }
+
+pgrx::extension_sql_file!(
+    "../../sql/monitoring.sql",
+    name = "monitoring",
+    requires = ["capture", next_refresh_at, effective_schedules]
+);

@@ -44,11 +44,16 @@ pub enum KeyHashing {
     Text,
 }
 
+/// Seed of the key hashes. Not 0 or 1: with seed 0 a NULL key element and a float 0 (or
+/// -0) both hash to 0, and with seed 1 a NULL and a numeric 0 do (the types' extended hash
+/// functions return the seed, or the seed - 1, for those values; a NULL element hashes to 0).
+pub const KEY_HASH_SEED: i64 = 0x7067_736b; // "pgsk"
+
 /// The SQL of the 62-bit key hash of a record expression.
 pub fn key_hash_sql(record: &str, hashing: KeyHashing) -> String {
     match hashing {
         KeyHashing::Record => {
-            format!("(pg_catalog.hash_record_extended({record}, 0) & {HASH_MASK})")
+            format!("(pg_catalog.hash_record_extended({record}, {KEY_HASH_SEED}) & {HASH_MASK})")
         }
         KeyHashing::Text => row_hash_sql(&format!("({record})::text")),
     }

@@ -83,6 +83,7 @@ fn redefine_in_place(
     };
     let old = &old;
     catalog::hold_off_change_cleanup();
+    let previous_sources = catalog::source_oids(old.id);
     let hash = normalize::query_hash(&analyzed.statement);
     let search_path = engine::current_search_path();
     catalog::redefine(
@@ -104,7 +105,7 @@ fn redefine_in_place(
         },
         &analyzed.sources,
     );
-    catalog::sync_capture();
+    catalog::sync_capture_of(old.id, &previous_sources);
     let table = catalog::find_by_id(old.id).expect("the redefined stream table exists");
     refresh::refresh_now(&table, FailureRecording::None, Skipping::Never);
     Recreated {

@@ -59,12 +59,13 @@ pub enum Skipping {
 fn rederive_sources(table: &StreamTable) {
     let analyzed = crate::query::analyze(&table.display_name(), &table.defining_query);
     crate::query::drop_probe();
+    let previous_sources = catalog::source_oids(table.id);
     catalog::update_sources(
         table.id,
         &analyzed.sources,
         analyzed.depends_only_on_sources,
     );
-    catalog::sync_capture();
+    catalog::sync_capture_of(table.id, &previous_sources);
 }
 
 /// The settings a defining query is planned and run with: the search_path it was created with
@@ -130,10 +131,7 @@ fn full_refresh(table: &StreamTable, owner: pg_sys::Oid, decision: &Decision) ->
     if algebraic.is_some() {
         // (No NOTICE about the state table that the first install does not find.)
         settings::with_settings(&[(c"client_min_messages", "warning")], || {
-            catalog::run_privileged(&algebraic::install_state(
-                &algebraic::state_table(table.id),
-                &state_work,
-            ))
+            catalog::run_privileged(&algebraic::install_state(table.id, &state_work))
         });
         differential::run(table, &format!("DROP TABLE {state_work}"));
     }
@@ -261,7 +259,7 @@ pub fn refresh_now(
     let ddl_pending = changes.ddl_pending;
     let capture_complete = changes.capture_complete;
     if !capture_complete {
-        catalog::sync_capture();
+        catalog::sync_capture_of(table.id, &[]);
     }
     let refreshed = table.clone();
     let outcome = settings::as_user(owner, Restriction::None, move || {
@@ -295,7 +293,7 @@ pub fn refresh_now(
                         let trust =
                             !ddl_pending && capture_complete && changes.row_capture_complete;
                         if !trust {
-                            catalog::sync_capture();
+                            catalog::sync_capture_of(table.id, &[]);
                         }
                         differential_refresh(&table, owner, mode, decided, &changes, trust)
                     }

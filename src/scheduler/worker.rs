@@ -150,7 +150,15 @@ pub extern "C-unwind" fn pgstream_scheduler_main(arg: pg_sys::Datum) {
     // SIGTERM must interrupt a running refresh too (fast shutdown, pg_terminate_backend,
     // DROP DATABASE ... WITH (FORCE)): PostgreSQL's own handler ends the worker at the next
     // interrupt check.
-    unsafe { pg_sys::pqsignal(libc::SIGTERM, Some(postgres_die)) };
+    // (PostgreSQL 18 names the backend's pqsignal pqsignal_be.)
+    #[cfg(not(feature = "pg18"))]
+    unsafe {
+        pg_sys::pqsignal(libc::SIGTERM, Some(postgres_die))
+    };
+    #[cfg(feature = "pg18")]
+    unsafe {
+        pg_sys::pqsignal_be(libc::SIGTERM, Some(postgres_die))
+    };
     let database = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
     if !gucs::ENABLED.get() {

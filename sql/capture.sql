@@ -1,0 +1,312 @@
+-- pg_stream_dbt change capture: the trigger functions that record what changed in the relations
+-- stream tables read, and the SQL the engine asks about those changes. The capture objects of
+-- each source (triggers, change buffer, reading view) are made by src/capture/setup.rs.
+--
+-- A statement trigger pgstream_capture on every ordinary table a stream table reads records that
+-- it changed (one row per source and transaction in pgstream_changes.statements); a refresh
+-- whose sources show no change since the snapshot it last covered is skipped. A source read by a
+-- DIFFERENTIAL stream table also gets a change buffer pgstream_changes.rows_<oid> (__pgs_xid,
+-- __pgs_seq, __pgs_w +1/-1, the columns its readers read), filled by the statement triggers
+-- pgstream_rows_ins/upd/del (pgstream._capture_rows(), in Rust) from their transition tables, and
+-- a view pgstream._rows_<oid> showing the buffer only to roles that may read the source. Every
+-- trigger is ENABLE ALWAYS: it fires under session_replication_role = replica too (logical
+-- replication apply, restores), so no change goes unseen. Buffers and views are members of the
+-- extension: pg_dump leaves them out, and a restored database rebuilds them.
+
+-- One record per source and transaction is enough (a refresh only asks whether a source
+-- changed, and whether it was truncated): the unique index on (source_relid, xid) keeps it to one.
+CREATE FUNCTION pgstream._capture_statement() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- A TRUNCATE overrides the transaction's earlier record: its readers must recompute.
+    INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (TG_RELID, TG_OP)
+    ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE'
+        WHERE excluded.operation = 'TRUNCATE';
+    RETURN NULL;
+END
+$$;
+
+-- The row-capture trigger (src/capture/trigger.rs): records the statement and appends its
+-- transition rows to the source's buffer. Its SQL names every object with its schema.
+CREATE FUNCTION pgstream._capture_rows() RETURNS trigger
+LANGUAGE c SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'pgstream_capture_rows';
+REVOKE ALL ON FUNCTION pgstream._capture_statement(), pgstream._capture_rows() FROM PUBLIC;
+
+-- Why a relation's changes cannot be captured by a statement trigger on it (NULL: they can).
+-- Writes through a partitioned or inheritance parent, logical replication apply (row
+-- triggers only), crash recovery of unlogged tables, catalog updates and row-level security
+-- policies all change what a query sees without firing that trigger.
+CREATE FUNCTION pgstream._capture_blocker(relation oid) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN c.oid IS NULL THEN 'source missing'
+        WHEN c.oid < 16384 OR c.relnamespace = 'pg_catalog'::regnamespace THEN 'system catalog'
+        WHEN c.relkind = 'p' THEN 'partitioned table'
+        WHEN c.relkind = 'm' THEN 'materialized view'
+        WHEN c.relkind = 'f' THEN 'foreign table'
+        WHEN c.relkind <> 'r' THEN 'not a table'
+        WHEN c.relpersistence = 't' THEN 'temporary table'
+        WHEN c.relpersistence = 'u' THEN 'unlogged table'
+        WHEN c.relispartition THEN 'partition'
+        WHEN c.relhassubclass OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+            THEN 'inheritance'
+        WHEN c.relrowsecurity THEN 'row-level security'
+        WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r WHERE r.srrelid = c.oid)
+            THEN 'logical replication target'
+    END
+    FROM (SELECT relation AS wanted) w LEFT JOIN pg_class c ON c.oid = w.wanted
+$$;
+
+-- The columns of `source` its change buffer must keep, in table order: those its DIFFERENTIAL
+-- readers read (all when one reads the whole row), with their types.
+CREATE FUNCTION pgstream._needed_columns(source oid)
+RETURNS TABLE (name text, attnum int2, type_oid oid, typmod int4, type_sql text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.attname::text, a.attnum, a.atttypid, a.atttypmod,
+           format_type(a.atttypid, a.atttypmod)
+             || CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+                     THEN ' COLLATE ' || a.attcollation::regcollation::text ELSE '' END
+    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+    WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+      AND (EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+                   WHERE d.source_relid = source AND s.effective_mode = 'DIFFERENTIAL'
+                     AND d.used_columns IS NULL)
+           OR a.attname::text IN (SELECT unnest(d.used_columns) FROM pgstream.pgs_dependencies d
+                                  JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+                                  WHERE d.source_relid = source AND s.effective_mode = 'DIFFERENTIAL'))
+$$;
+
+-- What the capture of `source` looks like and what its readers need: whether it exists and can
+-- be captured, whether a stream table reads it (DIFFERENTIAL), its statement trigger's type
+-- (NULL: missing or not ENABLE ALWAYS), its row triggers, its buffer, the needed columns the
+-- buffer lacks (`name type`), and whether the buffer keeps a needed column with another type.
+CREATE FUNCTION pgstream._capture_state(source oid,
+    OUT present boolean, OUT capturable boolean, OUT read boolean, OUT differential boolean,
+    OUT statement_trigger int4, OUT row_triggers int8, OUT has_buffer boolean,
+    OUT missing text[], OUT retyped boolean)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH buffer AS (SELECT to_regclass(format('pgstream_changes.%I', 'rows_' || source)) AS oid),
+         kept AS (SELECT b.attname::text AS name, b.atttypid, b.atttypmod FROM pg_attribute b, buffer
+                  WHERE b.attrelid = buffer.oid AND b.attnum > 3 AND NOT b.attisdropped),
+         needed AS (SELECT * FROM pgstream._needed_columns(source))
+    SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source),
+           pgstream._capture_blocker(source) IS NULL,
+           EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                   WHERE d.source_relid = source AND d.source_kind <> 'view'),
+           EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+                   WHERE d.source_relid = source AND d.source_kind <> 'view'
+                     AND s.effective_mode = 'DIFFERENTIAL'),
+           (SELECT t.tgtype::int4 FROM pg_trigger t
+            WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture' AND t.tgenabled = 'A'
+              AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure),
+           (SELECT count(*) FROM pg_trigger t
+            WHERE t.tgrelid = source AND t.tgenabled = 'A'
+              AND t.tgname IN ('pgstream_rows_ins', 'pgstream_rows_upd', 'pgstream_rows_del')
+              AND t.tgfoid = 'pgstream._capture_rows()'::regprocedure),
+           (SELECT oid IS NOT NULL FROM buffer),
+           (SELECT array_agg(quote_ident(n.name) || ' ' || n.type_sql ORDER BY n.attnum) FROM needed n
+            WHERE NOT EXISTS (SELECT 1 FROM kept k WHERE k.name = n.name)),
+           EXISTS (SELECT 1 FROM needed n JOIN kept k ON k.name = n.name
+                   WHERE (k.atttypid, k.atttypmod) IS DISTINCT FROM (n.type_oid, n.typmod))
+$$;
+
+-- Whether the change buffer of `source` keeps column `col` (true when it has no buffer: then
+-- nothing reads its change rows).
+CREATE FUNCTION pgstream._buffer_keeps(source oid, col name) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT to_regclass(format('pgstream_changes.%I', 'rows_' || source)) IS NULL
+        OR EXISTS (SELECT 1 FROM pg_attribute b
+                   WHERE b.attrelid = to_regclass(format('pgstream_changes.%I', 'rows_' || source))
+                     AND b.attname = col AND b.attnum > 3 AND NOT b.attisdropped)
+$$;
+
+-- The buffer of `source` and its reading view exist, the buffer keeps every needed column with
+-- its type, and all the triggers are in place.
+CREATE FUNCTION pgstream._row_capture_current(source oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.has_buffer AND s.missing IS NULL AND NOT s.retyped AND s.row_triggers = 3
+       AND s.statement_trigger = 32
+       AND to_regclass(format('pgstream.%I', '_rows_' || source)) IS NOT NULL
+    FROM pgstream._capture_state(source) s
+$$;
+
+-- Deletes the change rows of `source` that every DIFFERENTIAL reader has consumed (none while
+-- a reader has not refreshed yet).
+CREATE FUNCTION pgstream._forget_consumed_rows(source oid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass(format('pgstream_changes.%I', 'rows_' || source)) IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format(
+        'DELETE FROM pgstream_changes.%I b WHERE NOT EXISTS ('
+        '  SELECT 1 FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id) '
+        '  WHERE d.source_relid = $1 AND s.effective_mode = ''DIFFERENTIAL'' '
+        '    AND (s.consumed_snapshot IS NULL '
+        '         OR NOT (pg_visible_in_snapshot(b.__pgs_xid, s.consumed_snapshot) '
+        '                 OR (b.__pgs_xid = s.consumed_own_xid AND b.__pgs_seq <= s.consumed_own_seq))))',
+        'rows_' || source) USING source;
+END
+$$;
+
+-- Whether every relation `stream_table` reads is captured: an ordinary table with the
+-- statement trigger present and enabled ALWAYS (views count through their base tables).
+CREATE FUNCTION pgstream._capture_complete(stream_table bigint) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                       LEFT JOIN pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture'
+                                             AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+                       WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
+                         AND (pgstream._capture_blocker(d.source_relid) IS NOT NULL
+                              OR t.tgenabled IS DISTINCT FROM 'A'))
+$$;
+
+-- Whether nothing stream table `stream_table` reads changed outside snapshot `since` (no
+-- change record, no DDL, every source captured): its refresh may be skipped.
+CREATE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM pgstream_changes.statements c
+                       WHERE (c.source_relid = 0
+                              OR c.source_relid IN (SELECT d.source_relid FROM pgstream.pgs_dependencies d
+                                                    WHERE d.pgs_id = stream_table))
+                         AND NOT pg_visible_in_snapshot(c.xid, since))
+       -- A snapshot from the future (a restored cluster) proves nothing.
+       AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
+       AND pgstream._capture_complete(stream_table)
+$$;
+
+-- What a refresh of `stream_table` needs to know about its sources' changes since `since`
+-- (NULL: never refreshed): DDL happened (its sources may be others now), every source has its
+-- statement trigger, every table source has a current row capture that its owner `reader`
+-- may read (change rows are shown only to roles with SELECT on the whole table), and which
+-- sources changed.
+CREATE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot, reader oid,
+    OUT ddl_pending boolean, OUT capture_complete boolean, OUT row_capture_complete boolean,
+    OUT changed oid[])
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
+                                    WHERE c.source_relid = 0 AND NOT pg_visible_in_snapshot(c.xid, since)),
+           pgstream._capture_complete(stream_table),
+           NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                       WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
+                         AND (NOT pgstream._row_capture_current(d.source_relid)
+                              OR NOT has_table_privilege(reader, d.source_relid, 'SELECT'))),
+           CASE WHEN since IS NOT NULL THEN
+               ARRAY(SELECT DISTINCT c.source_relid FROM pgstream_changes.statements c
+                     JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
+                                                     AND d.pgs_id = stream_table
+                     WHERE NOT pg_visible_in_snapshot(c.xid, since))
+           END
+$$;
+
+-- After a refresh of `stream_table`: forgets the change records and rows of its sources that
+-- every reader has covered, and the DDL records every stream table has covered. Nothing while
+-- a stream table is being created or redefined elsewhere (it reads sources not visible here).
+CREATE FUNCTION pgstream._forget_covered(stream_table bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(1885827939, 0) THEN  -- 0x70677363 'pgsc', held shared by creators
+        RETURN;
+    END IF;
+    DELETE FROM pgstream_changes.statements c WHERE c.source_relid = 0
+       AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s
+                       WHERE s.consumed_snapshot IS NULL
+                          OR NOT pg_visible_in_snapshot(c.xid, s.consumed_snapshot));
+    DELETE FROM pgstream_changes.statements c
+    USING pgstream.pgs_dependencies mine
+    WHERE mine.pgs_id = stream_table AND c.source_relid = mine.source_relid
+      AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                      JOIN pgstream.pgs_stream_tables s ON s.pgs_id = d.pgs_id
+                      WHERE d.source_relid = c.source_relid
+                        AND (s.consumed_snapshot IS NULL
+                             OR NOT pg_visible_in_snapshot(c.xid, s.consumed_snapshot)));
+    PERFORM pgstream._forget_consumed_rows(d.source_relid) FROM pgstream.pgs_dependencies d
+    WHERE d.pgs_id = stream_table AND d.source_kind <> 'view';
+END
+$$;
+
+-- The position a refresh covers, read in the refreshing statement's snapshot: that snapshot
+-- with this transaction counted as running (its later changes are not covered), this
+-- transaction's id, and the last change sequence number handed out so far (its changes up to
+-- there are covered).
+CREATE FUNCTION pgstream._covered_position(OUT snapshot text, OUT own_xid xid8, OUT own_seq bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- (An xid at or past xmax is running already; raising xmax instead would make every
+    -- transaction in between look committed.)
+    SELECT CASE WHEN me IS NULL OR me >= pg_snapshot_xmax(snap) THEN snap::text
+                ELSE format('%s:%s:%s',
+                    LEAST(pg_snapshot_xmin(snap)::text::int8, me::text::int8),
+                    pg_snapshot_xmax(snap),
+                    (SELECT string_agg(x::text, ',' ORDER BY x) FROM
+                         (SELECT x::text::int8 AS x FROM pg_snapshot_xip(snap) x
+                          UNION SELECT me::text::int8) ids)) END,
+           me,
+           (SELECT last_value FROM pgstream_changes.row_seq)
+    FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS me) s
+$$;
+
+-- Internal: executed by the engine as the extension owner; nobody else may call them. (The
+-- STABLE readers above stay callable: they show only what the catalog view shows anyway.)
+REVOKE ALL ON FUNCTION pgstream._needed_columns(oid), pgstream._capture_state(oid),
+    pgstream._forget_consumed_rows(oid), pgstream._forget_covered(bigint) FROM PUBLIC;
+
+-- The engine's private state of stream table `stream_table` (aggregate state, intermediate
+-- results) lives in pgstream_changes as members of the extension (pg_dump leaves them out; a
+-- restored stream table rebuilds them). Drops table `name` of that schema, releasing it from the
+-- extension first; nothing when it does not exist.
+CREATE FUNCTION pgstream._drop_private_table(name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+    relation regclass := to_regclass(format('pgstream_changes.%I', name));
+BEGIN
+    IF relation IS NULL THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_depend d
+               WHERE d.classid = 'pg_class'::regclass AND d.objid = relation AND d.deptype = 'e') THEN
+        EXECUTE format('ALTER EXTENSION pg_stream_dbt DROP TABLE %s', relation);
+    END IF;
+    EXECUTE format('DROP TABLE %s', relation);
+END
+$$;
+
+-- Drops every private table of stream table `stream_table` (its aggregate state).
+CREATE FUNCTION pgstream._drop_state_of(stream_table bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pgstream._drop_private_table(c.relname) FROM pg_class c
+    WHERE c.relnamespace = 'pgstream_changes'::regnamespace AND c.relkind = 'r'
+      AND (c.relname = 'agg_' || stream_table OR c.relname LIKE 'aux\_' || stream_table || '\_%');
+END
+$$;
+REVOKE ALL ON FUNCTION pgstream._drop_private_table(text), pgstream._drop_state_of(bigint) FROM PUBLIC;

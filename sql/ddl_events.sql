@@ -1,0 +1,117 @@
+-- pg_stream_dbt event triggers: DDL recorded as a change of what queries mean, capture triggers
+-- removed before DROP EXTENSION, and the catalog kept in step with DROP TABLE and ALTER TABLE
+-- ... RENAME / SET SCHEMA run on stream tables directly.
+
+-- DDL can change what a query returns without any row changing (ALTER TABLE, CREATE OR
+-- REPLACE VIEW or FUNCTION, REVOKE, ...): any DDL outside temporary schemas is recorded as a
+-- change of every source (source_relid 0), so the next refresh of every stream table recomputes.
+CREATE FUNCTION pgstream._capture_ddl()
+RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pgstream._engine_ddl_running() THEN
+        RETURN;  -- the engine's own capture objects: no query means anything else
+    END IF;
+    IF tg_tag = 'REFRESH MATERIALIZED VIEW' THEN
+        RETURN;  -- new data, no new meaning (a materialized view source is always recomputed)
+    END IF;
+    -- DROP commands report nothing here; _catalog_on_sql_drop records them.
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+               WHERE c.schema_name IS NULL
+                  OR (c.schema_name NOT LIKE 'pg\_temp%' AND c.schema_name NOT LIKE 'pg\_toast\_temp%'
+                      -- the engine's own tables (aggregate state) are no one's source
+                      AND c.schema_name <> 'pgstream_changes'))
+       OR (tg_tag NOT LIKE 'DROP %' AND NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())) THEN
+        INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    -- (A source that changed shape needs no capture change here: the row-capture trigger
+    -- writes what still matches its buffer, and the refresh after DDL recomputes and rebuilds.)
+END
+$$;
+REVOKE ALL ON FUNCTION pgstream._capture_ddl() FROM PUBLIC;
+CREATE EVENT TRIGGER pgstream_capture_ddl ON ddl_command_end
+    EXECUTE FUNCTION pgstream._capture_ddl();
+-- Also under session_replication_role = replica (DDL replicated by logical replication tools).
+ALTER EVENT TRIGGER pgstream_capture_ddl ENABLE ALWAYS;
+
+-- DROP EXTENSION must not trip over the capture triggers on users' tables: remove them
+-- first. (At ddl_command_start the extension's name is not known; if another extension is
+-- being dropped, stream tables just recompute once and _sync_capture puts the triggers back.)
+CREATE FUNCTION pgstream._before_drop_extension()
+RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pgstream._drop_capture_triggers();
+END
+$$;
+REVOKE ALL ON FUNCTION pgstream._before_drop_extension() FROM PUBLIC;
+CREATE EVENT TRIGGER pgstream_before_drop_extension ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION pgstream._before_drop_extension();
+
+-- Keep the catalog in step with DDL users run on stream tables directly.
+CREATE FUNCTION pgstream._catalog_on_sql_drop()
+RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pgstream
+AS $$
+DECLARE
+    dropped oid[] := ARRAY(SELECT objid FROM pg_event_trigger_dropped_objects()
+                           WHERE classid = 'pg_class'::regclass AND objsubid = 0);
+    affected oid[];
+BEGIN
+    IF pgstream._engine_ddl_running() THEN
+        RETURN;  -- the engine's own capture objects
+    END IF;
+    -- The sources of dropped stream tables, and dropped sources that had capture objects.
+    affected := ARRAY(SELECT d.source_relid FROM pgstream.pgs_dependencies d
+                      JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+                      WHERE s.pgs_relid = ANY (dropped)
+                      UNION
+                      SELECT x FROM unnest(dropped) x
+                      WHERE to_regclass(format('pgstream_changes.%I', 'rows_' || x)) IS NOT NULL);
+    PERFORM pgstream._drop_state_of(s.pgs_id) FROM pgstream.pgs_stream_tables s
+    WHERE s.pgs_relid = ANY (dropped);
+    DELETE FROM pgstream.pgs_stream_tables WHERE pgs_relid = ANY (dropped);
+    IF cardinality(affected) > 0 THEN
+        PERFORM pgstream._sync_capture(affected);
+    END IF;
+    -- Dropping anything that is not temporary may change what a query returns: recompute.
+    -- (A temporary view's rule is not flagged temporary: its address names the temp schema.)
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects()
+               WHERE NOT is_temporary
+                 AND COALESCE(address_names[1], '') NOT IN ('pgstream_changes', 'pg_toast')
+                 AND COALESCE(schema_name, '') NOT IN ('pgstream_changes', 'pg_toast')
+                 AND COALESCE(address_names[1], '') NOT LIKE 'pg\_temp%'
+                 AND COALESCE(address_names[1], '') NOT LIKE 'pg\_toast\_temp%') THEN
+        INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag)
+        ON CONFLICT DO NOTHING;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION pgstream._catalog_on_rename()
+RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pgstream
+AS $$
+BEGIN
+    UPDATE pgstream.pgs_stream_tables s
+    SET pgs_schema = n.nspname, pgs_name = c.relname
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = s.pgs_relid
+      AND (s.pgs_schema, s.pgs_name) IS DISTINCT FROM (n.nspname::text, c.relname::text);
+END
+$$;
+REVOKE ALL ON FUNCTION pgstream._catalog_on_sql_drop(), pgstream._catalog_on_rename() FROM PUBLIC;
+
+CREATE EVENT TRIGGER pgstream_catalog_on_sql_drop ON sql_drop
+    EXECUTE FUNCTION pgstream._catalog_on_sql_drop();
+ALTER EVENT TRIGGER pgstream_catalog_on_sql_drop ENABLE ALWAYS;
+CREATE EVENT TRIGGER pgstream_catalog_on_rename ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
+    EXECUTE FUNCTION pgstream._catalog_on_rename();
+
+-- Tell the scheduler launcher (when preloaded) that this database now has the extension.
+SELECT pgstream.request_scheduler_rescan();

@@ -1,0 +1,76 @@
+//! Names of the change-capture objects a source gets (buffer, reading view, triggers) and the
+//! advisory-lock keys that serialize their set-up: the naming contract of capture.
+
+/// Schema of the engine's private tables (change records, buffers, state); no user may read it.
+pub const PRIVATE_SCHEMA: &str = "pgstream_changes";
+
+/// The statement trigger every captured source has (`pgstream._capture_statement()`): on every
+/// change, or only on TRUNCATE when row capture records the statements.
+pub const STATEMENT_TRIGGER: &str = "pgstream_capture";
+
+/// The row-capture triggers of a source read by a DIFFERENTIAL stream table, with the event
+/// each fires on and the transition tables it is given (`pgstream._capture_rows()`).
+pub const ROW_TRIGGERS: [(&str, &str, &str); 3] = [
+    (
+        "pgstream_rows_ins",
+        "INSERT",
+        "REFERENCING NEW TABLE AS __pgs_new",
+    ),
+    (
+        "pgstream_rows_upd",
+        "UPDATE",
+        "REFERENCING OLD TABLE AS __pgs_old NEW TABLE AS __pgs_new",
+    ),
+    (
+        "pgstream_rows_del",
+        "DELETE",
+        "REFERENCING OLD TABLE AS __pgs_old",
+    ),
+];
+
+/// The transition tables' names in the row-capture triggers.
+pub const OLD_ROWS: &str = "__pgs_old";
+pub const NEW_ROWS: &str = "__pgs_new";
+
+/// The columns every change buffer starts with: the writing transaction, the change's sequence
+/// number in it, and its weight (+1 a new row, -1 an old one).
+pub const BUFFER_HEADER: [&str; 3] = ["__pgs_xid", "__pgs_seq", "__pgs_w"];
+
+/// The sequence that numbers changes.
+pub const CHANGE_SEQUENCE: &str = "pgstream_changes.row_seq";
+
+/// Unquoted name of the change buffer of source `relid` (in [`PRIVATE_SCHEMA`]).
+pub fn buffer_name(relid: u32) -> String {
+    format!("rows_{relid}")
+}
+
+/// The change buffer of source `relid`, qualified and quoted.
+pub fn buffer_table(relid: u32) -> String {
+    format!("{PRIVATE_SCHEMA}.\"{}\"", buffer_name(relid))
+}
+
+/// The view through which refreshes read the buffer of source `relid` (it shows the rows only
+/// to roles that may read the source), qualified and quoted.
+pub fn reader_view(relid: u32) -> String {
+    format!("pgstream.\"_rows_{relid}\"")
+}
+
+/// First key of the transaction advisory lock taken (in source oid order) before the capture
+/// objects of a source are changed; the second key is the source's oid.
+pub const CAPTURE_SETUP_LOCK_KEY: i32 = 0x7067_7375; // "pgsu"
+
+/// First key of the advisory lock that keeps change-record cleanup away from stream tables being
+/// created or redefined (which hold it shared); also in sql/capture.sql `_forget_covered`.
+pub const CLEANUP_LOCK_KEY: i32 = 0x7067_7363; // "pgsc"
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_source_oid() {
+        assert_eq!(buffer_table(16384), "pgstream_changes.\"rows_16384\"");
+        assert_eq!(reader_view(16384), "pgstream.\"_rows_16384\"");
+        assert_eq!(CLEANUP_LOCK_KEY, 1_885_827_939);
+    }
+}

@@ -1,0 +1,341 @@
+//! Keeping each source's capture objects in step with its readers: the statement trigger, and
+//! for a source read by a DIFFERENTIAL stream table the change buffer, its reading view and the
+//! row-capture triggers. Serialized per source by advisory locks taken in oid order, and every
+//! step idempotent, so creates, drops, mode switches and refreshes of stream tables sharing
+//! sources may run in any number of sessions at once.
+
+use super::objects::{
+    buffer_table, reader_view, BUFFER_HEADER, CAPTURE_SETUP_LOCK_KEY, ROW_TRIGGERS,
+    STATEMENT_TRIGGER,
+};
+use crate::catalog;
+use pgrx::prelude::*;
+use std::cell::Cell;
+
+/// `pg_trigger.tgtype` of the statement trigger on every change (INSERT, UPDATE, DELETE,
+/// TRUNCATE), and on TRUNCATE only.
+const ALL_EVENTS: i32 = 4 | 8 | 16 | 32;
+const TRUNCATE_ONLY: i32 = 32;
+
+thread_local! {
+    /// Set while this backend runs the engine's own DDL (capture objects, private state): it
+    /// changes no query's meaning (read by the DDL event triggers through
+    /// `pgstream._engine_ddl_running()`; a flag in this process that no SQL can set).
+    static ENGINE_DDL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this backend is running the engine's own DDL right now.
+pub fn engine_ddl_running() -> bool {
+    ENGINE_DDL.with(Cell::get)
+}
+
+/// Restores the flag however the body ends (an error unwinds through it).
+struct EngineDdlGuard(bool);
+
+impl Drop for EngineDdlGuard {
+    fn drop(&mut self) {
+        ENGINE_DDL.with(|s| s.set(self.0));
+    }
+}
+
+/// Runs `body`, the engine's own DDL, with the flag the DDL event triggers read set.
+pub fn as_engine_ddl<R>(body: impl FnOnce() -> R) -> R {
+    let _guard = EngineDdlGuard(engine_ddl_running());
+    ENGINE_DDL.with(|s| s.set(true));
+    body()
+}
+
+fn run(sql: &str) {
+    Spi::run(sql).unwrap_or_else(|e| panic!("change capture set-up failed: {e}\n{sql}"));
+}
+
+/// What a source's capture looks like now, and what its readers need.
+struct SourceState {
+    present: bool,
+    capturable: bool,
+    read: bool,
+    differential: bool,
+    statement_trigger: Option<i32>,
+    row_triggers: i64,
+    has_buffer: bool,
+    /// `name type` of each needed column the buffer lacks.
+    missing: Vec<String>,
+    /// A needed column the buffer keeps with another type.
+    retyped: bool,
+}
+
+fn source_state(source: pg_sys::Oid) -> SourceState {
+    Spi::connect_mut(|client| {
+        let row = client
+            .update(
+                "SELECT present, capturable, read, differential, statement_trigger, row_triggers, \
+                        has_buffer, missing, retyped \
+                 FROM pgstream._capture_state($1)",
+                None,
+                &[source.into()],
+            )?
+            .first();
+        Ok::<_, pgrx::spi::Error>(SourceState {
+            present: row.get::<bool>(1)?.unwrap_or(false),
+            capturable: row.get::<bool>(2)?.unwrap_or(false),
+            read: row.get::<bool>(3)?.unwrap_or(false),
+            differential: row.get::<bool>(4)?.unwrap_or(false),
+            statement_trigger: row.get::<i32>(5)?,
+            row_triggers: row.get::<i64>(6)?.unwrap_or(0),
+            has_buffer: row.get::<bool>(7)?.unwrap_or(false),
+            missing: row.get::<Vec<String>>(8)?.unwrap_or_default(),
+            retyped: row.get::<bool>(9)?.unwrap_or(false),
+        })
+    })
+    .unwrap_or_else(|e| panic!("reading the capture state of source {source:?} failed: {e}"))
+}
+
+/// Makes the capture objects of `sources` match their readers as the catalog says now. Takes the
+/// set-up lock of every source (held to the end of the transaction) before changing anything.
+pub fn sync(sources: &[pg_sys::Oid]) {
+    let mut sorted: Vec<u32> = sources.iter().map(|s| s.to_u32()).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.is_empty() {
+        return;
+    }
+    catalog::as_catalog_owner(|| {
+        as_engine_ddl(|| {
+            for source in &sorted {
+                Spi::run_with_args(
+                    "SELECT pg_catalog.pg_advisory_xact_lock($1, $2::pg_catalog.int4)",
+                    &[CAPTURE_SETUP_LOCK_KEY.into(), (*source as i32).into()],
+                )
+                .unwrap_or_else(|e| panic!("taking the capture set-up lock failed: {e}"));
+            }
+            for source in sorted {
+                sync_source(pg_sys::Oid::from(source));
+            }
+        })
+    })
+}
+
+/// The relation `source` as SQL (its oid through regclass, so renames do not matter).
+fn relation(source: pg_sys::Oid) -> String {
+    Spi::get_one_with_args::<String>("SELECT $1::pg_catalog.regclass::text", &[source.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("source {source:?} has no name"))
+}
+
+fn sync_source(source: pg_sys::Oid) {
+    let state = source_state(source);
+    let relid = source.to_u32();
+    if !state.present {
+        drop_buffer(relid);
+        return;
+    }
+    let table = relation(source);
+    // Locking the source first (what CREATE TRIGGER takes anyway) keeps the lock order
+    // source -> buffer that writers follow, and waits out transactions writing to it.
+    let mut locked = false;
+    let mut lock = || {
+        if !locked {
+            run(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"));
+            locked = true;
+        }
+    };
+    if !state.read || !state.capturable {
+        if state.row_triggers > 0 || state.has_buffer || state.statement_trigger.is_some() {
+            lock();
+            drop_row_capture(&table, relid);
+            run(&format!(
+                "DROP TRIGGER IF EXISTS {STATEMENT_TRIGGER} ON {table}"
+            ));
+        }
+        return;
+    }
+    if state.differential {
+        if !state.has_buffer || state.retyped {
+            lock();
+            create_buffer(source);
+        } else if !state.missing.is_empty() {
+            lock();
+            let added: Vec<String> = state
+                .missing
+                .iter()
+                .map(|c| format!("ADD COLUMN {c}"))
+                .collect();
+            run(&format!(
+                "ALTER TABLE {} {}",
+                buffer_table(relid),
+                added.join(", ")
+            ));
+            create_reader_view(relid, source);
+        }
+        if state.row_triggers != ROW_TRIGGERS.len() as i64 {
+            lock();
+            for (name, event, referencing) in ROW_TRIGGERS {
+                run(&format!(
+                    "CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {table} {referencing} \
+                     FOR EACH STATEMENT EXECUTE FUNCTION pgstream._capture_rows()"
+                ));
+                run(&format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"));
+            }
+        }
+        if state.statement_trigger != Some(TRUNCATE_ONLY) {
+            lock();
+            install_statement_trigger(&table, "TRUNCATE");
+        }
+    } else {
+        if state.row_triggers > 0 || state.has_buffer {
+            lock();
+            drop_row_capture(&table, relid);
+        }
+        if state.statement_trigger != Some(ALL_EVENTS) {
+            lock();
+            install_statement_trigger(&table, "INSERT OR UPDATE OR DELETE OR TRUNCATE");
+        }
+    }
+}
+
+fn install_statement_trigger(table: &str, events: &str) {
+    run(&format!(
+        "CREATE OR REPLACE TRIGGER {STATEMENT_TRIGGER} AFTER {events} ON {table} \
+         FOR EACH STATEMENT EXECUTE FUNCTION pgstream._capture_statement()"
+    ));
+    run(&format!(
+        "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {STATEMENT_TRIGGER}"
+    ));
+}
+
+/// (Re)creates the change buffer of `source` with the columns its readers need, empty; the
+/// DIFFERENTIAL readers of the source recompute once (rows buffered so far are gone).
+fn create_buffer(source: pg_sys::Oid) {
+    let relid = source.to_u32();
+    drop_buffer(relid);
+    let columns = Spi::get_one_with_args::<Vec<String>>(
+        "SELECT COALESCE(array_agg(pg_catalog.quote_ident(name) || ' ' || type_sql ORDER BY attnum), '{}') \
+         FROM pgstream._needed_columns($1)",
+        &[source.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let header = format!(
+        "{} pg_catalog.xid8 NOT NULL, {} pg_catalog.int8 NOT NULL, {} pg_catalog.int2 NOT NULL",
+        BUFFER_HEADER[0], BUFFER_HEADER[1], BUFFER_HEADER[2]
+    );
+    let body = std::iter::once(header)
+        .chain(columns)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let buffer = buffer_table(relid);
+    run(&format!("CREATE TABLE {buffer} ({body})"));
+    run(&format!("REVOKE ALL ON {buffer} FROM PUBLIC"));
+    run(&format!("ALTER EXTENSION pg_stream_dbt ADD TABLE {buffer}"));
+    create_reader_view(relid, source);
+    Spi::run_with_args(
+        "UPDATE pgstream.pgs_stream_tables s SET consumed_snapshot = NULL \
+         WHERE s.effective_mode = 'DIFFERENTIAL' \
+           AND s.pgs_id IN (SELECT d.pgs_id FROM pgstream.pgs_dependencies d WHERE d.source_relid = $1)",
+        &[source.into()],
+    )
+    .unwrap_or_else(|e| panic!("resetting the readers of source {source:?} failed: {e}"));
+}
+
+/// (Re)creates the view refreshes read the buffer of `source` through: every buffer column, rows
+/// shown only to roles that may read the source.
+fn create_reader_view(relid: u32, source: pg_sys::Oid) {
+    let view = reader_view(relid);
+    let existed = relation_exists(&view);
+    run(&format!(
+        "CREATE OR REPLACE VIEW {view} WITH (security_barrier) AS SELECT * FROM {} \
+         WHERE pg_catalog.has_table_privilege({}::pg_catalog.oid, 'SELECT')",
+        buffer_table(relid),
+        source.to_u32()
+    ));
+    if !existed {
+        run(&format!("REVOKE ALL ON {view} FROM PUBLIC"));
+        run(&format!("GRANT SELECT ON {view} TO PUBLIC"));
+        run(&format!("ALTER EXTENSION pg_stream_dbt ADD VIEW {view}"));
+    }
+}
+
+fn relation_exists(name: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+        &[name.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Drops the row-capture triggers of `table` and the buffer of source `relid`.
+fn drop_row_capture(table: &str, relid: u32) {
+    for (name, _, _) in ROW_TRIGGERS {
+        run(&format!("DROP TRIGGER IF EXISTS {name} ON {table}"));
+    }
+    drop_buffer(relid);
+}
+
+/// Drops the buffer of source `relid` and its reading view (members of the extension, so
+/// released from it first).
+fn drop_buffer(relid: u32) {
+    let view = reader_view(relid);
+    if relation_exists(&view) {
+        run(&format!("ALTER EXTENSION pg_stream_dbt DROP VIEW {view}"));
+        run(&format!("DROP VIEW {view}"));
+    }
+    let buffer = buffer_table(relid);
+    if relation_exists(&buffer) {
+        run(&format!(
+            "ALTER EXTENSION pg_stream_dbt DROP TABLE {buffer}"
+        ));
+        run(&format!("DROP TABLE {buffer}"));
+    }
+}
+
+/// Sources whose capture objects exist now: those with a capture trigger or a buffer.
+fn captured_sources() -> Vec<pg_sys::Oid> {
+    Spi::get_one::<Vec<pg_sys::Oid>>(
+        "SELECT COALESCE(array_agg(DISTINCT s), '{}') FROM ( \
+           SELECT t.tgrelid AS s FROM pg_catalog.pg_trigger t \
+           WHERE t.tgfoid IN ('pgstream._capture_statement()'::pg_catalog.regprocedure, \
+                              'pgstream._capture_rows()'::pg_catalog.regprocedure) \
+           UNION ALL \
+           SELECT substr(c.relname, 6)::pg_catalog.oid FROM pg_catalog.pg_class c \
+           WHERE c.relnamespace = 'pgstream_changes'::pg_catalog.regnamespace AND c.relkind = 'r' \
+             AND c.relname ~ '^rows_[0-9]+$') found",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// Syncs every source a stream table reads and every relation that has capture objects.
+pub fn sync_all() {
+    let mut sources = catalog::as_catalog_owner(captured_sources);
+    sources.extend(catalog::all_sources());
+    sync(&sources);
+}
+
+/// Removes every capture trigger from users' tables (DROP EXTENSION: they name its functions).
+pub fn drop_all_triggers() {
+    catalog::as_catalog_owner(|| {
+        as_engine_ddl(|| {
+            for source in captured_sources() {
+                let exists = Spi::get_one_with_args::<bool>(
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1)",
+                    &[source.into()],
+                )
+                .ok()
+                .flatten()
+                .unwrap_or(false);
+                if exists {
+                    let table = relation(source);
+                    drop_row_capture(&table, source.to_u32());
+                    run(&format!(
+                        "DROP TRIGGER IF EXISTS {STATEMENT_TRIGGER} ON {table}"
+                    ));
+                }
+            }
+        })
+    })
+}
