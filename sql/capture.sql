@@ -10,8 +10,8 @@
 -- pgstream_rows_ins/upd/del (pgstream._capture_rows(), in Rust) from their transition tables, and
 -- a view pgstream._rows_<oid> showing the buffer only to roles that may read the source. Every
 -- trigger is ENABLE ALWAYS: it fires under session_replication_role = replica too (logical
--- replication apply, restores), so no change goes unseen. Buffers and views are members of the
--- extension: pg_dump leaves them out, and a restored database rebuilds them.
+-- replication apply, restores), so no change goes unseen. (pg_dump takes buffers and views along;
+-- a restored database drops them and builds its own: pgstream._adopt_restored_rows.)
 
 -- One record per source and transaction is enough (a refresh only asks whether a source
 -- changed, and whether it was truncated): the unique index on (source_relid, xid) keeps it to one.
@@ -138,7 +138,7 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.has_buffer AND s.missing IS NULL AND NOT s.retyped AND s.row_triggers = 3
-       AND s.statement_trigger = 32
+       AND s.statement_trigger IS NOT NULL
        AND to_regclass(format('pgstream.%I', '_rows_' || source)) IS NOT NULL
     FROM pgstream._capture_state(source) s
 $$;
@@ -164,18 +164,33 @@ BEGIN
 END
 $$;
 
--- Whether every relation `stream_table` reads is captured: an ordinary table with the
--- statement trigger present and enabled ALWAYS (views count through their base tables).
+-- Whether every change of `source` is recorded: an ordinary table whose statement trigger is
+-- enabled ALWAYS and fires on every change, or on TRUNCATE only beside the three row-capture
+-- triggers (which record the other statements).
+CREATE FUNCTION pgstream._statements_captured(source oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pgstream._capture_blocker(source) IS NULL
+       AND EXISTS (SELECT 1 FROM pg_trigger t
+                   WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture' AND t.tgenabled = 'A'
+                     AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+                     AND (t.tgtype = 60
+                          OR (t.tgtype = 32
+                              AND (SELECT count(*) FROM pg_trigger r
+                                   WHERE r.tgrelid = source AND r.tgenabled = 'A'
+                                     AND r.tgname IN ('pgstream_rows_ins', 'pgstream_rows_upd', 'pgstream_rows_del')
+                                     AND r.tgfoid = 'pgstream._capture_rows()'::regprocedure) = 3)))
+$$;
+
+-- Whether every relation `stream_table` reads is captured (views count through their base tables).
 CREATE FUNCTION pgstream._capture_complete(stream_table bigint) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
-                       LEFT JOIN pg_trigger t ON t.tgrelid = d.source_relid AND t.tgname = 'pgstream_capture'
-                                             AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
                        WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
-                         AND (pgstream._capture_blocker(d.source_relid) IS NOT NULL
-                              OR t.tgenabled IS DISTINCT FROM 'A'))
+                         AND NOT pgstream._statements_captured(d.source_relid))
 $$;
 
 -- Whether nothing stream table `stream_table` reads changed outside snapshot `since` (no
@@ -275,38 +290,22 @@ $$;
 REVOKE ALL ON FUNCTION pgstream._needed_columns(oid), pgstream._capture_state(oid),
     pgstream._forget_consumed_rows(oid), pgstream._forget_covered(bigint) FROM PUBLIC;
 
--- The engine's private state of stream table `stream_table` (aggregate state, intermediate
--- results) lives in pgstream_changes as members of the extension (pg_dump leaves them out; a
--- restored stream table rebuilds them). Drops table `name` of that schema, releasing it from the
--- extension first; nothing when it does not exist.
-CREATE FUNCTION pgstream._drop_private_table(name text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET client_min_messages = warning
-AS $$
-DECLARE
-    relation regclass := to_regclass(format('pgstream_changes.%I', name));
-BEGIN
-    IF relation IS NULL THEN
-        RETURN;
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_depend d
-               WHERE d.classid = 'pg_class'::regclass AND d.objid = relation AND d.deptype = 'e') THEN
-        EXECUTE format('ALTER EXTENSION pg_stream_dbt DROP TABLE %s', relation);
-    END IF;
-    EXECUTE format('DROP TABLE %s', relation);
-END
-$$;
-
--- Drops every private table of stream table `stream_table` (its aggregate state).
+-- Drops every private table of stream table `stream_table` (its aggregate state and
+-- intermediate results, in pgstream_changes).
 CREATE FUNCTION pgstream._drop_state_of(stream_table bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    relation regclass;
 BEGIN
-    PERFORM pgstream._drop_private_table(c.relname) FROM pg_class c
-    WHERE c.relnamespace = 'pgstream_changes'::regnamespace AND c.relkind = 'r'
-      AND (c.relname = 'agg_' || stream_table OR c.relname LIKE 'aux\_' || stream_table || '\_%');
+    FOR relation IN
+        SELECT c.oid::regclass FROM pg_class c
+        WHERE c.relnamespace = 'pgstream_changes'::regnamespace AND c.relkind = 'r'
+          AND (c.relname = 'agg_' || stream_table OR c.relname LIKE 'aux\_' || stream_table || '\_%')
+    LOOP
+        EXECUTE format('DROP TABLE %s', relation);
+    END LOOP;
 END
 $$;
-REVOKE ALL ON FUNCTION pgstream._drop_private_table(text), pgstream._drop_state_of(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgstream._drop_state_of(bigint) FROM PUBLIC;

@@ -115,10 +115,10 @@ SELECT pg_catalog.pg_extension_config_dump('pgstream.pgs_dependencies', '');
 -- Adopts catalog rows another installation wrote (a restored dump; see pgs_installation): each
 -- stream table takes the oid its name has here (a row whose table is not here is removed, with a
 -- WARNING), its recorded sources are kept where their names are found (its first refresh derives
--- them anew anyway), and its change position is cleared, so it is recomputed once. Returns the
--- sources whose capture must be rebuilt. Nothing to do (and cheap) when every row is this
--- installation's.
-CREATE FUNCTION pgstream._adopt_restored_rows() RETURNS oid[]
+-- them anew anyway), and its change position is cleared, so it is recomputed once. Returns
+-- whether it adopted any (then the caller rebuilds the capture). Nothing to do (and cheap) when
+-- every row is this installation's.
+CREATE FUNCTION pgstream._adopt_restored_rows() RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -127,7 +127,7 @@ DECLARE
     gone text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s WHERE s.installation <> here) THEN
-        RETURN '{}';
+        RETURN false;
     END IF;
     LOCK TABLE pgstream.pgs_stream_tables, pgstream.pgs_dependencies IN SHARE ROW EXCLUSIVE MODE;
     SET CONSTRAINTS pgstream.pgs_stream_tables_pgs_relid_key, pgstream.pgs_dependencies_pkey DEFERRED;
@@ -152,7 +152,7 @@ BEGIN
     WHERE s.installation <> here;
     SET CONSTRAINTS pgstream.pgs_stream_tables_pgs_relid_key, pgstream.pgs_dependencies_pkey IMMEDIATE;
     RAISE LOG 'pg_stream_dbt: adopted the stream tables of a restored catalog; each is recomputed at its next refresh';
-    RETURN ARRAY(SELECT DISTINCT d.source_relid FROM pgstream.pgs_dependencies d);
+    RETURN true;
 END
 $$;
 REVOKE ALL ON FUNCTION pgstream._adopt_restored_rows() FROM PUBLIC;

@@ -44,7 +44,7 @@ RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM pgstream._drop_capture_triggers();
+    PERFORM pgstream._drop_capture_objects();
 END
 $$;
 REVOKE ALL ON FUNCTION pgstream._before_drop_extension() FROM PUBLIC;

@@ -27,6 +27,8 @@ pub struct StreamTable {
     pub schedule: String,
     pub refresh_mode: String,
     pub status: String,
+    /// Whether it was ever refreshed (one created without `initialize` was not).
+    pub populated: bool,
 }
 
 impl StreamTable {
@@ -90,7 +92,8 @@ pub fn display_name(schema: &str, name: &str) -> String {
 const SELECT_STREAM_TABLE: &str =
     "SELECT pgs_id, pgs_relid, pgs_schema, pgs_name, defining_query, \
      schedule, refresh_mode, status, pgs_query_hash, search_path, depends_only_on_sources, \
-     consumed_snapshot::text, consumed_own_xid::text, consumed_own_seq, effective_mode \
+     consumed_snapshot::text, consumed_own_xid::text, consumed_own_seq, effective_mode, \
+     installation <> pgstream._installation(), last_refresh_at IS NOT NULL \
      FROM pgstream.pgs_stream_tables";
 
 /// Column `ordinal` of a catalog row; a type mismatch is a bug, not a NULL.
@@ -122,17 +125,29 @@ fn stream_table_from_row(row: &SpiHeapTupleData) -> StreamTable {
             own_seq: column(row, 14),
         }),
         effective_mode: column(row, 15),
+        populated: column(row, 17).unwrap_or(false),
     }
 }
 
+/// The catalog rows matching `where_clause`. A row another installation wrote (a restored dump)
+/// is adopted first, and the rows read again.
 fn select_stream_tables(where_clause: &str, args: &[DatumWithOid]) -> Vec<StreamTable> {
     let sql = format!("{SELECT_STREAM_TABLE} {where_clause}");
-    Spi::connect_mut(|client| {
-        client
-            .update(&sql, None, args)
-            .map(|rows| rows.map(|row| stream_table_from_row(&row)).collect())
-    })
-    .unwrap_or_else(|e| panic!("reading pgstream.pgs_stream_tables failed: {e}"))
+    let read = || {
+        Spi::connect_mut(|client| {
+            client.update(&sql, None, args).map(|rows| {
+                rows.map(|row| (stream_table_from_row(&row), column::<bool>(&row, 16)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .unwrap_or_else(|e| panic!("reading pgstream.pgs_stream_tables failed: {e}"))
+    };
+    let mut rows = read();
+    if rows.iter().any(|(_, foreign)| *foreign == Some(true)) {
+        adopt_restored_rows();
+        rows = read();
+    }
+    rows.into_iter().map(|(table, _)| table).collect()
 }
 
 /// The stream table stored on relation `relid`, if any.
@@ -528,13 +543,13 @@ pub fn sync_capture_of(id: i64, also: &[pg_sys::Oid]) {
 /// Adopts the rows of a restored catalog (a dump of another database restored here): see
 /// `pgstream._adopt_restored_rows`. Cheap when there is nothing to adopt.
 pub fn adopt_restored_rows() {
-    let sources = as_catalog_owner(|| {
-        Spi::get_one::<Vec<pg_sys::Oid>>("SELECT pgstream._adopt_restored_rows()")
+    let adopted = as_catalog_owner(|| {
+        Spi::get_one::<bool>("SELECT pgstream._adopt_restored_rows()")
             .unwrap_or_else(|e| panic!("adopting a restored catalog failed: {e}"))
-            .unwrap_or_default()
+            .unwrap_or(false)
     });
-    if !sources.is_empty() {
-        crate::capture::setup::sync(&sources);
+    if adopted {
+        crate::capture::setup::rebuild_after_restore();
     }
 }
 

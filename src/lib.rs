@@ -17,6 +17,7 @@ pub mod resolve;
 pub mod schedule;
 pub mod scheduler;
 pub mod settings;
+pub mod sql_text;
 
 pgrx::pg_module_magic!(name, version);
 

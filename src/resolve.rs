@@ -81,8 +81,16 @@ pub fn existing_stream_table(text: &str) -> StreamTable {
     let Some(relid) = relid else {
         StreamError::NotFound { name: shown }.raise()
     };
-    catalog::find_by_relid(relid)
-        .unwrap_or_else(|| StreamError::NotAStreamTable { name: shown }.raise())
+    find_stream_table(relid).unwrap_or_else(|| StreamError::NotAStreamTable { name: shown }.raise())
+}
+
+/// The stream table on relation `relid`, adopting a restored catalog first when it has none
+/// (a restored dump's catalog names its tables by the oids they had where it was dumped).
+pub fn find_stream_table(relid: pg_sys::Oid) -> Option<StreamTable> {
+    catalog::find_by_relid(relid).or_else(|| {
+        catalog::adopt_restored_rows();
+        catalog::find_by_relid(relid)
+    })
 }
 
 /// Raises unless the current user owns (or is a member of the role owning) the stream table.

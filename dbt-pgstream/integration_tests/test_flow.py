@@ -166,6 +166,48 @@ def test_grants_indexes_docs_and_hooks(project):
                        READER_ROLE, rel, READER_ROLE, rel) == [(False, True)]
 
 
+def test_empty_run_leaves_populated_stream_tables_as_they_are(project):
+    """`dbt run --empty` (dbt 1.8+) compiles every ref as an emptied subquery: existing stream tables
+    keep their rows and their stored query."""
+    before = {key: (project.sql(f"select count(*) from {key[0]}.{key[1]}")[0][0], value)
+              for key, value in project.catalog().items()}
+    queries = dict(((r[0], r[1]), r[2]) for r in project.sql(
+        "select pgs_schema, pgs_name, defining_query from pgstream.pgs_stream_tables"))
+    _, log = project.dbt("run", "--empty")
+    got = expect_actions(project, log, {f"{s}.{n}": "unchanged" for (s, n) in STREAM_TABLES})
+    assert all("dbt --empty leaves the existing stream table as it is" in reason for _, reason in got.values()), got
+    after = {key: (project.sql(f"select count(*) from {key[0]}.{key[1]}")[0][0], value)
+             for key, value in project.catalog().items()}
+    assert after == before
+    assert all(count > 0 for count, _ in after.values()), after
+    assert dict(((r[0], r[1]), r[2]) for r in project.sql(
+        "select pgs_schema, pgs_name, defining_query from pgstream.pgs_stream_tables")) == queries
+
+
+def test_empty_run_on_a_fresh_schema_creates_empty_stream_tables_with_the_real_query(project):
+    fresh = SCHEMA + "_empty"
+    project.sql(f"drop schema if exists {fresh} cascade")
+    os.environ["DBT_PGSTREAM_SCHEMA"] = fresh
+    try:
+        project.dbt("seed", "-s", "raw_orders")
+        _, log = project.dbt("run", "--empty", "-s", "order_totals", "big_customers")
+        got = expect_actions(project, log, {f"{fresh}.order_totals": "created", f"{fresh}.big_customers": "created"})
+        assert "dbt --empty" in got[f"{fresh}.order_totals"][1], got
+        assert project.sql(f"select count(*) from {fresh}.order_totals") == [(0,)]
+        assert project.sql(f"select count(*) from {fresh}.big_customers") == [(0,)]
+        stored = project.sql("select defining_query from pgstream.pgs_stream_tables where pgs_schema = %s", fresh)
+        assert len(stored) == 2 and not any("limit 0" in q or "_dbt_limit_subq_" in q for (q,) in stored), stored
+        # The next normal run finds the same query, and populates what the empty run created.
+        _, log = project.dbt("run", "-s", "order_totals", "big_customers")
+        expect_actions(project, log, {f"{fresh}.order_totals": "unchanged", f"{fresh}.big_customers": "unchanged"})
+        assert project.sql(f"select customer_id, total_amount, order_count from {fresh}.order_totals "
+                           "order by customer_id") == project.sql(TOTALS_SQL.replace(f"{SCHEMA}.", f"{fresh}."))
+        assert project.sql(f"select count(*) from {fresh}.big_customers")[0][0] > 0
+    finally:
+        os.environ["DBT_PGSTREAM_SCHEMA"] = SCHEMA
+        project.sql(f"drop schema if exists {fresh} cascade")
+
+
 def test_whitespace_and_comment_change_is_unchanged(project):
     before = project.catalog()[(SCHEMA, "order_totals")]
     project.edit_model("order_totals", "SELECT\n    customer_id,",

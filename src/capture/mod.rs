@@ -20,8 +20,9 @@ fn engine_ddl_running() -> bool {
     setup::engine_ddl_running()
 }
 
-/// Removes every capture trigger from users' tables (before DROP EXTENSION).
-#[pg_extern(volatile, schema = "pgstream", name = "_drop_capture_triggers")]
-fn drop_capture_triggers() {
-    setup::drop_all_triggers();
+/// Removes every capture trigger from users' tables and the engine's private tables (before
+/// DROP EXTENSION).
+#[pg_extern(volatile, schema = "pgstream", name = "_drop_capture_objects")]
+fn drop_capture_objects() {
+    setup::drop_everything();
 }

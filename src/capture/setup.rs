@@ -132,7 +132,8 @@ fn sync_source(source: pg_sys::Oid) {
     }
     let table = relation(source);
     // Locking the source first (what CREATE TRIGGER takes anyway) keeps the lock order
-    // source -> buffer that writers follow, and waits out transactions writing to it.
+    // source -> buffer that writers follow, and waits out transactions writing to it. It does
+    // not conflict with readers of the source.
     let mut locked = false;
     let mut lock = || {
         if !locked {
@@ -140,17 +141,8 @@ fn sync_source(source: pg_sys::Oid) {
             locked = true;
         }
     };
-    if !state.read || !state.capturable {
-        if state.row_triggers > 0 || state.has_buffer || state.statement_trigger.is_some() {
-            lock();
-            drop_row_capture(&table, relid);
-            run(&format!(
-                "DROP TRIGGER IF EXISTS {STATEMENT_TRIGGER} ON {table}"
-            ));
-        }
-        return;
-    }
-    if state.differential {
+    let wanted = state.read && state.capturable;
+    if wanted && state.differential {
         if !state.has_buffer || state.retyped {
             lock();
             create_buffer(source);
@@ -182,15 +174,42 @@ fn sync_source(source: pg_sys::Oid) {
             lock();
             install_statement_trigger(&table, "TRUNCATE");
         }
+        return;
+    }
+    if wanted && state.statement_trigger != Some(ALL_EVENTS) {
+        // Every change recorded by the statement trigger before row capture may go.
+        lock();
+        install_statement_trigger(&table, "INSERT OR UPDATE OR DELETE OR TRUNCATE");
+    }
+    if state.has_buffer {
+        drop_buffer(relid);
+    }
+    // Triggers are dropped only where no transaction reads the source right now: DROP TRIGGER
+    // takes the lock that conflicts with readers, and a reader may be a refresh waiting for
+    // this set-up's lock. Left in place, they cost writers a little and record changes nobody
+    // reads (or only statements, where the buffer is gone); the next set-up of the source tries
+    // again.
+    let unwanted_triggers = if wanted {
+        state.row_triggers > 0
     } else {
-        if state.row_triggers > 0 || state.has_buffer {
-            lock();
-            drop_row_capture(&table, relid);
+        state.row_triggers > 0 || state.statement_trigger.is_some()
+    };
+    if unwanted_triggers && try_lock_exclusively(source) {
+        for (name, _, _) in ROW_TRIGGERS {
+            run(&format!("DROP TRIGGER IF EXISTS {name} ON {table}"));
         }
-        if state.statement_trigger != Some(ALL_EVENTS) {
-            lock();
-            install_statement_trigger(&table, "INSERT OR UPDATE OR DELETE OR TRUNCATE");
+        if !wanted {
+            run(&format!(
+                "DROP TRIGGER IF EXISTS {STATEMENT_TRIGGER} ON {table}"
+            ));
         }
+    }
+}
+
+/// Takes the lock DROP TRIGGER needs on `source` if nobody holds a conflicting one now.
+fn try_lock_exclusively(source: pg_sys::Oid) -> bool {
+    unsafe {
+        pg_sys::ConditionalLockRelationOid(source, pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE)
     }
 }
 
@@ -228,7 +247,6 @@ fn create_buffer(source: pg_sys::Oid) {
     let buffer = buffer_table(relid);
     run(&format!("CREATE TABLE {buffer} ({body})"));
     run(&format!("REVOKE ALL ON {buffer} FROM PUBLIC"));
-    run(&format!("ALTER EXTENSION pg_stream_dbt ADD TABLE {buffer}"));
     create_reader_view(relid, source);
     Spi::run_with_args(
         "UPDATE pgstream.pgs_stream_tables s SET consumed_snapshot = NULL \
@@ -253,7 +271,6 @@ fn create_reader_view(relid: u32, source: pg_sys::Oid) {
     if !existed {
         run(&format!("REVOKE ALL ON {view} FROM PUBLIC"));
         run(&format!("GRANT SELECT ON {view} TO PUBLIC"));
-        run(&format!("ALTER EXTENSION pg_stream_dbt ADD VIEW {view}"));
     }
 }
 
@@ -267,7 +284,7 @@ fn relation_exists(name: &str) -> bool {
     .unwrap_or(false)
 }
 
-/// Drops the row-capture triggers of `table` and the buffer of source `relid`.
+/// Drops the row-capture triggers of `table` and the buffer of source `relid` (DROP EXTENSION).
 fn drop_row_capture(table: &str, relid: u32) {
     for (name, _, _) in ROW_TRIGGERS {
         run(&format!("DROP TRIGGER IF EXISTS {name} ON {table}"));
@@ -275,21 +292,10 @@ fn drop_row_capture(table: &str, relid: u32) {
     drop_buffer(relid);
 }
 
-/// Drops the buffer of source `relid` and its reading view (members of the extension, so
-/// released from it first).
+/// Drops the buffer of source `relid` and its reading view.
 fn drop_buffer(relid: u32) {
-    let view = reader_view(relid);
-    if relation_exists(&view) {
-        run(&format!("ALTER EXTENSION pg_stream_dbt DROP VIEW {view}"));
-        run(&format!("DROP VIEW {view}"));
-    }
-    let buffer = buffer_table(relid);
-    if relation_exists(&buffer) {
-        run(&format!(
-            "ALTER EXTENSION pg_stream_dbt DROP TABLE {buffer}"
-        ));
-        run(&format!("DROP TABLE {buffer}"));
-    }
+    run(&format!("DROP VIEW IF EXISTS {}", reader_view(relid)));
+    run(&format!("DROP TABLE IF EXISTS {}", buffer_table(relid)));
 }
 
 /// Sources whose capture objects exist now: those with a capture trigger or a buffer.
@@ -316,8 +322,9 @@ pub fn sync_all() {
     sync(&sources);
 }
 
-/// Removes every capture trigger from users' tables (DROP EXTENSION: they name its functions).
-pub fn drop_all_triggers() {
+/// Removes every capture trigger from users' tables (they name the extension's functions) and
+/// every private table of the engine (buffers, state): what DROP EXTENSION must not trip over.
+pub fn drop_everything() {
     catalog::as_catalog_owner(|| {
         as_engine_ddl(|| {
             for source in captured_sources() {
@@ -336,6 +343,34 @@ pub fn drop_all_triggers() {
                     ));
                 }
             }
+            drop_private_tables();
         })
     })
+}
+
+/// Drops every private table and reading view of the engine (buffers and state of all stream
+/// tables, including any a restored dump brought along).
+fn drop_private_tables() {
+    let statements = Spi::get_one::<Vec<String>>(
+        "SELECT COALESCE(array_agg(format('DROP %s %I.%I', \
+                    CASE c.relkind WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END, n.nspname, c.relname) \
+                ORDER BY c.relkind DESC), '{}') \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE (n.nspname = 'pgstream_changes' AND c.relkind = 'r' AND c.relname ~ '^(rows|agg|aux)_[0-9]') \
+            OR (n.nspname = 'pgstream' AND c.relkind = 'v' AND c.relname ~ '^_rows_[0-9]+$')",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    for statement in statements {
+        run(&statement);
+    }
+}
+
+/// Starts this database's capture afresh after a restored catalog was adopted: every private
+/// object the dump brought along goes (named after another database's oids), then the sources
+/// of every stream table get what their readers need.
+pub fn rebuild_after_restore() {
+    catalog::as_catalog_owner(|| as_engine_ddl(drop_private_tables));
+    sync_all();
 }

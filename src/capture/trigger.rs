@@ -5,9 +5,9 @@
 use super::objects::{
     buffer_name, buffer_table, BUFFER_HEADER, CHANGE_SEQUENCE, NEW_ROWS, OLD_ROWS, PRIVATE_SCHEMA,
 };
+use crate::sql_text::quote_ident;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::spi::quote_identifier;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -137,7 +137,7 @@ fn append_sql(event: Event, buffer: &str, source: &[Column], kept: &[Column]) ->
     let targets: Vec<String> = BUFFER_HEADER
         .iter()
         .map(|c| c.to_string())
-        .chain(kept.iter().map(|c| quote_identifier(&c.name)))
+        .chain(kept.iter().map(|c| quote_ident(&c.name)))
         .collect();
     let rows = |alias: &str, weight: i32, transition: &str| {
         let values: Vec<String> = kept
@@ -147,7 +147,7 @@ fn append_sql(event: Event, buffer: &str, source: &[Column], kept: &[Column]) ->
                     .iter()
                     .find(|s| s.name == k.name && s.type_oid == k.type_oid)
                 {
-                    Some(_) => format!("{alias}.{}", quote_identifier(&k.name)),
+                    Some(_) => format!("{alias}.{}", quote_ident(&k.name)),
                     None => "NULL".to_string(),
                 }
             })
@@ -305,11 +305,11 @@ mod tests {
         let sql = append_sql(Event::Update, "pgstream_changes.\"rows_1\"", &source, &kept);
         assert_eq!(
             sql,
-            "INSERT INTO pgstream_changes.\"rows_1\" (__pgs_xid, __pgs_seq, __pgs_w, id, note, amount) \
+            "INSERT INTO pgstream_changes.\"rows_1\" (__pgs_xid, __pgs_seq, __pgs_w, \"id\", \"note\", \"amount\") \
              SELECT pg_catalog.pg_current_xact_id(), pg_catalog.nextval('pgstream_changes.row_seq'::pg_catalog.regclass), \
-             -1::pg_catalog.int2, o.id, NULL, NULL FROM __pgs_old o UNION ALL \
+             -1::pg_catalog.int2, o.\"id\", NULL, NULL FROM __pgs_old o UNION ALL \
              SELECT pg_catalog.pg_current_xact_id(), pg_catalog.nextval('pgstream_changes.row_seq'::pg_catalog.regclass), \
-             1::pg_catalog.int2, n.id, NULL, NULL FROM __pgs_new n"
+             1::pg_catalog.int2, n.\"id\", NULL, NULL FROM __pgs_new n"
         );
     }
 }

@@ -445,13 +445,11 @@ pub fn outputs(
 }
 
 /// Replaces the state table with the recomputed state of every group (FULL refresh).
-/// The state table is a member of the extension (pg_dump leaves it out).
-pub fn install_state(id: i64, state: &str) -> [String; 4] {
+pub fn install_state(id: i64, state: &str) -> [String; 3] {
     let state_table = state_table(id);
     [
-        format!("SELECT pgstream._drop_private_table('agg_{id}')"),
+        format!("DROP TABLE IF EXISTS {state_table}"),
         format!("CREATE TABLE {state_table} AS SELECT * FROM {state}"),
         format!("ALTER TABLE {state_table} ADD PRIMARY KEY (h)"),
-        format!("ALTER EXTENSION pg_stream_dbt ADD TABLE {state_table}"),
     ]
 }

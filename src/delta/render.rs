@@ -30,10 +30,7 @@ pub enum Role {
     Changed,
 }
 
-/// A double-quoted identifier.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub use crate::sql_text::quote_ident;
 
 /// The name of the change-row view of source `relid` (schema pgstream).
 pub fn change_view(relid: u32) -> String {

@@ -26,6 +26,10 @@ pub struct MaterializeConfig {
     pub on_configuration_change: OnConfigurationChange,
     /// `None` leaves the status as it is (a suspended table stays suspended).
     pub status: Option<Status>,
+    /// The query was compiled by `dbt run --empty` (every ref and source emptied): an existing
+    /// relation is left as it is, a missing one is created without rows from the query with
+    /// dbt's emptying undone.
+    pub empty: bool,
 }
 
 /// Keys materialize() accepts, in the order the error message lists them.
@@ -36,6 +40,7 @@ pub const ACCEPTED_KEYS: &[&str] = &[
     "full_refresh",
     "on_configuration_change",
     "status",
+    "empty",
 ];
 
 /// A config value materialize() refuses; `key` is the offending key.
@@ -56,6 +61,7 @@ impl Default for MaterializeConfig {
             full_refresh: false,
             on_configuration_change: OnConfigurationChange::Apply,
             status: None,
+            empty: false,
         }
     }
 }
@@ -164,6 +170,7 @@ impl MaterializeConfig {
                 }
                 "initialize" => parsed.initialize = boolean(key, value)?,
                 "full_refresh" => parsed.full_refresh = boolean(key, value)?,
+                "empty" => parsed.empty = boolean(key, value)?,
                 _ => unreachable!("every accepted key is handled"),
             }
         }
@@ -196,7 +203,8 @@ mod tests {
     fn every_key_parses() {
         let parsed = MaterializeConfig::parse(&json!({
             "schedule": " 5m ", "refresh_mode": "full", "initialize": false,
-            "full_refresh": true, "on_configuration_change": "Fail", "status": "suspended"
+            "full_refresh": true, "on_configuration_change": "Fail", "status": "suspended",
+            "empty": true
         }))
         .unwrap();
         assert_eq!(
@@ -208,6 +216,7 @@ mod tests {
                 full_refresh: true,
                 on_configuration_change: OnConfigurationChange::Fail,
                 status: Some(Status::Suspended),
+                empty: true,
             }
         );
     }
@@ -230,6 +239,7 @@ mod tests {
             (json!({"refresh_mode": true}), "refresh_mode", "FULL"),
             (json!({"initialize": "yes"}), "initialize", "true or false"),
             (json!({"full_refresh": 1}), "full_refresh", "true or false"),
+            (json!({"empty": "yes"}), "empty", "true or false"),
             (
                 json!({"on_configuration_change": "ignore"}),
                 "on_configuration_change",

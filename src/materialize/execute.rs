@@ -3,11 +3,12 @@
 use super::config::MaterializeConfig;
 use super::planner::{self, describe_changes, Change, Decision, Existing, Target};
 use super::swap::{self, Previous};
-use crate::catalog::{self, display_name};
+use crate::catalog::display_name;
 use crate::engine::{self, Definition};
 use crate::error::StreamError;
 use crate::names::ObjectName;
 use crate::normalize;
+use crate::refresh::{self, FailureRecording, Skipping};
 use crate::resolve;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
@@ -41,7 +42,7 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
     .unwrap_or_else(|e| panic!("taking the materialize lock failed: {e}"));
 
     let relid = resolve::relation_oid(&schema, name);
-    let existing = relid.and_then(catalog::find_by_relid);
+    let existing = relid.and_then(resolve::find_stream_table);
     let target = match (&relid, &existing) {
         (None, _) => Target::Missing,
         (Some(_), Some(st)) => Target::StreamTable(Existing {
@@ -49,11 +50,20 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
             schedule: st.schedule.clone(),
             refresh_mode: st.refresh_mode.clone(),
             status: st.status.clone(),
+            populated: st.populated,
         }),
         (Some(oid), None) => Target::OtherRelation {
             kind: relation_kind(*oid).1,
         },
     };
+    // Under `dbt run --empty` every ref and source is an emptied subquery: the query to store
+    // is the one a normal run compiles.
+    let (query, restored) = if config.empty {
+        super::dbt_empty::restore_empty_refs(query)
+    } else {
+        (query.to_string(), 0)
+    };
+    let query = query.as_str();
     let query_hash = normalize::query_hash(query);
     let previous_hash = existing.as_ref().and_then(|st| st.query_hash.clone());
     let definition = Definition {
@@ -75,7 +85,31 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
             engine::create(&schema, name, &definition, config.initialize);
             ("created", "stream table did not exist".to_string())
         }
+        Decision::CreateEmpty => {
+            engine::create(&schema, name, &definition, false);
+            (
+                "created",
+                format!(
+                    "stream table did not exist; created without rows for dbt --empty \
+                     ({restored} emptied ref/source relations restored in its stored query)"
+                ),
+            )
+        }
+        Decision::LeaveForEmptyRun { kind } => (
+            "unchanged",
+            format!("dbt --empty leaves the existing {kind} as it is"),
+        ),
         Decision::Unchanged => ("unchanged", "query and configuration unchanged".to_string()),
+        Decision::Populate => {
+            let table = existing.as_ref().expect("populate needs a stream table");
+            refresh::refresh_now(table, FailureRecording::None, Skipping::Never);
+            result["refreshed"] = json!(true);
+            (
+                "unchanged",
+                "query and configuration unchanged; populated (it had never been refreshed)"
+                    .to_string(),
+            )
+        }
         Decision::Alter { changes } => {
             let table = existing.as_ref().expect("alter needs a stream table");
             let touched = |key: &str| changes.iter().any(|c| c.key == key);

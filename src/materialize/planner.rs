@@ -21,6 +21,9 @@ pub struct Existing {
     pub schedule: String,
     pub refresh_mode: String,
     pub status: String,
+    /// Whether it was ever refreshed (one created by `dbt run --empty` or without `initialize`
+    /// was not).
+    pub populated: bool,
 }
 
 /// One setting that differs between the stream table and the model's config.
@@ -35,7 +38,15 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Create,
+    /// `dbt run --empty` of a model that has no relation yet: create it without rows.
+    CreateEmpty,
+    /// `dbt run --empty` of a model whose relation exists: leave it exactly as it is.
+    LeaveForEmptyRun {
+        kind: String,
+    },
     Unchanged,
+    /// Unchanged, but never populated (created by `dbt run --empty`): populate it now.
+    Populate,
     Alter {
         changes: Vec<Change>,
     },
@@ -92,6 +103,15 @@ pub fn config_changes(existing: &Existing, config: &MaterializeConfig) -> Vec<Ch
 /// A query change or a full refresh always recreates (with the new config);
 /// `on_configuration_change` governs changes of schedule, refresh mode and status alone.
 pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> Decision {
+    if config.empty {
+        return match target {
+            Target::Missing => Decision::CreateEmpty,
+            Target::StreamTable(_) => Decision::LeaveForEmptyRun {
+                kind: "stream table".into(),
+            },
+            Target::OtherRelation { kind } => Decision::LeaveForEmptyRun { kind: kind.clone() },
+        };
+    }
     let existing = match target {
         Target::Missing => return Decision::Create,
         Target::OtherRelation { kind } if config.full_refresh => {
@@ -122,6 +142,9 @@ pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> De
     }
     let changes = config_changes(existing, config);
     if changes.is_empty() {
+        if !existing.populated && config.initialize {
+            return Decision::Populate;
+        }
         return Decision::Unchanged;
     }
     match config.on_configuration_change {
@@ -151,6 +174,7 @@ mod tests {
             schedule: "1m".into(),
             refresh_mode: "FULL".into(),
             status: "ACTIVE".into(),
+            populated: true,
         })
     }
 
@@ -195,6 +219,54 @@ mod tests {
                 }]
             }
         );
+    }
+
+    #[test]
+    fn an_empty_run_creates_what_is_missing_and_leaves_everything_else() {
+        let empty = MaterializeConfig {
+            empty: true,
+            ..config()
+        };
+        assert_eq!(plan(&Target::Missing, "h9", &empty), Decision::CreateEmpty);
+        // Whatever the hash, schedule or full refresh says.
+        for config in [
+            empty.clone(),
+            MaterializeConfig {
+                full_refresh: true,
+                schedule: "5m".into(),
+                ..empty.clone()
+            },
+        ] {
+            assert_eq!(
+                plan(&existing(), "h9", &config),
+                Decision::LeaveForEmptyRun {
+                    kind: "stream table".into()
+                }
+            );
+        }
+        let view = Target::OtherRelation {
+            kind: "view".into(),
+        };
+        assert_eq!(
+            plan(&view, "h9", &empty),
+            Decision::LeaveForEmptyRun {
+                kind: "view".into()
+            }
+        );
+        // The next normal run populates what the empty run created.
+        let unpopulated = Target::StreamTable(Existing {
+            populated: false,
+            ..match existing() {
+                Target::StreamTable(e) => e,
+                _ => unreachable!(),
+            }
+        });
+        assert_eq!(plan(&unpopulated, "h1", &config()), Decision::Populate);
+        let no_init = MaterializeConfig {
+            initialize: false,
+            ..config()
+        };
+        assert_eq!(plan(&unpopulated, "h1", &no_init), Decision::Unchanged);
     }
 
     #[test]

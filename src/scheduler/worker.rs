@@ -110,6 +110,10 @@ fn refresh_scheduled(id: i64) -> Option<String> {
 
 /// One tick: refresh what is due, upstream first.
 fn tick() {
+    // A restored dump's stream tables are adopted before they are scheduled.
+    if let Err(message) = in_transaction(catalog::adopt_restored_rows) {
+        log!("pg_stream_dbt scheduler: adopting a restored catalog failed: {message}");
+    }
     let Ok(tables) =
         in_transaction(load_schedule).map_err(|e| log!("pg_stream_dbt scheduler: {e}"))
     else {

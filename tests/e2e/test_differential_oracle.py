@@ -22,6 +22,7 @@ CREATE TABLE o_orders (id int, cust_id int, amount numeric, status text);
 CREATE TABLE o_items (order_id int, sku text, qty int);
 CREATE TABLE o_dup (x int, y text);
 CREATE TABLE o_num (n numeric, w int);
+CREATE TABLE o_flt (k float8, w int);
 CREATE VIEW o_open_orders AS SELECT id, cust_id, amount FROM o_orders WHERE status IS NOT NULL;
 CREATE VIEW o_order_regions AS
     SELECT o.id, o.amount, c.region FROM o_orders o JOIN o_cust c ON c.id = o.cust_id;
@@ -88,6 +89,11 @@ QUERIES = [
     ("q_num_groups", "SELECT n, count(*) AS c, sum(w) AS s, max(w) AS hi FROM o_num GROUP BY n"),
     ("q_num_other_aggs", "SELECT n, string_agg(w::text, ',' ORDER BY w) AS ws FROM o_num GROUP BY n"),
     ("q_num_distinct", "SELECT DISTINCT n FROM o_num"),
+    # Float keys with NULL, 0, -0, NaN and the infinities: a NULL key element and a float 0 once
+    # hashed alike (two groups, one row id).
+    ("q_float_groups", "SELECT k, count(*) AS c, sum(w) AS s FROM o_flt GROUP BY k"),
+    ("q_float_distinct", "SELECT DISTINCT k FROM o_flt"),
+    ("q_float_pairs", "SELECT DISTINCT k, w > 4 AS big FROM o_flt"),
     ("q_agg_subquery_join", "SELECT c.region, t.total FROM o_cust c JOIN "
                             "(SELECT cust_id, sum(amount) AS total FROM o_orders GROUP BY cust_id) t ON t.cust_id = c.id"),
     ("q_agg_cte_having", "WITH t AS (SELECT cust_id, count(*) AS n, max(amount) AS hi FROM o_orders "
@@ -114,6 +120,7 @@ REGIONS = ["north", "south", "east", None]
 WORDS = ["apple", "kiwi", "mango", "zebra", None, "nut"]
 # Equal numbers written differently: one group, one DISTINCT row.
 NUMS = ["1", "1.0", "1.00", "2.5", "2.50", None]
+FLOATS = [None, "0", "-0", "NaN", "Infinity", "-Infinity", "1.5"]
 
 
 def _create_schema(db, rng):
@@ -131,12 +138,14 @@ def _create_schema(db, rng):
         db.sql("INSERT INTO o_dup VALUES (%s, %s)", (rng.choice([1, 2, 3, 4, 5, None]), rng.choice(WORDS)))
     for _ in range(20):
         db.sql("INSERT INTO o_num VALUES (%s::numeric, %s)", (rng.choice(NUMS), rng.randint(1, 9)))
+    for _ in range(20):
+        db.sql("INSERT INTO o_flt VALUES (%s::float8, %s)", (rng.choice(FLOATS), rng.randint(1, 9)))
 
 
 def _random_statement(rng):
     """One random data change: (sql, params)."""
     kind = rng.random()
-    table = rng.choice(["o_orders", "o_orders", "o_cust", "o_items", "o_dup", "o_num"])
+    table = rng.choice(["o_orders", "o_orders", "o_cust", "o_items", "o_dup", "o_num", "o_flt"])
     if kind < 0.02:
         return (f"TRUNCATE {table}", None)
     if table == "o_orders":
@@ -176,6 +185,13 @@ def _random_statement(rng):
             ("UPDATE o_num SET n = %s::numeric WHERE w = %s", (rng.choice(NUMS), rng.randint(1, 9))),
             ("DELETE FROM o_num WHERE ctid = (SELECT min(ctid) FROM o_num WHERE n IS NOT DISTINCT FROM %s::numeric)",
              (rng.choice(NUMS),)),
+        ]
+    elif table == "o_flt":
+        choices = [
+            ("INSERT INTO o_flt VALUES (%s::float8, %s)", (rng.choice(FLOATS), rng.randint(1, 9))),
+            ("UPDATE o_flt SET k = %s::float8 WHERE w = %s", (rng.choice(FLOATS), rng.randint(1, 9))),
+            ("DELETE FROM o_flt WHERE ctid = (SELECT min(ctid) FROM o_flt WHERE k IS NOT DISTINCT FROM %s::float8)",
+             (rng.choice(FLOATS),)),
         ]
     else:
         choices = [

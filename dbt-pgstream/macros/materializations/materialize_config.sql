@@ -6,7 +6,8 @@
   config (call it inside a materialization): schedule (default '1m'), refresh_mode
   (default 'DIFFERENTIAL'), initialize (default true), full_refresh (dbt's
   should_full_refresh(): `--full-refresh` or the model's `full_refresh` config),
-  on_configuration_change (default 'apply'), status (default: keep). The database
+  on_configuration_change (default 'apply'), status (default: keep), empty (dbt's
+  `--empty` flag: the SQL's refs and sources are emptied subqueries). The database
   validates every value and names the key of a bad one.
 #}
 {% macro pgstream_materialize_config() -%}
@@ -24,6 +25,7 @@
       'full_refresh': (should_full_refresh() or false),
       'on_configuration_change': ((on_change | string) if on_change is not none else 'apply'),
       'status': ((status | string) if status is not none else none),
+      'empty': (true if (flags.EMPTY is defined and flags.EMPTY) else false),
   }) }}
 {%- endmacro %}
 
