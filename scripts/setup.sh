@@ -30,9 +30,17 @@ else
     say "cargo-pgrx ${PGRX_VERSION}: present"
 fi
 
-if ! grep -qs "pg${PG_MAJOR}" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-    say "pgrx: registering PostgreSQL ${PG_MAJOR}"
-    cargo pgrx init "--pg${PG_MAJOR}" "${PG_CONFIG}"
+# PostgreSQL 16 and 18 from PyPI wheels into .pg/16 and .pg/18 (the 18 build is compile-checked
+# by make test; see scripts/pg_majors.sh).
+"${ROOT}/scripts/pg_majors.sh" 16 18
+# pgrx keeps one config for every major it knows, rewritten by each init: name them all at once.
+pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+if ! { grep -qs '^pg15 = "/usr/lib/postgresql/15/bin/pg_config"' "${pgrx_config}" \
+        && grep -qs "^pg16 = \"${ROOT}/.pg/16/bin/pg_config\"" "${pgrx_config}" \
+        && grep -qs "^pg18 = \"${ROOT}/.pg/18/bin/pg_config\"" "${pgrx_config}"; }; then
+    say "pgrx: registering PostgreSQL 15, 16 and 18"
+    cargo pgrx init --pg15 /usr/lib/postgresql/15/bin/pg_config \
+        --pg16 "${ROOT}/.pg/16/bin/pg_config" --pg18 "${ROOT}/.pg/18/bin/pg_config"
 fi
 
 # Python venvs with pinned dbt (one per tested dbt version), rebuilt only when their

@@ -10,6 +10,10 @@ say "lint: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --check
 cargo clippy --quiet --no-default-features --features "pg${PG_MAJOR}" --all-targets -- -D warnings
 
+# PostgreSQL 18 (wheel headers): the extension compiles (C shims with clang, see pg_majors.sh).
+say "lint: compile check against PostgreSQL 18"
+CC=clang cargo check --quiet --no-default-features --features pg18
+
 say "tier 1: unit tests (no PostgreSQL)"
 cargo test --quiet --no-default-features --features "pg${PG_MAJOR}" -- --skip pg_tests::
 
