@@ -14,9 +14,10 @@ cluster-start:
 cluster-stop:
 	scripts/cluster.sh stop
 lint:
-	cargo fmt --check && cargo clippy --all-targets -- -D warnings
-unit:
-	cargo test --no-default-features --features pg15 -- --skip pg_tests::
+	cargo fmt --all --check && cargo clippy -p pgstream-core --all-targets -- -D warnings \
+	  && cargo clippy --no-default-features --features pg15 --all-targets -- -D warnings
+unit:          ## the pure core crate (seconds, no PostgreSQL), then the extension's unit tests
+	cargo test -p pgstream-core && cargo test --no-default-features --features pg15 -- --skip pg_tests::
 e2e:           ## end-to-end tests against a running `make cluster-start` cluster
 	. scripts/lib.sh && $$VENV/bin/python -m pytest -q tests/e2e
 dbt:           ## the dbt integration flow on every dbt version, against a running cluster

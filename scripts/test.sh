@@ -7,14 +7,16 @@ cd "${ROOT}"
 "${ROOT}/scripts/setup.sh"
 
 say "lint: cargo fmt --check, cargo clippy -D warnings"
-cargo fmt --check
+cargo fmt --all --check
+cargo clippy --quiet -p pgstream-core --all-targets -- -D warnings
 cargo clippy --quiet --no-default-features --features "pg${PG_MAJOR}" --all-targets -- -D warnings
 
 # PostgreSQL 18 (wheel headers): the extension compiles (C shims with clang, see pg_majors.sh).
 say "lint: compile check against PostgreSQL 18"
 CC=clang cargo check --quiet --no-default-features --features pg18
 
-say "tier 1: unit tests (no PostgreSQL)"
+say "tier 1: unit tests (no PostgreSQL): the pure core crate, then the extension's own"
+cargo test --quiet -p pgstream-core
 cargo test --quiet --no-default-features --features "pg${PG_MAJOR}" -- --skip pg_tests::
 
 say "tier 2: in-database tests (cargo pgrx test pg${PG_MAJOR})"

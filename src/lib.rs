@@ -1,23 +1,19 @@
 //! pg_stream_dbt: stream tables (incrementally maintained tables) for dbt on PostgreSQL.
 
+pub use pgstream_core::{delta, modes, names, normalize, schedule, sql_text};
+
 pub mod api;
 pub mod capture;
 pub mod catalog;
-pub mod delta;
 pub mod engine;
 pub mod error;
 pub mod gucs;
 pub mod materialize;
-pub mod modes;
-pub mod names;
-pub mod normalize;
 pub mod query;
 pub mod refresh;
 pub mod resolve;
-pub mod schedule;
 pub mod scheduler;
 pub mod settings;
-pub mod sql_text;
 
 pgrx::pg_module_magic!(name, version);
 

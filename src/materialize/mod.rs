@@ -1,7 +1,6 @@
 //! pgstream_dbt.materialize(): the whole dbt lifecycle decision in one call.
 
-pub mod config;
-pub mod dbt_empty;
+pub use pgstream_core::materialize::{config, dbt_empty, planner};
+
 pub mod execute;
-pub mod planner;
 pub mod swap;

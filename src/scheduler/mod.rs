@@ -2,7 +2,7 @@
 //! extension, each refreshing that database's due stream tables in dependency order.
 
 pub mod launcher;
-pub mod plan;
+pub use pgstream_core::scheduler::plan;
 pub mod worker;
 
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};

@@ -1,0 +1,12 @@
+//! pgstream-core: everything pg_stream_dbt decides without a database — names, schedules,
+//! modes, query normalization and hashing, the materialize() decision, the scheduler's plan
+//! and the delta planner — so it is built and tested in seconds with `cargo test -p pgstream-core`.
+
+pub mod delta;
+pub mod materialize;
+pub mod modes;
+pub mod names;
+pub mod normalize;
+pub mod schedule;
+pub mod scheduler;
+pub mod sql_text;

@@ -1,0 +1,3 @@
+//! The pure half of the scheduler: which stream tables are due, in which order.
+
+pub mod plan;
