@@ -210,13 +210,13 @@ AS $$
 $$;
 
 -- What a refresh of `stream_table` needs to know about its sources' changes since `since`
--- (NULL: never refreshed): DDL happened (its sources may be others now), every source has its
--- statement trigger, every table source has a current row capture that its owner `reader`
--- may read (change rows are shown only to roles with SELECT on the whole table), and which
--- sources changed.
+-- (NULL: never refreshed), read in the refresh's snapshot: DDL happened (its sources may be
+-- others now), every source has its statement trigger, every table source has a current row
+-- capture that its owner `reader` may read (change rows are shown only to roles with SELECT on
+-- the whole table), a source was truncated, and which sources changed.
 CREATE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot, reader oid,
     OUT ddl_pending boolean, OUT capture_complete boolean, OUT row_capture_complete boolean,
-    OUT changed oid[])
+    OUT truncated boolean, OUT changed oid[])
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -227,6 +227,10 @@ AS $$
                        WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
                          AND (NOT pgstream._row_capture_current(d.source_relid)
                               OR NOT has_table_privilege(reader, d.source_relid, 'SELECT'))),
+           since IS NOT NULL AND EXISTS (SELECT 1 FROM pgstream_changes.statements c
+                     JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
+                                                     AND d.pgs_id = stream_table
+                     WHERE c.operation = 'TRUNCATE' AND NOT pg_visible_in_snapshot(c.xid, since)),
            CASE WHEN since IS NOT NULL THEN
                ARRAY(SELECT DISTINCT c.source_relid FROM pgstream_changes.statements c
                      JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid

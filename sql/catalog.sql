@@ -44,6 +44,8 @@ CREATE TABLE pgstream.pgs_stream_tables (
     last_refresh_at          timestamptz,
     last_refresh_duration_ms double precision,
     last_rows_inserted       bigint,
+    -- Rows the last refresh updated in place (keyed stream tables).
+    last_rows_updated        bigint,
     last_rows_deleted        bigint,
     total_refreshes          bigint NOT NULL DEFAULT 0,
     failed_refreshes         bigint NOT NULL DEFAULT 0,
@@ -63,6 +65,9 @@ CREATE TABLE pgstream.pgs_stream_tables (
     -- DIFFERENTIAL when it is FULL under AUTO.
     effective_mode           text CHECK (effective_mode IN ('FULL', 'DIFFERENTIAL')),
     mode_reason              text,
+    -- How the stream table identifies its rows: the columns of its unique key (a unique index on
+    -- their hash and them, NULLs equal), or NULL: a multiset with the __pgs_row_id column.
+    row_key                  text[],
     -- The installation that wrote this row (see pgs_installation).
     installation             uuid NOT NULL DEFAULT pgstream._installation(),
     UNIQUE (pgs_schema, pgs_name)

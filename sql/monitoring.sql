@@ -39,6 +39,7 @@ SELECT s.pgs_id,
             THEN s.total_refresh_time_ms / (s.total_refreshes - s.failed_refreshes)
        END                                                    AS avg_refresh_duration_ms,
        s.last_rows_inserted,
+       s.last_rows_updated,
        s.last_rows_deleted,
        s.consecutive_errors,
        s.last_error,

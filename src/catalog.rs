@@ -29,6 +29,8 @@ pub struct StreamTable {
     pub status: String,
     /// Whether it was ever refreshed (one created without `initialize` was not).
     pub populated: bool,
+    /// The columns of its unique key; None: a multiset with `__pgs_row_id`.
+    pub row_key: Option<Vec<String>>,
 }
 
 impl StreamTable {
@@ -93,7 +95,7 @@ const SELECT_STREAM_TABLE: &str =
     "SELECT pgs_id, pgs_relid, pgs_schema, pgs_name, defining_query, \
      schedule, refresh_mode, status, pgs_query_hash, search_path, depends_only_on_sources, \
      consumed_snapshot::text, consumed_own_xid::text, consumed_own_seq, effective_mode, \
-     installation <> pgstream._installation(), last_refresh_at IS NOT NULL \
+     installation <> pgstream._installation(), last_refresh_at IS NOT NULL, row_key \
      FROM pgstream.pgs_stream_tables";
 
 /// Column `ordinal` of a catalog row; a type mismatch is a bug, not a NULL.
@@ -126,6 +128,7 @@ fn stream_table_from_row(row: &SpiHeapTupleData) -> StreamTable {
         }),
         effective_mode: column(row, 15),
         populated: column(row, 17).unwrap_or(false),
+        row_key: column(row, 18),
     }
 }
 
@@ -196,6 +199,7 @@ pub struct NewStreamTable<'a> {
     pub schedule: &'a str,
     pub refresh_mode: &'a str,
     pub status: &'a str,
+    pub row_key: Option<&'a [String]>,
 }
 
 /// Inserts the catalog row and the source list of a new stream table; returns its id.
@@ -206,8 +210,8 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
                 .update(
                     "INSERT INTO pgstream.pgs_stream_tables \
                      (pgs_relid, pgs_schema, pgs_name, defining_query, pgs_query_hash, schedule, \
-                      refresh_mode, status, search_path, depends_only_on_sources) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING pgs_id",
+                      refresh_mode, status, search_path, depends_only_on_sources, row_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING pgs_id",
                     None,
                     &[
                         new.relid.into(),
@@ -220,6 +224,7 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
                         new.status.into(),
                         new.search_path.into(),
                         new.depends_only_on_sources.into(),
+                        new.row_key.map(|k| k.to_vec()).into(),
                     ],
                 )?
                 .first()
@@ -298,6 +303,7 @@ pub struct RefreshStats {
     pub started_at: TimestampWithTimeZone,
     pub duration_ms: f64,
     pub rows_inserted: i64,
+    pub rows_updated: i64,
     pub rows_deleted: i64,
 }
 
@@ -307,7 +313,7 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
         run(
             "UPDATE pgstream.pgs_stream_tables SET \
              last_refresh_at = $2, last_refresh_duration_ms = $3, \
-             last_rows_inserted = $4, last_rows_deleted = $5, \
+             last_rows_inserted = $4, last_rows_deleted = $5, last_rows_updated = $10, \
              total_refreshes = total_refreshes + 1, \
              total_refresh_time_ms = total_refresh_time_ms + $3, \
              consecutive_errors = 0, last_refresh_kind = $6, consumed_snapshot = $7::pg_snapshot, \
@@ -323,6 +329,7 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
                 stats.covered.snapshot.as_str().into(),
                 stats.covered.own_xid.as_deref().into(),
                 stats.covered.own_seq.into(),
+                stats.rows_updated.into(),
             ],
         );
         if stats.kind != "SKIPPED" {
@@ -364,6 +371,8 @@ pub struct ChangeState {
     pub capture_complete: bool,
     /// Every table source has a current row capture the owner may read.
     pub row_capture_complete: bool,
+    /// A source was truncated.
+    pub truncated: bool,
     /// The sources with changes since (empty when never refreshed).
     pub changed: Vec<u32>,
 }
@@ -374,7 +383,7 @@ pub fn change_state(id: i64, snapshot: Option<&str>, owner: pg_sys::Oid) -> Chan
     Spi::connect_mut(|client| {
         let row = client
             .update(
-                "SELECT ddl_pending, capture_complete, row_capture_complete, changed::int8[] \
+                "SELECT ddl_pending, capture_complete, row_capture_complete, changed::int8[], truncated \
                  FROM pgstream._change_state($1, $2::pg_catalog.pg_snapshot, $3)",
                 None,
                 &[id.into(), snapshot.into(), owner.into()],
@@ -390,9 +399,48 @@ pub fn change_state(id: i64, snapshot: Option<&str>, owner: pg_sys::Oid) -> Chan
                 .into_iter()
                 .map(|r| r as u32)
                 .collect(),
+            truncated: row.get::<bool>(5)?.unwrap_or(true),
         })
     })
     .unwrap_or_else(|e| panic!("reading the change state failed: {e}"))
+}
+
+/// The change state read in a refresh's snapshot (`$1`: the snapshot last covered).
+pub fn change_state_in(
+    snapshot: &crate::refresh::snapshot::RefreshSnapshot,
+    params: &crate::refresh::snapshot::Params,
+    id: i64,
+    owner: pg_sys::Oid,
+) -> ChangeState {
+    let row = snapshot.run_text(
+        &format!(
+            "SELECT ddl_pending, capture_complete, row_capture_complete, truncated, changed::pg_catalog.text \
+             FROM pgstream._change_state({id}, $1::pg_catalog.pg_snapshot, {}::pg_catalog.oid)",
+            owner.to_u32()
+        ),
+        params,
+    );
+    let flag = |i: usize, default: bool| match row.get(i).cloned().flatten().as_deref() {
+        Some("t") => true,
+        Some("f") => false,
+        _ => default,
+    };
+    let changed = row
+        .get(4)
+        .cloned()
+        .flatten()
+        .unwrap_or_default()
+        .trim_matches(|c| c == '{' || c == '}')
+        .split(',')
+        .filter_map(|s| s.trim().parse::<u32>().ok())
+        .collect();
+    ChangeState {
+        ddl_pending: flag(0, true),
+        capture_complete: flag(1, false),
+        row_capture_complete: flag(2, false),
+        truncated: flag(3, true),
+        changed,
+    }
 }
 
 /// Whether nothing stream table `id` reads changed since `snapshot` (no change record, no DDL,
@@ -438,7 +486,7 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
             "UPDATE pgstream.pgs_stream_tables SET defining_query = $2, pgs_query_hash = $3, \
              schedule = $4, refresh_mode = $5, status = $6, search_path = $7, \
              depends_only_on_sources = $8, consumed_snapshot = NULL, effective_mode = NULL, \
-             altered_at = pg_catalog.clock_timestamp() WHERE pgs_id = $1",
+             row_key = $9, altered_at = pg_catalog.clock_timestamp() WHERE pgs_id = $1",
             &[
                 id.into(),
                 definition.defining_query.into(),
@@ -448,13 +496,25 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
                 definition.status.into(),
                 definition.search_path.into(),
                 definition.depends_only_on_sources.into(),
+                definition.row_key.map(|k| k.to_vec()).into(),
             ],
         );
+        run("SELECT pgstream._drop_state_of($1)", &[id.into()]);
         run(
             "DELETE FROM pgstream.pgs_dependencies WHERE pgs_id = $1",
             &[id.into()],
         );
         insert_sources(id, sources);
+    })
+}
+
+/// Records that stream table `id` now identifies its rows by `row_key` (None: row ids).
+pub fn set_row_key(id: i64, row_key: Option<&[String]>) {
+    as_catalog_owner(|| {
+        run(
+            "UPDATE pgstream.pgs_stream_tables SET row_key = $2 WHERE pgs_id = $1",
+            &[id.into(), row_key.map(|k| k.to_vec()).into()],
+        )
     })
 }
 
@@ -591,28 +651,4 @@ pub fn sources_of(id: i64) -> Vec<String> {
             .map(|rows| rows.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())
     })
     .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"))
-}
-
-/// Whether, since `since`, a source of stream table `id` was truncated or any DDL ran, in
-/// transactions visible in `until` (so a delta cannot be trusted), or a source outside
-/// `planned` changed (so the delta planned without it is incomplete).
-pub fn delta_invalidated(id: i64, since: &str, until: &str, planned: &[u32]) -> bool {
-    let planned: Vec<i64> = planned.iter().map(|r| *r as i64).collect();
-    as_catalog_owner(|| {
-        Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pgstream_changes.statements c \
-                            WHERE NOT pg_visible_in_snapshot(c.xid, $2::pg_snapshot) \
-                              AND (pg_visible_in_snapshot(c.xid, $3::pg_snapshot) \
-                                   OR c.xid = pg_current_xact_id_if_assigned()) \
-                              AND (c.source_relid = 0 \
-                                   OR (c.source_relid IN (SELECT d.source_relid FROM pgstream.pgs_dependencies d \
-                                                          WHERE d.pgs_id = $1) \
-                                       AND (c.operation = 'TRUNCATE' \
-                                            OR NOT c.source_relid::int8 = ANY($4)))))",
-            &[id.into(), since.into(), until.into(), planned.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(true)
-    })
 }

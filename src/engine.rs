@@ -2,6 +2,7 @@
 //! alter, drop, with validation done by the callers' parsers.
 
 use crate::catalog::{self, display_name, NewStreamTable, StreamTable};
+use crate::delta::Identity;
 use crate::error::{OrRaise, StreamError};
 use crate::gucs;
 use crate::modes::{RefreshMode, Status};
@@ -73,22 +74,16 @@ pub fn create_from_probe(
     let shown = display_name(schema, name);
     catalog::hold_off_change_cleanup();
     let qualified = pgrx::spi::quote_qualified_identifier(schema, name);
-    Spi::connect_mut(|client| {
-        for statement in [
-            format!(
-                "CREATE TABLE {qualified} AS SELECT __pgs_q.*, NULL::pg_catalog.int8 AS \"__pgs_row_id\" \
-                 FROM {probe} __pgs_q WITH NO DATA",
-                probe = query::PROBE_VIEW
-            ),
-            format!("ALTER TABLE {qualified} ALTER COLUMN \"__pgs_row_id\" SET NOT NULL"),
-            format!("CREATE UNIQUE INDEX ON {qualified} (\"__pgs_row_id\")"),
-        ] {
-            client.update(&statement, None, &[])?;
-        }
-        Ok::<_, pgrx::spi::Error>(())
-    })
-    .unwrap_or_else(|e| panic!("creating table {shown} failed: {e}"));
+    let identity = identity_of(&analyzed.statement);
+    let index = free_identity_index_name(schema, name, &identity);
+    for statement in table_statements(&qualified, index.as_deref(), &identity) {
+        Spi::run(&statement).unwrap_or_else(|e| panic!("creating table {shown} failed: {e}"));
+    }
     query::drop_probe();
+    let row_key = match &identity {
+        Identity::Key(key) => Some(key.clone()),
+        Identity::Multiset => None,
+    };
 
     let relid = resolve::relation_oid(schema, name).expect("the table just created exists");
     let hash = normalize::query_hash(&analyzed.statement);
@@ -105,6 +100,7 @@ pub fn create_from_probe(
             schedule: definition.schedule,
             refresh_mode: definition.refresh_mode.as_str(),
             status: definition.status.unwrap_or(Status::Active).as_str(),
+            row_key: row_key.as_deref(),
         },
         &analyzed.sources,
     );
@@ -123,6 +119,51 @@ pub fn create_from_probe(
         refresh::refresh_now(&created, FailureRecording::None, Skipping::Never);
     }
     catalog::find_by_id(id).expect("the catalog row just inserted exists")
+}
+
+/// How a stream table of `query` identifies its rows (planned in the current settings).
+pub fn identity_of(query: &str) -> Identity {
+    identity_of_choice(query).identity
+}
+
+/// [`identity_of`] with the reason for it.
+pub fn identity_of_choice(query: &str) -> crate::delta::IdentityChoice {
+    crate::delta::identity_of(query, &crate::refresh::plan_catalog::SpiCatalog::default())
+}
+
+/// The name stream table `schema.name`'s identity index gets, unless a relation has it already
+/// (then PostgreSQL chooses one).
+pub fn free_identity_index_name(schema: &str, name: &str, identity: &Identity) -> Option<String> {
+    let index = crate::names::identity_index_name(name, matches!(identity, Identity::Key(_)));
+    resolve::relation_oid(schema, &index)
+        .is_none()
+        .then_some(index)
+}
+
+/// The statements creating a stream table `qualified` from the probe view with `identity`:
+/// its key's unique index, or the `__pgs_row_id` column of a multiset (index named `index`).
+pub fn table_statements(qualified: &str, index: Option<&str>, identity: &Identity) -> Vec<String> {
+    let probe = query::PROBE_VIEW;
+    let named = index
+        .map(|i| format!("{} ", pgrx::spi::quote_identifier(i)))
+        .unwrap_or_default();
+    match identity {
+        Identity::Key(key) => {
+            let mut statements = vec![format!("CREATE TABLE {qualified} AS SELECT * FROM {probe} WITH NO DATA")];
+            if !key.is_empty() {
+                statements.push(crate::delta::statements::key_index(qualified, index, key));
+            }
+            statements
+        }
+        Identity::Multiset => vec![
+            format!(
+                "CREATE TABLE {qualified} AS SELECT __pgs_q.*, NULL::pg_catalog.int8 AS \"__pgs_row_id\" \
+                 FROM {probe} __pgs_q WITH NO DATA"
+            ),
+            format!("ALTER TABLE {qualified} ALTER COLUMN \"__pgs_row_id\" SET NOT NULL"),
+            format!("CREATE UNIQUE INDEX {named}ON {qualified} (\"__pgs_row_id\")"),
+        ],
+    }
 }
 
 /// Sets schedule, refresh mode and status of `table` (each `None` keeps the current value).

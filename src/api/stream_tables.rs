@@ -1,6 +1,7 @@
 //! pgstream.create_stream_table / alter_stream_table / drop_stream_table / refresh_stream_table.
 
 use super::required;
+use crate::delta::StageRefresh;
 use crate::engine;
 use crate::error::OrRaise;
 use crate::modes::{RefreshMode, Status};
@@ -72,8 +73,9 @@ fn refresh_stream_table(name: Option<&str>) {
     );
 }
 
-/// How a stream table is refreshed: refresh and effective mode, why not DIFFERENTIAL, its
-/// sources, and the delta SQL a DIFFERENTIAL refresh runs (all sources changed).
+/// How a stream table is refreshed: refresh and effective mode, why not DIFFERENTIAL, how its
+/// rows are identified, its sources, and its stages — each with what it computes and the SQL a
+/// DIFFERENTIAL refresh runs for it when every source changed.
 #[pg_extern(volatile, schema = "pgstream")]
 fn explain_stream_table(
     name: Option<&str>,
@@ -84,32 +86,59 @@ fn explain_stream_table(
         ("refresh_mode".into(), Some(table.refresh_mode.clone())),
         ("effective_mode".into(), table.effective_mode.clone()),
     ];
-    let planned = refresh::with_query_settings(&table, || {
-        refresh::mode::plan(
-            &table.defining_query,
-            table.depends_only_on_sources,
-            None,
-            Some(table.relid),
-        )
-    });
+    let planned = refresh::with_query_settings(&table, || refresh::mode::plan(&table, None, true));
     let reason = match (&planned, mode) {
         (_, RefreshMode::Full) => Some("refresh_mode is FULL".to_string()),
         (Err(unsupported), _) => Some(format!("the query uses {unsupported}")),
         (Ok(_), _) => None,
     };
     rows.push(("reason".into(), reason));
+    let identity = match &table.row_key {
+        Some(key) if key.is_empty() => "one row (no key needed)".to_string(),
+        Some(key) => format!(
+            "key ({}): a unique index on them; changed rows are updated in place",
+            key.join(", ")
+        ),
+        None => "multiset: __pgs_row_id (hash of the row text + copy number)".to_string(),
+    };
+    rows.push(("row_identity".into(), Some(identity)));
+    let identity_reason = match &planned {
+        Ok(plan) => plan.root_identity.reason.clone(),
+        Err(_) => refresh::with_query_settings(&table, || {
+            crate::engine::identity_of_choice(&table.defining_query).reason
+        }),
+    };
+    rows.push(("row_identity_reason".into(), Some(identity_reason)));
     for source in crate::catalog::sources_of(table.id) {
         rows.push(("source".into(), Some(source)));
     }
     if let Ok(plan) = planned {
-        let shape = match plan.shape {
-            crate::delta::Shape::Linear => "linear: signed changed rows, applied per row copy",
-            crate::delta::Shape::Keyed => "keyed: affected groups recomputed and replaced",
-        };
-        rows.push(("delta_shape".into(), Some(shape.into())));
-        rows.push(("delta_sql".into(), Some(plan.delta_sql)));
-        if let Some(fresh) = plan.fresh_sql {
-            rows.push(("recompute_sql".into(), Some(fresh)));
+        for stage in &plan.stages {
+            rows.push((
+                "stage".into(),
+                Some(format!(
+                    "{}: {} ({})",
+                    stage.index,
+                    refresh::executor::describe_kind(stage),
+                    stage.location
+                )),
+            ));
+            let sql = match &stage.refresh {
+                StageRefresh::Signed { delta_sql } => Some(delta_sql.clone()),
+                StageRefresh::Keys {
+                    affected_sql,
+                    fresh_sql,
+                } => Some(format!(
+                    "-- keys touched:\n{affected_sql}\n-- their rows now:\n{fresh_sql}"
+                )),
+                StageRefresh::Algebraic(a) => Some(format!(
+                    "-- per-group deltas:\n{}\n-- state of rescanned groups:\n{}",
+                    a.delta_sql, a.rescan_sql
+                )),
+                StageRefresh::Recompute => Some(stage.full_sql.clone()),
+                StageRefresh::Unchanged => None,
+            };
+            rows.push(("stage_sql".into(), sql));
         }
     }
     TableIterator::new(rows)

@@ -294,8 +294,15 @@ fn drop_row_capture(table: &str, relid: u32) {
 
 /// Drops the buffer of source `relid` and its reading view.
 fn drop_buffer(relid: u32) {
-    run(&format!("DROP VIEW IF EXISTS {}", reader_view(relid)));
-    run(&format!("DROP TABLE IF EXISTS {}", buffer_table(relid)));
+    drop_if_exists("VIEW", &reader_view(relid));
+    drop_if_exists("TABLE", &buffer_table(relid));
+}
+
+/// `DROP <kind> <name>` when it exists (IF EXISTS would send the client a notice otherwise).
+pub fn drop_if_exists(kind: &str, name: &str) {
+    if relation_exists(name) {
+        run(&format!("DROP {kind} {name}"));
+    }
 }
 
 /// Sources whose capture objects exist now: those with a capture trigger or a buffer.

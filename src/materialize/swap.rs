@@ -59,7 +59,10 @@ pub fn recreate(
     if let Previous::StreamTable(old) = previous {
         resolve::require_owner(old);
         refuse_cycle(old, &analyzed);
-        if column_signature(PROBE_VIEW) == column_signature(&old.qualified()) {
+        // Same columns and the same row identity: the table can stay.
+        if column_signature(PROBE_VIEW) == column_signature(&old.qualified())
+            && engine::identity_of(&analyzed.statement) == crate::refresh::mode::identity_of(old)
+        {
             query::drop_probe();
             return redefine_in_place(old, &analyzed, definition);
         }
@@ -102,6 +105,7 @@ fn redefine_in_place(
                 .status
                 .map(|s| s.as_str())
                 .unwrap_or(old.status.as_str()),
+            row_key: old.row_key.as_deref(),
         },
         &analyzed.sources,
     );
@@ -214,7 +218,7 @@ fn build_beside_and_swap(
         quote_identifier(name)
     ))
     .unwrap_or_else(|e| panic!("renaming the new stream table failed: {e}"));
-    rename_row_id_index(schema, name);
+    rename_identity_index(schema, &temporary, name, new.row_key.is_some());
     catalog::rename(new.id, schema, name);
     let readers = catalog::repoint_readers(old_relid, new.relid);
     if !readers.is_empty() {
@@ -300,32 +304,20 @@ fn dependents_of(relid: pg_sys::Oid) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// Gives the swapped-in table's `__pgs_row_id` index the name the table's own creation would.
-fn rename_row_id_index(schema: &str, name: &str) {
-    const SUFFIX: &str = "___pgs_row_id_idx";
-    let mut cut = name
-        .len()
-        .min(crate::names::MAX_IDENTIFIER_BYTES - SUFFIX.len());
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let wanted = format!("{}{SUFFIX}", &name[..cut]);
-    if resolve::relation_oid(schema, &wanted).is_some() {
+/// Gives the swapped-in table's identity index (named after the temporary table) the name the
+/// table's own creation would, when that name is free.
+fn rename_identity_index(schema: &str, temporary: &str, name: &str, keyed: bool) {
+    let current = crate::names::identity_index_name(temporary, keyed);
+    let wanted = crate::names::identity_index_name(name, keyed);
+    if resolve::relation_oid(schema, &current).is_none()
+        || resolve::relation_oid(schema, &wanted).is_some()
+    {
         return;
     }
-    let index = Spi::get_one_with_args::<String>(
-        "SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i \
-         JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
-         WHERE i.indrelid = $1::regclass AND a.attname = '__pgs_row_id' AND i.indisunique LIMIT 1",
-        &[quote_qualified_identifier(schema, name).as_str().into()],
-    )
-    .ok()
-    .flatten();
-    if let Some(index) = index {
-        Spi::run(&format!(
-            "ALTER INDEX {index} RENAME TO {}",
-            quote_identifier(&wanted)
-        ))
-        .unwrap_or_else(|e| panic!("renaming the row id index failed: {e}"));
-    }
+    Spi::run(&format!(
+        "ALTER INDEX {} RENAME TO {}",
+        quote_qualified_identifier(schema, &current),
+        quote_identifier(&wanted)
+    ))
+    .unwrap_or_else(|e| panic!("renaming the identity index failed: {e}"));
 }

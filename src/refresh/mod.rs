@@ -1,22 +1,25 @@
-//! Refreshing a stream table: serialization, the refresh itself, and the catalog bookkeeping.
+//! Refreshing a stream table: serialization, deciding how (skip, FULL or DIFFERENTIAL), running
+//! it in one snapshot, and the catalog bookkeeping.
 
-pub mod differential;
+pub mod executor;
 pub mod failure_log;
-pub mod full;
+mod identity_change;
 pub mod mode;
 pub mod plan_catalog;
+pub mod snapshot;
 pub mod subxact;
 pub mod work_tables;
 
 use crate::catalog::{self, Position, RefreshStats, StreamTable};
-use crate::delta::statements::FullRows;
-use crate::delta::{algebraic, Shape};
+use crate::delta::{Identity, Names, Plan};
 use crate::error::StreamError;
 use crate::modes::RefreshMode;
 use crate::resolve;
 use crate::settings::{self, Restriction};
+use executor::{AppliedChanges, Execution};
 use mode::Decision;
 use pgrx::prelude::*;
+use snapshot::{Params, RefreshSnapshot};
 use std::collections::HashSet;
 
 /// First key of the two-key advisory locks the engine takes on a stream table
@@ -44,8 +47,6 @@ pub enum FailureRecording {
     None,
 }
 
-/// Refreshes `table` now: waits for any concurrent refresh of it, recomputes, records the
-/// outcome. A failure is recorded as asked and raised again.
 /// Whether a refresh may be skipped when no source changed: only the scheduler's are. A
 /// manual refresh always recomputes (it also repairs rows someone changed by hand).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -93,119 +94,190 @@ pub fn with_query_settings<R>(table: &StreamTable, body: impl FnOnce() -> R) -> 
 /// What one refresh did and the position it covered.
 struct Outcome {
     kind: &'static str,
-    applied: full::AppliedChanges,
+    applied: AppliedChanges,
     covered: Position,
 }
 
-/// Recomputes `table` FULL, identifying rows as `decision` needs.
-fn full_refresh(table: &StreamTable, owner: pg_sys::Oid, decision: &Decision) -> Outcome {
-    let rows = match decision {
-        Decision::Differential(plan) if plan.shape == Shape::Keyed => FullRows::Keyed {
-            full_sql: plan.full_sql.as_deref().expect("keyed plans have full SQL"),
-        },
-        _ => FullRows::Multiset {
-            query: &table.defining_query,
-        },
-    };
-    // An algebraic plan's state is recomputed in the same statement (same snapshot), into a
-    // work table, and installed as the extension owner.
-    let algebraic = match decision {
-        Decision::Differential(plan) => plan.algebraic.as_ref(),
-        _ => None,
-    };
-    let state_work = work_tables::transaction_table("state", table);
-    let extra_cte = algebraic.map(|plan| {
-        differential::run(
-            table,
-            &format!(
-                "CREATE TEMPORARY TABLE {state_work} ON COMMIT DROP AS {} WITH NO DATA",
-                plan.state_sql
-            ),
-        );
-        format!(
-            "__pgs_state AS (INSERT INTO {state_work} {} RETURNING 1)",
-            plan.state_sql
+/// The stream table's data columns (every column but `__pgs_row_id`), in table order.
+pub fn data_columns(table: &StreamTable) -> Vec<String> {
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "SELECT attname::text FROM pg_catalog.pg_attribute \
+                 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped \
+                 AND attname <> '__pgs_row_id' ORDER BY attnum",
+                None,
+                &[table.relid.into()],
+            )
+            .map(|rows| {
+                rows.filter_map(|row| row.get::<String>(1).ok().flatten())
+                    .collect()
+            })
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "reading the columns of {} failed: {e}",
+            table.display_name()
         )
-    });
-    let (applied, covered) = full::refresh_full(table, owner, &rows, extra_cte.as_deref());
-    if algebraic.is_some() {
-        // (No NOTICE about the state table that the first install does not find.)
-        settings::with_settings(&[(c"client_min_messages", "warning")], || {
-            catalog::run_privileged(&algebraic::install_state(table.id, &state_work))
-        });
-        differential::run(table, &format!("DROP TABLE {state_work}"));
-    }
-    Outcome {
-        kind: "FULL",
-        applied,
-        covered,
+    })
+}
+
+/// The position a refresh covers, read in its snapshot.
+fn covered_position(snapshot: &RefreshSnapshot) -> Position {
+    let row = snapshot.run_text(
+        "SELECT snapshot, own_xid::pg_catalog.text, own_seq::pg_catalog.text FROM pgstream._covered_position()",
+        &Params::default(),
+    );
+    Position {
+        snapshot: row.first().cloned().flatten().expect("a covered snapshot"),
+        own_xid: row.get(1).cloned().flatten(),
+        own_seq: row.get(2).cloned().flatten().and_then(|s| s.parse().ok()),
     }
 }
 
-/// Refreshes a stream table whose effective mode is DIFFERENTIAL: applies the changes since
-/// the last refresh, or recomputes FULL where changes cannot be trusted (first refresh, DDL,
-/// TRUNCATE, capture (re)installed).
-fn differential_refresh(
+/// Whether every private table `plan` keeps between refreshes exists.
+fn private_tables_exist(plan: &Plan, names: &Names) -> bool {
+    let tables = plan.private_tables(names);
+    tables.is_empty()
+        || Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.bool_and(pg_catalog.to_regclass(t) IS NOT NULL) FROM pg_catalog.unnest($1::pg_catalog.text[]) t",
+            &[tables.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Refreshes `table` in the current (sub)transaction as its owner: decides, runs, returns.
+fn refresh_as_owner(
     table: &StreamTable,
     owner: pg_sys::Oid,
     mode: RefreshMode,
-    decided: Option<Decision>,
-    changes: &catalog::ChangeState,
-    trust_changes: bool,
+    ddl_pending: bool,
 ) -> Outcome {
-    // The plan of every source is needed only to recompute (keyed row ids, algebraic state).
-    let full_refresh = |table: &StreamTable, owner: pg_sys::Oid| {
-        let decision = decided.clone().unwrap_or_else(|| mode::decide(table, mode));
-        full_refresh(table, owner, &decision)
-    };
-    let Some(consumed) = table.consumed.as_ref().filter(|_| trust_changes) else {
-        return full_refresh(table, owner);
-    };
-    let changed: HashSet<u32> = changes.changed.iter().copied().collect();
-    if changed.is_empty() {
-        let covered = differential::current_position();
-        if !catalog::delta_invalidated(table.id, &consumed.snapshot, &covered.snapshot, &[]) {
-            return Outcome {
-                kind: "DIFFERENTIAL",
-                applied: full::AppliedChanges {
-                    inserted: 0,
-                    deleted: 0,
-                },
-                covered,
-            };
+    let mut table = table.clone();
+    if ddl_pending {
+        rederive_sources(&table);
+        table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
+    }
+    let decision = match (mode, table.effective_mode.as_deref()) {
+        (RefreshMode::Full, Some("FULL")) => Decision::Full { reason: None },
+        (RefreshMode::Auto, Some("FULL")) if !ddl_pending => Decision::Full { reason: None },
+        (_, Some("DIFFERENTIAL")) if !ddl_pending => Decision::Differential,
+        (_, known) => {
+            let decision = mode::decide_and_record(&table, mode, known.is_none());
+            table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
+            decision
         }
-    }
-    let planned: Vec<u32> = changed.iter().copied().collect();
-    let plan = match mode::plan(
-        &table.defining_query,
-        table.depends_only_on_sources,
-        Some(&changed),
-        Some(table.relid),
-    ) {
-        Ok(plan) => plan,
-        Err(_) => return full_refresh(table, owner),
     };
-    // Algebraic state missing (never built): recompute, which builds it.
-    if plan.algebraic.is_some()
-        && !catalog::private_relation_exists(&algebraic::state_table(table.id))
-    {
-        return full_refresh(table, owner);
-    }
-    match differential::refresh_differential(table, owner, &plan, &planned, consumed) {
-        Some((applied, covered)) => Outcome {
-            kind: "DIFFERENTIAL",
-            applied,
-            covered,
-        },
-        None => full_refresh(table, owner),
-    }
+    let names = Names { id: table.id };
+    let snapshot = RefreshSnapshot::take();
+    let params = Params {
+        snapshot: table.consumed.as_ref().map(|p| p.snapshot.clone()),
+        own_xid: table.consumed.as_ref().and_then(|p| p.own_xid.clone()),
+        own_seq: table.consumed.as_ref().and_then(|p| p.own_seq),
+    };
+    snapshot::connected(|| {
+        let covered = covered_position(&snapshot);
+        let actual = mode::identity_of(&table);
+        fn execution<'a>(
+            table: &'a StreamTable,
+            owner: pg_sys::Oid,
+            plan: &'a Plan,
+            names: Names,
+            snapshot: &'a RefreshSnapshot,
+            params: &Params,
+            root_identity: &Identity,
+        ) -> Execution<'a> {
+            Execution {
+                table,
+                owner,
+                plan,
+                names,
+                snapshot,
+                params: params.clone(),
+                root_identity: root_identity.clone(),
+            }
+        }
+        // FULL into the table with identity `identity`, moved to it first if it has another.
+        let full = |plan: &Plan, identity: &Identity| {
+            let deleted = if *identity != actual {
+                identity_change::reidentify(&table, &actual, identity)
+            } else {
+                0
+            };
+            let mut applied =
+                execution(&table, owner, plan, names, &snapshot, &params, identity).full();
+            applied.deleted += deleted;
+            Outcome {
+                kind: "FULL",
+                applied,
+                covered: covered.clone(),
+            }
+        };
+        if let Decision::Full { .. } = decision {
+            // The identity follows its sources' keys: looked at again after DDL on them.
+            let identity = if ddl_pending {
+                crate::engine::identity_of(&table.defining_query)
+            } else {
+                actual.clone()
+            };
+            let plan = Plan::single(
+                &table.defining_query,
+                data_columns(&table),
+                identity.clone(),
+            );
+            return full(&plan, &identity);
+        }
+        let state = catalog::change_state_in(&snapshot, &params, table.id, owner);
+        let trusted = table.consumed.is_some()
+            && !state.ddl_pending
+            && !state.truncated
+            && state.capture_complete
+            && state.row_capture_complete;
+        let changed: HashSet<u32> = state.changed.iter().copied().collect();
+        let planned = if trusted {
+            mode::plan(&table, Some(&changed), true)
+        } else {
+            Err(crate::delta::Unsupported::new("changes not trusted"))
+        };
+        match planned {
+            Ok(plan)
+                if plan.root_identity.identity == actual && private_tables_exist(&plan, &names) =>
+            {
+                let applied = if changed.is_empty() {
+                    AppliedChanges::default()
+                } else {
+                    execution(&table, owner, &plan, names, &snapshot, &params, &actual)
+                        .differential()
+                };
+                Outcome {
+                    kind: "DIFFERENTIAL",
+                    applied,
+                    covered: covered.clone(),
+                }
+            }
+            _ => {
+                // Recompute every stage (building what it keeps), in the identity the plan has
+                // now (its sources' keys may have changed, or the table is an older version's).
+                let plan = mode::plan(&table, None, false).unwrap_or_else(|e| {
+                    StreamError::NotDifferential {
+                        name: table.display_name(),
+                        construct: e.to_string(),
+                    }
+                    .raise()
+                });
+                full(&plan, &plan.root_identity.identity)
+            }
+        }
+    })
 }
 
 pub fn refresh_now(
     table: &StreamTable,
     recording: FailureRecording,
     skipping: Skipping,
-) -> full::AppliedChanges {
+) -> AppliedChanges {
     lock_stream_table(table);
     // Another session may have altered or dropped it while we waited for the lock.
     let Some(table) = catalog::find_by_id(table.id) else {
@@ -235,8 +307,7 @@ pub fn refresh_now(
         table.depends_only_on_sources,
         consumed_snapshot.as_deref(),
     ) {
-        // The position first: a change committed after it is seen by the check below.
-        let covered = differential::current_position();
+        let covered = snapshot::connected(|| covered_position(&RefreshSnapshot::take()));
         if catalog::unchanged_since(table.id, consumed) {
             catalog::record_success(
                 table.id,
@@ -246,58 +317,27 @@ pub fn refresh_now(
                     started_at,
                     duration_ms: timer.elapsed().as_secs_f64() * 1000.0,
                     rows_inserted: 0,
+                    rows_updated: 0,
                     rows_deleted: 0,
                 },
             );
-            return full::AppliedChanges {
-                inserted: 0,
-                deleted: 0,
-            };
+            return AppliedChanges::default();
         }
     }
+    // Capture that is missing or out of date is put right before the refresh's snapshot.
     let changes = catalog::change_state(table.id, consumed_snapshot.as_deref(), owner);
-    let ddl_pending = changes.ddl_pending;
-    let capture_complete = changes.capture_complete;
-    if !capture_complete {
+    if !changes.capture_complete
+        || (table.effective_mode.as_deref() == Some("DIFFERENTIAL")
+            && !changes.row_capture_complete)
+    {
         catalog::sync_capture_of(table.id, &[]);
     }
+    let ddl_pending = changes.ddl_pending;
     let refreshed = table.clone();
     let outcome = settings::as_user(owner, Restriction::None, move || {
         subxact::in_subtransaction(move || {
             with_query_settings(&refreshed, || {
-                let mut table = refreshed.clone();
-                if ddl_pending {
-                    rederive_sources(&table);
-                    table = catalog::find_by_id(table.id)
-                        .expect("the stream table being refreshed exists");
-                }
-                // None: DIFFERENTIAL as decided before, not planned yet.
-                let decision = match (mode, table.effective_mode.as_deref()) {
-                    (RefreshMode::Full, Some("FULL")) => Some(Decision::Full { reason: None }),
-                    (RefreshMode::Auto, Some("FULL")) if !ddl_pending => {
-                        Some(Decision::Full { reason: None })
-                    }
-                    (_, Some("DIFFERENTIAL")) if !ddl_pending => None,
-                    (_, known) => {
-                        let decision = mode::decide_and_record(&table, mode, known.is_none());
-                        table = catalog::find_by_id(table.id)
-                            .expect("the stream table being refreshed exists");
-                        Some(decision)
-                    }
-                };
-                match decision {
-                    Some(decision @ Decision::Full { .. }) => {
-                        full_refresh(&table, owner, &decision)
-                    }
-                    decided => {
-                        let trust =
-                            !ddl_pending && capture_complete && changes.row_capture_complete;
-                        if !trust {
-                            catalog::sync_capture_of(table.id, &[]);
-                        }
-                        differential_refresh(&table, owner, mode, decided, &changes, trust)
-                    }
-                }
+                refresh_as_owner(&refreshed, owner, mode, ddl_pending)
             })
         })
     });
@@ -315,6 +355,7 @@ pub fn refresh_now(
                     started_at,
                     duration_ms: timer.elapsed().as_secs_f64() * 1000.0,
                     rows_inserted: applied.inserted,
+                    rows_updated: applied.updated,
                     rows_deleted: applied.deleted,
                 },
             );

@@ -1,36 +1,61 @@
-//! Deciding what refresh_mode means for one stream table: DIFFERENTIAL when its query can be
-//! maintained from changes, otherwise FULL (AUTO) or an error naming why (DIFFERENTIAL).
+//! Deciding what refresh_mode means for one stream table — DIFFERENTIAL when its query can be
+//! maintained from changes, otherwise FULL (AUTO) or an error naming why (DIFFERENTIAL) — and
+//! planning its refreshes.
 
 use super::plan_catalog::SpiCatalog;
 use crate::catalog::{self, StreamTable};
-use crate::delta::{self, DeltaPlan, Unsupported};
+use crate::delta::{self, Identity, Names, Plan, PlanRequest, Unsupported};
 use crate::error::StreamError;
 use crate::modes::RefreshMode;
 use std::collections::HashSet;
 
-/// The refresh a stream table gets, with the delta plan when DIFFERENTIAL.
-#[derive(Clone)]
+/// The refresh a stream table gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     Full { reason: Option<String> },
-    Differential(Box<DeltaPlan>),
+    Differential,
 }
 
-/// Plans `query` for DIFFERENTIAL refresh (in the current settings: run it with the stream
-/// table's search_path). `changed` narrows the plan to sources with changes.
+/// The identity a stream table has (its catalog row says).
+pub fn identity_of(table: &StreamTable) -> Identity {
+    match &table.row_key {
+        Some(key) => Identity::Key(key.clone()),
+        None => Identity::Multiset,
+    }
+}
+
+/// Plans `table`'s DIFFERENTIAL refresh (in the current settings: run it with the stream
+/// table's search_path). `changed` narrows the terms to sources with changes; without
+/// `render_terms` only whether it can be planned, and its FULL SQL, are worked out.
 pub fn plan(
+    table: &StreamTable,
+    changed: Option<&HashSet<u32>>,
+    render_terms: bool,
+) -> Result<Plan, Unsupported> {
+    plan_query(
+        &table.defining_query,
+        table.depends_only_on_sources,
+        &PlanRequest {
+            names: Names { id: table.id },
+            changed,
+            render_terms,
+        },
+    )
+}
+
+/// Plans `query` (see [`plan`]).
+pub fn plan_query(
     query: &str,
     depends_only_on_sources: bool,
-    changed: Option<&HashSet<u32>>,
-    target: Option<pgrx::pg_sys::Oid>,
-) -> Result<DeltaPlan, Unsupported> {
+    request: &PlanRequest,
+) -> Result<Plan, Unsupported> {
     if !depends_only_on_sources {
-        return Err(Unsupported(
+        return Err(Unsupported::new(
             "a function or value whose result can change between calls (now(), random(), \
-             CURRENT_DATE, ...) or a read of a system catalog"
-                .into(),
+             CURRENT_DATE, ...) or a read of a system catalog",
         ));
     }
-    delta::plan(query, &SpiCatalog::for_table(target), changed)
+    delta::plan(query, &SpiCatalog::default(), request)
 }
 
 /// Decides the effective mode of `table` under `mode`. DIFFERENTIAL that cannot be had is an
@@ -39,16 +64,11 @@ pub fn decide(table: &StreamTable, mode: RefreshMode) -> Decision {
     if mode == RefreshMode::Full {
         return Decision::Full { reason: None };
     }
-    match plan(
-        &table.defining_query,
-        table.depends_only_on_sources,
-        None,
-        Some(table.relid),
-    ) {
-        Ok(plan) => Decision::Differential(Box::new(plan)),
+    match plan(table, None, false) {
+        Ok(_) => Decision::Differential,
         Err(unsupported) if mode == RefreshMode::Differential => StreamError::NotDifferential {
             name: table.display_name(),
-            construct: unsupported.0,
+            construct: unsupported.to_string(),
         }
         .raise(),
         Err(unsupported) => Decision::Full {
@@ -71,7 +91,7 @@ pub fn decide_and_record(table: &StreamTable, mode: RefreshMode, announce: bool)
             }
             catalog::set_effective_mode(table.id, "FULL", reason.as_deref());
         }
-        Decision::Differential(_) => catalog::set_effective_mode(table.id, "DIFFERENTIAL", None),
+        Decision::Differential => catalog::set_effective_mode(table.id, "DIFFERENTIAL", None),
     }
     decision
 }

@@ -1,7 +1,8 @@
 //! What the delta planner asks the database, answered by SPI: what a relation name refers to
-//! under the current search_path, and which functions are aggregates.
+//! under the current search_path, which functions are aggregates, a query's output columns, a
+//! table's key, and which types can make a key.
 
-use crate::delta::{Catalog, KeyHashing, Relation};
+use crate::delta::{Catalog, Relation, TableInput};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,18 +11,12 @@ use std::collections::HashMap;
 /// (a refresh runs it with the stream table's search_path).
 #[derive(Default)]
 pub struct SpiCatalog {
-    /// The stream table planned for, when it exists (its columns decide exact sums).
-    pub target: Option<pg_sys::Oid>,
     aggregates: RefCell<HashMap<String, bool>>,
+    keyable: RefCell<HashMap<String, bool>>,
 }
 
-impl SpiCatalog {
-    pub fn for_table(target: Option<pg_sys::Oid>) -> Self {
-        SpiCatalog {
-            target,
-            aggregates: RefCell::default(),
-        }
-    }
+fn spi_failed(what: &str, e: pgrx::spi::Error) -> ! {
+    panic!("pg_stream_dbt: {what} failed: {e}")
 }
 
 impl Catalog for SpiCatalog {
@@ -43,8 +38,10 @@ impl Catalog for SpiCatalog {
                                 AND NOT pgstream._buffer_keeps(c.oid, a.attname) ORDER BY a.attnum), \
                         ARRAY(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a \
                               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-                                AND NOT pgstream._buffer_keeps(c.oid, a.attname) ORDER BY a.attnum) \
-                 FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
+                                AND NOT pgstream._buffer_keeps(c.oid, a.attname) ORDER BY a.attnum), \
+                        pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.oid = pg_catalog.to_regclass($1)",
                 None,
                 &[qualified.as_str().into()],
             )?;
@@ -62,49 +59,22 @@ impl Catalog for SpiCatalog {
                 .into_iter()
                 .zip(row.get::<Vec<String>>(7)?.unwrap_or_default())
                 .collect();
+            let shown = row.get::<String>(8)?.unwrap_or_else(|| qualified.clone());
             Ok(Some(match (kind.as_str(), blocker, definition) {
-                ("v", _, Some(definition)) => Relation::View { definition },
+                ("v", _, Some(definition)) => Relation::View {
+                    name: shown,
+                    definition,
+                },
                 (_, Some(reason), _) => Relation::NotCapturable { reason },
-                _ => Relation::Table {
+                _ => Relation::Table(TableInput {
                     relid,
+                    name: shown,
                     columns,
                     absent,
-                },
+                }),
             }))
         })
-        .unwrap_or_else(|e: pgrx::spi::Error| panic!("looking up relation {qualified} failed: {e}"))
-    }
-
-    fn output_columns(&self) -> Vec<(String, String)> {
-        let Some(target) = self.target else {
-            return Vec::new();
-        };
-        Spi::connect_mut(|client| {
-            client
-                .update(
-                    "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod) \
-                     FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 \
-                     AND NOT attisdropped AND attname <> '__pgs_row_id' ORDER BY attnum",
-                    None,
-                    &[target.into()],
-                )
-                .map(|rows| {
-                    rows.filter_map(|r| {
-                        Some((r.get::<String>(1).ok()??, r.get::<String>(2).ok()??))
-                    })
-                    .collect()
-                })
-        })
-        .unwrap_or_else(|e| panic!("reading the stream table's columns failed: {e}"))
-    }
-
-    fn key_hashing(&self) -> KeyHashing {
-        // hash_record_extended() exists from PostgreSQL 14 on.
-        if pg_sys::PG_VERSION_NUM >= 140000 {
-            KeyHashing::Record
-        } else {
-            KeyHashing::Text
-        }
+        .unwrap_or_else(|e: pgrx::spi::Error| spi_failed(&format!("looking up relation {qualified}"), e))
     }
 
     fn is_aggregate(&self, name: &str) -> bool {
@@ -115,12 +85,120 @@ impl Catalog for SpiCatalog {
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = $1 AND prokind = 'a')",
             &[name.into()],
         )
-        .ok()
-        .flatten()
+        .unwrap_or_else(|e| spi_failed("looking up an aggregate", e))
         .unwrap_or(true);
         self.aggregates
             .borrow_mut()
             .insert(name.to_string(), aggregate);
         aggregate
+    }
+
+    fn describe(&self, query: &str) -> Option<Vec<(String, String)>> {
+        describe_columns(query)
+    }
+
+    fn table_key(&self, relid: u32) -> Option<Vec<String>> {
+        // The primary key, else the first unique index without expressions or predicate whose
+        // columns are all NOT NULL.
+        Spi::connect_mut(|client| {
+            let rows = client.update(
+                "SELECT ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, o) \
+                              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                              ORDER BY k.o) \
+                 FROM pg_catalog.pg_index i \
+                 WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL \
+                   AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts \
+                   AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k(attnum) \
+                                   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                                   WHERE NOT a.attnotnull) \
+                 ORDER BY i.indisprimary DESC, i.indnatts, i.indexrelid LIMIT 1",
+                None,
+                &[pg_sys::Oid::from(relid).into()],
+            )?;
+            match rows.into_iter().next() {
+                Some(row) => row.get::<Vec<String>>(1),
+                None => Ok(None),
+            }
+        })
+        .unwrap_or_else(|e| spi_failed("reading a table's key", e))
+    }
+
+    fn keyable(&self, type_name: &str) -> bool {
+        if let Some(known) = self.keyable.borrow().get(type_name) {
+            return *known;
+        }
+        // What hash_record_extended and a btree index need: the type cache's extended hash
+        // function and btree operator family (arrays and records of such types included).
+        let keyable = Spi::get_one_with_args::<pg_sys::Oid>(
+            "SELECT pg_catalog.to_regtype($1)::pg_catalog.oid",
+            &[type_name.into()],
+        )
+        .unwrap_or_else(|e| spi_failed("looking up a type", e))
+        .is_some_and(|oid| unsafe {
+            let entry = pg_sys::lookup_type_cache(
+                oid,
+                (pg_sys::TYPECACHE_HASH_EXTENDED_PROC | pg_sys::TYPECACHE_BTREE_OPFAMILY) as i32,
+            );
+            !entry.is_null()
+                && (*entry).hash_extended_proc != pg_sys::InvalidOid
+                && (*entry).btree_opf != pg_sys::InvalidOid
+        });
+        self.keyable
+            .borrow_mut()
+            .insert(type_name.to_string(), keyable);
+        keyable
+    }
+}
+
+/// The output columns (name, type with typmod and collation) of `query` as PostgreSQL analyzes
+/// it, without planning or running it (nothing of it executes).
+pub fn describe_columns(query: &str) -> Option<Vec<(String, String)>> {
+    let text = std::ffi::CString::new(query).ok()?;
+    unsafe {
+        let plan = pg_sys::SPI_prepare(text.as_ptr(), 0, std::ptr::null_mut());
+        if plan.is_null() {
+            return None;
+        }
+        let sources = pg_sys::SPI_plan_get_plan_sources(plan);
+        let source = pgrx::PgList::<pg_sys::CachedPlanSource>::from_pg(sources).get_ptr(0)?;
+        let desc = (*source).resultDesc;
+        if desc.is_null() {
+            pg_sys::SPI_freeplan(plan);
+            return None;
+        }
+        let desc = pgrx::PgTupleDesc::from_pg_unchecked(desc);
+        let mut columns = Vec::new();
+        for i in 0..desc.len() {
+            let attribute = desc.get(i)?;
+            if attribute.attisdropped {
+                continue;
+            }
+            let name = std::ffi::CStr::from_ptr(attribute.attname.data.as_ptr())
+                .to_string_lossy()
+                .into_owned();
+            let mut type_name = std::ffi::CStr::from_ptr(pg_sys::format_type_with_typemod(
+                attribute.atttypid,
+                attribute.atttypmod,
+            ))
+            .to_string_lossy()
+            .into_owned();
+            let default_collation = pg_sys::get_typcollation(attribute.atttypid);
+            if attribute.attcollation != pg_sys::InvalidOid
+                && attribute.attcollation != default_collation
+            {
+                let collation = pg_sys::get_collation_name(attribute.attcollation);
+                if !collation.is_null() {
+                    type_name = format!(
+                        "{type_name} COLLATE {}",
+                        crate::sql_text::quote_ident(
+                            &std::ffi::CStr::from_ptr(collation).to_string_lossy()
+                        )
+                    );
+                }
+            }
+            columns.push((name, type_name));
+        }
+        pg_sys::SPI_freeplan(plan);
+        Some(columns)
     }
 }

@@ -15,7 +15,7 @@ fn shape_hash(text: &str) -> u64 {
     })
 }
 
-fn run(sql: &str) {
+pub fn run(sql: &str) {
     Spi::connect_mut(|client| client.update(sql, None, &[]).map(|_| ()))
         .unwrap_or_else(|e| panic!("work table statement failed: {e}\n{sql}"))
 }
@@ -49,6 +49,31 @@ pub fn ensure(kind: &str, table: &StreamTable, definition: &str) -> String {
         run(&format!("CREATE TEMPORARY TABLE {qualified} {definition}"));
     }
     qualified
+}
+
+/// The temporary table `qualified` (a name the plan's SQL uses) shaped by `definition`:
+/// created when missing, recreated when it has another shape (its comment records the shape),
+/// emptied otherwise.
+pub fn ensure_named(qualified: &str, definition: &str) -> String {
+    let shape = format!("{:016x}", shape_hash(definition));
+    let recorded = Spi::get_one_with_args::<String>(
+        "SELECT COALESCE(pg_catalog.obj_description(pg_catalog.to_regclass($1), 'pg_class'), \
+                CASE WHEN pg_catalog.to_regclass($1) IS NULL THEN NULL ELSE '' END)",
+        &[qualified.into()],
+    )
+    .ok()
+    .flatten();
+    match recorded.as_deref() {
+        Some(s) if s == shape => run(&format!("DELETE FROM {qualified}")),
+        found => {
+            if found.is_some() {
+                run(&format!("DROP TABLE {qualified}"));
+            }
+            run(&format!("CREATE TEMPORARY TABLE {qualified} {definition}"));
+            run(&format!("COMMENT ON TABLE {qualified} IS '{shape}'"));
+        }
+    }
+    qualified.to_string()
 }
 
 /// Gives the planner the sizes of work tables that received rows (without, it guesses a

@@ -106,12 +106,14 @@ QUERIES = [
                    "JOIN o_dup d ON d.x = s.x"),
     ("q_exists_distinct", "SELECT DISTINCT o.status FROM o_orders o WHERE EXISTS "
                           "(SELECT 1 FROM o_items i WHERE i.order_id = o.id AND i.qty > 2)"),
+    ("q_scalar_subquery", "SELECT c.id, (SELECT count(*) FROM o_orders o WHERE o.cust_id = c.id) AS n FROM o_cust c"),
 ]
 
 # Refused in DIFFERENTIAL; under AUTO they are refreshed FULL and must be right too.
 AUTO_QUERIES = [
     ("a_window", "SELECT id, rank() OVER (PARTITION BY cust_id ORDER BY amount) AS r FROM o_orders"),
-    ("a_scalar_subquery", "SELECT c.id, (SELECT count(*) FROM o_orders o WHERE o.cust_id = c.id) AS n FROM o_cust c"),
+    ("a_recursive", "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) "
+                    "SELECT o.id, r.n FROM o_orders o, r WHERE o.id % 3 = r.n - 1"),
 ]
 
 STATUSES = ["paid", "open", "void", None, "refund"]

@@ -3,6 +3,31 @@
 /// Longest identifier PostgreSQL keeps (NAMEDATALEN - 1 bytes).
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
+/// `name` followed by `suffix`, `name` cut (at a character boundary) so the whole fits in
+/// [`MAX_IDENTIFIER_BYTES`].
+pub fn with_suffix(name: &str, suffix: &str) -> String {
+    let mut cut = name
+        .len()
+        .min(MAX_IDENTIFIER_BYTES.saturating_sub(suffix.len()));
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &name[..cut])
+}
+
+/// The name of stream table `table`'s identity index: `<table>_pgs_key` for a keyed table,
+/// `<table>___pgs_row_id_idx` (PostgreSQL's own choice) for a multiset.
+pub fn identity_index_name(table: &str, keyed: bool) -> String {
+    with_suffix(
+        table,
+        if keyed {
+            "_pgs_key"
+        } else {
+            "___pgs_row_id_idx"
+        },
+    )
+}
+
 /// A name as the user wrote it, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectName {
@@ -123,6 +148,19 @@ pub fn split_identifiers(text: &str) -> Result<Vec<String>, NameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_index_names_fit_in_an_identifier() {
+        assert_eq!(identity_index_name("totals", true), "totals_pgs_key");
+        assert_eq!(
+            identity_index_name("totals", false),
+            "totals___pgs_row_id_idx"
+        );
+        let long = "é".repeat(40); // 80 bytes
+        let name = identity_index_name(&long, true);
+        assert!(name.len() <= MAX_IDENTIFIER_BYTES && name.ends_with("_pgs_key"));
+        assert!(name.starts_with('é'));
+    }
 
     fn parsed(text: &str) -> (Option<String>, String) {
         let n = ObjectName::parse(text).unwrap();

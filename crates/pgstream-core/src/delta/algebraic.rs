@@ -1,22 +1,17 @@
-//! Algebraic maintenance of GROUP BY queries whose aggregates are COUNT, SUM and AVG (of exact
+//! Algebraic maintenance of a grouped stage whose aggregates are COUNT, SUM and AVG (of exact
 //! numbers) and MIN / MAX: per group, counts and sums are kept in a state table and moved by the
-//! change rows; a MIN / MAX group is rescanned only when its extreme was deleted (delta
-//! planning, pure SQL text).
+//! signed change of the input; a MIN / MAX group is rescanned only when its extreme was deleted.
+//! The stage's select list and HAVING may be any expression over its keys and those aggregates:
+//! they are computed from the state of the touched groups (delta planning).
 
-use super::blocks::Block;
-use super::expand::SourceRef;
-use super::render::{quote_ident, signed_block_terms};
-use super::{key_hash_sql, KeyHashing, Unsupported};
-use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Select, SelectItem,
-};
-use std::collections::HashSet;
+use super::ast::{folded, generated_expr};
+use crate::sql_text::quote_ident;
+use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, VisitMut, VisitorMut};
+use std::ops::ControlFlow;
 
-/// Name the rescanned-groups relation has in the capture statement (a CTE).
-pub const RESCAN: &str = "__pgs_rescan";
-
+/// One aggregate the state keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Aggregate {
+pub enum Kind {
     CountStar,
     Count,
     Sum,
@@ -25,43 +20,16 @@ enum Aggregate {
     Max,
 }
 
-/// One output column: a group key (its index) or an aggregate (its argument).
-#[derive(Debug, Clone)]
-enum Output {
-    Key(usize),
-    Aggregate {
-        kind: Aggregate,
-        argument: Option<String>,
-    },
+/// An aggregate call of the stage and its argument.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub call: Expr,
+    pub kind: Kind,
+    pub argument: Option<Expr>,
 }
 
-/// The SQL of an algebraically maintained GROUP BY query.
-#[derive(Debug, Clone)]
-pub struct AlgebraicPlan {
-    /// Per touched group: `h`, key values `__pgs_k<i>`, `__pgs_dn` (rows added minus removed)
-    /// and per aggregate `__pgs_dc<j>` (non-NULL values added minus removed), `__pgs_ds<j>`
-    /// (their sum), `__pgs_ins<j>` / `__pgs_del<j>` (extreme inserted / deleted value).
-    pub delta_sql: String,
-    /// Groups whose MIN / MAX lost its extreme: a condition on delta row `__pgs_d` and the
-    /// stream table's row `__pgs_t`. None without MIN / MAX.
-    pub rescan_condition: Option<String>,
-    /// The state of every group (`h`, `__pgs_n`, `__pgs_c<j>`, `__pgs_s<j>`, `__pgs_m<j>`),
-    /// and of the groups in `__pgs_rescan(h)`.
-    pub state_sql: String,
-    pub state_rescan_sql: String,
-    /// State columns after `h`, in order.
-    pub state_columns: Vec<String>,
-    /// What a delta row `__pgs_d` inserts as a new group's state, per state column.
-    pub new_state: Vec<String>,
-    /// `column = ...` updates of an existing group's state `__pgs_s` by delta `EXCLUDED`.
-    pub state_updates: Vec<String>,
-    /// The output columns, computed from delta row `__pgs_d` (keys) and state `__pgs_s`.
-    pub outputs: Vec<String>,
-    /// No GROUP BY: the one group always exists.
-    pub scalar: bool,
-}
-
-fn aggregate_of(expr: &Expr) -> Option<(Aggregate, Option<String>)> {
+/// The aggregate an expression is, when the state can keep it.
+pub fn algebraic_aggregate(expr: &Expr) -> Option<Aggregate> {
     let Expr::Function(f) = expr else { return None };
     if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
         return None;
@@ -70,7 +38,7 @@ fn aggregate_of(expr: &Expr) -> Option<(Aggregate, Option<String>)> {
         .name
         .0
         .iter()
-        .map(|p| p.to_string().to_lowercase())
+        .map(|p| p.as_ident().map(folded).unwrap_or_default())
         .collect();
     let name = match parts.as_slice() {
         [name] => name.as_str(),
@@ -85,371 +53,306 @@ fn aggregate_of(expr: &Expr) -> Option<(Aggregate, Option<String>)> {
     }
     let argument = match &list.args[0] {
         FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => None,
-        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.to_string()),
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
         _ => return None,
     };
     let kind = match (name, &argument) {
-        ("count", None) => Aggregate::CountStar,
-        ("count", Some(_)) => Aggregate::Count,
-        ("sum", Some(_)) => Aggregate::Sum,
-        ("avg", Some(_)) => Aggregate::Avg,
-        ("min", Some(_)) => Aggregate::Min,
-        ("max", Some(_)) => Aggregate::Max,
+        ("count", None) => Kind::CountStar,
+        ("count", Some(_)) => Kind::Count,
+        ("sum", Some(_)) => Kind::Sum,
+        ("avg", Some(_)) => Kind::Avg,
+        ("min", Some(_)) => Kind::Min,
+        ("max", Some(_)) => Kind::Max,
         _ => return None,
     };
-    Some((kind, argument))
+    Some(Aggregate {
+        call: expr.clone(),
+        kind,
+        argument,
+    })
 }
 
-/// Whether a SUM / AVG result of this type is exact (so adding and subtracting drifts nothing).
-fn exact(type_name: &str) -> bool {
+/// Whether a SUM / AVG result of this type is exact (adding and subtracting drifts nothing).
+pub fn exact(type_name: &str) -> bool {
     let t = type_name.to_lowercase();
     t == "bigint" || t == "integer" || t == "smallint" || t.starts_with("numeric")
 }
 
-/// The algebraic plan of a GROUP BY `select` with `keys`, if its select list is keys and
-/// COUNT / SUM / AVG / MIN / MAX only, SUMs and AVGs are exact (`outputs`: the stream table's
-/// columns, name and type), and it has no HAVING.
-pub fn plan(
-    select: &Select,
+/// The state of an algebraic stage: its SQL pieces, all over these relations and columns —
+/// input rows `__pgs_i` (`__pgs_w`, keys `__pgs_k<i>`, arguments `__pgs_a<j>`), per-group
+/// deltas `__pgs_d`, the state table `__pgs_s` (keys `__pgs_k<i>`, `__pgs_n`, per aggregate
+/// `__pgs_c<j>`, `__pgs_s<j>`, `__pgs_m<j>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlgebraicPlan {
+    pub keys: usize,
+    pub aggregates: Vec<Aggregate>,
+    /// The input's change as signed rows: `(__pgs_w, __pgs_k<i>..., __pgs_a<j>...)`.
+    pub input_sql: String,
+    /// Per touched group: `__pgs_k<i>`, `__pgs_dn` and per aggregate its deltas.
+    pub delta_sql: String,
+    /// Every group's state from the input now (FULL); `rescan_sql` the same for the groups in
+    /// the rescan work table (`__pgs_k<i>...`).
+    pub state_sql: String,
+    pub rescan_sql: String,
+    /// The state columns after the keys, in order, and what a delta row `__pgs_d` starts a new
+    /// group's state with.
+    pub state_columns: Vec<String>,
+    pub new_state: Vec<String>,
+    /// `column = ...` updates of a group's state `__pgs_s` by a delta row `__pgs_d`.
+    pub state_updates: Vec<String>,
+    /// Groups whose MIN / MAX lost its extreme, as a condition on `__pgs_d` and `__pgs_s`.
+    pub rescan_condition: Option<String>,
+    /// The stage's output columns from state `__pgs_s` (the select list, keys included).
+    pub outputs: Vec<String>,
+    /// HAVING over state `__pgs_s`.
+    pub having: Option<String>,
+    /// No GROUP BY: the one group always exists.
+    pub scalar: bool,
+}
+
+/// The SQL of each kept aggregate over state `__pgs_s`, as it would be computed.
+fn from_state(aggregate: &Aggregate, j: usize) -> String {
+    match aggregate.kind {
+        Kind::CountStar => "__pgs_s.__pgs_n".into(),
+        Kind::Count => format!("__pgs_s.__pgs_c{j}"),
+        Kind::Sum => format!("(CASE WHEN __pgs_s.__pgs_c{j} > 0 THEN __pgs_s.__pgs_s{j} END)"),
+        Kind::Avg => format!(
+            "(CASE WHEN __pgs_s.__pgs_c{j} > 0 THEN __pgs_s.__pgs_s{j}::pg_catalog.numeric / __pgs_s.__pgs_c{j} END)"
+        ),
+        Kind::Min | Kind::Max => {
+            format!("(CASE WHEN __pgs_s.__pgs_c{j} > 0 THEN __pgs_s.__pgs_m{j} END)")
+        }
+    }
+}
+
+/// `expr` over state `__pgs_s`: aggregate calls from the state, group keys its key columns.
+/// None when it refers to something else (a column not grouped, an aggregate not kept).
+pub fn over_state(
+    expr: &Expr,
     keys: &[Expr],
-    blocks: &[Block],
-    sources: &[SourceRef],
-    changed: Option<&HashSet<u32>>,
-    outputs: &[(String, String)],
-    hashing: KeyHashing,
-) -> Result<Option<AlgebraicPlan>, Unsupported> {
-    if select.having.is_some() || outputs.len() != select.projection.len() {
-        return Ok(None);
+    aggregates: &[Aggregate],
+    same_column: &dyn Fn(&Expr, &Expr) -> bool,
+) -> Option<Expr> {
+    struct Replace<'a> {
+        keys: &'a [Expr],
+        aggregates: &'a [Aggregate],
+        same_column: &'a dyn Fn(&Expr, &Expr) -> bool,
+        failed: bool,
     }
-    let mut items = Vec::new();
-    for (item, (_, type_name)) in select.projection.iter().zip(outputs) {
-        let expr = match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-            _ => return Ok(None),
-        };
-        if let Some(k) = keys.iter().position(|key| key == expr) {
-            items.push(Output::Key(k));
-            continue;
-        }
-        match aggregate_of(expr) {
-            Some((kind @ (Aggregate::Sum | Aggregate::Avg), _)) if !exact(type_name) => {
-                let _ = kind;
-                return Ok(None);
+    impl VisitorMut for Replace<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Some(j) = self.aggregates.iter().position(|a| a.call == *expr) {
+                *expr = generated_expr(&from_state(&self.aggregates[j], j));
+            } else if let Some(i) = self
+                .keys
+                .iter()
+                .position(|k| k == expr || (self.same_column)(k, expr))
+            {
+                *expr = generated_expr(&format!("__pgs_s.__pgs_k{i}"));
+            } else if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                // A column that is not a key (state columns were put in above, and are not
+                // visited again: pre-visit replaced them before their children).
+                let name = expr.to_string();
+                if !name.starts_with("__pgs_s.") {
+                    self.failed = true;
+                }
             }
-            Some((kind, argument)) => items.push(Output::Aggregate { kind, argument }),
-            None => return Ok(None),
+            ControlFlow::Continue(())
         }
     }
-    let key_hash = key_hash_sql(&super::render::key_record(keys), hashing);
-    // The input's signed change rows: key text, key values, aggregate arguments.
-    let mut projection = vec![format!("{key_hash} AS __pgs_k")];
-    projection.extend(
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| format!("{k} AS __pgs_k{i}")),
-    );
-    for (j, item) in items.iter().enumerate() {
-        if let Output::Aggregate {
-            argument: Some(argument),
-            ..
-        } = item
-        {
+    let mut out = expr.clone();
+    let mut replace = Replace {
+        keys,
+        aggregates,
+        same_column,
+        failed: false,
+    };
+    let _ = out.visit(&mut replace);
+    (!replace.failed).then_some(out)
+}
+
+/// What the planner knows of one grouped stage.
+pub struct GroupedStage<'a> {
+    pub keys: &'a [Expr],
+    /// The select-list expressions, in output order.
+    pub outputs: &'a [Expr],
+    pub having: Option<&'a Expr>,
+    /// The aggregate calls in the select list and HAVING.
+    pub calls: &'a [Expr],
+    /// The stage's input (its FROM and WHERE) read now, as `SELECT ... FROM ... WHERE ...`
+    /// without a projection: `{projection}` stands where the select list goes, `{restriction}`
+    /// where a condition ANDed to WHERE goes.
+    pub same_column: &'a dyn Fn(&Expr, &Expr) -> bool,
+    /// Result type of each aggregate call (None: not known, taken as exact).
+    pub call_types: &'a [Option<String>],
+}
+
+/// The algebraic plan of a grouped stage, when its aggregates are all kept algebraically and
+/// exact, and its outputs and HAVING are expressions over them and the keys. `input` renders
+/// the input's signed change (`signed`) and its current rows (`now`) for a projection and an
+/// optional restriction.
+pub fn plan(
+    stage: &GroupedStage,
+    signed_input: &dyn Fn(&[String]) -> Option<String>,
+    current_input: &dyn Fn(&[String], Option<&str>) -> String,
+    rescan_table: &str,
+) -> Option<AlgebraicPlan> {
+    let mut aggregates = Vec::new();
+    for (call, type_name) in stage.calls.iter().zip(stage.call_types) {
+        let aggregate = algebraic_aggregate(call)?;
+        if matches!(aggregate.kind, Kind::Sum | Kind::Avg) {
+            if let Some(t) = type_name {
+                if !exact(t) {
+                    return None;
+                }
+            }
+        }
+        aggregates.push(aggregate);
+    }
+    let outputs: Vec<String> = stage
+        .outputs
+        .iter()
+        .map(|e| over_state(e, stage.keys, &aggregates, stage.same_column).map(|e| e.to_string()))
+        .collect::<Option<_>>()?;
+    let having = match stage.having {
+        Some(h) => Some(over_state(h, stage.keys, &aggregates, stage.same_column)?.to_string()),
+        None => None,
+    };
+    // The input's columns: keys, then each aggregate's argument.
+    let mut projection: Vec<String> = stage
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{k} AS __pgs_k{i}"))
+        .collect();
+    for (j, a) in aggregates.iter().enumerate() {
+        if let Some(argument) = &a.argument {
             projection.push(format!("{argument} AS __pgs_a{j}"));
         }
     }
-    let mut parts = Vec::new();
-    for block in blocks {
-        let mut input = block.clone();
-        input.select.projection = vec![SelectItem::UnnamedExpr(Expr::Identifier(Ident::new(
-            "__pgs_projection__",
-        )))];
-        input.select.group_by = GroupByExpr::Expressions(vec![], vec![]);
-        input.select.having = None;
-        for (coefficient, term) in signed_block_terms(&input, sources, changed)? {
-            let term = term.replacen("__pgs_projection__", &projection.join(", "), 1);
-            parts.push(format!(
-                "SELECT {coefficient}::int4 AS __pgs_w, __pgs_q.* FROM ({term}) __pgs_q"
-            ));
-        }
-    }
-    let mut delta_columns = vec!["sum(__pgs_i.__pgs_w)::int8 AS __pgs_dn".to_string()];
-    let mut state_select = vec!["count(*)::int8 AS __pgs_n".to_string()];
+    let input_sql = signed_input(&projection)?;
+    let keys_out: Vec<String> = (0..stage.keys.len())
+        .map(|i| format!("__pgs_i.__pgs_k{i}"))
+        .collect();
+    let mut delta_columns = vec!["sum(__pgs_i.__pgs_w)::pg_catalog.int8 AS __pgs_dn".to_string()];
+    let mut state_select = vec!["count(*)::pg_catalog.int8 AS __pgs_n".to_string()];
     let mut state_columns = vec!["__pgs_n".to_string()];
     let mut new_state = vec!["__pgs_d.__pgs_dn".to_string()];
-    let mut state_updates = vec!["__pgs_n = __pgs_s.__pgs_n + EXCLUDED.__pgs_n".to_string()];
+    let mut state_updates = vec!["__pgs_n = __pgs_s.__pgs_n + __pgs_d.__pgs_dn".to_string()];
     let mut rescan = Vec::new();
-    let mut output_sql = Vec::new();
-    for (j, (item, (column, type_name))) in items.iter().zip(outputs).enumerate() {
-        let cast = |sql: String| format!("({sql})::{type_name}");
-        match item {
-            Output::Key(k) => output_sql.push(cast(format!("__pgs_d.__pgs_k{k}"))),
-            Output::Aggregate {
-                kind: Aggregate::CountStar,
-                ..
-            } => output_sql.push(cast("__pgs_s.__pgs_n".into())),
-            Output::Aggregate {
-                kind,
-                argument: Some(argument),
-            } => {
-                let a = format!("__pgs_i.__pgs_a{j}");
-                delta_columns.push(format!(
-                    "COALESCE(sum(__pgs_i.__pgs_w) FILTER (WHERE {a} IS NOT NULL), 0)::int8 AS __pgs_dc{j}"
-                ));
-                state_select.push(format!("count({argument})::int8 AS __pgs_c{j}"));
-                state_columns.push(format!("__pgs_c{j}"));
-                new_state.push(format!("__pgs_d.__pgs_dc{j}"));
+    for (j, a) in aggregates.iter().enumerate() {
+        let Some(argument) = &a.argument else {
+            continue;
+        };
+        let arg = format!("__pgs_i.__pgs_a{j}");
+        delta_columns.push(format!(
+            "COALESCE(sum(__pgs_i.__pgs_w) FILTER (WHERE {arg} IS NOT NULL), 0)::pg_catalog.int8 AS __pgs_dc{j}"
+        ));
+        state_select.push(format!("count({argument})::pg_catalog.int8 AS __pgs_c{j}"));
+        state_columns.push(format!("__pgs_c{j}"));
+        new_state.push(format!("__pgs_d.__pgs_dc{j}"));
+        state_updates.push(format!(
+            "__pgs_c{j} = __pgs_s.__pgs_c{j} + __pgs_d.__pgs_dc{j}"
+        ));
+        let live = format!("__pgs_s.__pgs_c{j} + __pgs_d.__pgs_dc{j} > 0");
+        match a.kind {
+            Kind::Sum | Kind::Avg => {
+                delta_columns.push(format!("sum(__pgs_i.__pgs_w * {arg}) AS __pgs_ds{j}"));
+                state_select.push(format!("sum({argument}) AS __pgs_s{j}"));
+                state_columns.push(format!("__pgs_s{j}"));
+                new_state.push(format!("__pgs_d.__pgs_ds{j}"));
                 state_updates.push(format!(
-                    "__pgs_c{j} = __pgs_s.__pgs_c{j} + EXCLUDED.__pgs_c{j}"
+                    "__pgs_s{j} = CASE WHEN {live} THEN COALESCE(__pgs_s.__pgs_s{j}, 0) + COALESCE(__pgs_d.__pgs_ds{j}, 0) END"
                 ));
-                let live = format!("__pgs_s.__pgs_c{j} + EXCLUDED.__pgs_c{j} > 0");
-                match kind {
-                    Aggregate::Count => output_sql.push(cast(format!("__pgs_s.__pgs_c{j}"))),
-                    Aggregate::Sum | Aggregate::Avg => {
-                        delta_columns.push(format!("sum(__pgs_i.__pgs_w * {a}) AS __pgs_ds{j}"));
-                        state_select.push(format!("sum({argument}) AS __pgs_s{j}"));
-                        state_columns.push(format!("__pgs_s{j}"));
-                        new_state.push(format!("__pgs_d.__pgs_ds{j}"));
-                        state_updates.push(format!(
-                            "__pgs_s{j} = CASE WHEN {live} THEN COALESCE(__pgs_s.__pgs_s{j}, 0) + COALESCE(EXCLUDED.__pgs_s{j}, 0) END"
-                        ));
-                        output_sql.push(cast(if *kind == Aggregate::Sum {
-                            format!("CASE WHEN __pgs_s.__pgs_c{j} > 0 THEN __pgs_s.__pgs_s{j} END")
-                        } else {
-                            format!(
-                                "CASE WHEN __pgs_s.__pgs_c{j} > 0 THEN __pgs_s.__pgs_s{j}::numeric / __pgs_s.__pgs_c{j} END"
-                            )
-                        }));
-                    }
-                    Aggregate::Min | Aggregate::Max => {
-                        let (f, op) = if *kind == Aggregate::Min {
-                            ("min", "<=")
-                        } else {
-                            ("max", ">=")
-                        };
-                        delta_columns.push(format!(
-                            "{f}({a}) FILTER (WHERE __pgs_i.__pgs_w > 0) AS __pgs_ins{j}"
-                        ));
-                        delta_columns.push(format!(
-                            "{f}({a}) FILTER (WHERE __pgs_i.__pgs_w < 0) AS __pgs_del{j}"
-                        ));
-                        state_select.push(format!("{f}({argument}) AS __pgs_m{j}"));
-                        state_columns.push(format!("__pgs_m{j}"));
-                        new_state.push(format!("__pgs_d.__pgs_ins{j}"));
-                        let extreme = if *kind == Aggregate::Min {
-                            "LEAST"
-                        } else {
-                            "GREATEST"
-                        };
-                        state_updates.push(format!(
-                            "__pgs_m{j} = CASE WHEN {live} THEN {extreme}(__pgs_s.__pgs_m{j}, EXCLUDED.__pgs_m{j}) END"
-                        ));
-                        rescan.push(format!(
-                            "__pgs_d.__pgs_del{j} {op} __pgs_t.{}",
-                            quote_ident(column)
-                        ));
-                        output_sql.push(cast(format!(
-                            "CASE WHEN __pgs_s.__pgs_c{j} > 0 THEN __pgs_s.__pgs_m{j} END"
-                        )));
-                    }
-                    Aggregate::CountStar => unreachable!("COUNT(*) has no argument"),
-                }
             }
-            Output::Aggregate { .. } => return Ok(None),
+            Kind::Min | Kind::Max => {
+                let (f, op, extreme) = if a.kind == Kind::Min {
+                    ("min", "<=", "LEAST")
+                } else {
+                    ("max", ">=", "GREATEST")
+                };
+                delta_columns.push(format!(
+                    "{f}({arg}) FILTER (WHERE __pgs_i.__pgs_w > 0) AS __pgs_ins{j}"
+                ));
+                delta_columns.push(format!(
+                    "{f}({arg}) FILTER (WHERE __pgs_i.__pgs_w < 0) AS __pgs_del{j}"
+                ));
+                state_select.push(format!("{f}({argument}) AS __pgs_m{j}"));
+                state_columns.push(format!("__pgs_m{j}"));
+                new_state.push(format!("__pgs_d.__pgs_ins{j}"));
+                state_updates.push(format!(
+                    "__pgs_m{j} = CASE WHEN {live} THEN {extreme}(__pgs_s.__pgs_m{j}, __pgs_d.__pgs_ins{j}) END"
+                ));
+                rescan.push(format!("__pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j}"));
+            }
+            Kind::Count => {}
+            Kind::CountStar => unreachable!("COUNT(*) has no argument"),
         }
     }
-    let mut group_by = vec!["__pgs_i.__pgs_k".to_string()];
-    group_by.extend((0..keys.len()).map(|i| format!("__pgs_i.__pgs_k{i}")));
-    if parts.is_empty() {
-        // No changed source: an empty input of the right shape.
-        if let Some(block) = blocks.first() {
-            let mut input = block.clone();
-            input.select.projection = vec![SelectItem::UnnamedExpr(Expr::Identifier(Ident::new(
-                "__pgs_projection__",
-            )))];
-            input.select.group_by = GroupByExpr::Expressions(vec![], vec![]);
-            input.select.having = None;
-            let text = super::render::substitute(&input.select.to_string(), sources, &[]).replacen(
-                "__pgs_projection__",
-                &projection.join(", "),
-                1,
-            );
-            parts.push(format!(
-                "SELECT 0::int4 AS __pgs_w, __pgs_q.* FROM ({text}) __pgs_q WHERE false"
-            ));
-        } else {
-            return Ok(None);
-        }
-    }
-    let input = parts.join("\nUNION ALL\n");
-    let delta_sql = {
-        format!(
-            "SELECT {hash} AS h, {keys_out}{delta} FROM (\n{input}\n) __pgs_i GROUP BY {group_by}",
-            hash = "__pgs_i.__pgs_k",
-            keys_out = (0..keys.len())
-                .map(|i| format!("__pgs_i.__pgs_k{i}, "))
-                .collect::<String>(),
-            delta = delta_columns.join(", "),
-            group_by = group_by.join(", ")
+    // (Without keys an aggregate returns a row even over no input: none then.)
+    let group_by = if keys_out.is_empty() {
+        " HAVING count(*) > 0".to_string()
+    } else {
+        format!(" GROUP BY {}", keys_out.join(", "))
+    };
+    let delta_sql = format!(
+        "SELECT {}{} FROM (\n{input_sql}\n) __pgs_i{group_by}",
+        keys_out
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{k} AS __pgs_k{i}, "))
+            .collect::<String>(),
+        delta_columns.join(", "),
+    );
+    let mut state_projection: Vec<String> = stage
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{k} AS __pgs_k{i}"))
+        .collect();
+    state_projection.extend(state_select);
+    let key_list: Vec<String> = stage.keys.iter().map(|k| k.to_string()).collect();
+    let state_sql = current_input(&state_projection, None);
+    let rescan_sql = if stage.keys.is_empty() {
+        current_input(&state_projection, None)
+    } else {
+        let matches: Vec<String> = key_list
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("__pgs_r.__pgs_k{i} IS NOT DISTINCT FROM ({k})"))
+            .collect();
+        current_input(
+            &state_projection,
+            Some(&format!(
+                "EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {})",
+                matches.join(" AND ")
+            )),
         )
     };
-    let state = |restricted: bool| {
-        let mut state = select.clone();
-        state.having = None;
-        let mut list = vec![format!("{key_hash} AS h")];
-        list.extend(state_select.iter().cloned());
-        state.projection = vec![SelectItem::UnnamedExpr(Expr::Identifier(Ident::new(
-            "__pgs_projection__",
-        )))];
-        if restricted && keys.is_empty() {
-            // One group, and an aggregate without GROUP BY returns a row even when WHERE
-            // keeps none: filter the result instead.
-            let all = state
-                .to_string()
-                .replacen("__pgs_projection__", &list.join(", "), 1);
-            return format!("SELECT * FROM ({all}) __pgs_all WHERE h IN (SELECT h FROM {RESCAN})");
-        }
-        if restricted {
-            let restriction = format!("{key_hash} IN (SELECT h FROM {RESCAN})");
-            let original = select
-                .selection
-                .as_ref()
-                .map(|w| w.to_string())
-                .unwrap_or_else(|| "true".into());
-            state.selection = Some(Expr::Identifier(Ident::new("__pgs_where__")));
-            return state
-                .to_string()
-                .replacen("__pgs_projection__", &list.join(", "), 1)
-                .replacen(
-                    "__pgs_where__",
-                    &format!("({original}) AND {restriction}"),
-                    1,
-                );
-        }
-        state
-            .to_string()
-            .replacen("__pgs_projection__", &list.join(", "), 1)
-    };
-    Ok(Some(AlgebraicPlan {
+    Some(AlgebraicPlan {
+        keys: stage.keys.len(),
+        aggregates,
+        input_sql,
         delta_sql,
-        rescan_condition: (!rescan.is_empty()).then(|| format!("({})", rescan.join(" OR "))),
-        state_sql: state(false),
-        state_rescan_sql: state(true),
+        state_sql,
+        rescan_sql,
         state_columns,
         new_state,
         state_updates,
-        outputs: output_sql,
-        scalar: keys.is_empty(),
-    }))
+        rescan_condition: (!rescan.is_empty()).then(|| format!("({})", rescan.join(" OR "))),
+        outputs,
+        having,
+        scalar: stage.keys.is_empty(),
+    })
 }
 
-/// The state table of stream table `id`.
-pub fn state_table(id: i64) -> String {
-    format!("pgstream_changes.{}", quote_ident(&format!("agg_{id}")))
+/// The state table's key columns, in order.
+pub fn key_columns(plan: &AlgebraicPlan) -> Vec<String> {
+    (0..plan.keys).map(|i| format!("__pgs_k{i}")).collect()
 }
 
-/// `sql` with the refresh parameters as typed NULLs, for creating work tables of its shape.
-fn without_parameters(sql: &str) -> String {
-    sql.replace("$1::", "NULL::text::")
-        .replace("$2::", "NULL::text::")
-        .replace("$3::", "NULL::")
-}
-
-/// The work table of per-group deltas (what follows its name in CREATE TABLE).
-pub fn groups_work(plan: &AlgebraicPlan) -> String {
-    format!(
-        "AS SELECT * FROM ({}) __pgs_d WITH NO DATA",
-        without_parameters(&plan.delta_sql)
-    )
-}
-
-/// The work table of recomputed group state.
-pub fn state_work(plan: &AlgebraicPlan) -> String {
-    format!("AS {} WITH NO DATA", plan.state_sql)
-}
-
-/// Captures per-group deltas, and the state of groups whose extreme was deleted recomputed,
-/// in one snapshot.
-pub fn capture(
-    plan: &AlgebraicPlan,
-    target: &str,
-    delta: &str,
-    rescan: &str,
-    state: &str,
-) -> String {
-    let mut ctes = vec![
-        format!("__pgs_delta AS MATERIALIZED (\n{}\n)", plan.delta_sql),
-        format!("__pgs_saved AS (INSERT INTO {delta} SELECT * FROM __pgs_delta RETURNING 1)"),
-    ];
-    if let Some(condition) = &plan.rescan_condition {
-        ctes.push(format!(
-            "{RESCAN} AS MATERIALIZED (SELECT __pgs_d.h FROM __pgs_delta __pgs_d \
-             JOIN {target} __pgs_t ON __pgs_t.\"__pgs_row_id\" = __pgs_d.h WHERE {condition})"
-        ));
-        ctes.push(format!(
-            "__pgs_rescanned AS (INSERT INTO {rescan} SELECT h FROM {RESCAN} RETURNING 1)"
-        ));
-        ctes.push(format!(
-            "__pgs_state AS (INSERT INTO {state} {} RETURNING 1)",
-            plan.state_rescan_sql
-        ));
-    }
-    super::statements::with_position(&ctes.join(", "), "__pgs_saved")
-}
-
-/// Moves the state table by the deltas (rescanned groups replaced by their recomputed state).
-pub fn update_state(
-    plan: &AlgebraicPlan,
-    state_table: &str,
-    delta: &str,
-    rescan: &str,
-    state: &str,
-) -> Vec<String> {
-    let columns = plan.state_columns.join(", ");
-    let mut statements = vec![
-        format!("DELETE FROM {state_table} WHERE h IN (SELECT h FROM {rescan})"),
-        format!("INSERT INTO {state_table} SELECT * FROM {state}"),
-        format!(
-            "INSERT INTO {state_table} AS __pgs_s (h, {columns}) \
-             SELECT __pgs_d.h, {values} FROM {delta} __pgs_d \
-             WHERE __pgs_d.h NOT IN (SELECT h FROM {rescan}) \
-             ON CONFLICT (h) DO UPDATE SET {updates}",
-            values = plan.new_state.join(", "),
-            updates = plan.state_updates.join(", ")
-        ),
-    ];
-    if !plan.scalar {
-        statements.push(format!("DELETE FROM {state_table} WHERE __pgs_n = 0"));
-    }
-    statements
-}
-
-/// The new rows of the touched groups, into the keyed work tables `affected` and `fresh`.
-pub fn outputs(
-    plan: &AlgebraicPlan,
-    state_table: &str,
-    delta: &str,
-    affected: &str,
-    fresh: &str,
-    columns: &[String],
-) -> [String; 2] {
-    let targets: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-    [
-        format!("INSERT INTO {affected} (h) SELECT h FROM {delta}"),
-        format!(
-            "INSERT INTO {fresh} (__pgs_h, __pgs_del, {targets}) SELECT __pgs_d.h, false, {outputs} \
-             FROM {delta} __pgs_d JOIN {state_table} __pgs_s ON __pgs_s.h = __pgs_d.h",
-            targets = targets.join(", "),
-            outputs = plan.outputs.join(", ")
-        ),
-    ]
-}
-
-/// Replaces the state table with the recomputed state of every group (FULL refresh).
-pub fn install_state(id: i64, state: &str) -> [String; 3] {
-    let state_table = state_table(id);
-    [
-        format!("DROP TABLE IF EXISTS {state_table}"),
-        format!("CREATE TABLE {state_table} AS SELECT * FROM {state}"),
-        format!("ALTER TABLE {state_table} ADD PRIMARY KEY (h)"),
-    ]
+/// A quoted state column (they are all generated names).
+pub fn column(name: &str) -> String {
+    quote_ident(name)
 }

@@ -1,192 +1,146 @@
-//! Splitting a SELECT into delta blocks: outer joins become an inner-join block plus anti-join
-//! blocks, and EXISTS / NOT EXISTS / IN / NOT IN subqueries in WHERE become dependent filters
-//! on the rows of the block (delta planning).
+//! Splitting a stage's SELECT into delta blocks: outer joins become an inner-join block plus
+//! anti-join blocks (the other side padded with NULLs), and EXISTS / NOT EXISTS / IN / NOT IN
+//! subqueries in WHERE become dependent filters on the block's rows (delta planning).
 
-use super::expand::{is_padded, marker_index, null_marker};
-use super::Unsupported;
+use super::ast::{and_all, folded, generated_expr, named_factor};
+use super::cut::{as_filter_subquery, conjuncts, single_occurrence, single_occurrence_factor};
+use super::ir::null_marker;
+use super::{Catalog, Unsupported};
 use sqlparser::ast::{
-    BinaryOperator, Expr, Ident, InTarget, JoinConstraint, JoinOperator, ObjectName, Query, Select,
-    SelectItem, SetExpr, TableFactor, UnaryOperator,
+    Expr, JoinConstraint, JoinOperator, Select, SelectItem, SetExpr, TableAlias, TableFactor,
 };
 
 /// At most this many outer joins per SELECT (each doubles the blocks).
-const MAX_OUTER_JOINS: usize = 3;
+const MAX_OUTER_JOINS: usize = 4;
 
 /// What a dependent filter asks of the rows of its relation matching `cond`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FilterKind {
     Exists,
     NotExists,
     /// `lhs IN (SELECT item ...)`
     In {
-        lhs: String,
-        item: String,
+        lhs: Expr,
+        item: Expr,
     },
     /// `lhs NOT IN (SELECT item ...)`
     NotIn {
-        lhs: String,
-        item: String,
+        lhs: Expr,
+        item: Expr,
     },
 }
 
-/// A condition on a block's rows that reads one captured table (marker `relation`, under
-/// `alias`), correlated by `cond`.
+/// A condition on a block's rows that reads one occurrence through `relation` (the occurrence's
+/// marker, or a subquery over it alone, under `alias`), correlated by `cond`.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    pub relation: usize,
+    pub occurrence: usize,
+    pub relation: TableFactor,
     pub alias: String,
-    pub cond: Option<String>,
+    pub cond: Option<Expr>,
     pub kind: FilterKind,
 }
 
 /// One SELECT whose rows are a multilinear function of its FROM occurrences, restricted by
-/// dependent filters.
+/// dependent filters; `padded[i]` is the relation NULL-padding marker `i` stands for.
 #[derive(Debug, Clone)]
 pub struct Block {
     pub select: Select,
     pub filters: Vec<Filter>,
+    pub padded: Vec<TableFactor>,
 }
 
-fn conjuncts(expr: Expr, out: &mut Vec<Expr>) {
-    match expr {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            conjuncts(*left, out);
-            conjuncts(*right, out);
-        }
-        Expr::Nested(inner)
-            if matches!(
-                *inner,
-                Expr::BinaryOp {
-                    op: BinaryOperator::And,
-                    ..
-                }
-            ) =>
-        {
-            conjuncts(*inner, out)
-        }
-        other => out.push(other),
-    }
-}
-
-/// The one captured table a filter subquery reads, its alias and WHERE, if it is simple
-/// enough: `SELECT ... FROM table [alias] [WHERE ...]`.
-fn simple_subquery(query: &Query) -> Option<(usize, String, Option<String>, &Select)> {
-    if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() {
-        return None;
-    }
-    let SetExpr::Select(select) = query.body.as_ref() else {
-        return None;
-    };
-    if select.from.len() != 1
-        || !select.from[0].joins.is_empty()
-        || select.distinct.is_some()
-        || select.having.is_some()
-        || !matches!(&select.group_by, sqlparser::ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
-    {
-        return None;
-    }
-    let TableFactor::Table { name, alias, .. } = &select.from[0].relation else {
-        return None;
-    };
-    let index = marker_index(name)?;
-    let alias = alias.as_ref()?.name.to_string();
-    let cond = select.selection.as_ref().map(|c| c.to_string());
-    Some((index, alias, cond, select))
-}
-
-fn single_item(select: &Select) -> Option<String> {
+fn single_item(select: &Select) -> Option<Expr> {
     match select.projection.as_slice() {
         [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => {
-            Some(e.to_string())
+            Some(e.clone())
         }
         _ => None,
     }
 }
 
+fn alias_name(alias: Option<&TableAlias>) -> Option<String> {
+    alias.map(|a| folded(&a.name))
+}
+
 /// A WHERE conjunct as a dependent filter, when it is one.
-fn as_filter(conjunct: &Expr) -> Option<Result<Filter, Unsupported>> {
-    // (subquery, negated, the IN operand)
-    let (subquery, negated, lhs): (&Query, bool, Option<String>) = match conjunct {
-        Expr::Exists { subquery, negated } => (subquery, *negated, None),
-        Expr::UnaryOp {
-            op: UnaryOperator::Not,
-            expr,
-        } => match expr.as_ref() {
-            Expr::Exists { subquery, negated } => (subquery, !*negated, None),
-            _ => return None,
-        },
-        Expr::In {
-            expr,
-            target: InTarget::Subquery(subquery),
-            negated,
-            ..
-        } => (subquery, *negated, Some(expr.to_string())),
-        _ => return None,
-    };
-    let construct = || {
-        Unsupported(format!(
-            "a subquery in WHERE that is not a plain SELECT from one table ({conjunct})"
+fn as_filter(conjunct: &Expr, catalog: &dyn Catalog) -> Option<Result<Filter, Unsupported>> {
+    let subquery = as_filter_subquery(conjunct)?;
+    let refused = || {
+        Unsupported::new(format!(
+            "a subquery in WHERE that reads more than one relation here ({conjunct})"
         ))
     };
-    let Some((relation, alias, cond, select)) = simple_subquery(subquery) else {
-        return Some(Err(construct()));
+    let SetExpr::Select(select) = subquery.subquery.body.as_ref() else {
+        return Some(Err(refused()));
     };
-    let kind = match (lhs, negated) {
+    let Some(occurrence) = single_occurrence(select, catalog) else {
+        return Some(Err(refused()));
+    };
+    let relation = select.from[0].relation.clone();
+    let alias = match &relation {
+        TableFactor::Table { alias, .. } | TableFactor::Derived { alias, .. } => {
+            alias_name(alias.as_ref())
+        }
+        _ => None,
+    };
+    let Some(alias) = alias else {
+        return Some(Err(Unsupported::new(format!(
+            "a subquery in WHERE whose relation has no name ({conjunct})"
+        ))));
+    };
+    let kind = match (subquery.lhs, subquery.negated) {
         (None, false) => FilterKind::Exists,
         (None, true) => FilterKind::NotExists,
         (Some(lhs), negated) => {
             let Some(item) = single_item(select) else {
-                return Some(Err(construct()));
+                return Some(Err(refused()));
             };
             if negated {
-                FilterKind::NotIn { lhs, item }
+                FilterKind::NotIn {
+                    lhs: lhs.clone(),
+                    item,
+                }
             } else {
-                FilterKind::In { lhs, item }
+                FilterKind::In {
+                    lhs: lhs.clone(),
+                    item,
+                }
             }
         }
     };
-    if let Err(e) = super::shape::check_no_sublinks(&select.selection) {
-        return Some(Err(e));
-    }
     Some(Ok(Filter {
+        occurrence,
         relation,
         alias,
-        cond,
+        cond: select.selection.clone(),
         kind,
     }))
 }
 
 /// Splits `select` into blocks.
-pub fn blocks(select: &Select) -> Result<Vec<Block>, Unsupported> {
+pub fn blocks(select: &Select, catalog: &dyn Catalog) -> Result<Vec<Block>, Unsupported> {
     let mut plain = select.clone();
     let mut filters = Vec::new();
     if let Some(selection) = plain.selection.take() {
-        let mut parts = Vec::new();
-        conjuncts(selection, &mut parts);
         let mut kept = Vec::new();
-        for part in parts {
-            match as_filter(&part) {
+        for part in conjuncts(selection) {
+            match as_filter(&part, catalog) {
                 Some(filter) => filters.push(filter?),
                 None => kept.push(part),
             }
         }
-        plain.selection = kept.into_iter().reduce(|a, b| Expr::BinaryOp {
-            left: Box::new(a),
-            op: BinaryOperator::And,
-            right: Box::new(b),
-        });
+        plain.selection = and_all(kept);
     }
     let mut out = Vec::new();
     split_outer_joins(
         Block {
             select: plain,
             filters,
+            padded: vec![],
         },
         0,
+        catalog,
         &mut out,
     )?;
     Ok(out)
@@ -195,46 +149,65 @@ pub fn blocks(select: &Select) -> Result<Vec<Block>, Unsupported> {
 fn on_condition(constraint: &JoinConstraint, kind: &str) -> Result<Expr, Unsupported> {
     match constraint {
         JoinConstraint::On(cond) => Ok(cond.clone()),
-        _ => Err(Unsupported(format!(
+        _ => Err(Unsupported::new(format!(
             "{kind} with USING or NATURAL (write ON instead)"
         ))),
     }
 }
 
-fn false_expr() -> Expr {
-    Expr::Value(sqlparser::ast::Value::Boolean(false).into())
+/// Whether `factor` is a NULL-padded relation of an anti-join block.
+fn is_padded(factor: &TableFactor) -> bool {
+    matches!(factor, TableFactor::Table { name, .. }
+        if name.to_string().starts_with("__pgs_null_"))
 }
 
-/// The relation of `factor` as a NULL-padded empty relation, and the filter "no row of it
-/// matches `cond`".
+/// Pads the relation of `factor` with NULLs in `block` (an empty relation with its columns, not
+/// an occurrence), and adds the filter "no row of it matches `cond`".
 fn pad_with_nulls(
-    factor: &mut TableFactor,
+    block: &mut Block,
+    position: impl Fn(&mut Block) -> &mut TableFactor,
     cond: &Expr,
     kind: &str,
-) -> Result<Filter, Unsupported> {
-    let TableFactor::Table { name, alias, .. } = factor else {
-        return Err(Unsupported(format!(
-            "{kind} of a subquery, view or CTE (join a table directly)"
+    catalog: &dyn Catalog,
+) -> Result<(), Unsupported> {
+    let factor = position(block).clone();
+    let Some(occurrence) = single_occurrence_factor(&factor, catalog) else {
+        return Err(Unsupported::new(format!(
+            "{kind} of a relation that reads more than one table"
         )));
     };
-    let Some(index) = marker_index(name) else {
-        return Err(Unsupported(format!("{kind} of {name}")));
+    let alias = match &factor {
+        TableFactor::Table { alias, .. } | TableFactor::Derived { alias, .. } => alias.clone(),
+        _ => None,
     };
-    let alias = alias
-        .as_ref()
-        .expect("expanded tables have an alias")
-        .name
-        .to_string();
-    *name = ObjectName::from(vec![Ident::new(null_marker(index))]);
-    Ok(Filter {
-        relation: index,
-        alias,
-        cond: Some(cond.to_string()),
+    let Some(alias) = alias else {
+        return Err(Unsupported::new(format!(
+            "{kind} of a relation without a name"
+        )));
+    };
+    let index = block.padded.len();
+    block.padded.push(factor.clone());
+    *position(block) = named_factor(&null_marker(index), Some(alias.clone()));
+    block.filters.push(Filter {
+        occurrence,
+        relation: factor,
+        alias: folded(&alias.name),
+        cond: Some(cond.clone()),
         kind: FilterKind::NotExists,
-    })
+    });
+    Ok(())
 }
 
-fn split_outer_joins(block: Block, depth: usize, out: &mut Vec<Block>) -> Result<(), Unsupported> {
+fn false_expr() -> Expr {
+    generated_expr("false")
+}
+
+fn split_outer_joins(
+    block: Block,
+    depth: usize,
+    catalog: &dyn Catalog,
+    out: &mut Vec<Block>,
+) -> Result<(), Unsupported> {
     let found = block.select.from.iter().enumerate().find_map(|(t, table)| {
         table
             .joins
@@ -255,7 +228,7 @@ fn split_outer_joins(block: Block, depth: usize, out: &mut Vec<Block>) -> Result
         return Ok(());
     };
     if depth >= MAX_OUTER_JOINS {
-        return Err(Unsupported(format!(
+        return Err(Unsupported::new(format!(
             "more than {MAX_OUTER_JOINS} outer joins in one SELECT"
         )));
     }
@@ -272,21 +245,23 @@ fn split_outer_joins(block: Block, depth: usize, out: &mut Vec<Block>) -> Result
             split_outer_joins(
                 with_operator(JoinOperator::Inner(JoinConstraint::On(cond.clone()))),
                 depth + 1,
+                catalog,
                 out,
             )?;
             let mut anti = with_operator(JoinOperator::Left(JoinConstraint::On(false_expr())));
-            let filter = pad_with_nulls(
-                &mut anti.select.from[t].joins[j].relation,
+            pad_with_nulls(
+                &mut anti,
+                |b| &mut b.select.from[t].joins[j].relation,
                 &cond,
                 "LEFT JOIN",
+                catalog,
             )?;
-            anti.filters.push(filter);
-            split_outer_joins(anti, depth + 1, out)
+            split_outer_joins(anti, depth + 1, catalog, out)
         }
         JoinOperator::Right(c) | JoinOperator::RightOuter(c) | JoinOperator::FullOuter(c) => {
             let kind = if full { "FULL JOIN" } else { "RIGHT JOIN" };
             if j != 0 {
-                return Err(Unsupported(format!(
+                return Err(Unsupported::new(format!(
                     "{kind} after another join (put it first)"
                 )));
             }
@@ -294,21 +269,31 @@ fn split_outer_joins(block: Block, depth: usize, out: &mut Vec<Block>) -> Result
             split_outer_joins(
                 with_operator(JoinOperator::Inner(JoinConstraint::On(cond.clone()))),
                 depth + 1,
+                catalog,
                 out,
             )?;
-            // Right side kept: the left table padded with NULLs.
+            // Right side kept: the left relation padded with NULLs.
             let mut right_anti =
                 with_operator(JoinOperator::Right(JoinConstraint::On(false_expr())));
-            let filter = pad_with_nulls(&mut right_anti.select.from[t].relation, &cond, kind)?;
-            right_anti.filters.push(filter);
-            split_outer_joins(right_anti, depth + 1, out)?;
+            pad_with_nulls(
+                &mut right_anti,
+                |b| &mut b.select.from[t].relation,
+                &cond,
+                kind,
+                catalog,
+            )?;
+            split_outer_joins(right_anti, depth + 1, catalog, out)?;
             if full {
                 let mut left_anti =
                     with_operator(JoinOperator::Left(JoinConstraint::On(false_expr())));
-                let filter =
-                    pad_with_nulls(&mut left_anti.select.from[t].joins[j].relation, &cond, kind)?;
-                left_anti.filters.push(filter);
-                split_outer_joins(left_anti, depth + 1, out)?;
+                pad_with_nulls(
+                    &mut left_anti,
+                    |b| &mut b.select.from[t].joins[j].relation,
+                    &cond,
+                    kind,
+                    catalog,
+                )?;
+                split_outer_joins(left_anti, depth + 1, catalog, out)?;
             }
             Ok(())
         }

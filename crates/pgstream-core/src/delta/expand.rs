@@ -1,82 +1,26 @@
-//! Parsing a defining query and expanding it for delta planning: CTEs and views inlined as
-//! subqueries, every captured table reference replaced by a numbered marker.
+//! Parsing a defining query and expanding it: CTEs and views inlined as subqueries in FROM,
+//! every captured table reference replaced by an occurrence marker (delta planning).
 
+use super::ast::{
+    derived, folded, marker_factor, parse_query, restore_subqueries, take_subqueries,
+};
+use super::ir::TableInput;
 use super::{Catalog, Relation, Unsupported};
 use sqlparser::ast::{
-    Expr, Ident, InTarget, ObjectName, ObjectNamePart, Query, SetExpr, Statement, TableAlias,
-    TableAliasColumnDef, TableFactor, TableWithJoins,
+    Expr, Ident, InTarget, ObjectNamePart, Query, SetExpr, TableAlias, TableAliasColumnDef,
+    TableFactor, TableWithJoins, Visit, Visitor,
 };
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
+use std::ops::ControlFlow;
 
 /// Views within views deeper than this are refused (and catch a view cycle, which
 /// PostgreSQL itself prevents).
 const MAX_VIEW_DEPTH: usize = 16;
 
-/// One reference to a captured table in the expanded query.
+/// A query with its CTEs and views inlined; marker `i` stands for `tables[i]`.
 #[derive(Debug, Clone)]
-pub struct SourceRef {
-    pub relid: u32,
-    pub columns: Vec<String>,
-    /// Columns (name, type) the change buffer does not keep: read as typed NULLs.
-    pub absent: Vec<(String, String)>,
-    /// The name as the query wrote it.
-    pub written: String,
-    /// An aggregate subquery over the table, standing as one occurrence (None: the table).
-    pub aggregate: Option<Box<super::aggsub::Aggregate>>,
-}
-
-/// The marker a captured table reference `index` is replaced by while planning.
-pub fn marker(index: usize) -> String {
-    format!("__pgs_src_{index}__")
-}
-
-/// The marker a relation padded with NULLs in an anti-join block is replaced by: an empty
-/// relation with the table's columns, which is not an occurrence.
-pub fn null_marker(index: usize) -> String {
-    format!("__pgs_null_{index}__")
-}
-
-/// The index of a captured table reference from its marker name.
-pub fn marker_index(name: &ObjectName) -> Option<usize> {
-    name.to_string()
-        .strip_prefix("__pgs_src_")
-        .and_then(|rest| rest.strip_suffix("__"))
-        .and_then(|n| n.parse().ok())
-}
-
-/// Whether `factor` is a NULL-padded relation of an anti-join block.
-pub fn is_padded(factor: &TableFactor) -> bool {
-    matches!(factor, TableFactor::Table { name, .. } if name.to_string().starts_with("__pgs_null_"))
-}
-
-/// Parses `sql` as exactly one query.
-pub fn parse_query(sql: &str) -> Result<Query, Unsupported> {
-    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-        .map_err(|e| Unsupported(format!("syntax the delta planner cannot parse ({e})")))?;
-    match statements.as_slice() {
-        [Statement::Query(query)] => Ok(*query.clone()),
-        _ => Err(Unsupported("a statement that is not one SELECT".into())),
-    }
-}
-
-/// A name part as PostgreSQL folds it: unquoted identifiers in lower case.
-pub fn folded(ident: &Ident) -> String {
-    if ident.quote_style.is_some() {
-        ident.value.clone()
-    } else {
-        ident.value.to_lowercase()
-    }
-}
-
-fn name_parts(name: &ObjectName) -> Result<Vec<Ident>, Unsupported> {
-    name.0
-        .iter()
-        .map(|part| match part {
-            ObjectNamePart::Identifier(ident) => Ok(ident.clone()),
-            ObjectNamePart::Function(_) => Err(Unsupported(format!("relation name {name}"))),
-        })
-        .collect()
+pub struct Expanded {
+    pub query: Query,
+    pub tables: Vec<TableInput>,
 }
 
 /// A CTE visible where a table reference is expanded.
@@ -89,18 +33,21 @@ struct ScopedCte {
 
 struct Expander<'a> {
     catalog: &'a dyn Catalog,
-    sources: Vec<SourceRef>,
+    tables: Vec<TableInput>,
 }
 
-/// Inlines CTEs and views and marks captured tables; returns the table references in marker
-/// order.
-pub fn expand(query: &mut Query, catalog: &dyn Catalog) -> Result<Vec<SourceRef>, Unsupported> {
+/// Parses `sql` and expands it.
+pub fn expand(sql: &str, catalog: &dyn Catalog) -> Result<Expanded, Unsupported> {
+    let mut query = parse_query(sql)?;
     let mut expander = Expander {
         catalog,
-        sources: Vec::new(),
+        tables: Vec::new(),
     };
-    expander.query(query, &[], 0)?;
-    Ok(expander.sources)
+    expander.query(&mut query, &[], 0, super::TOP_LEVEL)?;
+    Ok(Expanded {
+        query,
+        tables: expander.tables,
+    })
 }
 
 impl Expander<'_> {
@@ -109,23 +56,27 @@ impl Expander<'_> {
         query: &mut Query,
         scope: &[ScopedCte],
         depth: usize,
+        location: &str,
     ) -> Result<(), Unsupported> {
         let mut local = scope.to_vec();
         if let Some(with) = query.with.take() {
             if with.recursive {
-                return Err(Unsupported("WITH RECURSIVE".into()));
+                return Err(Unsupported::new("WITH RECURSIVE").at(location));
             }
             for cte in with.cte_tables {
+                let name = folded(&cte.alias.name);
                 let mut body = *cte.query;
-                self.query(&mut body, &local, depth)?;
+                self.query(&mut body, &local, depth, &format!("CTE {name}"))?;
                 local.push(ScopedCte {
-                    name: folded(&cte.alias.name),
+                    name,
                     query: body,
                     columns: cte.alias.columns,
                 });
             }
         }
-        self.set_expr(&mut query.body, &local, depth)
+        self.set_expr(&mut query.body, &local, depth, location)?;
+        // Subqueries in ORDER BY expressions are refused by the construct checks.
+        Ok(())
     }
 
     fn set_expr(
@@ -133,47 +84,29 @@ impl Expander<'_> {
         body: &mut SetExpr,
         scope: &[ScopedCte],
         depth: usize,
+        location: &str,
     ) -> Result<(), Unsupported> {
         match body {
             SetExpr::Select(select) => {
                 for table in select.from.iter_mut() {
-                    self.table_with_joins(table, scope, depth)?;
+                    self.table_with_joins(table, scope, depth, location)?;
                 }
-                if let Some(selection) = select.selection.as_mut() {
-                    self.condition(selection, scope, depth)?;
+                // Subqueries in expressions (WHERE, HAVING, the select list) see the same CTEs.
+                let mut subqueries = take_subqueries(select.as_mut());
+                for subquery in subqueries.iter_mut() {
+                    self.query(subquery, scope, depth, location)?;
                 }
+                restore_subqueries(select.as_mut(), subqueries);
                 Ok(())
             }
-            SetExpr::Query(query) => self.query(query, scope, depth),
+            SetExpr::Query(query) => self.query(query, scope, depth, location),
             SetExpr::SetOperation { left, right, .. } => {
-                self.set_expr(left, scope, depth)?;
-                self.set_expr(right, scope, depth)
+                self.set_expr(left, scope, depth, location)?;
+                self.set_expr(right, scope, depth, location)
             }
             SetExpr::Values(_) => Ok(()),
-            other => Err(Unsupported(format!("query body {other}"))),
-        }
-    }
-
-    /// Expands the subqueries of a WHERE condition's AND/OR/NOT structure (those anywhere
-    /// else are refused later).
-    fn condition(
-        &mut self,
-        expr: &mut Expr,
-        scope: &[ScopedCte],
-        depth: usize,
-    ) -> Result<(), Unsupported> {
-        match expr {
-            Expr::BinaryOp { left, right, .. } => {
-                self.condition(left, scope, depth)?;
-                self.condition(right, scope, depth)
-            }
-            Expr::UnaryOp { expr, .. } | Expr::Nested(expr) => self.condition(expr, scope, depth),
-            Expr::Exists { subquery, .. } => self.query(subquery, scope, depth),
-            Expr::In {
-                target: InTarget::Subquery(subquery),
-                ..
-            } => self.query(subquery, scope, depth),
-            _ => Ok(()),
+            SetExpr::Table(table) => Err(Unsupported::new(format!("TABLE {}", table)).at(location)),
+            other => Err(Unsupported::new(format!("query body {other}")).at(location)),
         }
     }
 
@@ -182,10 +115,11 @@ impl Expander<'_> {
         table: &mut TableWithJoins,
         scope: &[ScopedCte],
         depth: usize,
+        location: &str,
     ) -> Result<(), Unsupported> {
-        self.factor(&mut table.relation, scope, depth)?;
+        self.factor(&mut table.relation, scope, depth, location)?;
         for join in table.joins.iter_mut() {
-            self.factor(&mut join.relation, scope, depth)?;
+            self.factor(&mut join.relation, scope, depth, location)?;
         }
         Ok(())
     }
@@ -195,6 +129,7 @@ impl Expander<'_> {
         factor: &mut TableFactor,
         scope: &[ScopedCte],
         depth: usize,
+        location: &str,
     ) -> Result<(), Unsupported> {
         match factor {
             TableFactor::Table {
@@ -205,12 +140,21 @@ impl Expander<'_> {
                 ..
             } => {
                 if args.is_some() {
-                    return Err(Unsupported(format!("function {name}() in FROM")));
+                    return Err(Unsupported::new(format!("function {name}() in FROM")).at(location));
                 }
                 if sample.is_some() {
-                    return Err(Unsupported("TABLESAMPLE".into()));
+                    return Err(Unsupported::new("TABLESAMPLE").at(location));
                 }
-                let parts = name_parts(name)?;
+                let parts: Vec<Ident> = name
+                    .0
+                    .iter()
+                    .map(|part| match part {
+                        ObjectNamePart::Identifier(ident) => Ok(ident.clone()),
+                        ObjectNamePart::Function(_) => {
+                            Err(Unsupported::new(format!("relation name {name}")).at(location))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
                 let last = parts.last().cloned().expect("a name has a part");
                 let default_alias = || TableAlias {
                     explicit: true,
@@ -225,47 +169,41 @@ impl Expander<'_> {
                         if alias.columns.is_empty() {
                             alias.columns = cte.columns.clone();
                         }
-                        *factor = derived(cte.query.clone(), alias);
+                        *factor = derived(cte.query.clone(), Some(alias));
                         return Ok(());
                     }
                 }
                 let folded_parts: Vec<String> = parts.iter().map(folded).collect();
                 match self.catalog.relation(&folded_parts) {
-                    None => Err(Unsupported(format!(
-                        "relation {name}, which does not exist"
-                    ))),
-                    Some(Relation::NotCapturable { reason }) => Err(Unsupported(format!(
+                    None => Err(
+                        Unsupported::new(format!("relation {name}, which does not exist"))
+                            .at(location),
+                    ),
+                    Some(Relation::NotCapturable { reason }) => Err(Unsupported::new(format!(
                         "source {name}, a {reason} (its changes cannot be captured)"
-                    ))),
-                    Some(Relation::View { definition }) => {
+                    ))
+                    .at(location)),
+                    Some(Relation::View {
+                        name: view_name,
+                        definition,
+                    }) => {
                         if depth >= MAX_VIEW_DEPTH {
-                            return Err(Unsupported(format!(
+                            return Err(Unsupported::new(format!(
                                 "views nested deeper than {MAX_VIEW_DEPTH}"
-                            )));
+                            ))
+                            .at(location));
                         }
                         let mut view = parse_query(definition.trim().trim_end_matches(';'))?;
-                        self.query(&mut view, &[], depth + 1)?;
+                        self.query(&mut view, &[], depth + 1, &format!("view {view_name}"))?;
                         let alias = alias.clone().unwrap_or_else(default_alias);
-                        *factor = derived(view, alias);
+                        *factor = derived(view, Some(alias));
                         Ok(())
                     }
-                    Some(Relation::Table {
-                        relid,
-                        columns,
-                        absent,
-                    }) => {
-                        let index = self.sources.len();
-                        self.sources.push(SourceRef {
-                            relid,
-                            columns,
-                            absent,
-                            written: name.to_string(),
-                            aggregate: None,
-                        });
-                        if alias.is_none() {
-                            *alias = Some(default_alias());
-                        }
-                        *name = ObjectName::from(vec![Ident::new(marker(index))]);
+                    Some(Relation::Table(table)) => {
+                        let index = self.tables.len();
+                        self.tables.push(table);
+                        let alias = alias.clone().unwrap_or_else(default_alias);
+                        *factor = marker_factor(index, Some(alias));
                         Ok(())
                     }
                 }
@@ -274,29 +212,44 @@ impl Expander<'_> {
                 subquery,
                 lateral,
                 sample,
-                ..
+                alias,
             } => {
+                let here = alias
+                    .as_ref()
+                    .map(|a| format!("subquery {}", folded(&a.name)))
+                    .unwrap_or_else(|| location.to_string());
                 if *lateral {
-                    return Err(Unsupported("LATERAL".into()));
+                    return Err(Unsupported::new("LATERAL").at(&here));
                 }
                 if sample.is_some() {
-                    return Err(Unsupported("TABLESAMPLE".into()));
+                    return Err(Unsupported::new("TABLESAMPLE").at(&here));
                 }
-                self.query(subquery, scope, depth)
+                self.query(subquery, scope, depth, &here)
             }
             TableFactor::NestedJoin {
                 table_with_joins, ..
-            } => self.table_with_joins(table_with_joins, scope, depth),
-            other => Err(Unsupported(format!("FROM item {other}"))),
+            } => self.table_with_joins(table_with_joins, scope, depth, location),
+            other => Err(Unsupported::new(format!("FROM item {other}")).at(location)),
         }
     }
 }
 
-fn derived(query: Query, alias: TableAlias) -> TableFactor {
-    TableFactor::Derived {
-        lateral: false,
-        subquery: Box::new(query),
-        alias: Some(alias),
-        sample: None,
+/// Whether `node` contains a subquery expression (EXISTS, IN, scalar, ANY / ALL).
+pub fn has_sublinks<N: Visit>(node: &N) -> bool {
+    struct Find;
+    impl Visitor for Find {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Exists { .. }
+                | Expr::Subquery(_)
+                | Expr::In {
+                    target: InTarget::Subquery(_),
+                    ..
+                } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
     }
+    node.visit(&mut Find).is_break()
 }

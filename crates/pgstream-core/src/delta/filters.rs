@@ -1,131 +1,188 @@
-//! SQL of dependent filters (outer-join anti-joins, EXISTS / IN subqueries in WHERE): their
-//! value now, their value before the changes (counted from the table and its change rows),
-//! and which rows a change of their table can affect (delta planning).
+//! Dependent filters (outer-join anti-joins, EXISTS / IN subqueries in WHERE) as expressions:
+//! their value now, their value before the changes (counted from the relation and its change
+//! rows), and which rows a change of their relation can affect (delta planning).
 
+use super::ast::{and, expr_with, generated_expr, or, query_of, select_from};
 use super::blocks::{Filter, FilterKind};
-use super::expand::SourceRef;
-use super::render::{occurrence_sql, Role};
-use std::collections::HashSet;
+use super::ir::Role;
+use sqlparser::ast::{Expr, SelectItem, TableFactor};
 
-fn cond(filter: &Filter) -> String {
-    filter.cond.clone().unwrap_or_else(|| "true".into())
+/// Renders a filter's relation read as a role (keeping its alias).
+pub type RelationAs<'a> = &'a dyn Fn(&TableFactor, Role) -> TableFactor;
+
+fn cond(filter: &Filter) -> Expr {
+    filter
+        .cond
+        .clone()
+        .unwrap_or_else(|| generated_expr("true"))
 }
 
-/// `AND`-condition that matches rows of the filter's table to the outer row, beyond `cond`.
-fn matching(filter: &Filter) -> String {
+/// The condition that matches rows of the filter's relation to the outer row, beyond `cond`.
+fn matching(filter: &Filter) -> Option<Expr> {
     match &filter.kind {
-        FilterKind::In { lhs, item } | FilterKind::NotIn { lhs, item } => {
-            format!(" AND ({item}) = ({lhs})")
-        }
-        _ => String::new(),
+        FilterKind::In { lhs, item } | FilterKind::NotIn { lhs, item } => Some(expr_with(
+            "(__pgs_hole_0__) = (__pgs_hole_1__)",
+            &[item, lhs],
+        )),
+        _ => None,
     }
 }
 
-/// Rows of `relation` (SQL of the table or its change rows) under the filter's alias matching
-/// `extra`, counted.
-fn count(filter: &Filter, relation: &str, extra: &str) -> String {
-    format!(
-        "(SELECT count(*) FROM {relation} AS {alias} WHERE ({cond}){extra})",
-        alias = filter.alias,
-        cond = cond(filter)
-    )
+fn with_extra(base: Expr, extra: Option<Expr>) -> Expr {
+    match extra {
+        Some(extra) => and(base, extra),
+        None => base,
+    }
+}
+
+/// `(SELECT count(*) FROM <relation as role> WHERE cond [AND extra])`.
+fn count(filter: &Filter, role: Role, extra: Option<Expr>, relation_as: RelationAs) -> Expr {
+    let projection = vec![SelectItem::UnnamedExpr(generated_expr("count(*)"))];
+    let select = select_from(
+        projection,
+        relation_as(&filter.relation, role),
+        Some(with_extra(cond(filter), extra)),
+    );
+    Expr::Subquery(Box::new(query_of(select)))
 }
 
 /// The count before the changes: now, minus inserted, plus deleted rows.
-fn old_count(filter: &Filter, sources: &[SourceRef], extra: &str) -> String {
-    let relation = |role| occurrence_sql(filter.relation, sources, role);
-    format!(
-        "({} - {} + {})",
-        count(filter, &relation(Role::Current), extra),
-        count(filter, &relation(Role::Inserted), extra),
-        count(filter, &relation(Role::Deleted), extra)
+fn old_count(filter: &Filter, extra: Option<Expr>, relation_as: RelationAs) -> Expr {
+    expr_with(
+        "(__pgs_hole_0__ - __pgs_hole_1__ + __pgs_hole_2__)",
+        &[
+            &count(filter, Role::Current, extra.clone(), relation_as),
+            &count(filter, Role::Inserted, extra.clone(), relation_as),
+            &count(filter, Role::Deleted, extra, relation_as),
+        ],
     )
 }
 
-/// The filter on the table as it is now.
-pub fn now(filter: &Filter, sources: &[SourceRef]) -> String {
-    let sub = |select: &str| {
-        format!(
-            "(SELECT {select} FROM {table} AS {alias} WHERE {cond})",
-            table = occurrence_sql(filter.relation, sources, Role::Current),
-            alias = filter.alias,
-            cond = cond(filter)
-        )
-    };
+/// `SELECT <item> FROM <relation now> WHERE cond` as a subquery.
+fn now_subquery(
+    filter: &Filter,
+    item: Expr,
+    relation_as: RelationAs,
+) -> Box<sqlparser::ast::Query> {
+    Box::new(query_of(select_from(
+        vec![SelectItem::UnnamedExpr(item)],
+        relation_as(&filter.relation, Role::Current),
+        Some(cond(filter)),
+    )))
+}
+
+/// The filter on its relation as it is now.
+pub fn now(filter: &Filter, relation_as: RelationAs) -> Expr {
     match &filter.kind {
-        FilterKind::Exists => format!("EXISTS {}", sub("1")),
-        FilterKind::NotExists => format!("NOT EXISTS {}", sub("1")),
-        FilterKind::In { lhs, item } => format!("({lhs}) IN {}", sub(item)),
-        FilterKind::NotIn { lhs, item } => format!("({lhs}) NOT IN {}", sub(item)),
+        FilterKind::Exists => Expr::Exists {
+            subquery: now_subquery(filter, generated_expr("1"), relation_as),
+            negated: false,
+        },
+        FilterKind::NotExists => Expr::Exists {
+            subquery: now_subquery(filter, generated_expr("1"), relation_as),
+            negated: true,
+        },
+        FilterKind::In { lhs, item } => Expr::In {
+            expr: Box::new(Expr::Nested(Box::new(lhs.clone()))),
+            target: sqlparser::ast::InTarget::Subquery(now_subquery(
+                filter,
+                item.clone(),
+                relation_as,
+            )),
+            negated: false,
+            global: false,
+        },
+        FilterKind::NotIn { lhs, item } => Expr::In {
+            expr: Box::new(Expr::Nested(Box::new(lhs.clone()))),
+            target: sqlparser::ast::InTarget::Subquery(now_subquery(
+                filter,
+                item.clone(),
+                relation_as,
+            )),
+            negated: true,
+            global: false,
+        },
     }
 }
 
-/// The filter on the table as it was at the last refresh.
-pub fn before(filter: &Filter, sources: &[SourceRef]) -> String {
-    let matches = old_count(filter, sources, &matching(filter));
+/// The filter on its relation as it was at the last refresh.
+pub fn before(filter: &Filter, relation_as: RelationAs) -> Expr {
+    let matches = old_count(filter, matching(filter), relation_as);
     match &filter.kind {
-        FilterKind::Exists | FilterKind::In { .. } => format!("{matches} > 0"),
-        FilterKind::NotExists => format!("{matches} = 0"),
-        FilterKind::NotIn { lhs, item } => format!(
-            "({total} = 0 OR (({lhs}) IS NOT NULL AND {matches} = 0 AND {nulls} = 0))",
-            total = old_count(filter, sources, ""),
-            nulls = old_count(filter, sources, &format!(" AND ({item}) IS NULL")),
-        ),
-    }
-}
-
-/// Rows whose filter value a change of its table can have flipped: those matching a changed
-/// row (for NOT IN also any outer row when a NULL or the first/last row came or went).
-pub fn touched(filter: &Filter, sources: &[SourceRef]) -> String {
-    let extra = match &filter.kind {
+        FilterKind::Exists | FilterKind::In { .. } => expr_with("__pgs_hole_0__ > 0", &[&matches]),
+        FilterKind::NotExists => expr_with("__pgs_hole_0__ = 0", &[&matches]),
         FilterKind::NotIn { lhs, item } => {
-            format!(" AND (({item}) = ({lhs}) OR ({item}) IS NULL OR ({lhs}) IS NULL)")
+            let total = old_count(filter, None, relation_as);
+            let nulls = old_count(
+                filter,
+                Some(expr_with("(__pgs_hole_0__) IS NULL", &[item])),
+                relation_as,
+            );
+            expr_with(
+                "(__pgs_hole_0__ = 0 OR ((__pgs_hole_1__) IS NOT NULL AND __pgs_hole_2__ = 0 AND __pgs_hole_3__ = 0))",
+                &[&total, lhs, &matches, &nulls],
+            )
         }
+    }
+}
+
+/// Rows whose filter value a change of its relation can have flipped: those matching a changed
+/// row (for NOT IN also any outer row when a NULL or the first/last row came or went).
+pub fn touched(filter: &Filter, relation_as: RelationAs) -> Expr {
+    let extra = match &filter.kind {
+        FilterKind::NotIn { lhs, item } => Some(expr_with(
+            "((__pgs_hole_0__) = (__pgs_hole_1__) OR (__pgs_hole_0__) IS NULL OR (__pgs_hole_1__) IS NULL)",
+            &[item, lhs],
+        )),
         _ => matching(filter),
     };
-    format!(
-        "EXISTS (SELECT 1 FROM {changes} AS {alias} WHERE ({cond}){extra})",
-        changes = occurrence_sql(filter.relation, sources, Role::Changed),
-        alias = filter.alias,
-        cond = cond(filter)
-    )
+    Expr::Exists {
+        subquery: Box::new(query_of(select_from(
+            vec![SelectItem::UnnamedExpr(generated_expr("1"))],
+            relation_as(&filter.relation, Role::Changed),
+            Some(with_extra(cond(filter), extra)),
+        ))),
+        negated: false,
+    }
 }
 
 /// The block's filters combined: now, before, and the rows a change may have touched (`None`
-/// when no filter's table changed, so before = now).
+/// when no filter's relation changed, so before = now).
 pub struct Combined {
-    pub now: String,
-    pub before: String,
-    pub touched: Option<String>,
+    pub now: Expr,
+    pub before: Expr,
+    pub touched: Option<Expr>,
 }
 
+/// Combines `filters`; `changed(occurrence)` says whether an occurrence may have changed.
 pub fn combine(
     filters: &[Filter],
-    sources: &[SourceRef],
-    changed: Option<&HashSet<u32>>,
+    changed: &dyn Fn(usize) -> bool,
+    relation_as: RelationAs,
 ) -> Combined {
-    let is_changed =
-        |f: &Filter| changed.is_none_or(|set| set.contains(&sources[f.relation].relid));
-    let all = |render: &dyn Fn(&Filter) -> String| {
-        let parts: Vec<String> = filters.iter().map(|f| format!("({})", render(f))).collect();
-        format!("COALESCE({}, false)", parts.join(" AND "))
+    let all = |parts: Vec<Expr>| {
+        let joined = parts.into_iter().reduce(and).expect("filters");
+        expr_with("COALESCE(__pgs_hole_0__, false)", &[&joined])
     };
-    let now_sql = all(&|f| now(f, sources));
-    let before_sql = all(&|f| {
-        if is_changed(f) {
-            before(f, sources)
-        } else {
-            now(f, sources)
-        }
-    });
-    let touched: Vec<String> = filters
+    let now_sql = all(filters.iter().map(|f| now(f, relation_as)).collect());
+    let before_sql = all(filters
         .iter()
-        .filter(|f| is_changed(f))
-        .map(|f| touched(f, sources))
-        .collect();
+        .map(|f| {
+            if changed(f.occurrence) {
+                before(f, relation_as)
+            } else {
+                now(f, relation_as)
+            }
+        })
+        .collect());
+    let touched = filters
+        .iter()
+        .filter(|f| changed(f.occurrence))
+        .map(|f| touched(f, relation_as))
+        .reduce(or);
     Combined {
         now: now_sql,
         before: before_sql,
-        touched: (!touched.is_empty()).then(|| format!("({})", touched.join(" OR "))),
+        touched,
     }
 }

@@ -1,76 +1,83 @@
-//! Delta planning for DIFFERENTIAL refresh: from a defining query's AST, the SQL that computes
-//! how its result changed since the last refresh (pure, no SPI; tested with `cargo test`).
+//! Delta planning for DIFFERENTIAL refresh (pure, no SPI; tested with `cargo test`): a defining
+//! query is cut into stages — one per aggregate, DISTINCT, top-k or decorrelated subquery below
+//! the top, each materialized in an auxiliary table and maintained by the same refresh — and
+//! each stage gets the SQL that turns the changes of its inputs (captured table rows, or the
+//! change sets of the stages below) into the changes of its output.
 //!
-//! Two shapes of query are maintained:
-//! - *linear* ones (projections, filters, inner joins, UNION ALL, subqueries and CTEs of
-//!   those): the change of the result is computed from the change rows of the sources by
-//!   inclusion–exclusion over the occurrences of changed sources, as signed rows;
-//! - *keyed* ones (GROUP BY / aggregates / HAVING, DISTINCT, UNION over linear inputs): the
-//!   keys of the groups the changes touch are computed the same way, and only those groups
-//!   are recomputed from the sources and replaced.
+//! Layers, each using only those before it: `ir` (types and names) → `ast` (building and
+//! substituting AST) → `expand` (views and CTEs inlined, tables marked) → `scope` (column names)
+//! → `checks` (refusals) → `cut` (the stage DAG, subqueries decorrelated) → `blocks` / `filters`
+//! (outer joins and EXISTS / IN as filters) → `terms` (inclusion–exclusion terms) →
+//! `algebraic` / `keys` (aggregate state, row identity) → `render` (each stage's SQL) →
+//! `statements` (what a refresh runs around it).
 
-mod aggsub;
 pub mod algebraic;
+pub mod ast;
 mod blocks;
+mod checks;
+mod cut;
 mod expand;
 mod filters;
-mod render;
-mod shape;
+mod identity;
+pub mod ir;
+pub mod keys;
+pub mod render;
+mod scope;
 pub mod statements;
+mod terms;
 #[cfg(test)]
 mod tests;
 
+pub use identity::identity_of;
+pub use ir::{Identity, IdentityChoice, Input, Names, StageIndex, TableInput};
+pub use render::{Plan, StageKind, StagePlan, StageRefresh};
+
 use std::collections::HashSet;
 
-/// Bits of a row hash kept in `__pgs_row_id`: 62, so that up to 2^62 copies of one row can
-/// follow it (`hash + occurrence - 1`) without overflowing bigint.
-pub const HASH_MASK: &str = "4611686018427387903";
+/// Where the query's own top level stands (not named in refusals).
+pub const TOP_LEVEL: &str = "the query";
 
-/// Name the keyed plans use for the affected-keys relation (a CTE the refresh statement defines).
-pub const AFFECTED: &str = "__pgs_affected";
-
-/// The SQL of the 62-bit hash of a text expression: the row identity of a row's first copy.
-pub fn row_hash_sql(text_expr: &str) -> String {
-    format!("(pg_catalog.hashtextextended({text_expr}, 0) & {HASH_MASK})")
+/// Why a query cannot be maintained differentially: the construct (as shown to users) and
+/// where in the query it is (a CTE, subquery or view name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    pub construct: String,
+    pub location: Option<String>,
 }
 
-/// How group keys (and DISTINCT rows) are hashed into row ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyHashing {
-    /// By the key types' own hash functions, which agree with their equality as GROUP BY
-    /// and DISTINCT use it (1.0 and 1.00, case-insensitive collations): PostgreSQL 14+.
-    Record,
-    /// By the text of the key (PostgreSQL 13, without `hash_record_extended`).
-    Text,
-}
-
-/// Seed of the key hashes. Not 0 or 1: with seed 0 a NULL key element and a float 0 (or
-/// -0) both hash to 0, and with seed 1 a NULL and a numeric 0 do (the types' extended hash
-/// functions return the seed, or the seed - 1, for those values; a NULL element hashes to 0).
-pub const KEY_HASH_SEED: i64 = 0x7067_736b; // "pgsk"
-
-/// The SQL of the 62-bit key hash of a record expression.
-pub fn key_hash_sql(record: &str, hashing: KeyHashing) -> String {
-    match hashing {
-        KeyHashing::Record => {
-            format!("(pg_catalog.hash_record_extended({record}, {KEY_HASH_SEED}) & {HASH_MASK})")
+impl Unsupported {
+    pub fn new(construct: impl Into<String>) -> Self {
+        Unsupported {
+            construct: construct.into(),
+            location: None,
         }
-        KeyHashing::Text => row_hash_sql(&format!("({record})::text")),
+    }
+
+    /// Says where, unless a more precise place was said already (the top level goes unsaid).
+    pub fn at(mut self, location: &str) -> Self {
+        if self.location.is_none() && !location.is_empty() && location != TOP_LEVEL {
+            self.location = Some(location.to_string());
+        }
+        self
+    }
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match &self.location {
+            Some(location) => write!(f, "{} (in {location})", self.construct),
+            None => f.write_str(&self.construct),
+        }
     }
 }
 
 /// What a relation named in a query is, as far as delta planning cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Relation {
-    /// A table whose changes are captured into a change buffer: its oid and columns, and
-    /// the columns (name, type) its buffer does not keep (no DIFFERENTIAL reader reads them).
-    Table {
-        relid: u32,
-        columns: Vec<String>,
-        absent: Vec<(String, String)>,
-    },
-    /// A view, with its definition (names schema-qualified), expanded into the query.
-    View { definition: String },
+    /// A table whose changes are captured into a change buffer.
+    Table(TableInput),
+    /// A view, with its definition (names schema-qualified) and its qualified name.
+    View { name: String, definition: String },
     /// A relation whose changes cannot be captured, and why (e.g. "partitioned table").
     NotCapturable { reason: String },
 }
@@ -81,74 +88,34 @@ pub trait Catalog {
     fn relation(&self, name: &[String]) -> Option<Relation>;
     /// Whether `name` (lower case, unqualified) is an aggregate function.
     fn is_aggregate(&self, name: &str) -> bool;
-    /// The stream table's columns (name, type) in query order, when it exists.
-    fn output_columns(&self) -> Vec<(String, String)> {
-        Vec::new()
-    }
-    /// How this server can hash group keys.
-    fn key_hashing(&self) -> KeyHashing {
-        KeyHashing::Record
-    }
+    /// The output columns (name, type) of `query` (SQL), as PostgreSQL sees it; None when the
+    /// database cannot tell (tests).
+    fn describe(&self, query: &str) -> Option<Vec<(String, String)>>;
+    /// A key of table `relid` (its primary key, or a unique index on NOT NULL columns).
+    fn table_key(&self, relid: u32) -> Option<Vec<String>>;
+    /// Whether values of type `type_name` can make a key (a btree and a hash operator class).
+    fn keyable(&self, type_name: &str) -> bool;
 }
 
-/// Why a query cannot be maintained differentially: the construct, as shown to users.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unsupported(pub String);
-
-impl std::fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// How a stream table's rows are identified and its changes applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// Rows are a multiset; `__pgs_row_id` = hash of the row text + occurrence - 1.
-    Linear,
-    /// Rows are unique per key; `__pgs_row_id` = hash of the key text.
-    Keyed,
-}
-
-/// The statements' building blocks for one stream table. SQL parameters: `$1` the snapshot
-/// the last refresh covered, `$2`/`$3` the transaction and the last change sequence number of
-/// that refresh (so changes its own transaction made later are still taken).
+/// What a plan is for.
 #[derive(Debug, Clone)]
-pub struct DeltaPlan {
-    pub shape: Shape,
-    /// Linear: `(__pgs_w int4, __pgs_t text, <output columns>)`, signed changed rows (`__pgs_t`
-    /// the row text). Keyed: `(__pgs_k int8)`, key hashes of the groups changes touched.
-    pub delta_sql: String,
-    /// Keyed: the query's rows for the keys in `__pgs_affected(h)`, output columns + `__pgs_k`.
-    pub fresh_sql: Option<String>,
-    /// Keyed: every row of the query, output columns + `__pgs_k` (FULL refresh).
-    pub full_sql: Option<String>,
-    /// Oids of the captured tables the query reads.
-    pub sources: Vec<u32>,
-    /// Keyed GROUP BY queries of COUNT / SUM / AVG / MIN / MAX: maintained from a state table
-    /// instead of recomputing the touched groups.
-    pub algebraic: Option<algebraic::AlgebraicPlan>,
+pub struct PlanRequest<'a> {
+    /// The stream table the plan is for (names its auxiliary tables).
+    pub names: Names,
+    /// The base tables with changes to apply (None: any may have changed).
+    pub changed: Option<&'a HashSet<u32>>,
+    /// Render the delta terms (false when only checking that the query can be maintained).
+    pub render_terms: bool,
 }
 
-/// Plans the DIFFERENTIAL refresh of `query`. `changed`, when given, lists the sources with
-/// unconsumed changes; occurrences of the others are read as they are (fewer terms).
+/// Plans the DIFFERENTIAL refresh of `query`.
 pub fn plan(
     query: &str,
     catalog: &dyn Catalog,
-    changed: Option<&HashSet<u32>>,
-) -> Result<DeltaPlan, Unsupported> {
-    let mut parsed = expand::parse_query(query)?;
-    let mut sources = expand::expand(&mut parsed, catalog)?;
-    shape::check_constructs(&parsed)?;
-    aggsub::mark(&mut parsed, &mut sources, catalog)?;
-    let classified = shape::classify(&parsed, catalog)?;
-    let plan = render::render(
-        &parsed,
-        &classified,
-        &sources,
-        changed,
-        &catalog.output_columns(),
-        catalog.key_hashing(),
-    )?;
-    Ok(plan)
+    request: &PlanRequest,
+) -> Result<Plan, Unsupported> {
+    let expanded = expand::expand(query, catalog)?;
+    checks::check_constructs(&expanded.query)?;
+    let drafts = cut::cut(expanded, catalog)?;
+    render::render(drafts, catalog, request)
 }

@@ -1,21 +1,14 @@
-//! The statements a refresh runs around a delta plan: capturing the delta into work tables in
-//! one snapshot, and applying it to the stream table with MERGE (pure SQL text).
+//! The statements a refresh runs around a stage's plan: work tables shaped like its relation,
+//! capturing its change into them, and applying it — by key (an update whose key survives is
+//! an in-place UPDATE) or by row id for a multiset — while writing the stage's change set for
+//! the stages above (pure SQL text).
 
-use super::render::quote_ident;
-use super::{row_hash_sql, AFFECTED};
+use super::ir::{key_hash_sql, key_match_sql, row_hash_sql};
+use crate::sql_text::quote_ident;
 
-/// Copies of one row in a linear stream table have ids `hash .. hash + n - 1`; a range this
-/// wide after a row's hash is counted as its copies.
+/// Copies of one row in a multiset table have ids `hash .. hash + n - 1`; a range this wide after
+/// a row's hash is counted as its copies.
 pub const MAX_COPIES: i64 = 1 << 20;
-
-/// The position a refresh covers, computed in the same statement (so the same snapshot) as
-/// its reads: `(snapshot text, own xid text, own last change sequence number, rows)`.
-pub fn with_position(ctes: &str, counted: &str) -> String {
-    format!(
-        "WITH {ctes} SELECT __pgs_p.snapshot, __pgs_p.own_xid::text, __pgs_p.own_seq, \
-         (SELECT count(*) FROM {counted})::int8 FROM pgstream._covered_position() __pgs_p"
-    )
-}
 
 fn listed(prefix: &str, columns: &[String]) -> String {
     columns
@@ -25,58 +18,358 @@ fn listed(prefix: &str, columns: &[String]) -> String {
         .join(", ")
 }
 
-/// The shape of a work table: `extra` columns before the stream table's.
-fn like_target(extra: &str, target: &str) -> String {
-    format!("AS SELECT {extra}, __pgs_t.* FROM (SELECT * FROM {target}) __pgs_t WITH NO DATA")
-}
-
-/// The work table a linear delta is captured into (what follows its name in CREATE TABLE).
-pub fn linear_work(target: &str) -> String {
-    like_target("0::int4 AS __pgs_w, 0::int8 AS __pgs_h", target)
-}
-
-/// The work table of a linear delta's row operations.
-pub fn linear_ops(target: &str) -> String {
-    like_target("0::int8 AS __pgs_id, false AS __pgs_del", target)
-}
-
-/// Captures the signed delta rows of a linear plan into `work` (shaped by [`linear_work`];
-/// its `__pgs_row_id` column stays NULL).
-pub fn capture_linear(work: &str, delta_sql: &str, columns: &[String]) -> String {
-    with_position(
-        &format!(
-            "__pgs_saved AS (INSERT INTO {work} (__pgs_w, __pgs_h, {targets}) \
-             SELECT __pgs_d.__pgs_w, {hash}, {values} FROM (\n{delta_sql}\n) __pgs_d (__pgs_w, __pgs_t, {targets}) \
-             RETURNING 1)",
-            targets = listed("", columns),
-            hash = row_hash_sql("__pgs_d.__pgs_t"),
-            values = listed("__pgs_d.", columns),
-        ),
-        "__pgs_saved",
+/// What follows a work table's name in CREATE TABLE: `extra` columns before `columns` of
+/// `relation`, no rows.
+pub fn shaped_like(extra: &str, relation: &str, columns: &[String]) -> String {
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!("{extra}, ")
+    };
+    format!(
+        "AS SELECT {extra}{} FROM {relation} __pgs_t WITH NO DATA",
+        listed("__pgs_t.", columns)
     )
 }
 
-/// The net change per row hash of a linear delta: `(h, n)`, n copies to add (or remove).
+/// The work table of signed changed rows: `(__pgs_w, __pgs_t, columns)`.
+pub fn signed_work(relation: &str, columns: &[String]) -> String {
+    shaped_like(
+        "0::pg_catalog.int4 AS __pgs_w, ''::pg_catalog.text AS __pgs_t",
+        relation,
+        columns,
+    )
+}
+
+/// A stage's change set: `(__pgs_w, columns)`.
+pub fn change_set_work(relation: &str, columns: &[String]) -> String {
+    shaped_like("0::pg_catalog.int4 AS __pgs_w", relation, columns)
+}
+
+/// The work table of keys: `__pgs_k<i>` shaped like the key columns.
+pub fn keys_work(relation: &str, key: &[String]) -> String {
+    let items: Vec<String> = key
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("__pgs_t.{} AS __pgs_k{i}", quote_ident(c)))
+        .collect();
+    let items = if items.is_empty() {
+        "0 AS __pgs_k0".to_string()
+    } else {
+        items.join(", ")
+    };
+    format!("AS SELECT {items} FROM {relation} __pgs_t WITH NO DATA")
+}
+
+/// Captures a signed delta (`__pgs_w, __pgs_t, columns`) into `work`.
+pub fn capture_signed(work: &str, delta_sql: &str, columns: &[String]) -> String {
+    format!(
+        "INSERT INTO {work} (__pgs_w, __pgs_t, {targets}) SELECT __pgs_d.__pgs_w, __pgs_d.__pgs_t, {values} \
+         FROM (\n{delta_sql}\n) __pgs_d (__pgs_w, __pgs_t, {targets})",
+        targets = listed("", columns),
+        values = listed("__pgs_d.", columns),
+    )
+}
+
+/// Captures the keys a refresh recomputes into `work` (distinct).
+pub fn capture_keys(work: &str, affected_sql: &str, width: usize) -> String {
+    let columns: Vec<String> = (0..width.max(1)).map(|i| format!("__pgs_k{i}")).collect();
+    format!(
+        "INSERT INTO {work} ({c}) SELECT DISTINCT {v} FROM (\n{affected_sql}\n) __pgs_a ({c})",
+        c = columns.join(", "),
+        v = columns
+            .iter()
+            .map(|c| format!("__pgs_a.{c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// Computes the rows of the affected keys into `fresh` (shaped like the relation).
+pub fn capture_fresh(fresh: &str, fresh_sql: &str, columns: &[String]) -> String {
+    format!(
+        "INSERT INTO {fresh} ({targets}) SELECT {values} FROM (\n{fresh_sql}\n) __pgs_f ({targets})",
+        targets = listed("", columns),
+        values = listed("__pgs_f.", columns),
+    )
+}
+
+/// The row text of `alias`'s `columns` (compares rows whatever their types' equality).
+fn row_text(alias: &str, columns: &[String]) -> String {
+    if columns.is_empty() {
+        "''".to_string()
+    } else {
+        format!(
+            "ROW({})::pg_catalog.text",
+            listed(&format!("{alias}."), columns)
+        )
+    }
+}
+
+// ---- keyed relations -------------------------------------------------------------------
+
+/// The net change of a signed delta captured in `work`, per row: `(__pgs_n, columns)`, rows
+/// added (> 0) or removed (< 0), identical rows cancelled.
+fn keyed_net(work: &str, columns: &[String]) -> String {
+    format!(
+        "SELECT sum(__pgs_d.__pgs_w)::pg_catalog.int8 AS __pgs_n, {firsts} FROM {work} __pgs_d \
+         GROUP BY __pgs_d.__pgs_t HAVING sum(__pgs_d.__pgs_w) <> 0",
+        firsts = columns
+            .iter()
+            .map(|c| format!("(array_agg(__pgs_d.{q}))[1] AS {q}", q = quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Turns a keyed relation's signed delta in `work` into its affected keys (into `affected`) and
+/// fresh rows (into `fresh`): the rows added are the fresh ones; a key only removed has none.
+pub fn signed_to_keyed(
+    work: &str,
+    affected: &str,
+    fresh: &str,
+    columns: &[String],
+    key: &[String],
+) -> [String; 2] {
+    let net = keyed_net(work, columns);
+    let keys: Vec<String> = key
+        .iter()
+        .map(|c| format!("__pgs_n.{}", quote_ident(c)))
+        .collect();
+    let key_columns: Vec<String> = (0..key.len()).map(|i| format!("__pgs_k{i}")).collect();
+    [
+        format!(
+            "INSERT INTO {affected} ({}) SELECT DISTINCT {} FROM ({net}) __pgs_n",
+            key_columns.join(", "),
+            keys.join(", ")
+        ),
+        format!(
+            "INSERT INTO {fresh} ({targets}) SELECT {values} FROM ({net}) __pgs_n WHERE __pgs_n.__pgs_n > 0",
+            targets = listed("", columns),
+            values = listed("__pgs_n.", columns),
+        ),
+    ]
+}
+
+/// `affected`'s key `__pgs_k<i>` matched to `alias`'s key columns.
+fn affected_match(affected_alias: &str, alias: &str, key: &[String]) -> String {
+    if key.is_empty() {
+        return "true".into();
+    }
+    let renamed: Vec<String> = (0..key.len()).map(|i| format!("__pgs_k{i}")).collect();
+    let mut parts = vec![format!(
+        "{} = {}",
+        key_hash_sql(Some(affected_alias), &renamed),
+        key_hash_sql(Some(alias), key)
+    )];
+    parts.extend(key.iter().enumerate().map(|(i, c)| {
+        format!(
+            "{affected_alias}.\"__pgs_k{i}\" IS NOT DISTINCT FROM {alias}.{}",
+            quote_ident(c)
+        )
+    }));
+    parts.join(" AND ")
+}
+
+/// The change set of a keyed relation before it is applied: its rows of the affected keys that
+/// go (-1) and the fresh rows that come (+1), rows that stay the same left out.
+pub fn keyed_change_set(
+    change_set: &str,
+    target: &str,
+    affected: &str,
+    fresh: &str,
+    columns: &[String],
+    key: &[String],
+) -> String {
+    format!(
+        "INSERT INTO {change_set} (__pgs_w, {targets}) \
+         SELECT -1, {old} FROM {target} __pgs_t WHERE EXISTS (SELECT 1 FROM {affected} __pgs_a WHERE {am}) \
+           AND NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE {fm} AND {ft} = {tt}) \
+         UNION ALL \
+         SELECT 1, {new} FROM {fresh} __pgs_f WHERE NOT EXISTS (SELECT 1 FROM {target} __pgs_t WHERE {fm} AND {ft} = {tt})",
+        targets = listed("", columns),
+        old = listed("__pgs_t.", columns),
+        new = listed("__pgs_f.", columns),
+        am = affected_match("__pgs_a", "__pgs_t", key),
+        fm = key_match_sql("__pgs_f", "__pgs_t", key),
+        ft = row_text("__pgs_f", columns),
+        tt = row_text("__pgs_t", columns),
+    )
+}
+
+/// Applies a keyed relation's recomputed keys: deletes the rows of affected keys that have no
+/// fresh row, updates in place the rows whose fresh row differs, inserts the new keys. Returns
+/// the DELETE and the MERGE; the MERGE returns nothing, so rows are counted separately.
+pub fn apply_keyed(
+    target: &str,
+    affected: &str,
+    fresh: &str,
+    columns: &[String],
+    key: &[String],
+) -> [String; 2] {
+    let assignments: Vec<String> = columns
+        .iter()
+        .filter(|c| !key.contains(c))
+        .map(|c| format!("{q} = __pgs_f.{q}", q = quote_ident(c)))
+        .collect();
+    let update = if assignments.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "WHEN MATCHED AND {} IS DISTINCT FROM {} THEN UPDATE SET {} ",
+            row_text("__pgs_t", columns),
+            row_text("__pgs_f", columns),
+            assignments.join(", ")
+        )
+    };
+    [
+        format!(
+            "DELETE FROM {target} __pgs_t WHERE EXISTS (SELECT 1 FROM {affected} __pgs_a WHERE {am}) \
+             AND NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE {fm})",
+            am = affected_match("__pgs_a", "__pgs_t", key),
+            fm = key_match_sql("__pgs_f", "__pgs_t", key),
+        ),
+        format!(
+            "MERGE INTO {target} __pgs_t USING {fresh} __pgs_f ON {fm} \
+             {update}WHEN NOT MATCHED THEN INSERT ({targets}) VALUES ({values})",
+            fm = key_match_sql("__pgs_t", "__pgs_f", key),
+            targets = listed("", columns),
+            values = listed("__pgs_f.", columns),
+        ),
+    ]
+}
+
+/// Rows a keyed apply inserts, updates and deletes: `(inserted, updated, deleted)`, counted
+/// before it runs.
+pub fn keyed_counts(
+    target: &str,
+    affected: &str,
+    fresh: &str,
+    columns: &[String],
+    key: &[String],
+) -> String {
+    format!(
+        "SELECT (SELECT count(*) FROM {fresh} __pgs_f WHERE NOT EXISTS (SELECT 1 FROM {target} __pgs_t WHERE {fm}))::pg_catalog.int8, \
+                (SELECT count(*) FROM {fresh} __pgs_f JOIN {target} __pgs_t ON {fm} WHERE {ft} IS DISTINCT FROM {tt})::pg_catalog.int8, \
+                (SELECT count(*) FROM {target} __pgs_t WHERE EXISTS (SELECT 1 FROM {affected} __pgs_a WHERE {am}) \
+                   AND NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE {fm}))::pg_catalog.int8",
+        fm = key_match_sql("__pgs_f", "__pgs_t", key),
+        am = affected_match("__pgs_a", "__pgs_t", key),
+        ft = row_text("__pgs_f", columns),
+        tt = row_text("__pgs_t", columns),
+    )
+}
+
+/// Rows a FULL refresh of a keyed relation from `work` inserts and updates:
+/// `(inserted, updated)`, counted before it runs.
+pub fn full_keyed_counts(target: &str, work: &str, columns: &[String], key: &[String]) -> String {
+    format!(
+        "SELECT (SELECT count(*) FROM {work} __pgs_f WHERE NOT EXISTS (SELECT 1 FROM {target} __pgs_t WHERE {m}))::pg_catalog.int8, \
+                (SELECT count(*) FROM {work} __pgs_f JOIN {target} __pgs_t ON {m} WHERE {ft} IS DISTINCT FROM {tt})::pg_catalog.int8",
+        m = key_match_sql("__pgs_f", "__pgs_t", key),
+        ft = row_text("__pgs_f", columns),
+        tt = row_text("__pgs_t", columns),
+    )
+}
+
+/// The index a top-k reads `relation` through, in its ORDER BY order (None without columns).
+pub fn order_index(relation: &str, columns: &[super::render::IndexColumn]) -> Option<String> {
+    let columns: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            format!(
+                "{}{}{}",
+                quote_ident(&c.name),
+                if c.descending { " DESC" } else { "" },
+                if c.nulls_first {
+                    " NULLS FIRST"
+                } else {
+                    " NULLS LAST"
+                }
+            )
+        })
+        .collect();
+    (!columns.is_empty()).then(|| format!("CREATE INDEX ON {relation} ({})", columns.join(", ")))
+}
+
+/// A keyed relation's identity index: unique on (key hash, key columns), NULLs equal; named
+/// `index` (an unqualified identifier) when given, else as PostgreSQL chooses.
+pub fn key_index(relation: &str, index: Option<&str>, key: &[String]) -> String {
+    let mut parts = vec![format!("({})", key_hash_sql(None, key))];
+    parts.extend(key.iter().map(|c| quote_ident(c)));
+    let named = index
+        .map(|i| format!("{} ", quote_ident(i)))
+        .unwrap_or_default();
+    format!(
+        "CREATE UNIQUE INDEX {named}ON {relation} ({}) NULLS NOT DISTINCT",
+        parts.join(", ")
+    )
+}
+
+/// FULL refresh of a keyed relation from `work` (its rows now): rows gone deleted, rows changed
+/// updated in place, rows new inserted.
+pub fn full_keyed(target: &str, work: &str, columns: &[String], key: &[String]) -> [String; 2] {
+    let assignments: Vec<String> = columns
+        .iter()
+        .filter(|c| !key.contains(c))
+        .map(|c| format!("{q} = __pgs_w.{q}", q = quote_ident(c)))
+        .collect();
+    let update = if assignments.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "WHEN MATCHED AND {} IS DISTINCT FROM {} THEN UPDATE SET {} ",
+            row_text("__pgs_t", columns),
+            row_text("__pgs_w", columns),
+            assignments.join(", ")
+        )
+    };
+    [
+        format!(
+            "DELETE FROM {target} __pgs_t WHERE NOT EXISTS (SELECT 1 FROM {work} __pgs_w WHERE {m})",
+            m = key_match_sql("__pgs_w", "__pgs_t", key),
+        ),
+        format!(
+            "MERGE INTO {target} __pgs_t USING {work} __pgs_w ON {m} \
+             {update}WHEN NOT MATCHED THEN INSERT ({targets}) VALUES ({values})",
+            m = key_match_sql("__pgs_t", "__pgs_w", key),
+            targets = listed("", columns),
+            values = listed("__pgs_w.", columns),
+        ),
+    ]
+}
+
+// ---- multisets (row ids) ---------------------------------------------------------------
+
+/// The net change per row hash of a signed delta in `work`: `(h, n)`.
 fn net_changes(work: &str) -> String {
     format!(
-        "SELECT __pgs_h AS h, sum(__pgs_w)::int8 AS n FROM {work} GROUP BY __pgs_h \
-         HAVING sum(__pgs_w) <> 0"
+        "SELECT {h} AS h, sum(__pgs_w)::pg_catalog.int8 AS n FROM {work} GROUP BY 1 HAVING sum(__pgs_w) <> 0",
+        h = row_hash_sql("__pgs_t"),
     )
 }
 
-/// Rows a linear delta inserts and deletes: `(inserted, deleted)`.
-pub fn linear_counts(work: &str) -> String {
+/// Rows a multiset delta inserts and deletes: `(inserted, deleted)`.
+pub fn multiset_counts(work: &str) -> String {
     format!(
-        "SELECT COALESCE(sum(n) FILTER (WHERE n > 0), 0)::int8, \
-         COALESCE(-sum(n) FILTER (WHERE n < 0), 0)::int8 FROM ({}) __pgs_n",
+        "SELECT COALESCE(sum(n) FILTER (WHERE n > 0), 0)::pg_catalog.int8, \
+         COALESCE(-sum(n) FILTER (WHERE n < 0), 0)::pg_catalog.int8 FROM ({}) __pgs_n",
         net_changes(work)
     )
 }
 
-/// The row operations a captured linear delta comes to, into `ops`: for each row, remove
-/// copies from the top of its id range or add copies after it, so ids stay
-/// `hash .. hash + count - 1`. `(__pgs_id, __pgs_del, <columns>)`.
-pub fn linear_operations(work: &str, ops: &str, target: &str, columns: &[String]) -> String {
+/// The work table of a multiset delta's row operations: `(__pgs_id, __pgs_del, columns)`.
+pub fn multiset_ops_work(relation: &str, columns: &[String]) -> String {
+    shaped_like(
+        "0::pg_catalog.int8 AS __pgs_id, false AS __pgs_del",
+        relation,
+        columns,
+    )
+}
+
+/// The row operations a multiset delta comes to, into `ops`: for each row, remove copies from
+/// the top of its id range or add copies after it, so ids stay `hash .. hash + count - 1`.
+pub fn multiset_operations(work: &str, ops: &str, target: &str, columns: &[String]) -> String {
     format!(
         "INSERT INTO {ops} (__pgs_id, __pgs_del, {targets}) \
            SELECT __pgs_n.h + __pgs_g AS __pgs_id, __pgs_n.n < 0 AS __pgs_del, {values} \
@@ -88,145 +381,254 @@ pub fn linear_operations(work: &str, ops: &str, target: &str, columns: &[String]
            CROSS JOIN LATERAL pg_catalog.generate_series(\
                CASE WHEN __pgs_n.n > 0 THEN __pgs_c.c ELSE GREATEST(__pgs_c.c + __pgs_n.n, 0) END, \
                CASE WHEN __pgs_n.n > 0 THEN __pgs_c.c + __pgs_n.n - 1 ELSE __pgs_c.c - 1 END) __pgs_g \
-           LEFT JOIN (SELECT DISTINCT ON (__pgs_h) * FROM {work} WHERE __pgs_w > 0 ORDER BY __pgs_h) __pgs_v \
-                  ON __pgs_v.__pgs_h = __pgs_n.h AND __pgs_n.n > 0",
+           LEFT JOIN (SELECT DISTINCT ON ({h}) * FROM {work} WHERE __pgs_w > 0 ORDER BY {h}) __pgs_v \
+                  ON {vh} = __pgs_n.h AND __pgs_n.n > 0",
         net = net_changes(work),
         values = listed("__pgs_v.", columns),
         targets = listed("", columns),
+        h = row_hash_sql("__pgs_t"),
+        vh = row_hash_sql("__pgs_v.__pgs_t"),
     )
 }
 
-/// Applies the row operations of [`linear_operations`] with one MERGE on `__pgs_row_id`.
-pub fn apply_linear(ops: &str, target: &str, columns: &[String]) -> String {
+/// Applies the row operations of [`multiset_operations`] with one MERGE on `__pgs_row_id`;
+/// deleted rows' values come from the table (the operation of a deletion carries none).
+pub fn apply_multiset(ops: &str, target: &str, columns: &[String]) -> String {
     format!(
         "MERGE INTO {target} __pgs_t USING {ops} __pgs_s \
          ON __pgs_t.\"__pgs_row_id\" = __pgs_s.__pgs_id \
          WHEN MATCHED AND __pgs_s.__pgs_del THEN DELETE \
          WHEN NOT MATCHED AND NOT __pgs_s.__pgs_del THEN \
-           INSERT ({targets}, \"__pgs_row_id\") VALUES ({source_values}, __pgs_s.__pgs_id)",
+           INSERT ({targets}, \"__pgs_row_id\") VALUES ({values}, __pgs_s.__pgs_id)",
         targets = listed("", columns),
-        source_values = listed("__pgs_s.", columns),
+        values = listed("__pgs_s.", columns),
     )
 }
 
-/// The work table of a keyed delta's affected key hashes.
-pub const KEYS_WORK: &str = "(h int8)";
-
-/// The work table of a keyed delta's fresh rows.
-pub fn fresh_work(target: &str) -> String {
-    like_target("0::int8 AS __pgs_h, false AS __pgs_del", target)
-}
-
-/// Adds to `fresh` a deletion for every affected key with no fresh row (its group is gone),
-/// so the MERGE reads one table.
-pub fn mark_vanished(affected: &str, fresh: &str) -> String {
+/// The change set of a multiset delta (before it is applied): the net rows, one per copy.
+pub fn multiset_change_set(change_set: &str, work: &str, columns: &[String]) -> String {
     format!(
-        "INSERT INTO {fresh} (__pgs_h, __pgs_del) SELECT __pgs_a.h, true FROM {affected} __pgs_a \
-         WHERE NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE __pgs_f.__pgs_h = __pgs_a.h)"
+        "INSERT INTO {change_set} (__pgs_w, {targets}) \
+         SELECT sign(__pgs_n.n)::pg_catalog.int4, {values} FROM ({net}) __pgs_n \
+         JOIN LATERAL (SELECT * FROM {work} __pgs_d WHERE {dh} = __pgs_n.h \
+                       AND sign(__pgs_d.__pgs_w) = sign(__pgs_n.n) LIMIT 1) __pgs_v ON true \
+         CROSS JOIN LATERAL pg_catalog.generate_series(1, abs(__pgs_n.n)) __pgs_g",
+        net = net_changes(work),
+        targets = listed("", columns),
+        values = listed("__pgs_v.", columns),
+        dh = row_hash_sql("__pgs_d.__pgs_t"),
     )
 }
 
-/// Captures the affected keys of a keyed plan and recomputes their rows, in one snapshot.
-pub fn capture_keyed(
+/// FULL refresh of a multiset relation: every row of the query with its id, into `work`.
+pub fn fill_multiset(work: &str, query: &str, columns: &[String]) -> String {
+    format!(
+        "INSERT INTO {work} (\"__pgs_row_id\", {targets}) SELECT {hash} + __pgs_s.__pgs_row_seq - 1, {values} \
+         FROM (SELECT __pgs_q.*, __pgs_q::pg_catalog.text AS __pgs_row_text, \
+                      pg_catalog.row_number() OVER (PARTITION BY __pgs_q::pg_catalog.text) AS __pgs_row_seq \
+               FROM (\n{query}\n) __pgs_q ({targets})) __pgs_s",
+        hash = row_hash_sql("__pgs_s.__pgs_row_text"),
+        values = listed("__pgs_s.", columns),
+        targets = listed("", columns),
+    )
+}
+
+/// FULL refresh of a multiset relation from `work`: rows whose id is gone deleted, new ids
+/// inserted.
+pub fn full_multiset(target: &str, work: &str, columns: &[String]) -> [String; 2] {
+    let all = format!("\"__pgs_row_id\", {}", listed("", columns));
+    [
+        format!(
+            "DELETE FROM {target} __pgs_t WHERE NOT EXISTS \
+             (SELECT 1 FROM {work} __pgs_w WHERE __pgs_w.\"__pgs_row_id\" = __pgs_t.\"__pgs_row_id\")"
+        ),
+        format!(
+            "INSERT INTO {target} ({all}) SELECT {all} FROM {work} __pgs_w WHERE NOT EXISTS \
+             (SELECT 1 FROM {target} __pgs_t WHERE __pgs_t.\"__pgs_row_id\" = __pgs_w.\"__pgs_row_id\")"
+        ),
+    ]
+}
+
+// ---- algebraic state -------------------------------------------------------------------
+
+/// The work table of per-group deltas, shaped by the state table.
+pub fn groups_work(plan: &super::algebraic::AlgebraicPlan, state: &str) -> String {
+    let mut items: Vec<String> = (0..plan.keys)
+        .map(|i| format!("__pgs_s.__pgs_k{i}"))
+        .collect();
+    items.push("__pgs_s.__pgs_n AS __pgs_dn".into());
+    for (j, a) in plan.aggregates.iter().enumerate() {
+        use super::algebraic::Kind::*;
+        match a.kind {
+            CountStar => {}
+            Count => items.push(format!("__pgs_s.__pgs_c{j} AS __pgs_dc{j}")),
+            Sum | Avg => {
+                items.push(format!("__pgs_s.__pgs_c{j} AS __pgs_dc{j}"));
+                items.push(format!("__pgs_s.__pgs_s{j} AS __pgs_ds{j}"));
+            }
+            Min | Max => {
+                items.push(format!("__pgs_s.__pgs_c{j} AS __pgs_dc{j}"));
+                items.push(format!("__pgs_s.__pgs_m{j} AS __pgs_ins{j}"));
+                items.push(format!("__pgs_s.__pgs_m{j} AS __pgs_del{j}"));
+            }
+        }
+    }
+    format!(
+        "AS SELECT {} FROM {state} __pgs_s WITH NO DATA",
+        items.join(", ")
+    )
+}
+
+/// The state's keys as key columns of the state table.
+fn state_keys(plan: &super::algebraic::AlgebraicPlan) -> Vec<String> {
+    super::algebraic::key_columns(plan)
+}
+
+/// Captures the per-group deltas into `groups`.
+pub fn capture_groups(groups: &str, plan: &super::algebraic::AlgebraicPlan) -> String {
+    format!(
+        "INSERT INTO {groups} SELECT * FROM (\n{}\n) __pgs_d",
+        plan.delta_sql
+    )
+}
+
+/// The groups whose MIN / MAX lost its extreme, into `rescan`, and their state recomputed, into
+/// `state_work`.
+pub fn capture_rescan(
+    groups: &str,
+    rescan: &str,
+    state_work: &str,
+    state: &str,
+    plan: &super::algebraic::AlgebraicPlan,
+) -> Option<[String; 2]> {
+    let condition = plan.rescan_condition.as_ref()?;
+    let keys = state_keys(plan);
+    let key_list: Vec<String> = keys.iter().map(|k| format!("__pgs_d.{k}")).collect();
+    let select_keys = if key_list.is_empty() {
+        "0".to_string()
+    } else {
+        key_list.join(", ")
+    };
+    Some([
+        format!(
+            "INSERT INTO {rescan} SELECT {select_keys} FROM {groups} __pgs_d JOIN {state} __pgs_s ON {m} WHERE {condition}",
+            m = key_match_sql("__pgs_d", "__pgs_s", &keys),
+        ),
+        format!("INSERT INTO {state_work} {}", plan.rescan_sql),
+    ])
+}
+
+/// Moves the state by the deltas: rescanned groups replaced by their recomputed state, every
+/// other touched group's counts and sums moved, empty groups dropped.
+pub fn update_state(
+    plan: &super::algebraic::AlgebraicPlan,
+    state: &str,
+    groups: &str,
+    rescan: &str,
+    state_work: &str,
+) -> Vec<String> {
+    let keys = state_keys(plan);
+    let rescanned = |alias: &str| {
+        if keys.is_empty() {
+            format!("EXISTS (SELECT 1 FROM {rescan})")
+        } else {
+            let matches: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("__pgs_r.__pgs_k{i} IS NOT DISTINCT FROM {alias}.{k}"))
+                .collect();
+            format!(
+                "EXISTS (SELECT 1 FROM {rescan} __pgs_r WHERE {})",
+                matches.join(" AND ")
+            )
+        }
+    };
+    let columns = plan.state_columns.join(", ");
+    let key_list = keys.join(", ");
+    let insert_keys = if keys.is_empty() {
+        String::new()
+    } else {
+        format!("{key_list}, ")
+    };
+    let delta_keys: Vec<String> = keys.iter().map(|k| format!("__pgs_d.{k}")).collect();
+    let delta_keys = if delta_keys.is_empty() {
+        String::new()
+    } else {
+        format!("{}, ", delta_keys.join(", "))
+    };
+    let mut statements = Vec::new();
+    if plan.rescan_condition.is_some() {
+        statements.push(format!(
+            "DELETE FROM {state} __pgs_s WHERE {}",
+            rescanned("__pgs_s")
+        ));
+        statements.push(format!("INSERT INTO {state} SELECT * FROM {state_work}"));
+    }
+    statements.push(format!(
+        "UPDATE {state} __pgs_s SET {} FROM {groups} __pgs_d WHERE {m} AND NOT {r}",
+        plan.state_updates.join(", "),
+        m = key_match_sql("__pgs_s", "__pgs_d", &keys),
+        r = rescanned("__pgs_d"),
+    ));
+    statements.push(format!(
+        "INSERT INTO {state} ({insert_keys}{columns}) SELECT {delta_keys}{} FROM {groups} __pgs_d \
+         WHERE NOT {r} AND NOT EXISTS (SELECT 1 FROM {state} __pgs_s WHERE {m})",
+        plan.new_state.join(", "),
+        r = rescanned("__pgs_d"),
+        m = key_match_sql("__pgs_s", "__pgs_d", &keys),
+    ));
+    if !plan.scalar {
+        statements.push(format!("DELETE FROM {state} WHERE __pgs_n = 0"));
+    }
+    statements
+}
+
+/// The touched groups' keys into `affected`, their output rows from the state into `fresh`.
+pub fn algebraic_outputs(
+    plan: &super::algebraic::AlgebraicPlan,
+    state: &str,
+    groups: &str,
     affected: &str,
     fresh: &str,
-    delta_sql: &str,
-    fresh_sql: &str,
     columns: &[String],
-) -> String {
-    with_position(
-        &format!(
-            "{AFFECTED} AS MATERIALIZED (SELECT DISTINCT {key_hash} AS h FROM (\n{delta_sql}\n) __pgs_d), \
-             __pgs_saved AS (INSERT INTO {affected} (h) SELECT h FROM {AFFECTED} RETURNING 1), \
-             __pgs_fresh AS (INSERT INTO {fresh} (__pgs_h, __pgs_del, {targets}) \
-                 SELECT {fresh_hash}, false, {values} FROM (\n{fresh_sql}\n) __pgs_x RETURNING 1)",
-            key_hash = "__pgs_d.__pgs_k",
-            fresh_hash = "__pgs_x.__pgs_k",
-            targets = listed("", columns),
-            values = listed("__pgs_x.", columns),
-        ),
-        "__pgs_saved",
-    )
-}
-
-/// The affected keys joined to their fresh rows (none: the group is gone).
-fn keyed_source(fresh: &str, columns: &[String]) -> String {
-    format!(
-        "SELECT __pgs_f.__pgs_h AS __pgs_id, __pgs_f.__pgs_del, \
-         ROW({row})::text AS __pgs_text, {values} FROM {fresh} __pgs_f",
-        row = listed("__pgs_f.", columns),
-        values = listed("__pgs_f.", columns),
-    )
-}
-
-/// Rows a keyed delta inserts and deletes (a changed row counts as one of each).
-pub fn keyed_counts(fresh: &str, target: &str, columns: &[String]) -> String {
-    format!(
-        "SELECT count(*) FILTER (WHERE NOT __pgs_s.__pgs_del AND (__pgs_t.\"__pgs_row_id\" IS NULL \
-                                  OR ROW({old})::text IS DISTINCT FROM __pgs_s.__pgs_text))::int8, \
-                count(*) FILTER (WHERE __pgs_t.\"__pgs_row_id\" IS NOT NULL AND (__pgs_s.__pgs_del \
-                                  OR ROW({old})::text IS DISTINCT FROM __pgs_s.__pgs_text))::int8 \
-         FROM ({source}) __pgs_s LEFT JOIN {target} __pgs_t ON __pgs_t.\"__pgs_row_id\" = __pgs_s.__pgs_id",
-        old = listed("__pgs_t.", columns),
-        source = keyed_source(fresh, columns),
-    )
-}
-
-/// Replaces the rows of the affected keys with their fresh rows.
-pub fn apply_keyed(fresh: &str, target: &str, columns: &[String]) -> String {
-    let assignments = columns
-        .iter()
-        .map(|c| format!("{q} = __pgs_s.{q}", q = quote_ident(c)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "MERGE INTO {target} __pgs_t USING ({source}) __pgs_s \
-         ON __pgs_t.\"__pgs_row_id\" = __pgs_s.__pgs_id \
-         WHEN MATCHED AND __pgs_s.__pgs_del THEN DELETE \
-         WHEN MATCHED AND ROW({old})::text IS DISTINCT FROM __pgs_s.__pgs_text THEN UPDATE SET {assignments} \
-         WHEN NOT MATCHED AND NOT __pgs_s.__pgs_del THEN \
-           INSERT ({targets}, \"__pgs_row_id\") VALUES ({source_values}, __pgs_s.__pgs_id)",
-        source = keyed_source(fresh, columns),
-        old = listed("__pgs_t.", columns),
-        targets = listed("", columns),
-        source_values = listed("__pgs_s.", columns),
-    )
-}
-
-/// How a FULL refresh identifies rows.
-pub enum FullRows<'a> {
-    /// The defining query's rows as a multiset: id = hash of row text + occurrence - 1.
-    Multiset { query: &'a str },
-    /// A keyed plan's full query (output columns + `__pgs_k`): id = hash of the key.
-    Keyed { full_sql: &'a str },
-}
-
-/// Fills `work` with every row of the query and its id, and returns the covered position.
-pub fn fill_full(
-    work: &str,
-    rows: &FullRows,
-    columns: &[String],
-    extra_cte: Option<&str>,
-) -> String {
-    let targets = format!("\"__pgs_row_id\", {}", listed("", columns));
-    let insert = match rows {
-        FullRows::Multiset { query } => format!(
-            "INSERT INTO {work} ({targets}) SELECT {hash} + __pgs_s.__pgs_row_seq - 1, {values} \
-             FROM (SELECT __pgs_q.*, __pgs_q::text AS __pgs_row_text, \
-                          pg_catalog.row_number() OVER (PARTITION BY __pgs_q::text) AS __pgs_row_seq \
-                   FROM (\n{query}\n) __pgs_q) __pgs_s",
-            hash = row_hash_sql("__pgs_s.__pgs_row_text"),
-            values = listed("__pgs_s.", columns),
-        ),
-        FullRows::Keyed { full_sql } => format!(
-            "INSERT INTO {work} ({targets}) SELECT {hash}, {values} FROM (\n{full_sql}\n) __pgs_s",
-            hash = "__pgs_s.__pgs_k",
-            values = listed("__pgs_s.", columns),
-        ),
+) -> [String; 2] {
+    let keys = state_keys(plan);
+    let width = keys.len().max(1);
+    let key_columns: Vec<String> = (0..width).map(|i| format!("__pgs_k{i}")).collect();
+    let from_groups = if keys.is_empty() {
+        "0".to_string()
+    } else {
+        keys.iter()
+            .map(|k| format!("__pgs_d.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let extra = extra_cte.map(|cte| format!(", {cte}")).unwrap_or_default();
-    with_position(
-        &format!("__pgs_saved AS ({insert} RETURNING 1){extra}"),
-        "__pgs_saved",
-    )
+    let having = plan
+        .having
+        .as_ref()
+        .map(|h| format!(" AND ({h})"))
+        .unwrap_or_default();
+    let live = if plan.scalar {
+        "true".to_string()
+    } else {
+        "__pgs_s.__pgs_n > 0".to_string()
+    };
+    [
+        format!(
+            "INSERT INTO {affected} ({}) SELECT DISTINCT {from_groups} FROM {groups} __pgs_d",
+            key_columns.join(", ")
+        ),
+        format!(
+            "INSERT INTO {fresh} ({targets}) SELECT {outputs} FROM {state} __pgs_s \
+             WHERE EXISTS (SELECT 1 FROM {groups} __pgs_d WHERE {m}) AND {live}{having}",
+            targets = listed("", columns),
+            outputs = plan.outputs.join(", "),
+            m = key_match_sql("__pgs_s", "__pgs_d", &keys),
+        ),
+    ]
+}
+
+/// The state table's identity index: unique on its keys' hash and its keys, NULLs equal.
+pub fn state_index(state: &str, plan: &super::algebraic::AlgebraicPlan) -> String {
+    key_index(state, None, &state_keys(plan))
 }

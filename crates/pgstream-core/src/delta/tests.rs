@@ -1,54 +1,70 @@
-//! Unit tests of delta planning: shapes, refused constructs and the generated SQL.
+//! Unit tests of delta planning: stages, identities, refusals and the generated SQL.
 
 use super::*;
 use std::collections::HashMap;
 
-/// Relations of a small schema: tables a(id, k, v) (oid 1), b(k, w) (oid 2), c(x) (oid 3),
-/// partitioned table p, view av over a, and the aggregates PostgreSQL ships that tests use.
+/// A small schema: a(id PK, k, v) oid 1, b(k, w) oid 2, c(x) oid 3, customers(id PK, name) 4,
+/// orders(id PK, customer_id, amount, placed_at) 5, payments(id PK, order_id, method, amount) 6,
+/// partitioned p, view av over a.
 struct TestCatalog {
     relations: HashMap<String, Relation>,
-    outputs: Vec<(String, String)>,
+    keys: HashMap<u32, Vec<String>>,
 }
 
-fn table(relid: u32, columns: &[&str]) -> Relation {
-    Relation::Table {
+fn table(relid: u32, name: &str, columns: &[&str]) -> Relation {
+    Relation::Table(TableInput {
         relid,
+        name: format!("public.{name}"),
         columns: columns.iter().map(|c| c.to_string()).collect(),
         absent: vec![],
-    }
+    })
 }
 
 fn catalog() -> TestCatalog {
     let mut relations = HashMap::new();
-    relations.insert("a".into(), table(1, &["id", "k", "v"]));
-    relations.insert("public.a".into(), table(1, &["id", "k", "v"]));
-    relations.insert("b".into(), table(2, &["k", "w"]));
-    relations.insert("c".into(), table(3, &["x"]));
-    relations.insert("Mixed Case".into(), table(4, &["y"]));
-    relations.insert(
-        "p".into(),
+    let mut add = |name: &str, relation: Relation| {
+        relations.insert(name.to_string(), relation.clone());
+        relations.insert(format!("public.{name}"), relation);
+    };
+    add("a", table(1, "a", &["id", "k", "v"]));
+    add("b", table(2, "b", &["k", "w"]));
+    add("c", table(3, "c", &["x"]));
+    add("customers", table(4, "customers", &["id", "name"]));
+    add(
+        "orders",
+        table(5, "orders", &["id", "customer_id", "amount", "placed_at"]),
+    );
+    add(
+        "payments",
+        table(6, "payments", &["id", "order_id", "method", "amount"]),
+    );
+    add(
+        "p",
         Relation::NotCapturable {
             reason: "partitioned table".into(),
         },
     );
-    relations.insert(
-        "av".into(),
+    add(
+        "av",
         Relation::View {
+            name: "public.av".into(),
             definition: " SELECT a.id, a.v AS value FROM public.a WHERE a.v > 0;".into(),
         },
     );
-    TestCatalog {
-        relations,
-        outputs: vec![],
-    }
+    let keys = [
+        (1, vec!["id".to_string()]),
+        (4, vec!["id".into()]),
+        (5, vec!["id".into()]),
+        (6, vec!["id".into()]),
+    ]
+    .into_iter()
+    .collect();
+    TestCatalog { relations, keys }
 }
 
 impl Catalog for TestCatalog {
     fn relation(&self, name: &[String]) -> Option<Relation> {
         self.relations.get(&name.join(".")).cloned()
-    }
-    fn output_columns(&self) -> Vec<(String, String)> {
-        self.outputs.clone()
     }
     fn is_aggregate(&self, name: &str) -> bool {
         [
@@ -63,16 +79,33 @@ impl Catalog for TestCatalog {
         ]
         .contains(&name)
     }
+    fn describe(&self, _query: &str) -> Option<Vec<(String, String)>> {
+        None
+    }
+    fn table_key(&self, relid: u32) -> Option<Vec<String>> {
+        self.keys.get(&relid).cloned()
+    }
+    fn keyable(&self, _type_name: &str) -> bool {
+        true
+    }
 }
 
-fn planned(query: &str) -> DeltaPlan {
-    plan(query, &catalog(), None).unwrap_or_else(|e| panic!("{query}: {e}"))
+fn request(changed: Option<&HashSet<u32>>) -> PlanRequest<'_> {
+    PlanRequest {
+        names: Names { id: 9 },
+        changed,
+        render_terms: true,
+    }
+}
+
+fn planned(query: &str) -> Plan {
+    plan(query, &catalog(), &request(None)).unwrap_or_else(|e| panic!("{query}: {e}"))
 }
 
 fn refused(query: &str) -> String {
-    match plan(query, &catalog(), None) {
+    match plan(query, &catalog(), &request(None)) {
         Ok(_) => panic!("{query} was planned"),
-        Err(Unsupported(construct)) => construct,
+        Err(unsupported) => unsupported.to_string(),
     }
 }
 
@@ -80,341 +113,278 @@ fn terms(sql: &str) -> usize {
     sql.matches("UNION ALL\n").count() + 1
 }
 
-#[test]
-fn single_table_filter_has_an_insert_and_a_delete_term() {
-    let plan = planned("SELECT id, v * 2 AS doubled FROM a WHERE v > 1");
-    assert_eq!(plan.shape, Shape::Linear);
-    assert_eq!(plan.sources, vec![1]);
-    assert_eq!(terms(&plan.delta_sql), 2);
-    let expected = "SELECT 1::int4 AS __pgs_w, __pgs_q::text AS __pgs_t, __pgs_q.* FROM (SELECT id, v * 2 AS doubled FROM \
-        (SELECT __pgs_b.\"id\", __pgs_b.\"k\", __pgs_b.\"v\" FROM pgstream.\"_rows_1\" __pgs_b WHERE __pgs_b.__pgs_w = 1 AND \
-        NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
-        AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false)) AS a WHERE v > 1) __pgs_q";
-    assert_eq!(
-        plan.delta_sql.split("\nUNION ALL\n").next().unwrap(),
-        expected
-    );
-    assert!(plan.delta_sql.contains("SELECT -1::int4"));
-    assert!(plan.delta_sql.contains("__pgs_b.__pgs_w = -1"));
+fn delta(stage: &StagePlan) -> &str {
+    match &stage.refresh {
+        StageRefresh::Signed { delta_sql } => delta_sql,
+        other => panic!("not signed: {other:?}"),
+    }
 }
 
 #[test]
-fn joins_expand_by_inclusion_exclusion() {
+fn a_filter_is_one_linear_stage_keyed_by_the_tables_key() {
+    let plan = planned("SELECT id, v * 2 AS doubled FROM a WHERE v > 1");
+    assert_eq!(plan.stages.len(), 1);
+    assert_eq!(plan.tables, vec![1]);
+    let root = plan.root();
+    assert_eq!(root.kind, StageKind::Linear);
+    assert_eq!(root.identity, Identity::Key(vec!["id".into()]));
+    assert_eq!(terms(delta(root)), 2);
+    assert!(
+        delta(root).contains("FROM pgstream.\"_rows_1\" __pgs_b WHERE __pgs_b.__pgs_w = 1 AND"),
+        "{}",
+        delta(root)
+    );
+    assert_eq!(
+        root.full_sql,
+        "SELECT id, v * 2 AS doubled FROM public.a AS a WHERE v > 1"
+    );
+    // Without the key in its columns, a multiset.
+    assert_eq!(
+        planned("SELECT v FROM a").root().identity,
+        Identity::Multiset
+    );
+}
+
+#[test]
+fn joins_expand_by_inclusion_exclusion_over_changed_tables_only() {
     let plan = planned("SELECT a.id, b.w FROM a JOIN b ON a.k = b.k");
-    assert_eq!(terms(&plan.delta_sql), 8);
-    // Self-joins are two occurrences.
-    let plan = planned("SELECT x.id FROM a x, a y WHERE x.k = y.k AND x.id < y.id");
-    assert_eq!(terms(&plan.delta_sql), 8);
-    let plan = planned("SELECT 1 FROM a JOIN b ON a.k = b.k JOIN c ON c.x = b.w");
-    assert_eq!(terms(&plan.delta_sql), 26);
-    // Only sources that changed get terms.
+    assert_eq!(terms(delta(plan.root())), 8);
     let changed: HashSet<u32> = [2].into_iter().collect();
-    let plan = crate::delta::plan(
+    let plan = super::plan(
         "SELECT a.id, b.w FROM a JOIN b ON a.k = b.k",
         &catalog(),
-        Some(&changed),
+        &request(Some(&changed)),
     )
     .unwrap();
-    assert_eq!(terms(&plan.delta_sql), 2);
-    assert!(plan.delta_sql.contains("FROM a AS a JOIN (SELECT"));
-    // Inclusion-exclusion signs: the both-deleted term of a two-way join counts negative twice over.
-    let plan = planned("SELECT a.id FROM a, b");
-    let coefficients: Vec<&str> = plan
-        .delta_sql
-        .split("\nUNION ALL\n")
-        .map(|t| {
-            t.split("::int4")
-                .next()
-                .unwrap()
-                .trim_start_matches("SELECT ")
-        })
-        .collect();
+    assert_eq!(terms(delta(plan.root())), 2);
+    assert!(delta(plan.root()).contains("FROM public.a AS a JOIN (SELECT"));
+    // Many-to-one: a order's key alone identifies a row of orders joined to its customer.
+    let plan = planned(
+        "SELECT o.id, o.amount, c.name FROM orders o JOIN customers c ON c.id = o.customer_id",
+    );
+    assert_eq!(plan.root().identity, Identity::Key(vec!["id".into()]));
+}
+
+#[test]
+fn aggregates_are_algebraic_with_expressions_and_having() {
+    let plan = planned(
+        "SELECT k, count(*) AS n, sum(v) AS total, 100.0 * sum(v) / count(*) AS share \
+         FROM a GROUP BY k HAVING count(*) > 1",
+    );
+    let root = plan.root();
+    assert_eq!(root.kind, StageKind::Aggregate { algebraic: true });
+    assert_eq!(root.identity, Identity::Key(vec!["k".into()]));
+    let StageRefresh::Algebraic(algebraic) = &root.refresh else {
+        panic!("{:?}", root.refresh)
+    };
+    assert_eq!(algebraic.outputs[0], "__pgs_s.__pgs_k0");
+    assert!(
+        algebraic.outputs[3].contains("100.0 *"),
+        "{:?}",
+        algebraic.outputs
+    );
+    assert_eq!(algebraic.having.as_deref(), Some("__pgs_s.__pgs_n > 1"));
+    // Other aggregates recompute the touched groups.
+    let plan = planned("SELECT k, string_agg(v::text, ',') AS vs FROM a GROUP BY k");
+    let StageRefresh::Keys { fresh_sql, .. } = &plan.root().refresh else {
+        panic!("{:?}", plan.root().refresh)
+    };
+    assert!(
+        fresh_sql.contains("(k)) IN (SELECT __pgs_k0 FROM pg_temp.\"__pgs_aff_9_0\")"),
+        "{fresh_sql}"
+    );
+}
+
+#[test]
+fn a_grouped_query_without_its_keys_is_a_projection_over_a_stage() {
+    let plan = planned("SELECT sum(v) AS total FROM a GROUP BY k");
+    assert_eq!(plan.stages.len(), 2);
     assert_eq!(
-        coefficients,
-        vec!["1", "-1", "1", "-1", "-1", "1", "1", "-1"]
+        plan.stages[0].identity,
+        Identity::Key(vec!["__pgs_g0".into()])
+    );
+    assert_eq!(plan.stages[0].visible, 1);
+    assert_eq!(plan.root().identity, Identity::Multiset);
+    assert!(
+        plan.root()
+            .full_sql
+            .contains("FROM pgstream_changes.\"aux_9_0\""),
+        "{}",
+        plan.root().full_sql
     );
 }
 
 #[test]
-fn nothing_changed_gives_an_empty_delta_of_the_right_shape() {
-    let changed = HashSet::new();
-    let plan = crate::delta::plan("SELECT id FROM a", &catalog(), Some(&changed)).unwrap();
-    assert!(plan.delta_sql.ends_with("WHERE false"));
-    assert!(plan
-        .delta_sql
-        .contains("FROM (SELECT id FROM a AS a) __pgs_q"));
+fn dbt_marts_cut_into_aggregate_stages_joined_by_key() {
+    let customers = "with customer_orders as (\
+           select customer_id, min(placed_at) as first_order, count(id) as number_of_orders \
+           from orders group by customer_id), \
+         customer_payments as (\
+           select orders.customer_id, sum(payments.amount) as total_amount \
+           from payments left join orders on payments.order_id = orders.id group by orders.customer_id), \
+         final as (\
+           select customers.id as customer_id, customers.name, customer_orders.first_order, \
+                  customer_orders.number_of_orders, customer_payments.total_amount \
+           from customers \
+           left join customer_orders on customers.id = customer_orders.customer_id \
+           left join customer_payments on customers.id = customer_payments.customer_id) \
+         select * from final";
+    let plan = planned(customers);
+    assert_eq!(
+        plan.stages.len(),
+        3,
+        "{:#?}",
+        plan.stages.iter().map(|s| &s.location).collect::<Vec<_>>()
+    );
+    assert!(matches!(
+        plan.stages[0].kind,
+        StageKind::Aggregate { algebraic: true }
+    ));
+    assert!(matches!(
+        plan.stages[1].kind,
+        StageKind::Aggregate { algebraic: true }
+    ));
+    assert_eq!(plan.root().kind, StageKind::Linear);
+    assert_eq!(
+        plan.root().identity,
+        Identity::Key(vec!["customer_id".into()])
+    );
+    assert!(plan.stages[0].feeds && plan.stages[1].feeds);
+    assert_eq!(plan.tables, vec![4, 5, 6]);
 }
 
 #[test]
-fn ctes_views_subqueries_and_union_all_are_linear() {
+fn scalar_subqueries_become_joins_with_aggregate_stages() {
+    // Correlated by equality (TPC-H Q17's shape).
     let plan = planned(
-        "WITH big AS (SELECT * FROM a WHERE v > 10) SELECT big.id FROM big JOIN b USING (k)",
+        "SELECT sum(o.amount) / 7.0 AS avg_yearly FROM orders o, customers c \
+         WHERE c.id = o.customer_id AND o.amount < (SELECT 0.2 * avg(o2.amount) FROM orders o2 \
+         WHERE o2.customer_id = c.id)",
     );
-    assert_eq!(plan.shape, Shape::Linear);
-    assert_eq!(terms(&plan.delta_sql), 8);
-    assert!(!plan.delta_sql.contains("WITH"));
-    let plan = planned("SELECT value FROM av");
-    assert!(plan.delta_sql.contains("AS av"), "{}", plan.delta_sql);
-    assert_eq!(plan.sources, vec![1]);
-    let plan = planned("SELECT s.id FROM (SELECT id FROM a WHERE v IS NOT NULL) s");
-    assert_eq!(terms(&plan.delta_sql), 2);
-    let plan = planned("SELECT id FROM a UNION ALL SELECT k FROM b UNION ALL SELECT 1");
-    assert_eq!(plan.shape, Shape::Linear);
-    assert_eq!(terms(&plan.delta_sql), 4);
-    let plan = planned("SELECT y FROM \"Mixed Case\"");
-    assert!(plan.delta_sql.contains("AS \"Mixed Case\""));
-}
-
-#[test]
-fn aggregates_are_keyed_by_their_group() {
+    assert_eq!(plan.stages.len(), 2);
+    assert!(
+        plan.stages[0].full_sql.contains("GROUP BY o2.customer_id"),
+        "{}",
+        plan.stages[0].full_sql
+    );
+    assert!(
+        plan.root().full_sql.contains("LEFT JOIN (SELECT"),
+        "{}",
+        plan.root().full_sql
+    );
+    // Uncorrelated in HAVING (TPC-H Q11's shape): the groups a stage, the filter over it.
     let plan = planned(
-        "SELECT k, count(*), sum(v) FROM a AS a WHERE v <> 0 GROUP BY k HAVING count(*) > 1",
+        "SELECT k, sum(v) AS value FROM a GROUP BY k HAVING sum(v) > (SELECT sum(v) * 0.1 FROM a)",
     );
-    assert_eq!(plan.shape, Shape::Keyed);
-    assert_eq!(terms(&plan.delta_sql), 1);
-    assert!(plan
-        .delta_sql
-        .contains("SELECT (pg_catalog.hash_record_extended(ROW(k), 1885827947) & 4611686018427387903) AS __pgs_k FROM (SELECT __pgs_b."));
-    let fresh = plan.fresh_sql.unwrap();
-    assert!(fresh.contains("WHERE (v <> 0) AND (pg_catalog.hash_record_extended(ROW(k), 1885827947) & 4611686018427387903) IN (SELECT h FROM __pgs_affected)"), "{fresh}");
-    assert!(fresh.contains("HAVING count(*) > 1"));
-    assert!(plan
-        .full_sql
-        .unwrap()
-        .contains("(pg_catalog.hash_record_extended(ROW(k), 1885827947) & 4611686018427387903) AS __pgs_k FROM a AS a WHERE v <> 0 GROUP BY k"));
-    // Positional keys and expressions.
-    let plan = planned("SELECT lower(b.w) AS lw, max(a.v) FROM a JOIN b ON a.k = b.k GROUP BY 1");
-    assert!(plan
-        .delta_sql
-        .contains("hash_record_extended(ROW(lower(b.w)), 1885827947)"));
-    assert_eq!(terms(&plan.delta_sql), 3);
-    // One-row aggregates.
-    let plan = planned("SELECT count(*), string_agg(v::text, ',') FROM a");
-    assert!(plan
-        .fresh_sql
-        .unwrap()
-        .contains("WHERE EXISTS (SELECT 1 FROM __pgs_affected)"));
+    assert_eq!(plan.stages.len(), 3);
+    assert_eq!(plan.root().kind, StageKind::Linear);
+    assert!(
+        plan.root().full_sql.contains("CROSS JOIN"),
+        "{}",
+        plan.root().full_sql
+    );
 }
 
 #[test]
-fn distinct_and_union_are_keyed_by_the_row() {
-    let plan = planned("SELECT DISTINCT k FROM a");
-    assert_eq!(plan.shape, Shape::Keyed);
-    assert!(plan
-        .delta_sql
-        .starts_with("SELECT (pg_catalog.hash_record_extended(__pgs_q, 1885827947) & 4611686018427387903) AS __pgs_k FROM (SELECT k FROM (SELECT"));
-    let plan = planned("SELECT k FROM a UNION SELECT k FROM b");
-    assert_eq!(plan.shape, Shape::Keyed);
-    assert_eq!(terms(&plan.delta_sql), 2);
-    assert!(plan
-        .full_sql
-        .unwrap()
-        .contains("FROM (SELECT k FROM a AS a UNION SELECT k FROM b AS b) __pgs_q"));
+fn exists_over_a_join_is_a_filter_over_a_stage() {
+    let plan = planned(
+        "SELECT c.id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o JOIN payments p \
+         ON p.order_id = o.id WHERE o.customer_id = c.id AND p.amount > 10)",
+    );
+    assert_eq!(plan.stages.len(), 2);
+    assert!(
+        plan.stages[0].full_sql.contains("AS \"__pgs_c0\""),
+        "{}",
+        plan.stages[0].full_sql
+    );
+    assert!(
+        plan.root()
+            .full_sql
+            .contains("EXISTS (SELECT 1 FROM (SELECT"),
+        "{}",
+        plan.root().full_sql
+    );
 }
 
 #[test]
-fn unsupported_constructs_are_named() {
-    for (query, construct) in [
-        (
-            "SELECT id, row_number() OVER () FROM a",
-            "window function row_number()",
-        ),
-        ("SELECT id FROM a LIMIT 5", "LIMIT / OFFSET"),
-        ("SELECT id FROM a ORDER BY id OFFSET 2", "LIMIT / OFFSET"),
-        ("SELECT id FROM a FOR UPDATE", "FOR UPDATE / FOR SHARE"),
-        (
-            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r",
-            "WITH RECURSIVE",
-        ),
-        ("SELECT id FROM a TABLESAMPLE SYSTEM (10)", "TABLESAMPLE"),
-        ("SELECT DISTINCT ON (k) k, v FROM a", "DISTINCT ON"),
-        ("SELECT a.id FROM a LEFT JOIN b USING (k)", "LEFT JOIN with USING or NATURAL (write ON instead)"),
-        ("SELECT a.id FROM a LEFT JOIN av ON a.id = av.id", "LEFT JOIN of a subquery, view or CTE (join a table directly)"),
-        ("SELECT 1 FROM a JOIN b ON a.k = b.k RIGHT JOIN c ON c.x = b.w", "RIGHT JOIN after another join (put it first)"),
-        ("SELECT id FROM a WHERE v > 1 OR EXISTS (SELECT 1 FROM b WHERE b.k = a.k)",
-         "EXISTS (subquery) outside a top-level AND condition of WHERE"),
-        ("SELECT id FROM a WHERE k IN (SELECT b.k FROM b JOIN c ON c.x = b.k)",
-         "a subquery in WHERE that is not a plain SELECT from one table (k IN (SELECT b.k FROM __pgs_src_1__ AS b JOIN __pgs_src_2__ AS c ON c.x = b.k))"),
-        ("SELECT id, (SELECT max(w) FROM b) FROM a", "scalar subquery outside a top-level AND condition of WHERE"),
-        ("SELECT k FROM a INTERSECT SELECT k FROM b", "INTERSECT"),
-        (
-            "SELECT * FROM generate_series(1, 3)",
-            "function generate_series() in FROM",
-        ),
-        (
-            "SELECT k, count(*) FROM a GROUP BY ROLLUP (k)",
-            "GROUPING SETS / ROLLUP / CUBE",
-        ),
-        (
-            "SELECT s.k FROM (SELECT a.k, count(*) FROM a JOIN b ON a.k = b.k GROUP BY a.k) s",
-            "GROUP BY or aggregates in a subquery or CTE that reads more than one table (make it a stream table of its own and read that)",
-        ),
-        (
-            "SELECT k AS g, count(*) FROM a GROUP BY g",
-            "GROUP BY the output column name g (group by the expression instead)",
-        ),
-    ] {
-        assert_eq!(refused(query), construct, "{query}");
-    }
+fn top_k_reads_its_input_stage_in_order() {
+    let plan = planned("SELECT k, sum(v) AS total FROM a GROUP BY k ORDER BY total DESC LIMIT 10");
+    assert_eq!(plan.stages.len(), 2);
+    assert_eq!(plan.root().kind, StageKind::TopK);
+    assert_eq!(
+        plan.stages[0].order_index,
+        Some(vec![render::IndexColumn {
+            name: "total".into(),
+            descending: true,
+            nulls_first: true
+        }])
+    );
+    assert!(
+        plan.root()
+            .full_sql
+            .ends_with("ORDER BY \"__pgs_in\".\"total\" DESC LIMIT 10"),
+        "{}",
+        plan.root().full_sql
+    );
+}
+
+#[test]
+fn a_string_literal_that_looks_like_a_marker_is_left_alone() {
+    let plan = planned("SELECT id, '__pgs_occ_0__ __pgs_src_0__ $1::' AS s FROM a WHERE v > 0");
+    assert!(
+        plan.root()
+            .full_sql
+            .contains("'__pgs_occ_0__ __pgs_src_0__ $1::' AS s FROM public.a"),
+        "{}",
+        plan.root().full_sql
+    );
+    assert!(delta(plan.root()).contains("'__pgs_occ_0__ __pgs_src_0__ $1::' AS s FROM (SELECT"));
+}
+
+#[test]
+fn refusals_name_the_construct_and_where() {
+    assert_eq!(
+        refused("WITH t AS (SELECT id, rank() OVER (ORDER BY v) AS r FROM a) SELECT * FROM t"),
+        "window function rank() (in CTE, view or subquery \"t\")"
+    );
     assert!(refused("SELECT * FROM p").contains("partitioned table"));
-    assert!(refused("SELECT * FROM missing").contains("does not exist"));
+    assert!(refused("SELECT id FROM a LIMIT 1").contains("LIMIT / OFFSET / FETCH without ORDER BY"));
+    assert!(refused("SELECT id FROM a INTERSECT SELECT k FROM b").contains("INTERSECT"));
 }
 
 #[test]
-fn outer_joins_split_into_inner_and_anti_join_blocks() {
-    // Inner part (8 terms for two changed tables), the padded part for a's changes (2) and
-    // for b's (2: rows whose match appeared or went).
-    let plan = planned("SELECT a.id, b.w FROM a LEFT JOIN b ON a.k = b.k");
-    assert_eq!(plan.shape, Shape::Linear);
-    assert_eq!(terms(&plan.delta_sql), 12);
+fn views_and_outer_joins_plan() {
+    let plan = planned("SELECT av.id, b.w FROM av LEFT JOIN b ON b.k = av.value");
+    assert_eq!(plan.stages.len(), 1);
+    // Inner block and the anti-join block with the NULL-padded b.
     assert!(
-        plan.delta_sql
-            .contains("LEFT JOIN (SELECT * FROM b __pgs_none WHERE false) AS b ON false"),
+        delta(plan.root()).contains("WHERE false"),
         "{}",
-        plan.delta_sql
+        delta(plan.root())
     );
-    assert!(plan
-        .delta_sql
-        .contains("NOT EXISTS (SELECT 1 FROM b AS b WHERE a.k = b.k)"));
-    // Only a changed: the padded part needs no before-and-after of b.
-    let changed: HashSet<u32> = [1].into_iter().collect();
-    let plan = crate::delta::plan(
-        "SELECT a.id, b.w FROM a LEFT JOIN b ON a.k = b.k",
-        &catalog(),
-        Some(&changed),
-    )
-    .unwrap();
-    assert_eq!(terms(&plan.delta_sql), 4);
-    let plan = planned("SELECT a.id, b.w FROM a FULL JOIN b ON a.k = b.k");
-    assert_eq!(terms(&plan.delta_sql), 8 + 4 + 4);
-    assert!(plan
-        .delta_sql
-        .contains("(SELECT * FROM a __pgs_none WHERE false) AS a RIGHT JOIN"));
-    let plan = planned("SELECT b.w, count(*) FROM a RIGHT JOIN b ON a.k = b.k GROUP BY b.w");
-    assert_eq!(plan.shape, Shape::Keyed);
 }
 
 #[test]
-fn subqueries_in_where_are_filters_with_a_before_value() {
-    let plan = planned("SELECT id FROM a WHERE v > 0 AND EXISTS (SELECT 1 FROM b WHERE b.k = a.k)");
-    // a's changes (2 terms, filter as before) and rows whose filter flipped (2).
-    assert_eq!(terms(&plan.delta_sql), 4);
-    assert!(plan
-        .delta_sql
-        .contains("(SELECT count(*) FROM b AS b WHERE (b.k = a.k))"));
-    let plan = planned("SELECT id FROM a WHERE k NOT IN (SELECT k FROM b WHERE w IS NOT NULL)");
-    assert!(plan.delta_sql.contains("IS NULL)"));
-    let plan =
-        planned("SELECT DISTINCT k FROM a WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.x = a.k)");
-    assert_eq!(plan.shape, Shape::Keyed);
-    assert_eq!(terms(&plan.delta_sql), 2);
-}
-
-fn with_outputs(query: &str, outputs: &[(&str, &str)]) -> DeltaPlan {
-    let mut catalog = catalog();
-    catalog.outputs = outputs
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.to_string()))
-        .collect();
-    crate::delta::plan(query, &catalog, None).unwrap()
-}
-
-#[test]
-fn count_sum_avg_min_max_are_algebraic() {
-    let plan = with_outputs(
-        "SELECT k, count(*) AS n, sum(v) AS s, avg(v) AS m, min(v) AS lo FROM a GROUP BY k",
-        &[
-            ("k", "integer"),
-            ("n", "bigint"),
-            ("s", "bigint"),
-            ("m", "numeric"),
-            ("lo", "integer"),
-        ],
+fn a_query_without_a_plan_keeps_the_key_of_its_skeleton() {
+    let catalog = catalog();
+    let rolled = identity_of(
+        "SELECT customer_id, sum(amount) AS total, rank() OVER (ORDER BY customer_id) AS r \
+         FROM orders WHERE amount > (SELECT 1 FROM c LIMIT 1) GROUP BY customer_id",
+        &catalog,
     );
-    let algebraic = plan.algebraic.expect("algebraic");
-    assert!(!algebraic.scalar);
-    assert_eq!(
-        algebraic.state_columns,
-        ["__pgs_n", "__pgs_c2", "__pgs_s2", "__pgs_c3", "__pgs_s3", "__pgs_c4", "__pgs_m4"]
-    );
+    assert_eq!(rolled.identity, Identity::Key(vec!["customer_id".into()]));
     assert!(
-        algebraic
-            .delta_sql
-            .contains("sum(__pgs_i.__pgs_w * __pgs_i.__pgs_a2) AS __pgs_ds2"),
+        rolled.reason.contains("window function rank()"),
         "{}",
-        algebraic.delta_sql
+        rolled.reason
     );
-    assert_eq!(
-        algebraic.rescan_condition.as_deref(),
-        Some("(__pgs_d.__pgs_del4 <= __pgs_t.\"lo\")")
+    let rows = identity_of("SELECT id, v FROM a LIMIT 3", &catalog);
+    assert_eq!(rows.identity, Identity::Key(vec!["id".into()]));
+    let multiset = identity_of("SELECT v FROM a LIMIT 3", &catalog);
+    assert_eq!(multiset.identity, Identity::Multiset);
+    let grouping_sets = identity_of(
+        "SELECT k, count(*) AS n FROM a GROUP BY ROLLUP (k)",
+        &catalog,
     );
-    assert!(
-        algebraic
-            .state_sql
-            .starts_with("SELECT (pg_catalog.hash_record_extended(ROW(k), 1885827947)"),
-        "{}",
-        algebraic.state_sql
-    );
-    assert!(
-        algebraic.state_sql.ends_with("FROM a AS a GROUP BY k"),
-        "{}",
-        algebraic.state_sql
-    );
-    assert!(algebraic
-        .state_rescan_sql
-        .contains("IN (SELECT h FROM __pgs_rescan)"));
-    assert_eq!(algebraic.outputs[0], "(__pgs_d.__pgs_k0)::integer");
-    // Floating sums drift: recompute instead; so do HAVING and other aggregates.
-    for (query, outputs) in [
-        (
-            "SELECT k, sum(v::float8) AS s FROM a GROUP BY k",
-            &[("k", "integer"), ("s", "double precision")][..],
-        ),
-        (
-            "SELECT k, count(*) AS n FROM a GROUP BY k HAVING count(*) > 1",
-            &[("k", "integer"), ("n", "bigint")][..],
-        ),
-        (
-            "SELECT k, string_agg(v::text, ',') AS s FROM a GROUP BY k",
-            &[("k", "integer"), ("s", "text")][..],
-        ),
-        (
-            "SELECT k, count(DISTINCT v) AS n FROM a GROUP BY k",
-            &[("k", "integer"), ("n", "bigint")][..],
-        ),
-        (
-            "SELECT k, sum(v) + 1 AS s FROM a GROUP BY k",
-            &[("k", "integer"), ("s", "bigint")][..],
-        ),
-    ] {
-        assert!(with_outputs(query, outputs).algebraic.is_none(), "{query}");
-    }
-    let scalar = with_outputs("SELECT count(*) AS n FROM a", &[("n", "bigint")])
-        .algebraic
-        .unwrap();
-    assert!(scalar.scalar);
-}
-
-#[test]
-fn aggregate_subqueries_over_one_table_are_occurrences() {
-    let plan = planned(
-        "SELECT b.w, s.n FROM b JOIN (SELECT k, count(*) AS n FROM a GROUP BY k) s ON s.k = b.k",
-    );
-    assert_eq!(plan.shape, Shape::Linear);
-    assert_eq!(terms(&plan.delta_sql), 8);
-    // The deleted rows of a touched group: the table less net insertions plus net deletions.
-    assert!(
-        plan.delta_sql.contains("EXCEPT")
-            || plan
-                .delta_sql
-                .contains("__pgs_rn > COALESCE(__pgs_p.__pgs_n, 0)")
-    );
-    let plan = planned(
-        "WITH t AS (SELECT k, sum(v) AS s FROM a GROUP BY k HAVING sum(v) > 0) SELECT k, s FROM t",
-    );
-    assert_eq!(terms(&plan.delta_sql), 2);
-    let plan = planned(
-        "SELECT n, count(*) AS c FROM (SELECT k, count(*) AS n FROM a GROUP BY k) s GROUP BY n",
-    );
-    assert_eq!(plan.shape, Shape::Keyed);
+    assert_eq!(grouping_sets.identity, Identity::Multiset);
 }

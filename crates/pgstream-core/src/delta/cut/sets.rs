@@ -1,0 +1,207 @@
+//! Stages of ORDER BY ... LIMIT and of set operations (UNION [ALL]) (delta planning).
+
+use super::*;
+
+impl Cutter<'_> {
+    /// `... ORDER BY ... LIMIT n [OFFSET m]`: the rows before the limit a stage, the top-k read
+    /// from it.
+    pub(super) fn top_k(
+        &mut self,
+        mut query: Query,
+        location: &str,
+    ) -> Result<(Query, DraftKind), Unsupported> {
+        let (limit, offset) = match query.limit_clause.take() {
+            Some(LimitClause::LimitOffset {
+                limit,
+                offset,
+                limit_by,
+            }) if limit_by.is_empty() => (limit, offset.map(|o| o.value)),
+            Some(other) => return Err(Unsupported::new(format!("{other}")).at(location)),
+            None => (None, None),
+        };
+        let limit = match (limit, query.fetch.take()) {
+            (Some(limit), None) => limit,
+            (None, Some(fetch)) if !fetch.percent && !fetch.with_ties => {
+                fetch.quantity.unwrap_or_else(|| generated_expr("1"))
+            }
+            (None, Some(_)) => {
+                return Err(Unsupported::new("FETCH ... PERCENT / WITH TIES").at(location))
+            }
+            (limit, _) => limit.unwrap_or_else(|| generated_expr("ALL")),
+        };
+        for constant in std::iter::once(&limit).chain(offset.iter()) {
+            if !matches!(constant, Expr::Value(_)) {
+                return Err(Unsupported::new(format!(
+                    "LIMIT / OFFSET {constant} (only constants can be maintained)"
+                ))
+                .at(location));
+            }
+        }
+        let order_by = query
+            .order_by
+            .take()
+            .expect("checked: LIMIT comes with ORDER BY");
+        let OrderByKind::Expressions(order) = order_by.kind else {
+            return Err(Unsupported::new("ORDER BY ALL").at(location));
+        };
+        let names = self.names_of(&query);
+        let items: Vec<Option<Expr>> = match query.body.as_ref() {
+            SetExpr::Select(select) => select
+                .projection
+                .iter()
+                .map(|item| match item {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        Some(e.clone())
+                    }
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        };
+        // Each ORDER BY item must be an output column (by name, position or expression).
+        let mut mapped = Vec::new();
+        for o in order {
+            let column = match &o.expr {
+                Expr::Identifier(i) if names.contains(&folded(i)) => Some(folded(i)),
+                Expr::Value(v) => match &v.value {
+                    Value::Number(n, _) => n
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|p| names.get(p.wrapping_sub(1)).cloned()),
+                    _ => None,
+                },
+                other => items
+                    .iter()
+                    .position(|e| e.as_ref() == Some(other))
+                    .and_then(|p| names.get(p).cloned())
+                    .or_else(|| match other {
+                        Expr::CompoundIdentifier(parts) => parts
+                            .last()
+                            .map(folded)
+                            .filter(|n| names.iter().filter(|x| *x == n).count() == 1),
+                        _ => None,
+                    }),
+            };
+            let Some(column) = column else {
+                return Err(Unsupported::new(format!(
+                    "ORDER BY {} with LIMIT (order by output columns of the query)",
+                    o.expr
+                ))
+                .at(location));
+            };
+            let mut mapped_item = o.clone();
+            mapped_item.expr = column_ref("__pgs_in", &column);
+            mapped.push(mapped_item);
+        }
+        let input = self.stage_of(
+            query,
+            &format!("{location} (rows before ORDER BY ... LIMIT)"),
+        )?;
+        let (body, _) = self.over_stage(input, false, location);
+        Ok((
+            body,
+            DraftKind::TopK {
+                order_by: mapped,
+                limit: Box::new(limit),
+                offset: offset.map(Box::new),
+            },
+        ))
+    }
+
+    /// A tree of set operations as a stage body: UNION ALL of linear branches (a branch that is
+    /// not linear becomes a stage), or a UNION (DISTINCT) over all of them.
+    pub(super) fn set_operation(
+        &mut self,
+        body: SetExpr,
+        location: &str,
+    ) -> Result<(SetExpr, bool), Unsupported> {
+        let SetExpr::SetOperation {
+            op,
+            set_quantifier,
+            left,
+            right,
+        } = body
+        else {
+            return Ok((self.linear_branch(body, location)?, false));
+        };
+        if op != SetOperator::Union {
+            return Err(Unsupported::new(format!("{op}")).at(location));
+        }
+        let distinct = matches!(
+            set_quantifier,
+            SetQuantifier::Distinct | SetQuantifier::None
+        );
+        let mut branches = Vec::new();
+        self.union_branches(*left, distinct, &mut branches, location)?;
+        self.union_branches(*right, distinct, &mut branches, location)?;
+        // Branches joined by UNION ALL, or by UNION when the whole is distinct (a stage's query
+        // computes its rows as they are: its FULL SQL).
+        let quantifier = if distinct {
+            SetQuantifier::None
+        } else {
+            SetQuantifier::All
+        };
+        let body = branches
+            .into_iter()
+            .reduce(|l, r| SetExpr::SetOperation {
+                op: SetOperator::Union,
+                set_quantifier: quantifier,
+                left: Box::new(l),
+                right: Box::new(r),
+            })
+            .expect("a set operation has branches");
+        Ok((body, distinct))
+    }
+
+    /// The leaves under a union: under a UNION (DISTINCT) every nested union flattens; under a
+    /// UNION ALL a nested UNION (DISTINCT) is a stage of its own.
+    pub(super) fn union_branches(
+        &mut self,
+        body: SetExpr,
+        outer_distinct: bool,
+        out: &mut Vec<SetExpr>,
+        location: &str,
+    ) -> Result<(), Unsupported> {
+        match body {
+            SetExpr::SetOperation {
+                op: SetOperator::Union,
+                set_quantifier,
+                left,
+                right,
+            } if outer_distinct || set_quantifier == SetQuantifier::All => {
+                self.union_branches(*left, outer_distinct, out, location)?;
+                self.union_branches(*right, outer_distinct, out, location)
+            }
+            SetExpr::Query(query) if plain(&query) => {
+                self.union_branches(*query.body, outer_distinct, out, location)
+            }
+            other => {
+                out.push(self.linear_branch(other, location)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// One branch of a UNION ALL: kept when linear, else a stage read by `SELECT *`.
+    pub(super) fn linear_branch(
+        &mut self,
+        body: SetExpr,
+        location: &str,
+    ) -> Result<SetExpr, Unsupported> {
+        match body {
+            SetExpr::Select(mut select)
+                if !is_grouped(&select, self.catalog) && select.distinct.is_none() =>
+            {
+                self.linearize(&mut select, location)?;
+                Ok(SetExpr::Select(select))
+            }
+            SetExpr::Values(values) => Ok(SetExpr::Values(values)),
+            other => {
+                let query = query_of_body(other);
+                let stage = self.stage_of(query, location)?;
+                let (query, _) = self.over_stage(stage, false, location);
+                Ok(*query.body)
+            }
+        }
+    }
+}

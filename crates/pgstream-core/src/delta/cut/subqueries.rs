@@ -1,0 +1,462 @@
+//! Linear blocks' FROM and WHERE: inline items, filter subqueries (over stages when they
+//! read more), decorrelated scalar subqueries, grouped queries split around subqueries
+//! (delta planning).
+
+use super::*;
+
+impl Cutter<'_> {
+    /// Prepares the FROM and WHERE of a linear block (or of a grouped or DISTINCT one's input):
+    /// FROM items that cannot stay inline become stages, subqueries in WHERE become dependent
+    /// filters (over a stage when they read more than one relation), scalar subqueries joins
+    /// with aggregate stages.
+    pub(super) fn linearize(
+        &mut self,
+        select: &mut Select,
+        location: &str,
+    ) -> Result<(), Unsupported> {
+        for table in select.from.iter_mut() {
+            if table.joins.iter().any(|j| has_sublinks(&j.join_operator)) {
+                return Err(Unsupported::new("a subquery in a JOIN condition").at(location));
+            }
+            let (first_nullable, nullable) = nullable_positions(table);
+            self.inline_or_cut(&mut table.relation, first_nullable, location)?;
+            for (join, nullable) in table.joins.iter_mut().zip(nullable) {
+                self.inline_or_cut(&mut join.relation, nullable, location)?;
+            }
+        }
+        if let Some(selection) = select.selection.take() {
+            let mut kept = Vec::new();
+            for conjunct in conjuncts(selection) {
+                kept.push(self.where_conjunct(conjunct, select, location)?);
+            }
+            select.selection = and_all(kept);
+        }
+        // Scalar subqueries in the select list (of a non-grouped block).
+        if has_sublinks(&select.projection) {
+            let projection = std::mem::take(&mut select.projection);
+            let mut rebuilt = Vec::with_capacity(projection.len());
+            for item in projection {
+                rebuilt.push(match item {
+                    // Keep the column's name: the decorrelated expression would have another.
+                    SelectItem::UnnamedExpr(e) if has_sublinks(&e) => SelectItem::ExprWithAlias {
+                        alias: ident(&scope::figure_colname(&e)),
+                        expr: self.scalar_subqueries(e, select, location)?,
+                    },
+                    SelectItem::ExprWithAlias { expr, alias } if has_sublinks(&expr) => {
+                        SelectItem::ExprWithAlias {
+                            expr: self.scalar_subqueries(expr, select, location)?,
+                            alias,
+                        }
+                    }
+                    other => other,
+                });
+            }
+            select.projection = rebuilt;
+        }
+        Ok(())
+    }
+
+    /// A FROM item of a linear block: markers stay; a subquery stays inline when a linear block
+    /// can hold it (on the NULL-padded side of an outer join: when it reads one relation), else
+    /// it becomes a stage, read under the same alias.
+    pub(super) fn inline_or_cut(
+        &mut self,
+        factor: &mut TableFactor,
+        nullable: bool,
+        location: &str,
+    ) -> Result<(), Unsupported> {
+        if as_marker(factor).is_some() {
+            return Ok(());
+        }
+        match factor {
+            TableFactor::Derived {
+                subquery, alias, ..
+            } => {
+                let here = alias
+                    .as_ref()
+                    .map(|a| location_of(&[folded(&a.name)]))
+                    .unwrap_or_else(|| location.to_string());
+                let keep = if nullable {
+                    matches!(subquery.body.as_ref(), SetExpr::Select(s) if plain(subquery) && single_occurrence(s, self.catalog).is_some())
+                } else {
+                    plain(subquery)
+                        && matches!(subquery.body.as_ref(), SetExpr::Select(s) if inlinable_select(s, self.catalog))
+                };
+                if keep {
+                    if let SetExpr::Select(select) = subquery.body.as_mut() {
+                        self.linearize(select, &here)?;
+                    }
+                    return Ok(());
+                }
+                let query = std::mem::replace(subquery.as_mut(), generated_query("SELECT 1"));
+                let stage = self.stage_of(query, &here)?;
+                *factor = marker_factor(stage, alias.clone());
+                Ok(())
+            }
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => {
+                if nullable {
+                    return Err(Unsupported::new(
+                        "an outer join of a parenthesized join (join a table, view or subquery)",
+                    )
+                    .at(location));
+                }
+                if table_with_joins.joins.iter().any(|j| {
+                    !matches!(
+                        j.join_operator,
+                        JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_)
+                    )
+                }) {
+                    return Err(
+                        Unsupported::new("an outer join inside a parenthesized join").at(location),
+                    );
+                }
+                self.inline_or_cut(&mut table_with_joins.relation, false, location)?;
+                for join in table_with_joins.joins.iter_mut() {
+                    self.inline_or_cut(&mut join.relation, false, location)?;
+                }
+                Ok(())
+            }
+            other => Err(Unsupported::new(format!("FROM item {other}")).at(location)),
+        }
+    }
+
+    /// One conjunct of a WHERE: an EXISTS / IN filter over one relation stays; over more it is
+    /// turned into one over a stage; scalar subqueries in it are decorrelated.
+    pub(super) fn where_conjunct(
+        &mut self,
+        conjunct: Expr,
+        select: &mut Select,
+        location: &str,
+    ) -> Result<Expr, Unsupported> {
+        if !has_sublinks(&conjunct) {
+            return Ok(conjunct);
+        }
+        if let Some(filter) = as_filter_subquery(&conjunct) {
+            let negated = filter.negated;
+            let lhs = filter.lhs.cloned();
+            let mut subquery = filter.subquery.clone();
+            let simple = plain(&subquery)
+                && matches!(subquery.body.as_ref(), SetExpr::Select(s) if single_occurrence(s, self.catalog).is_some());
+            if simple {
+                if let SetExpr::Select(inner) = subquery.body.as_mut() {
+                    self.linearize(inner, location)?;
+                }
+            } else {
+                subquery = self.filter_over_stage(subquery, select, lhs.is_some(), location)?;
+            }
+            return Ok(match lhs {
+                None => Expr::Exists {
+                    subquery: Box::new(subquery),
+                    negated,
+                },
+                Some(lhs) => Expr::In {
+                    expr: Box::new(lhs),
+                    target: InTarget::Subquery(Box::new(subquery)),
+                    negated,
+                    global: false,
+                },
+            });
+        }
+        if contains_filter_subquery(&conjunct) {
+            return Err(Unsupported::new(
+                "EXISTS / IN (subquery) inside OR, CASE or another expression (only as a condition ANDed to WHERE)",
+            )
+            .at(location));
+        }
+        self.scalar_subqueries(conjunct, select, location)
+    }
+
+    /// The query of a filter subquery that reads more than one relation (or aggregates), made a
+    /// filter over one stage: uncorrelated, the whole subquery is the stage; correlated, its
+    /// FROM and uncorrelated conditions are, and the correlated conditions filter the stage.
+    pub(super) fn filter_over_stage(
+        &mut self,
+        mut subquery: Query,
+        outer: &Select,
+        is_in: bool,
+        location: &str,
+    ) -> Result<Query, Unsupported> {
+        let outer_scope = self.scope_of(outer);
+        let inner_scope = match subquery.body.as_ref() {
+            SetExpr::Select(select) if plain(&subquery) => self.scope_of(select),
+            _ => vec![],
+        };
+        let correlated = references_outside(&subquery, &inner_scope, &outer_scope);
+        let here = format!("{location} (a subquery in WHERE)");
+        if !correlated {
+            let names = self.names_of(&subquery);
+            let stage = self.stage_of(subquery, &here)?;
+            let alias = self.next_alias("__pgs_fs");
+            let sql = if is_in {
+                let column = names.first().cloned().unwrap_or_default();
+                format!(
+                    "SELECT {}.{} FROM __pgs_from__",
+                    alias,
+                    crate::sql_text::quote_ident(&column)
+                )
+            } else {
+                "SELECT 1 FROM __pgs_from__".to_string()
+            };
+            let mut select = generated_select(&sql);
+            select.from[0].relation = marker_factor(stage, Some(table_alias(&alias)));
+            return Ok(query_of(select));
+        }
+        // Correlated: hoist FROM and the uncorrelated conditions into a stage.
+        let is_plain = plain(&subquery);
+        let SetExpr::Select(select) = subquery.body.as_mut() else {
+            unreachable!("correlated subqueries here are plain SELECTs")
+        };
+        if is_grouped(select, self.catalog) || select.distinct.is_some() || !is_plain {
+            return Err(Unsupported::new(
+                "a correlated EXISTS / IN subquery with aggregates, DISTINCT or LIMIT",
+            )
+            .at(&here));
+        }
+        let mut local = Vec::new();
+        let mut correlated_parts = Vec::new();
+        for c in select.selection.take().map(conjuncts).unwrap_or_default() {
+            if references_outside(&c, &inner_scope, &outer_scope) {
+                correlated_parts.push(c);
+            } else {
+                local.push(c);
+            }
+        }
+        let mut projected: Vec<Expr> = Vec::new();
+        let item_expr = match select.projection.as_slice() {
+            [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] if is_in => {
+                Some(e.clone())
+            }
+            _ if is_in => {
+                return Err(Unsupported::new("IN (subquery) of more than one column").at(&here))
+            }
+            _ => None,
+        };
+        let alias = self.next_alias("__pgs_fs");
+        let rewrite = |e: &Expr, projected: &mut Vec<Expr>| {
+            rewrite_inner_refs(e.clone(), &inner_scope, &alias, projected)
+        };
+        let correlated_parts: Vec<Expr> = correlated_parts
+            .iter()
+            .map(|c| rewrite(c, &mut projected))
+            .collect();
+        let item_expr = item_expr.map(|e| rewrite(&e, &mut projected));
+        if projected.is_empty() {
+            projected.push(generated_expr("1"));
+        }
+        select.selection = and_all(local);
+        select.projection = projected
+            .iter()
+            .enumerate()
+            .map(|(i, e)| item(e.clone(), &format!("__pgs_c{i}")))
+            .collect();
+        let stage = self.stage_of(subquery, &here)?;
+        let mut filter = generated_select("SELECT 1 FROM __pgs_from__");
+        if let Some(e) = item_expr {
+            filter.projection = vec![SelectItem::UnnamedExpr(e)];
+        }
+        filter.from[0].relation = marker_factor(stage, Some(table_alias(&alias)));
+        filter.selection = and_all(correlated_parts);
+        Ok(query_of(filter))
+    }
+
+    pub(super) fn next_alias(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}{}", self.counter)
+    }
+
+    /// `expr` with its scalar subqueries replaced by columns of aggregate stages joined to
+    /// `select` (LEFT JOIN on the correlation, CROSS JOIN when uncorrelated).
+    pub(super) fn scalar_subqueries(
+        &mut self,
+        mut expr: Expr,
+        select: &mut Select,
+        location: &str,
+    ) -> Result<Expr, Unsupported> {
+        let mut subqueries = crate::delta::ast::take_subqueries(&mut expr);
+        let mut replacements: Vec<Expr> = Vec::new();
+        for subquery in subqueries.drain(..) {
+            replacements.push(self.decorrelate(subquery, select, location)?);
+        }
+        // Put columns where the subqueries were.
+        struct Put(Vec<Option<Expr>>);
+        impl VisitorMut for Put {
+            type Break = ();
+            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+                if let Expr::Subquery(q) = expr {
+                    if let Some(i) = placeholder(q) {
+                        if let Some(e) = self.0.get_mut(i).and_then(Option::take) {
+                            *expr = e;
+                        }
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(
+            &mut expr,
+            &mut Put(replacements.into_iter().map(Some).collect()),
+        );
+        if has_sublinks(&expr) {
+            return Err(Unsupported::new("a subquery of this kind (only scalar aggregate subqueries, and EXISTS / IN ANDed to WHERE)").at(location));
+        }
+        Ok(expr)
+    }
+
+    /// One scalar subquery `(SELECT f(aggregates) FROM ... WHERE ...)` as a column of an
+    /// aggregate stage joined to `outer`.
+    pub(super) fn decorrelate(
+        &mut self,
+        mut subquery: Query,
+        outer: &mut Select,
+        location: &str,
+    ) -> Result<Expr, Unsupported> {
+        let here = format!("{location} (a scalar subquery)");
+        let refuse = |what: &str| Err(Unsupported::new(what.to_string()).at(&here));
+        if !plain(&subquery) {
+            return refuse("a scalar subquery with ORDER BY, LIMIT or WITH");
+        }
+        let outer_scope = self.scope_of(outer);
+        let SetExpr::Select(select) = subquery.body.as_mut() else {
+            return refuse("a scalar subquery that is not one SELECT");
+        };
+        let value = match select.projection.as_slice() {
+            [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e.clone(),
+            _ => return refuse("a scalar subquery of more than one column"),
+        };
+        let has_group_by =
+            matches!(&select.group_by, GroupByExpr::Expressions(e, _) if !e.is_empty());
+        if aggregate_calls(&value, self.catalog).is_empty()
+            || has_group_by
+            || select.having.is_some()
+        {
+            return refuse("a scalar subquery that is not an aggregate without GROUP BY");
+        }
+        let inner_scope = self.scope_of(select);
+        let mut keys: Vec<(Expr, Expr)> = Vec::new(); // (inner, outer)
+        let mut local = Vec::new();
+        for c in select.selection.take().map(conjuncts).unwrap_or_default() {
+            if !references_outside(&c, &inner_scope, &outer_scope) {
+                local.push(c);
+                continue;
+            }
+            match c {
+                Expr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Eq,
+                    right,
+                } => {
+                    let left_outer = references_outside(left.as_ref(), &inner_scope, &outer_scope);
+                    let right_outer =
+                        references_outside(right.as_ref(), &inner_scope, &outer_scope);
+                    let left_inner = references_inside(left.as_ref(), &inner_scope);
+                    let right_inner = references_inside(right.as_ref(), &inner_scope);
+                    match (left_outer, right_outer) {
+                        (true, false) if !left_inner => keys.push((*right, *left)),
+                        (false, true) if !right_inner => keys.push((*left, *right)),
+                        _ => return refuse(
+                            "a scalar subquery correlated by a condition other than inner = outer",
+                        ),
+                    }
+                }
+                _ => {
+                    return refuse(
+                        "a scalar subquery correlated by a condition other than inner = outer",
+                    )
+                }
+            }
+        }
+        if has_sublinks(&value) {
+            return refuse("a subquery inside a scalar subquery's result");
+        }
+        let alias = self.next_alias("__pgs_sq");
+        let mut projection: Vec<SelectItem> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (inner, _))| item(inner.clone(), &format!("__pgs_k{i}")))
+            .collect();
+        projection.push(item(value.clone(), "__pgs_v"));
+        projection.push(item(generated_expr("true"), "__pgs_m"));
+        select.projection = projection;
+        select.selection = and_all(local);
+        select.group_by = GroupByExpr::Expressions(
+            keys.iter().map(|(inner, _)| inner.clone()).collect(),
+            vec![],
+        );
+        let stage = self.stage_of(subquery, &here)?;
+        let factor = marker_factor(stage, Some(table_alias(&alias)));
+        if keys.is_empty() {
+            add_join(outer, factor, JoinOperator::CrossJoin(JoinConstraint::None));
+        } else {
+            let on = and_all(keys.iter().enumerate().map(|(i, (_, outer_expr))| {
+                expr_with(
+                    &format!("{alias}.__pgs_k{i} = __pgs_hole_0__"),
+                    &[outer_expr],
+                )
+            }))
+            .expect("keys");
+            add_join(outer, factor, JoinOperator::Left(JoinConstraint::On(on)));
+        }
+        // A missing group (no rows matched) is what the subquery gives over no rows.
+        let empty = empty_value(&value, self.catalog);
+        let column = generated_expr(&format!("{alias}.__pgs_v"));
+        Ok(if keys.is_empty() || empty == generated_expr("NULL") {
+            column
+        } else {
+            expr_with(
+                &format!("CASE WHEN {alias}.__pgs_m THEN __pgs_hole_0__ ELSE __pgs_hole_1__ END"),
+                &[&column, &empty],
+            )
+        })
+    }
+
+    /// A grouped SELECT whose HAVING or select list holds subqueries: the groups (keys and
+    /// aggregates) a stage, the rest a linear block over it.
+    pub(super) fn split_grouped(
+        &mut self,
+        select: Select,
+        location: &str,
+    ) -> Result<(Query, DraftKind), Unsupported> {
+        let keys = group_keys(&select, location)?;
+        let mut aggregates = aggregate_calls(&select.projection, self.catalog);
+        for a in aggregate_calls(&select.having, self.catalog) {
+            if !aggregates.contains(&a) {
+                aggregates.push(a);
+            }
+        }
+        let mut groups = select.clone();
+        groups.having = None;
+        groups.projection = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| item(k.clone(), &format!("__pgs_g{i}")))
+            .chain(
+                aggregates
+                    .iter()
+                    .enumerate()
+                    .map(|(j, a)| item(a.clone(), &format!("__pgs_a{j}"))),
+            )
+            .collect();
+        let stage = self.stage_of(query_of(groups), &format!("{location} (its groups)"))?;
+        let alias = "__pgs_grp";
+        let rewrite = |e: Expr| replace_grouped(e, &keys, &aggregates, alias);
+        let mut outer = generated_select("SELECT 1 FROM __pgs_from__");
+        outer.from[0].relation = marker_factor(stage, Some(table_alias(alias)));
+        outer.projection = select
+            .projection
+            .iter()
+            .map(|it| match it {
+                SelectItem::UnnamedExpr(e) => item(rewrite(e.clone()), &scope::figure_colname(e)),
+                SelectItem::ExprWithAlias { expr, alias } => SelectItem::ExprWithAlias {
+                    expr: rewrite(expr.clone()),
+                    alias: alias.clone(),
+                },
+                other => other.clone(),
+            })
+            .collect();
+        outer.selection = select.having.clone().map(rewrite);
+        self.linearize(&mut outer, location)?;
+        Ok((query_of(outer), DraftKind::Linear))
+    }
+}

@@ -1,0 +1,220 @@
+//! The planner's data: the inputs a stage reads, the stages a query is cut into, how each is
+//! identified and refreshed, and the names of the engine objects they live in (no logic beyond
+//! naming; every other delta module builds on these types).
+
+use crate::sql_text::quote_ident;
+
+/// Index of a stage in a plan (stages are refreshed in index order; the last is the root).
+pub type StageIndex = usize;
+
+/// A captured base table a stage reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInput {
+    pub relid: u32,
+    /// The table as the (expanded) query names it, qualified as written: how it is read now.
+    pub name: String,
+    /// Its columns, in table order.
+    pub columns: Vec<String>,
+    /// Columns (name, type) its change buffer does not keep: read as typed NULLs from change rows.
+    pub absent: Vec<(String, String)>,
+}
+
+/// What a stage reads at one occurrence (a FROM item, or the relation of a dependent filter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Table(TableInput),
+    /// The output of a lower stage (its visible columns).
+    Stage(StageIndex),
+}
+
+/// The marker an occurrence stands as in a stage's AST (a table name no user query can write:
+/// it is never quoted, so it cannot match a user's identifier, and substitution happens on the
+/// AST's table factors, never on text).
+pub fn occurrence_marker(index: usize) -> String {
+    format!("__pgs_occ_{index}__")
+}
+
+/// The occurrence index of a marker name.
+pub fn marker_index(name: &str) -> Option<usize> {
+    name.strip_prefix("__pgs_occ_")?
+        .strip_suffix("__")?
+        .parse()
+        .ok()
+}
+
+/// The marker standing for the relation of occurrence-like template `index` padded with NULLs
+/// in an anti-join block: an empty relation with its columns, which is not an occurrence.
+pub fn null_marker(index: usize) -> String {
+    format!("__pgs_null_{index}__")
+}
+
+/// The template index of a NULL-padding marker name.
+pub fn null_marker_index(name: &str) -> Option<usize> {
+    name.strip_prefix("__pgs_null_")?
+        .strip_suffix("__")?
+        .parse()
+        .ok()
+}
+
+/// How one occurrence is read in a delta term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The relation as it is now.
+    Current,
+    /// Rows inserted since the last refresh.
+    Inserted,
+    /// Rows deleted since the last refresh.
+    Deleted,
+    /// Rows inserted or deleted since the last refresh.
+    Changed,
+}
+
+/// How the rows of a stage's output (an auxiliary table, or the stream table) are identified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// Unique by these output columns: a unique index on (key hash, columns) NULLS NOT DISTINCT;
+    /// an update whose key survives is applied in place.
+    Key(Vec<String>),
+    /// A multiset: `__pgs_row_id` = hash of the row text + copy number - 1.
+    Multiset,
+}
+
+/// Why this identity (shown by explain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityChoice {
+    pub identity: Identity,
+    pub reason: String,
+}
+
+/// Seed of key hashes. Not 0 or 1: with seed 0 a NULL key element and a float 0 (or -0) both
+/// hash to 0, and with seed 1 a NULL and a numeric 0 do (the types' extended hash functions
+/// return the seed, or the seed - 1, for those values; a NULL element hashes to 0).
+pub const KEY_HASH_SEED: i64 = 0x7067_736b; // "pgsk"
+
+/// Bits of a row hash kept in `__pgs_row_id`: 62, so that up to 2^62 copies of one row can
+/// follow it (`hash + occurrence - 1`) without overflowing bigint.
+pub const HASH_MASK: &str = "4611686018427387903";
+
+/// The SQL of the key hash of `columns` as read through `alias` (None: unqualified): the
+/// leading column of a keyed table's unique index, and what lookups match first.
+pub fn key_hash_sql(alias: Option<&str>, columns: &[String]) -> String {
+    let listed: Vec<String> = columns
+        .iter()
+        .map(|c| match alias {
+            Some(a) => format!("{a}.{}", quote_ident(c)),
+            None => quote_ident(c),
+        })
+        .collect();
+    format!(
+        "pg_catalog.hash_record_extended(ROW({}), {KEY_HASH_SEED})",
+        if listed.is_empty() {
+            "0".to_string()
+        } else {
+            listed.join(", ")
+        }
+    )
+}
+
+/// The SQL matching a row of `left` to a row of `right` with the same key (an index lookup on
+/// the key hash, then the key columns compared with NULLs equal).
+pub fn key_match_sql(left: &str, right: &str, columns: &[String]) -> String {
+    let mut parts = vec![format!(
+        "{} = {}",
+        key_hash_sql(Some(left), columns),
+        key_hash_sql(Some(right), columns)
+    )];
+    parts.extend(columns.iter().map(|c| {
+        let c = quote_ident(c);
+        format!("{left}.{c} IS NOT DISTINCT FROM {right}.{c}")
+    }));
+    parts.join(" AND ")
+}
+
+/// The SQL of the 62-bit hash of a text expression: a multiset row's identity (first copy).
+pub fn row_hash_sql(text_expr: &str) -> String {
+    format!("(pg_catalog.hashtextextended({text_expr}, 0) & {HASH_MASK})")
+}
+
+/// Names of the engine objects of stream table `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Names {
+    pub id: i64,
+}
+
+impl Names {
+    /// The auxiliary table holding the output of inner stage `stage`.
+    pub fn aux_table(&self, stage: StageIndex) -> String {
+        format!(
+            "pgstream_changes.{}",
+            quote_ident(&format!("aux_{}_{stage}", self.id))
+        )
+    }
+
+    /// The state table of an algebraically maintained stage.
+    pub fn state_table(&self, stage: StageIndex) -> String {
+        format!(
+            "pgstream_changes.{}",
+            quote_ident(&format!("aux_{}_{stage}_state", self.id))
+        )
+    }
+
+    /// The session work table of the keys a stage's refresh recomputes (`__pgs_k<i>`, in the
+    /// order of the stage's key columns).
+    pub fn affected(&self, stage: StageIndex) -> String {
+        format!(
+            "pg_temp.{}",
+            quote_ident(&format!("__pgs_aff_{}_{stage}", self.id))
+        )
+    }
+
+    /// The session work table of the groups whose MIN / MAX an algebraic refresh rescans.
+    pub fn rescan(&self, stage: StageIndex) -> String {
+        format!(
+            "pg_temp.{}",
+            quote_ident(&format!("__pgs_resc_{}_{stage}", self.id))
+        )
+    }
+
+    /// The session work table holding the changes a stage's refresh made (`__pgs_w` +1/-1 and
+    /// its columns), read by the stages above it.
+    pub fn change_set(&self, stage: StageIndex) -> String {
+        format!(
+            "pg_temp.{}",
+            quote_ident(&format!("__pgs_chg_{}_{stage}", self.id))
+        )
+    }
+}
+
+/// The change rows of base table `relid` no earlier refresh of this stream table covered: not
+/// visible in the snapshot it covered (`$1`), nor its own transaction's (`$2`) up to the change
+/// sequence number it reached (`$3`). Written against the buffer alias `__pgs_b`.
+pub const CHANGE_WINDOW: &str =
+    "NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) \
+     AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
+     AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false)";
+
+/// The view through which refreshes read the change buffer of `relid`.
+pub fn change_view(relid: u32) -> String {
+    format!("pgstream.{}", quote_ident(&format!("_rows_{relid}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_trip_and_names_are_quoted() {
+        assert_eq!(marker_index(&occurrence_marker(12)), Some(12));
+        assert_eq!(marker_index("__pgs_occ_x__"), None);
+        let names = Names { id: 7 };
+        assert_eq!(names.aux_table(2), "pgstream_changes.\"aux_7_2\"");
+        assert_eq!(names.state_table(2), "pgstream_changes.\"aux_7_2_state\"");
+        assert_eq!(names.change_set(0), "pg_temp.\"__pgs_chg_7_0\"");
+        assert_eq!(
+            key_match_sql("t", "s", &["k".into()]),
+            "pg_catalog.hash_record_extended(ROW(t.\"k\"), 1885827947) = \
+             pg_catalog.hash_record_extended(ROW(s.\"k\"), 1885827947) \
+             AND t.\"k\" IS NOT DISTINCT FROM s.\"k\""
+        );
+    }
+}

@@ -1,0 +1,439 @@
+//! Each stage's SQL: all of its rows (FULL), and how its refresh computes its change — signed
+//! rows, the keys to recompute and their rows, algebraic state, or a recompute of a top-k —
+//! with occurrences read as `terms` says (delta planning).
+
+use super::algebraic::{self, AlgebraicPlan, GroupedStage};
+use super::ast::{folded, generated_expr, generated_select, item, query_of, restrict};
+use super::blocks::{self, Block};
+use super::cut::{aggregate_calls, group_keys, Draft, DraftKind, Drafts};
+use super::ir::{Identity, IdentityChoice, Input, Names, StageIndex};
+use super::keys::{self, KeyContext};
+use super::scope;
+use super::terms::Reader;
+use super::{Catalog, PlanRequest, Unsupported};
+use crate::sql_text::quote_ident;
+use sqlparser::ast::{Expr, Query, Select, SelectItem, SetExpr};
+
+mod kinds;
+
+use kinds::{Rendered, StageContext};
+
+/// A query planned for DIFFERENTIAL refresh: its stages in refresh order (the root last).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub stages: Vec<StagePlan>,
+    /// The captured tables the query reads (sorted).
+    pub tables: Vec<u32>,
+    /// How the stream table identifies its rows.
+    pub root_identity: IdentityChoice,
+}
+
+impl Plan {
+    pub fn root(&self) -> &StagePlan {
+        self.stages.last().expect("a plan has a root stage")
+    }
+
+    /// A plan of one stage that is only ever recomputed: `query` as it is (a FULL stream table,
+    /// or a query DIFFERENTIAL cannot maintain).
+    pub fn single(query: &str, columns: Vec<String>, identity: Identity) -> Plan {
+        let visible = columns.len();
+        Plan {
+            stages: vec![StagePlan {
+                index: 0,
+                location: super::TOP_LEVEL.into(),
+                kind: StageKind::Linear,
+                identity: identity.clone(),
+                columns,
+                visible,
+                full_sql: query.to_string(),
+                refresh: StageRefresh::Recompute,
+                algebraic: None,
+                tables: vec![],
+                reads: vec![],
+                feeds: false,
+                changed: true,
+                order_index: None,
+                standalone_sql: query.to_string(),
+            }],
+            tables: vec![],
+            root_identity: IdentityChoice {
+                identity,
+                reason: "recomputed FULL".into(),
+            },
+        }
+    }
+
+    /// The tables of the engine this plan keeps between refreshes: inner stages' tables and
+    /// algebraic stages' state.
+    pub fn private_tables(&self, names: &Names) -> Vec<String> {
+        let root = self.stages.len() - 1;
+        let mut out = Vec::new();
+        for stage in &self.stages {
+            if stage.index != root {
+                out.push(names.aux_table(stage.index));
+            }
+            if stage.algebraic.is_some() {
+                out.push(names.state_table(stage.index));
+            }
+        }
+        out
+    }
+}
+
+/// What a stage computes (for explain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageKind {
+    Linear,
+    Aggregate { algebraic: bool },
+    Distinct,
+    TopK,
+}
+
+/// How a stage's refresh computes its change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageRefresh {
+    /// Nothing it reads changed.
+    Unchanged,
+    /// Signed changed rows `(__pgs_w, __pgs_t row text, columns...)`.
+    Signed { delta_sql: String },
+    /// The keys the changes touched (`__pgs_k<i>`, in key order), and the stage's rows of the
+    /// keys in the affected work table now (all columns).
+    Keys {
+        affected_sql: String,
+        fresh_sql: String,
+    },
+    /// Algebraic state moved by the signed change of the input.
+    Algebraic(Box<AlgebraicPlan>),
+    /// Recomputed from its input (a top-k over a stage).
+    Recompute,
+}
+
+/// A column of an index, with its order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexColumn {
+    pub name: String,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+/// One stage of a plan.
+#[derive(Debug, Clone)]
+pub struct StagePlan {
+    pub index: StageIndex,
+    /// Where in the query it stands.
+    pub location: String,
+    pub kind: StageKind,
+    pub identity: Identity,
+    /// Its relation's columns (the stream table's, or the auxiliary table's); the first
+    /// `visible` are what stages above read.
+    pub columns: Vec<String>,
+    pub visible: usize,
+    /// Every row of it, from the tables and the lower stages' tables as they are now.
+    pub full_sql: String,
+    pub refresh: StageRefresh,
+    /// Algebraic stages keep their state also when recomputed FULL.
+    pub algebraic: Option<AlgebraicPlan>,
+    /// The captured tables it reads, directly or through lower stages.
+    pub tables: Vec<u32>,
+    /// The stages it reads directly.
+    pub reads: Vec<StageIndex>,
+    /// A stage above reads its change set.
+    pub feeds: bool,
+    /// Whether anything it reads may have changed.
+    pub changed: bool,
+    /// Columns an index on the auxiliary table should cover (a top-k above reads it in this
+    /// order).
+    pub order_index: Option<Vec<IndexColumn>>,
+    /// Every row of it with the lower stages read as their own queries (not their tables).
+    pub standalone_sql: String,
+}
+
+/// The leaf SELECTs of a stage body (UNION ALL branches), with VALUES leaves as None.
+fn leaves(body: &SetExpr) -> Vec<Option<&Select>> {
+    match body {
+        SetExpr::Select(select) => vec![Some(select)],
+        SetExpr::Query(query) => leaves(&query.body),
+        SetExpr::SetOperation { left, right, .. } => {
+            let mut out = leaves(left);
+            out.extend(leaves(right));
+            out
+        }
+        _ => vec![None],
+    }
+}
+
+/// Renders every stage of `drafts`.
+pub fn render(
+    drafts: Drafts,
+    catalog: &dyn Catalog,
+    request: &PlanRequest,
+) -> Result<Plan, Unsupported> {
+    let count = drafts.stages.len();
+    let mut stages: Vec<StagePlan> = Vec::with_capacity(count);
+    let mut tables: Vec<u32> = Vec::new();
+    for (index, draft) in drafts.stages.iter().enumerate() {
+        // What it reads.
+        let mut own_tables: Vec<u32> = Vec::new();
+        let mut reads: Vec<StageIndex> = Vec::new();
+        for input in &draft.inputs {
+            match input {
+                Input::Table(t) => own_tables.push(t.relid),
+                Input::Stage(s) => {
+                    reads.push(*s);
+                    own_tables.extend(stages[*s].tables.iter().copied());
+                }
+            }
+        }
+        own_tables.sort_unstable();
+        own_tables.dedup();
+        reads.sort_unstable();
+        reads.dedup();
+        tables.extend(own_tables.iter().copied());
+        let input_changed = |i: usize| match &draft.inputs[i] {
+            Input::Table(t) => request.changed.is_none_or(|c| c.contains(&t.relid)),
+            Input::Stage(s) => stages[*s].changed,
+        };
+        let changed = (0..draft.inputs.len()).any(input_changed);
+        let stage_columns = |s: usize| stages[s].columns[..stages[s].visible].to_vec();
+        let reader = Reader {
+            inputs: &draft.inputs,
+            names: request.names,
+            stage_columns: &stage_columns,
+            changed: &input_changed,
+            standalone: None,
+        };
+        let standalone_of = |s: usize| stages[s].standalone_sql.clone();
+        let describing = Reader {
+            inputs: &draft.inputs,
+            names: request.names,
+            stage_columns: &stage_columns,
+            changed: &input_changed,
+            standalone: Some(&standalone_of),
+        };
+        let occurrence_columns = |i: usize| match &draft.inputs[i] {
+            Input::Table(t) => t.columns.clone(),
+            Input::Stage(s) => stage_columns(*s),
+        };
+        let occurrence_key = |i: usize| match &draft.inputs[i] {
+            Input::Table(t) => catalog.table_key(t.relid),
+            Input::Stage(s) => match &stages[*s].identity {
+                Identity::Key(k) if k.iter().all(|c| stage_columns(*s).contains(c)) => {
+                    Some(k.clone())
+                }
+                _ => None,
+            },
+        };
+        let mut query = draft.query.clone();
+        let mut columns = draft.columns.clone();
+        let visible = columns.len();
+        let ctx = StageContext {
+            index,
+            draft,
+            catalog,
+            request,
+            reader: &reader,
+            describing: &describing,
+            occurrence_columns: &occurrence_columns,
+            occurrence_key: &occurrence_key,
+            changed,
+        };
+        let Rendered {
+            kind,
+            mut identity,
+            algebraic: algebraic_plan,
+            refresh,
+            order_index: mut pending_index,
+        } = match &draft.kind {
+            DraftKind::Grouped => kinds::grouped(&ctx, &mut query, &mut columns)?,
+            DraftKind::Distinct => kinds::distinct(&ctx, &query, &columns)?,
+            DraftKind::Linear => kinds::linear(&ctx, &query)?,
+            DraftKind::TopK {
+                order_by,
+                limit,
+                offset,
+            } => kinds::top_k(&ctx, &mut query, order_by, limit, offset.as_deref())?,
+        };
+        let mut full = query.clone();
+        reader.substitute(&mut full, &[], &[]);
+        let mut standalone = query.clone();
+        describing.substitute(&mut standalone, &[], &[]);
+        let standalone_sql = standalone.to_string();
+        // A key column must hash and sort (a unique index on its hash and it).
+        if let Identity::Key(key) = &identity {
+            if !key.is_empty() {
+                if let Some(described) = catalog.describe(&standalone_sql) {
+                    let unkeyable = key.iter().find_map(|k| {
+                        described
+                            .iter()
+                            .find(|(name, _)| name == k)
+                            .filter(|(_, type_name)| !catalog.keyable(type_name))
+                            .map(|(name, type_name)| (name.clone(), type_name.clone()))
+                    });
+                    if let Some((name, type_name)) = unkeyable {
+                        if kind == StageKind::Linear {
+                            identity = Identity::Multiset;
+                        } else {
+                            return Err(Unsupported::new(format!(
+                                "a GROUP BY / DISTINCT key {name} of type {type_name}, which has no hash function"
+                            ))
+                            .at(&draft.location));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((input, index_columns)) = pending_index.take() {
+            stages[input].order_index = Some(index_columns);
+        }
+        for s in &reads {
+            stages[*s].feeds = true;
+        }
+        stages.push(StagePlan {
+            index,
+            location: draft.location.clone(),
+            kind,
+            identity,
+            columns,
+            visible,
+            full_sql: full.to_string(),
+            refresh,
+            algebraic: algebraic_plan,
+            tables: own_tables,
+            reads,
+            feeds: false,
+            changed,
+            order_index: None,
+            standalone_sql,
+        });
+    }
+    tables.sort_unstable();
+    tables.dedup();
+    let root = stages.last().expect("a plan has a root");
+    let root_identity = IdentityChoice {
+        identity: root.identity.clone(),
+        reason: identity_reason(root),
+    };
+    Ok(Plan {
+        stages,
+        tables,
+        root_identity,
+    })
+}
+
+/// Why the root has its identity (explain).
+fn identity_reason(root: &StagePlan) -> String {
+    match (&root.identity, root.kind) {
+        (Identity::Key(k), StageKind::Aggregate { .. }) if k.is_empty() => {
+            "one row (an aggregate without GROUP BY)".into()
+        }
+        (Identity::Key(k), StageKind::Aggregate { .. }) => {
+            format!("the GROUP BY key ({})", k.join(", "))
+        }
+        (Identity::Key(_), StageKind::Distinct) => "all columns (DISTINCT / UNION)".into(),
+        (Identity::Key(k), _) => format!("the key of the tables it reads ({})", k.join(", ")),
+        (Identity::Multiset, StageKind::TopK) => "a multiset with __pgs_row_id (a top-k)".into(),
+        (Identity::Multiset, _) => {
+            "a multiset with __pgs_row_id (no key of its sources is in its columns)".into()
+        }
+    }
+}
+
+/// `SELECT * FROM (query)` as text, for restrictions added around a query.
+fn wrap(query: &Query) -> String {
+    format!("SELECT __pgs_q.* FROM ({query}) __pgs_q")
+}
+
+/// UNION ALL of key queries, or an empty one with `width` key columns.
+fn union_or_empty(parts: Vec<String>, width: usize) -> String {
+    if parts.is_empty() {
+        let nulls: Vec<String> = (0..width).map(|i| format!("NULL AS __pgs_k{i}")).collect();
+        format!("SELECT {} WHERE false", nulls.join(", "))
+    } else {
+        parts.join("\nUNION ALL\n")
+    }
+}
+
+/// Restrictions of rows to the keys in `affected` (`__pgs_k<i>`): one for keys without NULLs
+/// (an IN the planner can push down to indexes), one for keys with a NULL (matched NULL-safe,
+/// read only when some affected key has one).
+fn key_restrictions(keys: &[Expr], affected: &str) -> (Expr, Expr) {
+    let listed: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
+    let columns: Vec<String> = (0..keys.len()).map(|i| format!("__pgs_k{i}")).collect();
+    let non_null = generated_expr(&format!(
+        "({}) IN (SELECT {} FROM {affected})",
+        listed.join(", "),
+        columns.join(", ")
+    ));
+    let all_set = |prefix: &str, exprs: &[String]| {
+        exprs
+            .iter()
+            .map(|e| format!("{prefix}{e} IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let matching: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("__pgs_a.__pgs_k{i} IS NOT DISTINCT FROM ({k})"))
+        .collect();
+    let null = generated_expr(&format!(
+        "NOT ({}) AND EXISTS (SELECT 1 FROM {affected} __pgs_a WHERE NOT ({}) AND {})",
+        all_set("", &listed),
+        all_set("__pgs_a.", &columns),
+        matching.join(" AND ")
+    ));
+    (non_null, null)
+}
+
+/// Whether two column references name the same column of `scope`.
+fn same_column(a: &Expr, b: &Expr, scope_items: &[scope::ScopeItem]) -> bool {
+    let column = |e: &Expr| match e {
+        Expr::Identifier(i) => Some(folded(i)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(folded),
+        _ => None,
+    };
+    match (
+        scope::resolve(a, scope_items),
+        scope::resolve(b, scope_items),
+    ) {
+        (Some(x), Some(y)) => x == y && column(a).is_some() && column(a) == column(b),
+        _ => false,
+    }
+}
+
+/// The result types of a grouped stage's aggregate calls, as the database describes them.
+fn call_types(
+    select: &Select,
+    calls: &[Expr],
+    reader: &Reader,
+    catalog: &dyn Catalog,
+) -> Vec<Option<String>> {
+    if calls.is_empty() {
+        return vec![];
+    }
+    let mut probe = select.clone();
+    probe.projection = calls
+        .iter()
+        .enumerate()
+        .map(|(j, c)| item(c.clone(), &format!("__pgs_a{j}")))
+        .collect();
+    probe.having = None;
+    reader.substitute(&mut probe, &[], &[]);
+    match catalog.describe(&query_of(probe).to_string()) {
+        Some(described) if described.len() == calls.len() => {
+            described.into_iter().map(|(_, t)| Some(t)).collect()
+        }
+        _ => vec![None; calls.len()],
+    }
+}
+
+/// Helper for tests and explain: the SELECT of a block as SQL.
+#[allow(dead_code)]
+pub fn block_sql(block: &Block) -> String {
+    query_of(block.select.clone()).to_string()
+}
+
+/// The names of a plan's objects for stream table `id`.
+pub fn names(id: i64) -> Names {
+    Names { id }
+}

@@ -1,0 +1,299 @@
+//! How a stage's occurrences are read (now, or their change rows) and the inclusion–exclusion
+//! terms of a block: the signed change of its rows, and the rows a change touched (delta
+//! planning).
+
+use super::ast::{
+    derived, generated_expr, generated_select, named_factor, not, query_of, replace_occurrences,
+    restrict, select_from, table_alias, wildcard,
+};
+use super::blocks::Block;
+use super::filters::{self, Combined};
+use super::ir::{change_view, null_marker_index, Input, Names, Role, CHANGE_WINDOW};
+use super::Unsupported;
+use crate::sql_text::quote_ident;
+use sqlparser::ast::{Select, TableAlias, TableFactor, VisitMut, VisitorMut};
+use std::ops::ControlFlow;
+
+/// More terms than this in one block (3^n - 1 for n changed occurrences) are not rendered: the
+/// refresh recomputes instead.
+pub const MAX_TERMS: usize = 6560;
+
+/// How the occurrences of one stage are read.
+pub struct Reader<'a> {
+    pub inputs: &'a [Input],
+    pub names: Names,
+    /// The visible columns of each stage of the plan.
+    pub stage_columns: &'a dyn Fn(usize) -> Vec<String>,
+    /// Whether occurrence `i` may have changed since the last refresh.
+    pub changed: &'a dyn Fn(usize) -> bool,
+    /// Lower stages read as their own queries (for asking the database what a query returns
+    /// before their tables exist), instead of their tables.
+    pub standalone: Option<&'a dyn Fn(usize) -> String>,
+}
+
+impl Reader<'_> {
+    /// Occurrence `index` read as `role` under `alias`.
+    pub fn occurrence(&self, index: usize, role: Role, alias: Option<TableAlias>) -> TableFactor {
+        match (&self.inputs[index], role) {
+            (Input::Table(table), Role::Current) => named_factor(&table.name, alias),
+            (Input::Table(table), role) => {
+                let sign = match role {
+                    Role::Inserted => "__pgs_b.__pgs_w = 1 AND ",
+                    Role::Deleted => "__pgs_b.__pgs_w = -1 AND ",
+                    _ => "",
+                };
+                let columns: Vec<String> = if table.columns.is_empty() {
+                    vec!["1".into()]
+                } else {
+                    table
+                        .columns
+                        .iter()
+                        .map(|c| match table.absent.iter().find(|(name, _)| name == c) {
+                            Some((_, type_name)) => {
+                                format!("NULL::{type_name} AS {}", quote_ident(c))
+                            }
+                            None => format!("__pgs_b.{}", quote_ident(c)),
+                        })
+                        .collect()
+                };
+                let select = generated_select(&format!(
+                    "SELECT {} FROM {} __pgs_b WHERE {sign}{CHANGE_WINDOW}",
+                    columns.join(", "),
+                    change_view(table.relid)
+                ));
+                derived(query_of(select), alias)
+            }
+            (Input::Stage(stage), role) => {
+                let columns: Vec<String> = (self.stage_columns)(*stage)
+                    .iter()
+                    .map(|c| format!("__pgs_s.{}", quote_ident(c)))
+                    .collect();
+                let listed = if columns.is_empty() {
+                    "1".to_string()
+                } else {
+                    columns.join(", ")
+                };
+                if let (Role::Current, Some(standalone)) = (role, self.standalone) {
+                    let select = generated_select(&format!(
+                        "SELECT {listed} FROM ({}) __pgs_s",
+                        standalone(*stage)
+                    ));
+                    return derived(query_of(select), alias);
+                }
+                let (relation, sign) = match role {
+                    Role::Current => (self.names.aux_table(*stage), ""),
+                    Role::Inserted => (self.names.change_set(*stage), " WHERE __pgs_s.__pgs_w = 1"),
+                    Role::Deleted => (self.names.change_set(*stage), " WHERE __pgs_s.__pgs_w = -1"),
+                    Role::Changed => (self.names.change_set(*stage), ""),
+                };
+                let select =
+                    generated_select(&format!("SELECT {listed} FROM {relation} __pgs_s{sign}"));
+                derived(query_of(select), alias)
+            }
+        }
+    }
+
+    /// `node` with every occurrence read as `roles` says (absent: now) and every NULL-padded
+    /// relation of `padded` as an empty relation with its columns.
+    pub fn substitute<N: VisitMut>(
+        &self,
+        node: &mut N,
+        roles: &[(usize, Role)],
+        padded: &[TableFactor],
+    ) {
+        replace_occurrences(node, &mut |index, alias| {
+            let role = roles
+                .iter()
+                .find(|(i, _)| *i == index)
+                .map(|(_, r)| *r)
+                .unwrap_or(Role::Current);
+            self.occurrence(index, role, alias)
+        });
+        self.substitute_padded(node, padded);
+    }
+
+    fn substitute_padded<N: VisitMut>(&self, node: &mut N, padded: &[TableFactor]) {
+        struct Pad<'a, 'b> {
+            reader: &'a Reader<'b>,
+            padded: &'a [TableFactor],
+        }
+        impl VisitorMut for Pad<'_, '_> {
+            type Break = ();
+            fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+                if let TableFactor::Table { name, alias, .. } = factor {
+                    if let Some(index) = null_marker_index(&name.to_string()) {
+                        let mut relation = self.padded[index].clone();
+                        strip_alias(&mut relation, "__pgs_none");
+                        self.reader.substitute(&mut relation, &[], &[]);
+                        let mut empty =
+                            select_from(vec![wildcard()], relation, Some(generated_expr("false")));
+                        empty.distinct = None;
+                        *factor = derived(query_of(empty), alias.clone());
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = node.visit(&mut Pad {
+            reader: self,
+            padded,
+        });
+    }
+
+    /// A filter relation read as `role` (its occurrence substituted; its alias kept).
+    pub fn relation_as(&self, relation: &TableFactor, role: Role) -> TableFactor {
+        let mut relation = relation.clone();
+        let index = super::ast::occurrences_in(&relation);
+        let roles: Vec<(usize, Role)> = index.into_iter().map(|i| (i, role)).collect();
+        self.substitute(&mut relation, &roles, &[]);
+        relation
+    }
+
+    /// The block's filters combined, when it has any.
+    fn combined(&self, block: &Block) -> Option<Combined> {
+        (!block.filters.is_empty()).then(|| {
+            filters::combine(&block.filters, self.changed, &|r, role| {
+                self.relation_as(r, role)
+            })
+        })
+    }
+
+    /// The occurrences in the block's FROM that may have changed.
+    fn changeable(&self, block: &Block) -> Vec<usize> {
+        let mut found = super::ast::occurrences_in(&block.select.from);
+        found.dedup();
+        found.into_iter().filter(|i| (self.changed)(*i)).collect()
+    }
+
+    /// Every term of the signed change of `block`'s rows: (coefficient, SELECT). For changed
+    /// occurrences o1..on, the change is the sum over non-empty subsets U, and over inserted /
+    /// deleted for each member, of (-1)^(|U|+1) · Π signs · the block with those occurrences
+    /// read from change rows, with the block's filters as they were before; plus, when a
+    /// filter's relation changed, the block's rows whose filter value flipped (+1 passes now,
+    /// -1 passed before).
+    pub fn signed_terms(&self, block: &Block) -> Result<Vec<(i32, Select)>, Unsupported> {
+        let occ = self.changeable(block);
+        let count = 3usize.saturating_pow(occ.len() as u32).saturating_sub(1);
+        if count > MAX_TERMS {
+            return Err(Unsupported::new(format!(
+                "a SELECT joining {} changing relations ({count} delta terms)",
+                occ.len()
+            )));
+        }
+        let combined = self.combined(block);
+        let mut terms = Vec::new();
+        for subset in 1u32..(1 << occ.len()) {
+            let members: Vec<usize> = (0..occ.len())
+                .filter(|b| subset & (1 << b) != 0)
+                .map(|b| occ[b])
+                .collect();
+            let base = if members.len() % 2 == 1 { 1 } else { -1 };
+            for signs in 0u32..(1 << members.len()) {
+                let mut coefficient = base;
+                let roles: Vec<(usize, Role)> = members
+                    .iter()
+                    .enumerate()
+                    .map(|(k, index)| {
+                        if signs & (1 << k) != 0 {
+                            coefficient = -coefficient;
+                            (*index, Role::Deleted)
+                        } else {
+                            (*index, Role::Inserted)
+                        }
+                    })
+                    .collect();
+                let mut select = block.select.clone();
+                if let Some(c) = &combined {
+                    restrict(&mut select, c.before.clone());
+                }
+                self.substitute(&mut select, &roles, &block.padded);
+                terms.push((coefficient, select));
+            }
+        }
+        if let Some(Combined {
+            now,
+            before,
+            touched: Some(touched),
+        }) = &combined
+        {
+            for (coefficient, condition) in [
+                (
+                    1,
+                    super::ast::and(
+                        super::ast::and(touched.clone(), now.clone()),
+                        not(before.clone()),
+                    ),
+                ),
+                (
+                    -1,
+                    super::ast::and(
+                        super::ast::and(touched.clone(), not(now.clone())),
+                        before.clone(),
+                    ),
+                ),
+            ] {
+                let mut select = block.select.clone();
+                restrict(&mut select, condition);
+                self.substitute(&mut select, &[], &block.padded);
+                terms.push((coefficient, select));
+            }
+        }
+        Ok(terms)
+    }
+
+    /// SELECTs whose rows include every row of `block`'s old or new result that a change
+    /// touched: each non-empty subset of changed occurrences read from all their change rows
+    /// (filters as before or now), and the rows whose filter value flipped.
+    pub fn touching_terms(&self, block: &Block) -> Result<Vec<Select>, Unsupported> {
+        let occ = self.changeable(block);
+        if occ.len() > 12 {
+            return Err(Unsupported::new(format!(
+                "a SELECT joining {} changing relations",
+                occ.len()
+            )));
+        }
+        let combined = self.combined(block);
+        let mut terms = Vec::new();
+        for subset in 1u32..(1 << occ.len()) {
+            let roles: Vec<(usize, Role)> = (0..occ.len())
+                .filter(|b| subset & (1 << b) != 0)
+                .map(|b| (occ[b], Role::Changed))
+                .collect();
+            let mut select = block.select.clone();
+            if let Some(c) = &combined {
+                restrict(&mut select, super::ast::or(c.before.clone(), c.now.clone()));
+            }
+            self.substitute(&mut select, &roles, &block.padded);
+            terms.push(select);
+        }
+        if let Some(Combined {
+            now,
+            before,
+            touched: Some(touched),
+        }) = &combined
+        {
+            let mut select = block.select.clone();
+            let differs = super::ast::expr_with(
+                "__pgs_hole_0__ IS DISTINCT FROM __pgs_hole_1__",
+                &[now, before],
+            );
+            restrict(&mut select, super::ast::and(touched.clone(), differs));
+            self.substitute(&mut select, &[], &block.padded);
+            terms.push(select);
+        }
+        Ok(terms)
+    }
+}
+
+/// Gives a FROM item the alias `alias` (keeping a column list it had).
+fn strip_alias(factor: &mut TableFactor, alias: &str) {
+    match factor {
+        TableFactor::Table { alias: a, .. } | TableFactor::Derived { alias: a, .. } => {
+            let columns = a.as_ref().map(|a| a.columns.clone()).unwrap_or_default();
+            let mut new = table_alias(alias);
+            new.columns = columns;
+            *a = Some(new);
+        }
+        _ => {}
+    }
+}

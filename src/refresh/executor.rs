@@ -1,0 +1,498 @@
+//! Carrying out a plan: every stage, lowest first, recomputed (FULL) or moved by the changes of
+//! what it reads (DIFFERENTIAL) — its auxiliary table, or the stream table for the root — with
+//! every statement in the refresh's one snapshot.
+
+use super::snapshot::{Params, RefreshSnapshot};
+use super::work_tables;
+use crate::catalog::{self, StreamTable};
+use crate::delta::statements as sql;
+use crate::delta::{Identity, Names, Plan, StageKind, StagePlan, StageRefresh};
+use crate::settings::{self, Restriction};
+use pgrx::prelude::*;
+
+/// Rows one refresh changed in the stream table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppliedChanges {
+    pub inserted: i64,
+    pub updated: i64,
+    pub deleted: i64,
+}
+
+/// What the executor works with.
+pub struct Execution<'a> {
+    pub table: &'a StreamTable,
+    pub owner: pg_sys::Oid,
+    pub plan: &'a Plan,
+    pub names: Names,
+    pub snapshot: &'a RefreshSnapshot,
+    pub params: Params,
+    /// The stream table's identity as it stands (a legacy table may differ from the plan's).
+    pub root_identity: Identity,
+}
+
+fn ddl(statement: &str) {
+    Spi::run(statement).unwrap_or_else(|e| panic!("pg_stream_dbt: {statement} failed: {e}"));
+}
+
+impl Execution<'_> {
+    /// `sql` evaluating the user's query: as the owner, a security-restricted operation.
+    fn restricted(&self, statement: &str) -> (u64, Vec<Option<i64>>) {
+        settings::as_user(self.owner, Restriction::RestrictedOperation, || {
+            self.snapshot.run(statement, &self.params)
+        })
+    }
+
+    /// `sql` on the engine's and the owner's own tables, as the owner.
+    fn plain(&self, statement: &str) -> (u64, Vec<Option<i64>>) {
+        self.snapshot.run(statement, &self.params)
+    }
+
+    fn relation_of(&self, stage: &StagePlan) -> String {
+        if stage.index + 1 == self.plan.stages.len() {
+            self.table.qualified()
+        } else {
+            self.names.aux_table(stage.index)
+        }
+    }
+
+    fn is_root(&self, stage: &StagePlan) -> bool {
+        stage.index + 1 == self.plan.stages.len()
+    }
+
+    fn identity_of(&self, stage: &StagePlan) -> Identity {
+        if self.is_root(stage) {
+            self.root_identity.clone()
+        } else {
+            stage.identity.clone()
+        }
+    }
+
+    fn work(&self, kind: &str, stage: &StagePlan, definition: &str) -> String {
+        work_tables::ensure(&format!("{kind}{}", stage.index), self.table, definition)
+    }
+
+    /// Recomputes every stage; returns what changed in the stream table.
+    pub fn full(&self) -> AppliedChanges {
+        let mut applied = AppliedChanges::default();
+        for stage in &self.plan.stages {
+            if self.is_root(stage) {
+                applied = self.full_root(stage);
+            } else {
+                self.rebuild_aux(stage);
+            }
+            if let Some(plan) = &stage.algebraic {
+                self.rebuild_state(stage, plan);
+            }
+        }
+        applied
+    }
+
+    /// An inner stage's table, built anew: created by the extension's owner in its private
+    /// schema, owned by the stream table's owner, filled in the refresh's snapshot.
+    fn rebuild_aux(&self, stage: &StagePlan) {
+        let aux = self.names.aux_table(stage.index);
+        let owner_name = owner_name(self.owner);
+        let mut columns = described(&stage.full_sql);
+        if stage.identity == Identity::Multiset {
+            columns.push("\"__pgs_row_id\" pg_catalog.int8 NOT NULL".into());
+        }
+        create_private(&aux, &columns, &owner_name);
+        match &stage.identity {
+            Identity::Key(_) => {
+                self.restricted(&sql::capture_fresh(&aux, &stage.full_sql, &stage.columns));
+            }
+            Identity::Multiset => {
+                self.restricted(&sql::fill_multiset(&aux, &stage.full_sql, &stage.columns));
+            }
+        }
+        catalog::as_catalog_owner(|| {
+            crate::capture::setup::as_engine_ddl(|| {
+                match &stage.identity {
+                    Identity::Key(key) if !key.is_empty() => ddl(&sql::key_index(&aux, None, key)),
+                    Identity::Key(_) => {}
+                    Identity::Multiset => {
+                        ddl(&format!("CREATE UNIQUE INDEX ON {aux} (\"__pgs_row_id\")"))
+                    }
+                }
+                if let Some(index) = stage
+                    .order_index
+                    .as_deref()
+                    .and_then(|o| sql::order_index(&aux, o))
+                {
+                    ddl(&index);
+                }
+                ddl(&format!("ANALYZE {aux}"));
+            })
+        });
+    }
+
+    /// An algebraic stage's state, built anew from its input now.
+    fn rebuild_state(&self, stage: &StagePlan, plan: &crate::delta::algebraic::AlgebraicPlan) {
+        let state = self.names.state_table(stage.index);
+        let owner_name = owner_name(self.owner);
+        create_private(&state, &described(&plan.state_sql), &owner_name);
+        self.restricted(&format!("INSERT INTO {state} {}", plan.state_sql));
+        catalog::as_catalog_owner(|| {
+            crate::capture::setup::as_engine_ddl(|| {
+                if plan.keys > 0 {
+                    ddl(&sql::state_index(&state, plan));
+                }
+                ddl(&format!("ANALYZE {state}"));
+            })
+        });
+    }
+
+    /// The stream table recomputed, only the difference applied (readers never see it empty).
+    fn full_root(&self, stage: &StagePlan) -> AppliedChanges {
+        let target = self.table.qualified();
+        let columns = &stage.columns;
+        match &self.root_identity {
+            Identity::Key(key) => {
+                let work = self.work("full", stage, &sql::shaped_like("", &target, columns));
+                self.restricted(&sql::capture_fresh(&work, &stage.full_sql, columns));
+                work_tables::analyze(&[&work], 1);
+                let counts = self
+                    .plain(&sql::full_keyed_counts(&target, &work, columns, key))
+                    .1;
+                let [delete, merge] = sql::full_keyed(&target, &work, columns, key);
+                let deleted = self.plain(&delete).0 as i64;
+                self.plain(&merge);
+                work_tables::empty(&[&work], LARGE);
+                AppliedChanges {
+                    inserted: counts.first().copied().flatten().unwrap_or(0),
+                    updated: counts.get(1).copied().flatten().unwrap_or(0),
+                    deleted,
+                }
+            }
+            Identity::Multiset => {
+                let work = work_tables::transaction_table("work", self.table);
+                work_tables::run(&format!(
+                    "CREATE TEMPORARY TABLE {work} ON COMMIT DROP AS SELECT * FROM {target} WITH NO DATA"
+                ));
+                self.restricted(&sql::fill_multiset(&work, &stage.full_sql, columns));
+                work_tables::run(&format!("ANALYZE {work}"));
+                let [delete, insert] = sql::full_multiset(&target, &work, columns);
+                let deleted = self.plain(&delete).0 as i64;
+                let inserted = self.plain(&insert).0 as i64;
+                work_tables::run(&format!("DROP TABLE {work}"));
+                AppliedChanges {
+                    inserted,
+                    updated: 0,
+                    deleted,
+                }
+            }
+        }
+    }
+
+    /// Applies every stage's changes, lowest first; returns what changed in the stream table.
+    pub fn differential(&self) -> AppliedChanges {
+        let mut applied = AppliedChanges::default();
+        let mut change_sets: Vec<String> = Vec::new();
+        for stage in &self.plan.stages {
+            if matches!(stage.refresh, StageRefresh::Unchanged) {
+                continue;
+            }
+            let target = self.relation_of(stage);
+            let change_set = stage.feeds.then(|| {
+                let name = self.names.change_set(stage.index);
+                work_tables::ensure_named(&name, &sql::change_set_work(&target, &stage.columns));
+                change_sets.push(name.clone());
+                name
+            });
+            let result = match &stage.refresh {
+                StageRefresh::Unchanged => unreachable!("skipped above"),
+                StageRefresh::Signed { delta_sql } => {
+                    self.apply_signed(stage, &target, delta_sql, change_set.as_deref())
+                }
+                StageRefresh::Keys {
+                    affected_sql,
+                    fresh_sql,
+                } => {
+                    let (affected, fresh) = self.keyed_work(stage, &target);
+                    let Identity::Key(key) = self.identity_of(stage) else {
+                        unreachable!("keyed refreshes are planned for keyed relations")
+                    };
+                    self.restricted(&sql::capture_keys(&affected, affected_sql, key.len()));
+                    work_tables::analyze(&[&affected], 1);
+                    self.restricted(&sql::capture_fresh(&fresh, fresh_sql, &stage.columns));
+                    self.apply_keyed(
+                        stage,
+                        &target,
+                        &affected,
+                        &fresh,
+                        &key,
+                        change_set.as_deref(),
+                    )
+                }
+                StageRefresh::Algebraic(plan) => {
+                    self.apply_algebraic(stage, &target, plan, change_set.as_deref())
+                }
+                StageRefresh::Recompute => self.recompute(stage, &target, change_set.as_deref()),
+            };
+            if self.is_root(stage) {
+                applied = result;
+            }
+        }
+        for name in change_sets {
+            work_tables::run(&format!("DELETE FROM {name}"));
+        }
+        applied
+    }
+
+    fn keyed_work(&self, stage: &StagePlan, target: &str) -> (String, String) {
+        let Identity::Key(key) = self.identity_of(stage) else {
+            unreachable!("keyed work for a keyed relation")
+        };
+        let affected = work_tables::ensure_named(
+            &self.names.affected(stage.index),
+            &sql::keys_work(target, &key),
+        );
+        let fresh = self.work(
+            "fresh",
+            stage,
+            &sql::shaped_like("", target, &stage.columns),
+        );
+        (affected, fresh)
+    }
+
+    /// Applies the recomputed rows of the affected keys (and writes the change set first).
+    fn apply_keyed(
+        &self,
+        stage: &StagePlan,
+        target: &str,
+        affected: &str,
+        fresh: &str,
+        key: &[String],
+        change_set: Option<&str>,
+    ) -> AppliedChanges {
+        work_tables::analyze(&[fresh], 1);
+        let counts = self
+            .plain(&sql::keyed_counts(
+                target,
+                affected,
+                fresh,
+                &stage.columns,
+                key,
+            ))
+            .1;
+        if let Some(change_set) = change_set {
+            self.plain(&sql::keyed_change_set(
+                change_set,
+                target,
+                affected,
+                fresh,
+                &stage.columns,
+                key,
+            ));
+        }
+        let [delete, merge] = sql::apply_keyed(target, affected, fresh, &stage.columns, key);
+        by_index(|| {
+            self.plain(&delete);
+            self.plain(&merge);
+        });
+        work_tables::empty(&[affected, fresh], 1);
+        AppliedChanges {
+            inserted: counts.first().copied().flatten().unwrap_or(0),
+            updated: counts.get(1).copied().flatten().unwrap_or(0),
+            deleted: counts.get(2).copied().flatten().unwrap_or(0),
+        }
+    }
+
+    /// Signed changed rows: netted by key for a keyed relation, by row copies for a multiset.
+    fn apply_signed(
+        &self,
+        stage: &StagePlan,
+        target: &str,
+        delta_sql: &str,
+        change_set: Option<&str>,
+    ) -> AppliedChanges {
+        let work = self.work("delta", stage, &sql::signed_work(target, &stage.columns));
+        let captured = self
+            .restricted(&sql::capture_signed(&work, delta_sql, &stage.columns))
+            .0 as i64;
+        work_tables::analyze(&[&work], captured);
+        let applied = match self.identity_of(stage) {
+            Identity::Key(key) => {
+                let (affected, fresh) = self.keyed_work(stage, target);
+                for statement in
+                    sql::signed_to_keyed(&work, &affected, &fresh, &stage.columns, &key)
+                {
+                    self.plain(&statement);
+                }
+                work_tables::analyze(&[&affected], 1);
+                self.apply_keyed(stage, target, &affected, &fresh, &key, change_set)
+            }
+            Identity::Multiset => {
+                if let Some(change_set) = change_set {
+                    self.plain(&sql::multiset_change_set(change_set, &work, &stage.columns));
+                }
+                let counts = self.plain(&sql::multiset_counts(&work)).1;
+                let (inserted, deleted) = (
+                    counts.first().copied().flatten().unwrap_or(0),
+                    counts.get(1).copied().flatten().unwrap_or(0),
+                );
+                let ops = self.work(
+                    "ops",
+                    stage,
+                    &sql::multiset_ops_work(target, &stage.columns),
+                );
+                by_index(|| {
+                    self.plain(&sql::multiset_operations(
+                        &work,
+                        &ops,
+                        target,
+                        &stage.columns,
+                    ));
+                    work_tables::analyze(&[&ops], inserted + deleted);
+                    self.plain(&sql::apply_multiset(&ops, target, &stage.columns));
+                });
+                work_tables::empty(&[&ops], inserted + deleted);
+                AppliedChanges {
+                    inserted,
+                    updated: 0,
+                    deleted,
+                }
+            }
+        };
+        work_tables::empty(&[&work], captured);
+        applied
+    }
+
+    /// Moves an algebraic stage's state by its input's change and applies the touched groups.
+    fn apply_algebraic(
+        &self,
+        stage: &StagePlan,
+        target: &str,
+        plan: &crate::delta::algebraic::AlgebraicPlan,
+        change_set: Option<&str>,
+    ) -> AppliedChanges {
+        let state = self.names.state_table(stage.index);
+        let groups = self.work("groups", stage, &sql::groups_work(plan, &state));
+        let touched = self.restricted(&sql::capture_groups(&groups, plan)).0 as i64;
+        work_tables::analyze(&[&groups], touched);
+        let rescan = work_tables::ensure_named(
+            &self.names.rescan(stage.index),
+            &sql::keys_work(&state, &crate::delta::algebraic::key_columns(plan)),
+        );
+        let state_work = self.work(
+            "statework",
+            stage,
+            &format!("AS SELECT * FROM {state} WITH NO DATA"),
+        );
+        if let Some([find, recompute]) =
+            sql::capture_rescan(&groups, &rescan, &state_work, &state, plan)
+        {
+            let found = self.plain(&find).0;
+            if found > 0 {
+                self.restricted(&recompute);
+            }
+        }
+        by_index(|| {
+            for statement in sql::update_state(plan, &state, &groups, &rescan, &state_work) {
+                self.plain(&statement);
+            }
+        });
+        let (affected, fresh) = self.keyed_work(stage, target);
+        let Identity::Key(key) = self.identity_of(stage) else {
+            unreachable!("algebraic stages are keyed")
+        };
+        for statement in
+            sql::algebraic_outputs(plan, &state, &groups, &affected, &fresh, &stage.columns)
+        {
+            self.plain(&statement);
+        }
+        let applied = self.apply_keyed(stage, target, &affected, &fresh, &key, change_set);
+        work_tables::empty(&[&groups, &rescan, &state_work], touched);
+        applied
+    }
+
+    /// A top-k: recomputed from its input, the difference applied.
+    fn recompute(
+        &self,
+        stage: &StagePlan,
+        target: &str,
+        change_set: Option<&str>,
+    ) -> AppliedChanges {
+        let columns = &stage.columns;
+        let work = self.work("recompute", stage, &sql::signed_work(target, columns));
+        // The new rows +1, the old ones -1: a signed delta netted like any other.
+        let listed: Vec<String> = columns
+            .iter()
+            .map(|c| format!("__pgs_q.{}", crate::sql_text::quote_ident(c)))
+            .collect();
+        let listed = listed.join(", ");
+        let quoted: Vec<String> = columns
+            .iter()
+            .map(|c| crate::sql_text::quote_ident(c))
+            .collect();
+        let quoted = quoted.join(", ");
+        self.restricted(&format!(
+            "INSERT INTO {work} (__pgs_w, __pgs_t, {quoted}) \
+             SELECT 1, __pgs_q::pg_catalog.text, {listed} FROM ({}) __pgs_q ({quoted}) \
+             UNION ALL SELECT -1, __pgs_q::pg_catalog.text, {listed} FROM (SELECT {quoted} FROM {target}) __pgs_q ({quoted})",
+            stage.full_sql
+        ));
+        let delta = format!("SELECT __pgs_w, __pgs_t, {quoted} FROM {work}");
+        let applied = self.apply_signed(stage, target, &delta, change_set);
+        work_tables::empty(&[&work], LARGE);
+        applied
+    }
+}
+
+/// Above this many rows work tables are truncated rather than deleted from.
+const LARGE: i64 = 5_000;
+
+/// Runs `body` with index lookups preferred for joins to the stream table and auxiliary tables
+/// (their statistics lag behind their refreshes, and a planner that thinks them small hashes all
+/// of them to apply a few rows).
+fn by_index<R>(body: impl FnOnce() -> R) -> R {
+    settings::with_settings(
+        &[(c"enable_hashjoin", "off"), (c"enable_mergejoin", "off")],
+        body,
+    )
+}
+
+/// `name type` of every output column of `sql` (analyzed as the current user, never run).
+fn described(sql: &str) -> Vec<String> {
+    super::plan_catalog::describe_columns(sql)
+        .unwrap_or_else(|| panic!("pg_stream_dbt: the columns of a stage could not be read: {sql}"))
+        .into_iter()
+        .map(|(name, type_name)| format!("{} {type_name}", crate::sql_text::quote_ident(&name)))
+        .collect()
+}
+
+/// (Re)creates private table `name` with `columns`, owned by `owner` (created by the extension's
+/// owner in its schema; no query of the user runs with its rights).
+fn create_private(name: &str, columns: &[String], owner: &str) {
+    catalog::as_catalog_owner(|| {
+        crate::capture::setup::as_engine_ddl(|| {
+            crate::capture::setup::drop_if_exists("TABLE", name);
+            ddl(&format!("CREATE TABLE {name} ({})", columns.join(", ")));
+            ddl(&format!("ALTER TABLE {name} OWNER TO {owner}"));
+        })
+    });
+}
+
+/// The quoted name of role `oid`.
+fn owner_name(oid: pg_sys::Oid) -> String {
+    Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid($1))",
+        &[oid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("pg_stream_dbt: role {oid:?} has no name"))
+}
+
+/// Whether a stage's kind is worth saying in explain.
+pub fn describe_kind(stage: &StagePlan) -> &'static str {
+    match stage.kind {
+        StageKind::Linear => "linear: signed changed rows",
+        StageKind::Aggregate { algebraic: true } => {
+            "aggregate: per-group state moved by the changes"
+        }
+        StageKind::Aggregate { algebraic: false } => "aggregate: touched groups recomputed",
+        StageKind::Distinct => "distinct: touched rows recomputed",
+        StageKind::TopK => "top-k: recomputed from its input stage",
+    }
+}
