@@ -154,6 +154,13 @@ impl Catalog for SpiCatalog {
 /// it, without planning or running it (nothing of it executes).
 pub fn describe_columns(query: &str) -> Option<Vec<(String, String)>> {
     let text = std::ffi::CString::new(query).ok()?;
+    // Its own SPI connection: SPI_prepare on a caller's (PL/pgSQL's) would reset that
+    // caller's execution memory when it ends.
+    Spi::connect(|_client| unsafe { described_in_connection(&text) })
+}
+
+/// [`describe_columns`] inside an SPI connection.
+unsafe fn described_in_connection(text: &std::ffi::CStr) -> Option<Vec<(String, String)>> {
     unsafe {
         let plan = pg_sys::SPI_prepare(text.as_ptr(), 0, std::ptr::null_mut());
         if plan.is_null() {

@@ -217,3 +217,24 @@ def test_row_identity_follows_the_sources_keys(db):
     db.sql("SELECT pgstream.refresh_stream_table('it')")
     assert db.value("SELECT last_refresh_kind FROM pgstream.pgs_stream_tables") == "DIFFERENTIAL"
     assert db.multiset_difference("it", query) == 0
+
+
+def test_create_and_refresh_inside_a_plpgsql_function(db):
+    """Inside PL/pgSQL (its own SPI connection active) over a table the same function created:
+    creating, changing and refreshing leave the caller's execution intact."""
+    db.sql("""
+        CREATE FUNCTION build_totals() RETURNS bigint LANGUAGE plpgsql AS $$
+        BEGIN
+          CREATE TABLE fsrc (k int, v int);
+          INSERT INTO fsrc VALUES (1, 1), (1, 2), (2, NULL);
+          PERFORM pgstream.create_stream_table('ftotals',
+            'SELECT k, count(*) AS n, sum(v) AS s, max(v) AS hi FROM fsrc GROUP BY k');
+          INSERT INTO fsrc VALUES (3, 3);
+          UPDATE fsrc SET v = 5 WHERE v = 2;
+          DELETE FROM fsrc WHERE k = 2;
+          PERFORM pgstream.refresh_stream_table('ftotals');
+          RETURN (SELECT count(*) FROM ftotals);
+        END $$""")
+    assert db.value("SELECT build_totals()") == 2
+    assert db.multiset_difference(
+        "ftotals", "SELECT k, count(*) AS n, sum(v) AS s, max(v) AS hi FROM fsrc GROUP BY k") == 0
