@@ -285,7 +285,8 @@ AS $$
                          (SELECT x::text::int8 AS x FROM pg_snapshot_xip(snap) x
                           UNION SELECT me::text::int8) ids)) END,
            me,
-           (SELECT last_value FROM pgstream_changes.row_seq)
+           -- (Before the first nextval, last_value is the start value, not yet handed out.)
+           (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM pgstream_changes.row_seq)
     FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS me) s
 $$;
 

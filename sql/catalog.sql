@@ -68,6 +68,9 @@ CREATE TABLE pgstream.pgs_stream_tables (
     -- How the stream table identifies its rows: the columns of its unique key (a unique index on
     -- their hash and them, NULLs equal), or NULL: a multiset with the __pgs_row_id column.
     row_key                  text[],
+    -- What the query means, as a hash of what it depends on (pgstream._meaning): after DDL a
+    -- refresh recomputes only when this changed.
+    pgs_meaning              text,
     -- The installation that wrote this row (see pgs_installation).
     installation             uuid NOT NULL DEFAULT pgstream._installation(),
     UNIQUE (pgs_schema, pgs_name)
@@ -161,3 +164,58 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION pgstream._adopt_restored_rows() FROM PUBLIC;
+
+-- What a query means, as a hash of everything its result depends on besides rows: the
+-- definitions of the views it reads (a view re-created the same is the same), the identity and
+-- kind of every other relation it reads (a table swapped in under the same name is not the same),
+-- the names, types and collations of the columns it reads, and the signature, volatility and
+-- body of every function it calls that is not built in; other objects (operators, types, ...)
+-- by description. `probe` is a view of the query. Computed with only pg_catalog on the
+-- search_path, so names print the same whoever asks; it reads only world-readable catalogs.
+CREATE FUNCTION pgstream._meaning(probe regclass) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE views(relid) AS (
+        SELECT probe::oid
+      UNION
+        SELECT d.refobjid FROM views
+        JOIN pg_rewrite r ON r.ev_class = views.relid
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                        AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> views.relid
+        JOIN pg_class c ON c.oid = d.refobjid AND c.relkind = 'v'
+    ),
+    deps AS (
+        SELECT DISTINCT d.refclassid, d.refobjid, d.refobjsubid FROM views
+        JOIN pg_rewrite r ON r.ev_class = views.relid
+        JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+        WHERE NOT (d.refclassid = 'pg_class'::regclass AND d.refobjid = views.relid)
+    ),
+    items(item) AS (
+        SELECT format('view %s: %s',
+                      CASE WHEN v.relid = probe THEN '' ELSE format('%I.%I', n.nspname, c.relname) END,
+                      pg_get_viewdef(v.relid))
+        FROM views v JOIN pg_class c ON c.oid = v.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+      UNION ALL
+        SELECT format('relation %s %I.%I %s %s %s %s %s', c.oid, n.nspname, c.relname, c.relkind,
+                      c.relpersistence, c.relrowsecurity, c.relforcerowsecurity, c.relispartition)
+        FROM deps JOIN pg_class c ON c.oid = deps.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE deps.refclassid = 'pg_class'::regclass AND deps.refobjsubid = 0 AND c.relkind <> 'v'
+      UNION ALL
+        SELECT format('column %s %I %s %s', a.attrelid, a.attname,
+                      format_type(a.atttypid, a.atttypmod), a.attcollation)
+        FROM deps JOIN pg_attribute a ON a.attrelid = deps.refobjid AND a.attnum = deps.refobjsubid
+        JOIN pg_class c ON c.oid = a.attrelid
+        WHERE deps.refclassid = 'pg_class'::regclass AND deps.refobjsubid > 0 AND c.relkind <> 'v'
+      UNION ALL
+        SELECT format('function %s %s %s %s %s %s', p.oid::regprocedure, p.provolatile,
+                      md5(COALESCE(p.prosrc, '')), COALESCE(p.probin, ''),
+                      COALESCE(p.proconfig::text, ''), p.prorettype::regtype)
+        FROM deps JOIN pg_proc p ON p.oid = deps.refobjid
+        WHERE deps.refclassid = 'pg_proc'::regclass
+      UNION ALL
+        SELECT format('object %s', pg_describe_object(deps.refclassid, deps.refobjid, deps.refobjsubid))
+        FROM deps WHERE deps.refclassid NOT IN ('pg_class'::regclass, 'pg_proc'::regclass)
+    )
+    SELECT md5(string_agg(item, E'\n' ORDER BY item)) FROM items
+$$;

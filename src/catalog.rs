@@ -31,6 +31,8 @@ pub struct StreamTable {
     pub populated: bool,
     /// The columns of its unique key; None: a multiset with `__pgs_row_id`.
     pub row_key: Option<Vec<String>>,
+    /// What its query meant when last analyzed (pgstream._meaning); None: not known.
+    pub meaning: Option<String>,
 }
 
 impl StreamTable {
@@ -95,7 +97,7 @@ const SELECT_STREAM_TABLE: &str =
     "SELECT pgs_id, pgs_relid, pgs_schema, pgs_name, defining_query, \
      schedule, refresh_mode, status, pgs_query_hash, search_path, depends_only_on_sources, \
      consumed_snapshot::text, consumed_own_xid::text, consumed_own_seq, effective_mode, \
-     installation <> pgstream._installation(), last_refresh_at IS NOT NULL, row_key \
+     installation <> pgstream._installation(), last_refresh_at IS NOT NULL, row_key, pgs_meaning \
      FROM pgstream.pgs_stream_tables";
 
 /// Column `ordinal` of a catalog row; a type mismatch is a bug, not a NULL.
@@ -129,6 +131,7 @@ fn stream_table_from_row(row: &SpiHeapTupleData) -> StreamTable {
         effective_mode: column(row, 15),
         populated: column(row, 17).unwrap_or(false),
         row_key: column(row, 18),
+        meaning: column(row, 19),
     }
 }
 
@@ -200,6 +203,7 @@ pub struct NewStreamTable<'a> {
     pub refresh_mode: &'a str,
     pub status: &'a str,
     pub row_key: Option<&'a [String]>,
+    pub meaning: &'a str,
 }
 
 /// Inserts the catalog row and the source list of a new stream table; returns its id.
@@ -210,8 +214,8 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
                 .update(
                     "INSERT INTO pgstream.pgs_stream_tables \
                      (pgs_relid, pgs_schema, pgs_name, defining_query, pgs_query_hash, schedule, \
-                      refresh_mode, status, search_path, depends_only_on_sources, row_key) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING pgs_id",
+                      refresh_mode, status, search_path, depends_only_on_sources, row_key, pgs_meaning) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING pgs_id",
                     None,
                     &[
                         new.relid.into(),
@@ -225,6 +229,7 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
                         new.search_path.into(),
                         new.depends_only_on_sources.into(),
                         new.row_key.map(|k| k.to_vec()).into(),
+                        new.meaning.into(),
                     ],
                 )?
                 .first()
@@ -486,7 +491,8 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
             "UPDATE pgstream.pgs_stream_tables SET defining_query = $2, pgs_query_hash = $3, \
              schedule = $4, refresh_mode = $5, status = $6, search_path = $7, \
              depends_only_on_sources = $8, consumed_snapshot = NULL, effective_mode = NULL, \
-             row_key = $9, altered_at = pg_catalog.clock_timestamp() WHERE pgs_id = $1",
+             row_key = $9, pgs_meaning = $10, altered_at = pg_catalog.clock_timestamp() \
+             WHERE pgs_id = $1",
             &[
                 id.into(),
                 definition.defining_query.into(),
@@ -497,6 +503,7 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
                 definition.search_path.into(),
                 definition.depends_only_on_sources.into(),
                 definition.row_key.map(|k| k.to_vec()).into(),
+                definition.meaning.into(),
             ],
         );
         run("SELECT pgstream._drop_state_of($1)", &[id.into()]);
@@ -559,16 +566,21 @@ pub fn hold_off_change_cleanup() {
 }
 
 /// Replaces the recorded sources of stream table `id` (after DDL changed what its query reads).
-pub fn update_sources(id: i64, sources: &[Source], depends_only_on_sources: bool) {
+pub fn update_sources(id: i64, analyzed: &crate::query::AnalyzedQuery) {
     as_catalog_owner(|| {
         run(
             "DELETE FROM pgstream.pgs_dependencies WHERE pgs_id = $1",
             &[id.into()],
         );
-        insert_sources(id, sources);
+        insert_sources(id, &analyzed.sources);
         run(
-            "UPDATE pgstream.pgs_stream_tables SET depends_only_on_sources = $2 WHERE pgs_id = $1",
-            &[id.into(), depends_only_on_sources.into()],
+            "UPDATE pgstream.pgs_stream_tables SET depends_only_on_sources = $2, pgs_meaning = $3 \
+             WHERE pgs_id = $1",
+            &[
+                id.into(),
+                analyzed.depends_only_on_sources.into(),
+                analyzed.meaning.as_str().into(),
+            ],
         );
     })
 }

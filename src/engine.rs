@@ -97,6 +97,7 @@ pub fn create_from_probe(
             query_hash: &hash,
             search_path: &search_path,
             depends_only_on_sources: analyzed.depends_only_on_sources,
+            meaning: &analyzed.meaning,
             schedule: definition.schedule,
             refresh_mode: definition.refresh_mode.as_str(),
             status: definition.status.unwrap_or(Status::Active).as_str(),

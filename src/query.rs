@@ -23,6 +23,8 @@ pub struct AnalyzedQuery {
     /// value like now() or CURRENT_DATE whose result can differ between calls, in the query or
     /// in the views it reads.
     pub depends_only_on_sources: bool,
+    /// What it means: a hash of what its result depends on besides rows (pgstream._meaning).
+    pub meaning: String,
 }
 
 /// Parses and analyzes `query` by creating the probe view from it; the caller drops the view
@@ -60,10 +62,18 @@ pub fn analyze(stream_table: &str, query: &str) -> AnalyzedQuery {
         && std::iter::once(probe)
             .chain(sources.iter().filter(|s| s.kind == "view").map(|s| s.relid))
             .all(|view| !view_has_mutable_functions(view));
+    let meaning = Spi::get_one_with_args::<String>(
+        "SELECT pgstream._meaning($1::pg_catalog.regclass)",
+        &[PROBE_VIEW.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
     AnalyzedQuery {
         statement,
         sources,
         depends_only_on_sources,
+        meaning,
     }
 }
 

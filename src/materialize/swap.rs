@@ -99,6 +99,7 @@ fn redefine_in_place(
             query_hash: &hash,
             search_path: &search_path,
             depends_only_on_sources: analyzed.depends_only_on_sources,
+            meaning: &analyzed.meaning,
             schedule: definition.schedule,
             refresh_mode: definition.refresh_mode.as_str(),
             status: definition

@@ -56,17 +56,23 @@ pub enum Skipping {
 }
 
 /// After DDL, what the stored query reads may have changed (a view redefined, a table
-/// renamed in): analyze it again and record its sources and capture triggers anew.
-fn rederive_sources(table: &StreamTable) {
+/// renamed in): analyze it again and record its sources, capture triggers and meaning anew.
+/// Returns whether what it means changed (DDL elsewhere, or a view re-created the same, does
+/// not change it).
+fn rederive_sources(table: &StreamTable) -> bool {
     let analyzed = crate::query::analyze(&table.display_name(), &table.defining_query);
     crate::query::drop_probe();
     let previous_sources = catalog::source_oids(table.id);
-    catalog::update_sources(
-        table.id,
-        &analyzed.sources,
-        analyzed.depends_only_on_sources,
-    );
+    catalog::update_sources(table.id, &analyzed);
     catalog::sync_capture_of(table.id, &previous_sources);
+    let changed = table.meaning.as_deref() != Some(analyzed.meaning.as_str());
+    if changed {
+        pgrx::log!(
+            "pg_stream_dbt: what the query of {} depends on changed; it is recomputed",
+            table.display_name()
+        );
+    }
+    changed
 }
 
 /// The settings a defining query is planned and run with: the search_path it was created with
@@ -154,23 +160,12 @@ fn refresh_as_owner(
     owner: pg_sys::Oid,
     mode: RefreshMode,
     ddl_pending: bool,
+    may_skip: bool,
 ) -> Outcome {
     let mut table = table.clone();
-    if ddl_pending {
-        rederive_sources(&table);
-        table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
-    }
-    let decision = match (mode, table.effective_mode.as_deref()) {
-        (RefreshMode::Full, Some("FULL")) => Decision::Full { reason: None },
-        (RefreshMode::Auto, Some("FULL")) if !ddl_pending => Decision::Full { reason: None },
-        (_, Some("DIFFERENTIAL")) if !ddl_pending => Decision::Differential,
-        (_, known) => {
-            let decision = mode::decide_and_record(&table, mode, known.is_none());
-            table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
-            decision
-        }
-    };
     let names = Names { id: table.id };
+    // Taken first: DDL committed before it is in the catalogs read below, DDL after it is the
+    // next refresh's.
     let snapshot = RefreshSnapshot::take();
     let params = Params {
         snapshot: table.consumed.as_ref().map(|p| p.snapshot.clone()),
@@ -179,7 +174,29 @@ fn refresh_as_owner(
     };
     snapshot::connected(|| {
         let covered = covered_position(&snapshot);
-        let actual = mode::identity_of(&table);
+        let state = catalog::change_state_in(&snapshot, &params, table.id, owner);
+        let meaning_changed = if ddl_pending || state.ddl_pending {
+            let changed = rederive_sources(&table);
+            table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
+            changed
+        } else {
+            false
+        };
+        let decision = match (mode, table.effective_mode.as_deref()) {
+            (RefreshMode::Full, Some("FULL")) => Decision::Full { reason: None },
+            (RefreshMode::Auto, Some("FULL")) if !meaning_changed => {
+                Decision::Full { reason: None }
+            }
+            (_, Some("DIFFERENTIAL")) if !meaning_changed => Decision::Differential,
+            (_, known) => {
+                let decision = mode::decide_and_record(&table, mode, known.is_none());
+                table =
+                    catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
+                decision
+            }
+        };
+        let table = &table;
+        let actual = mode::identity_of(table);
         fn execution<'a>(
             table: &'a StreamTable,
             owner: pg_sys::Oid,
@@ -202,12 +219,12 @@ fn refresh_as_owner(
         // FULL into the table with identity `identity`, moved to it first if it has another.
         let full = |plan: &Plan, identity: &Identity| {
             let deleted = if *identity != actual {
-                identity_change::reidentify(&table, &actual, identity)
+                identity_change::reidentify(table, &actual, identity)
             } else {
                 0
             };
             let mut applied =
-                execution(&table, owner, plan, names, &snapshot, &params, identity).full();
+                execution(table, owner, plan, names, &snapshot, &params, identity).full();
             applied.deleted += deleted;
             Outcome {
                 kind: "FULL",
@@ -216,28 +233,36 @@ fn refresh_as_owner(
             }
         };
         if let Decision::Full { .. } = decision {
+            // Only DDL that left the query's meaning as it was: nothing to recompute.
+            let only_ddl = table.consumed.is_some()
+                && table.depends_only_on_sources
+                && state.changed.is_empty()
+                && !state.truncated
+                && state.capture_complete;
+            if may_skip && only_ddl && !meaning_changed {
+                return Outcome {
+                    kind: "SKIPPED",
+                    applied: AppliedChanges::default(),
+                    covered: covered.clone(),
+                };
+            }
             // The identity follows its sources' keys: looked at again after DDL on them.
-            let identity = if ddl_pending {
+            let identity = if meaning_changed {
                 crate::engine::identity_of(&table.defining_query)
             } else {
                 actual.clone()
             };
-            let plan = Plan::single(
-                &table.defining_query,
-                data_columns(&table),
-                identity.clone(),
-            );
+            let plan = Plan::single(&table.defining_query, data_columns(table), identity.clone());
             return full(&plan, &identity);
         }
-        let state = catalog::change_state_in(&snapshot, &params, table.id, owner);
         let trusted = table.consumed.is_some()
-            && !state.ddl_pending
+            && !meaning_changed
             && !state.truncated
             && state.capture_complete
             && state.row_capture_complete;
         let changed: HashSet<u32> = state.changed.iter().copied().collect();
         let planned = if trusted {
-            mode::plan(&table, Some(&changed), true)
+            mode::plan(table, Some(&changed), true)
         } else {
             Err(crate::delta::Unsupported::new("changes not trusted"))
         };
@@ -248,7 +273,7 @@ fn refresh_as_owner(
                 let applied = if changed.is_empty() {
                     AppliedChanges::default()
                 } else {
-                    execution(&table, owner, &plan, names, &snapshot, &params, &actual)
+                    execution(table, owner, &plan, names, &snapshot, &params, &actual)
                         .differential()
                 };
                 Outcome {
@@ -260,7 +285,7 @@ fn refresh_as_owner(
             _ => {
                 // Recompute every stage (building what it keeps), in the identity the plan has
                 // now (its sources' keys may have changed, or the table is an older version's).
-                let plan = mode::plan(&table, None, false).unwrap_or_else(|e| {
+                let plan = mode::plan(table, None, false).unwrap_or_else(|e| {
                     StreamError::NotDifferential {
                         name: table.display_name(),
                         construct: e.to_string(),
@@ -337,7 +362,7 @@ pub fn refresh_now(
     let outcome = settings::as_user(owner, Restriction::None, move || {
         subxact::in_subtransaction(move || {
             with_query_settings(&refreshed, || {
-                refresh_as_owner(&refreshed, owner, mode, ddl_pending)
+                refresh_as_owner(&refreshed, owner, mode, ddl_pending, may_skip)
             })
         })
     });

@@ -1,6 +1,6 @@
 """Change capture: statement triggers on sources record that they changed, so a refresh with
-nothing new is skipped; DDL, TRUNCATE, uncapturable sources and non-deterministic queries
-always recompute; the triggers come and go with the stream tables and DROP EXTENSION."""
+nothing new is skipped (also after DDL that leaves the query's meaning as it was); DDL that
+changes it, TRUNCATE, uncapturable sources and non-deterministic queries always recompute; the triggers come and go with the stream tables and DROP EXTENSION."""
 
 import time
 
@@ -62,6 +62,15 @@ def test_a_scheduled_refresh_with_no_source_change_is_skipped(db):
     assert next_scheduled(db) == "FULL" and db.value("SELECT count(*) FROM st") == 0
     assert next_scheduled(db) == "SKIPPED"
     assert db.value("SELECT count(*) FROM pgstream_changes.statements WHERE source_relid = 'src'::regclass") == 0
+
+
+def test_ddl_that_leaves_the_query_as_it_was_is_skipped_too(db):
+    db.sql("CREATE TABLE src (a int); CREATE VIEW src_view AS SELECT a FROM src")
+    scheduled(db, "SELECT a FROM src_view")
+    db.sql("CREATE TABLE unrelated (x int); CREATE OR REPLACE VIEW src_view AS SELECT a FROM src")
+    assert next_scheduled(db) == "SKIPPED"
+    db.sql("CREATE OR REPLACE VIEW src_view AS SELECT a + 1 AS a FROM src")
+    assert next_scheduled(db) == "FULL"
 
 
 def test_a_manual_refresh_always_recomputes(db):
