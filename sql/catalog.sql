@@ -34,6 +34,12 @@ CREATE TABLE pgstream.pgs_stream_tables (
     search_path              text NOT NULL DEFAULT '',
     -- Whether the query's result changes only when a source does (no now(), random(), ...).
     depends_only_on_sources  boolean NOT NULL DEFAULT false,
+    -- When not: what makes it change by itself (a function like now(), CURRENT_DATE, a read
+    -- of a system catalog).
+    changes_by_itself        text,
+    -- The session settings its result may depend on (TimeZone, DateStyle, lc_time, ...), as
+    -- name=value, captured at create and applied in every refresh.
+    query_settings           text[] NOT NULL DEFAULT '{}',
     schedule                 text NOT NULL,
     refresh_mode             text NOT NULL
         CHECK (refresh_mode IN ('FULL', 'DIFFERENTIAL', 'AUTO')),

@@ -16,6 +16,10 @@ pub struct StreamTable {
     pub search_path: String,
     /// Whether the result changes only when a source does (so an unchanged source can be skipped).
     pub depends_only_on_sources: bool,
+    /// When not: what makes its result change by itself.
+    pub changes_by_itself: Option<String>,
+    /// The settings its refreshes run with, as `name=value`.
+    pub query_settings: Vec<String>,
     /// Where the last refresh left off in the sources' changes.
     pub consumed: Option<Position>,
     /// What refresh_mode resolved to (FULL or DIFFERENTIAL), NULL until decided.
@@ -97,7 +101,7 @@ const SELECT_STREAM_TABLE: &str =
     "SELECT pgs_id, pgs_relid, pgs_schema, pgs_name, defining_query, \
      schedule, refresh_mode, status, pgs_query_hash, search_path, depends_only_on_sources, \
      consumed_snapshot::text, consumed_own_xid::text, consumed_own_seq, effective_mode, \
-     installation <> pgstream._installation(), last_refresh_at IS NOT NULL, row_key, pgs_meaning \
+     installation <> pgstream._installation(), last_refresh_at IS NOT NULL, row_key, pgs_meaning, changes_by_itself, query_settings \
      FROM pgstream.pgs_stream_tables";
 
 /// Column `ordinal` of a catalog row; a type mismatch is a bug, not a NULL.
@@ -132,6 +136,8 @@ fn stream_table_from_row(row: &SpiHeapTupleData) -> StreamTable {
         populated: column(row, 17).unwrap_or(false),
         row_key: column(row, 18),
         meaning: column(row, 19),
+        changes_by_itself: column(row, 20),
+        query_settings: column(row, 21).unwrap_or_default(),
     }
 }
 
@@ -198,7 +204,8 @@ pub struct NewStreamTable<'a> {
     pub defining_query: &'a str,
     pub query_hash: &'a str,
     pub search_path: &'a str,
-    pub depends_only_on_sources: bool,
+    pub changes_by_itself: Option<&'a str>,
+    pub query_settings: &'a [String],
     pub schedule: &'a str,
     pub refresh_mode: &'a str,
     pub status: &'a str,
@@ -214,8 +221,9 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
                 .update(
                     "INSERT INTO pgstream.pgs_stream_tables \
                      (pgs_relid, pgs_schema, pgs_name, defining_query, pgs_query_hash, schedule, \
-                      refresh_mode, status, search_path, depends_only_on_sources, row_key, pgs_meaning) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING pgs_id",
+                      refresh_mode, status, search_path, depends_only_on_sources, row_key, pgs_meaning, \
+                      changes_by_itself, query_settings) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING pgs_id",
                     None,
                     &[
                         new.relid.into(),
@@ -227,9 +235,11 @@ pub fn insert(new: &NewStreamTable, sources: &[Source]) -> i64 {
                         new.refresh_mode.into(),
                         new.status.into(),
                         new.search_path.into(),
-                        new.depends_only_on_sources.into(),
+                        new.changes_by_itself.is_none().into(),
                         new.row_key.map(|k| k.to_vec()).into(),
                         new.meaning.into(),
+                        new.changes_by_itself.into(),
+                        new.query_settings.to_vec().into(),
                     ],
                 )?
                 .first()
@@ -491,7 +501,8 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
             "UPDATE pgstream.pgs_stream_tables SET defining_query = $2, pgs_query_hash = $3, \
              schedule = $4, refresh_mode = $5, status = $6, search_path = $7, \
              depends_only_on_sources = $8, consumed_snapshot = NULL, effective_mode = NULL, \
-             row_key = $9, pgs_meaning = $10, altered_at = pg_catalog.clock_timestamp() \
+             row_key = $9, pgs_meaning = $10, changes_by_itself = $11, query_settings = $12, \
+             altered_at = pg_catalog.clock_timestamp() \
              WHERE pgs_id = $1",
             &[
                 id.into(),
@@ -501,9 +512,11 @@ pub fn redefine(id: i64, definition: &NewStreamTable, sources: &[Source]) {
                 definition.refresh_mode.into(),
                 definition.status.into(),
                 definition.search_path.into(),
-                definition.depends_only_on_sources.into(),
+                definition.changes_by_itself.is_none().into(),
                 definition.row_key.map(|k| k.to_vec()).into(),
                 definition.meaning.into(),
+                definition.changes_by_itself.into(),
+                definition.query_settings.to_vec().into(),
             ],
         );
         run("SELECT pgstream._drop_state_of($1)", &[id.into()]);
@@ -574,12 +587,13 @@ pub fn update_sources(id: i64, analyzed: &crate::query::AnalyzedQuery) {
         );
         insert_sources(id, &analyzed.sources);
         run(
-            "UPDATE pgstream.pgs_stream_tables SET depends_only_on_sources = $2, pgs_meaning = $3 \
-             WHERE pgs_id = $1",
+            "UPDATE pgstream.pgs_stream_tables SET depends_only_on_sources = $2, pgs_meaning = $3, \
+             changes_by_itself = $4 WHERE pgs_id = $1",
             &[
                 id.into(),
-                analyzed.depends_only_on_sources.into(),
+                analyzed.changes_by_itself.is_none().into(),
                 analyzed.meaning.as_str().into(),
+                analyzed.changes_by_itself.as_deref().into(),
             ],
         );
     })

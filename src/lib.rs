@@ -1,6 +1,6 @@
 //! pg_stream_dbt: stream tables (incrementally maintained tables) for dbt on PostgreSQL.
 
-pub use pgstream_core::{delta, modes, names, normalize, schedule, sql_text};
+pub use pgstream_core::{delta, modes, names, normalize, query_settings, schedule, sql_text};
 
 pub mod api;
 pub mod capture;
@@ -14,6 +14,7 @@ pub mod refresh;
 pub mod resolve;
 pub mod scheduler;
 pub mod settings;
+pub mod stability;
 
 pgrx::pg_module_magic!(name, version);
 

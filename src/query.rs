@@ -19,10 +19,13 @@ pub struct AnalyzedQuery {
     pub statement: String,
     /// The relations it reads: views, and the base tables behind them.
     pub sources: Vec<Source>,
-    /// Whether its result can change only when a source changes: no function, operator or
-    /// value like now() or CURRENT_DATE whose result can differ between calls, in the query or
-    /// in the views it reads.
-    pub depends_only_on_sources: bool,
+    /// What makes its result change without any source changing, if anything: a function or
+    /// value like now() or CURRENT_DATE, in the query or in the views it reads, or a read of a
+    /// system catalog. (Built-in STABLE functions of dates, times and formats depend only on
+    /// their arguments and the pinned `settings`.)
+    pub changes_by_itself: Option<String>,
+    /// The pinned settings now, as `name=value` (query_settings).
+    pub settings: Vec<String>,
     /// What it means: a hash of what its result depends on besides rows (pgstream._meaning).
     pub meaning: String,
 }
@@ -58,10 +61,23 @@ pub fn analyze(stream_table: &str, query: &str) -> AnalyzedQuery {
     .ok()
     .flatten()
     .expect("the probe view exists");
-    let depends_only_on_sources = !plan_reads_system_relations()
-        && std::iter::once(probe)
-            .chain(sources.iter().filter(|s| s.kind == "view").map(|s| s.relid))
-            .all(|view| !view_has_mutable_functions(view));
+    let changes_by_itself = if plan_reads_system_relations() {
+        Some("a read of a system catalog".to_string())
+    } else {
+        std::iter::once((probe, None))
+            .chain(sources.iter().filter(|s| s.kind == "view").map(|s| {
+                (
+                    s.relid,
+                    Some(crate::catalog::display_name(&s.schema, &s.name)),
+                )
+            }))
+            .find_map(|(view, name)| {
+                crate::stability::changing_part_of_view(view).map(|found| match name {
+                    Some(name) => format!("{found} in view {name}"),
+                    None => found,
+                })
+            })
+    };
     let meaning = Spi::get_one_with_args::<String>(
         "SELECT pgstream._meaning($1::pg_catalog.regclass)",
         &[PROBE_VIEW.into()],
@@ -72,7 +88,8 @@ pub fn analyze(stream_table: &str, query: &str) -> AnalyzedQuery {
     AnalyzedQuery {
         statement,
         sources,
-        depends_only_on_sources,
+        changes_by_itself,
+        settings: crate::settings::pinned_now(),
         meaning,
     }
 }
@@ -103,17 +120,6 @@ fn plan_reads_system_relations() -> bool {
         }
     }
     walk(&plan)
-}
-
-/// PostgreSQL's own test (contain_mutable_functions) on the query of view `view`.
-fn view_has_mutable_functions(view: pg_sys::Oid) -> bool {
-    unsafe {
-        let relation = pg_sys::relation_open(view, pg_sys::AccessShareLock as _);
-        let query = pg_sys::get_view_query(relation);
-        let mutable = pg_sys::contain_mutable_functions(query.cast());
-        pg_sys::relation_close(relation, pg_sys::AccessShareLock as _);
-        mutable
-    }
 }
 
 /// Runs `body`; a PostgreSQL error it raises is raised again as an invalid-query error for

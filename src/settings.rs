@@ -55,3 +55,22 @@ pub fn as_user<R>(user: pg_sys::Oid, restriction: Restriction, body: impl FnOnce
     unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
     result
 }
+
+/// The values of the settings a stream table pins ([`crate::query_settings::PINNED`]) in this
+/// session, as `name=value`.
+pub fn pinned_now() -> Vec<String> {
+    let values: Vec<(String, String)> = crate::query_settings::PINNED
+        .iter()
+        .map(|name| {
+            let value = pgrx::Spi::get_one_with_args::<String>(
+                "SELECT pg_catalog.current_setting($1)",
+                &[(*name).into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+            (name.to_string(), value)
+        })
+        .collect();
+    crate::query_settings::encode(&values)
+}

@@ -109,6 +109,10 @@ fn explain_stream_table(
         }),
     };
     rows.push(("row_identity_reason".into(), Some(identity_reason)));
+    rows.push((
+        "settings".into(),
+        Some(table.query_settings.join("; ")).filter(|s| !s.is_empty()),
+    ));
     for source in crate::catalog::sources_of(table.id) {
         rows.push(("source".into(), Some(source)));
     }

@@ -51,6 +51,10 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
             refresh_mode: st.refresh_mode.clone(),
             status: st.status.clone(),
             populated: st.populated,
+            settings_changes: crate::query_settings::differences(
+                &crate::query_settings::decode(&st.query_settings),
+                &crate::query_settings::decode(&crate::settings::pinned_now()),
+            ),
         }),
         (Some(oid), None) => Target::OtherRelation {
             kind: relation_kind(*oid).1,

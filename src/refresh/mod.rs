@@ -84,17 +84,28 @@ pub fn with_query_settings<R>(table: &StreamTable, body: impl FnOnce() -> R) -> 
     } else {
         format!("{}, pg_temp", table.search_path)
     };
-    settings::with_settings(
-        &[
-            (c"search_path", search_path.as_str()),
-            (c"extra_float_digits", "1"),
-            // Refresh statements are many and small, their estimates rough (temporary work
-            // tables): compiling them costs more than it saves.
-            (c"jit", "off"),
-            (c"bytea_output", "hex"),
-        ],
-        body,
-    )
+    // The settings captured with it (time zone, date styles, locales, ...), so the result
+    // never depends on who refreshes; a table without them gets the float digits they default to.
+    let pinned: Vec<(std::ffi::CString, String)> =
+        crate::query_settings::decode(&table.query_settings)
+            .into_iter()
+            .filter(|(name, _)| crate::query_settings::PINNED.contains(&name.as_str()))
+            .filter_map(|(name, value)| Some((std::ffi::CString::new(name).ok()?, value)))
+            .collect();
+    let mut all: Vec<(&std::ffi::CStr, &str)> = vec![
+        (c"search_path", search_path.as_str()),
+        (c"extra_float_digits", "1"),
+        // Refresh statements are many and small, their estimates rough (temporary work
+        // tables): compiling them costs more than it saves.
+        (c"jit", "off"),
+        (c"bytea_output", "hex"),
+    ];
+    all.extend(
+        pinned
+            .iter()
+            .map(|(name, value)| (name.as_c_str(), value.as_str())),
+    );
+    settings::with_settings(&all, body)
 }
 
 /// What one refresh did and the position it covered.

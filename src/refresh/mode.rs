@@ -32,9 +32,14 @@ pub fn plan(
     changed: Option<&HashSet<u32>>,
     render_terms: bool,
 ) -> Result<Plan, Unsupported> {
+    let changes_by_itself = match (&table.changes_by_itself, table.depends_only_on_sources) {
+        (Some(what), _) => Some(what.clone()),
+        (None, false) => Some("a function or value whose result can change between calls".into()),
+        (None, true) => None,
+    };
     plan_query(
         &table.defining_query,
-        table.depends_only_on_sources,
+        changes_by_itself.as_deref(),
         &PlanRequest {
             names: Names { id: table.id },
             changed,
@@ -44,16 +49,16 @@ pub fn plan(
 }
 
 /// Plans `query` (see [`plan`]).
+/// `changes_by_itself`: what makes the query's result change without its sources (refused).
 pub fn plan_query(
     query: &str,
-    depends_only_on_sources: bool,
+    changes_by_itself: Option<&str>,
     request: &PlanRequest,
 ) -> Result<Plan, Unsupported> {
-    if !depends_only_on_sources {
-        return Err(Unsupported::new(
-            "a function or value whose result can change between calls (now(), random(), \
-             CURRENT_DATE, ...) or a read of a system catalog",
-        ));
+    if let Some(what) = changes_by_itself {
+        return Err(Unsupported::new(format!(
+            "{what}, whose result can change without any source changing"
+        )));
     }
     delta::plan(query, &SpiCatalog::default(), request)
 }

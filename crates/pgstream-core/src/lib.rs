@@ -7,6 +7,7 @@ pub mod materialize;
 pub mod modes;
 pub mod names;
 pub mod normalize;
+pub mod query_settings;
 pub mod schedule;
 pub mod scheduler;
 pub mod sql_text;

@@ -3,7 +3,9 @@
 
 use super::ast::folded;
 use super::Unsupported;
-use sqlparser::ast::{Distinct, Expr, GroupByExpr, Query, Select, TableFactor, Visit, Visitor};
+use sqlparser::ast::{
+    Distinct, Expr, GroupByExpr, Query, Select, TableFactor, Value, Visit, Visitor,
+};
 use std::ops::ControlFlow;
 
 /// Where something stands: the innermost CTE, view or subquery alias around it.
@@ -92,9 +94,35 @@ impl Visitor for ConstructCheck {
             {
                 self.refuse("ANY / ALL (subquery)")
             }
+            Expr::Value(value) => match relative_date_literal(&value.value) {
+                Some(word) => self.refuse(format!(
+                    "the literal '{word}' (as a date or time it is read as the clock at every \
+                     refresh; use a fixed date)"
+                )),
+                None => ControlFlow::Continue(()),
+            },
+            Expr::TypedString(typed) => match relative_date_literal(&typed.value.value) {
+                Some(word) => self.refuse(format!(
+                    "the literal '{word}' (read as the clock at every refresh; use a fixed date)"
+                )),
+                None => ControlFlow::Continue(()),
+            },
             _ => ControlFlow::Continue(()),
         }
     }
+}
+
+/// The special date/time input a string literal is ('now', 'today', 'tomorrow', 'yesterday'):
+/// PostgreSQL reads it as the clock when it becomes a date or time, at every refresh anew.
+fn relative_date_literal(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::SingleQuotedString(t) | Value::EscapedStringLiteral(t) => t,
+        _ => return None,
+    };
+    let word = text.trim().to_ascii_lowercase();
+    ["now", "today", "tomorrow", "yesterday"]
+        .contains(&word.as_str())
+        .then_some(word)
 }
 
 /// Refuses constructs no delta can be computed for, naming the first one found and where.

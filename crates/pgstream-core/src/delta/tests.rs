@@ -388,3 +388,21 @@ fn a_query_without_a_plan_keeps_the_key_of_its_skeleton() {
     );
     assert_eq!(grouping_sets.identity, Identity::Multiset);
 }
+
+#[test]
+fn relative_date_literals_are_refused_where_they_stand() {
+    let catalog = catalog();
+    for query in [
+        "SELECT id FROM orders WHERE placed_at > 'today'::date",
+        "SELECT id FROM orders WHERE placed_at > DATE 'yesterday'",
+        "WITH recent AS (SELECT id FROM orders WHERE placed_at > ' Now ') SELECT id FROM recent",
+    ] {
+        let refused = plan(query, &catalog, &request(None)).unwrap_err();
+        assert!(
+            refused.construct.contains("read as the clock"),
+            "{query}: {refused}"
+        );
+    }
+    let fixed = "SELECT id FROM orders WHERE placed_at > '2026-01-01'::date";
+    assert!(plan(fixed, &catalog, &request(None)).is_ok());
+}

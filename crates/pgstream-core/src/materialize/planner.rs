@@ -24,6 +24,9 @@ pub struct Existing {
     /// Whether it was ever refreshed (one created by `dbt run --empty` or without `initialize`
     /// was not).
     pub populated: bool,
+    /// The pinned session settings (query_settings) that differ between the stream table and
+    /// this session, as `name from -> to`.
+    pub settings_changes: Vec<String>,
 }
 
 /// One setting that differs between the stream table and the model's config.
@@ -140,6 +143,14 @@ pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> De
         }
         Some(_) => {}
     }
+    if !existing.settings_changes.is_empty() {
+        return Decision::Recreate {
+            reason: format!(
+                "session settings the query runs with changed ({})",
+                existing.settings_changes.join(", ")
+            ),
+        };
+    }
     let changes = config_changes(existing, config);
     if changes.is_empty() {
         if !existing.populated && config.initialize {
@@ -175,6 +186,7 @@ mod tests {
             refresh_mode: "FULL".into(),
             status: "ACTIVE".into(),
             populated: true,
+            settings_changes: vec![],
         })
     }
 
@@ -267,6 +279,25 @@ mod tests {
             ..config()
         };
         assert_eq!(plan(&unpopulated, "h1", &no_init), Decision::Unchanged);
+    }
+
+    #[test]
+    fn changed_session_settings_recreate_the_stream_table() {
+        let moved = Target::StreamTable(Existing {
+            settings_changes: vec!["TimeZone UTC -> Europe/Berlin".into()],
+            ..match existing() {
+                Target::StreamTable(e) => e,
+                _ => unreachable!(),
+            }
+        });
+        assert_eq!(
+            plan(&moved, "h1", &config()),
+            Decision::Recreate {
+                reason:
+                    "session settings the query runs with changed (TimeZone UTC -> Europe/Berlin)"
+                        .into()
+            }
+        );
     }
 
     #[test]
