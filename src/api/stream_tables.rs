@@ -1,7 +1,6 @@
 //! pgstream.create_stream_table / alter_stream_table / drop_stream_table / refresh_stream_table.
 
 use super::required;
-use crate::delta::StageRefresh;
 use crate::engine;
 use crate::error::OrRaise;
 use crate::modes::{RefreshMode, Status};
@@ -118,30 +117,8 @@ fn explain_stream_table(
     }
     if let Ok(plan) = planned {
         for stage in &plan.stages {
-            rows.push((
-                "stage".into(),
-                Some(format!(
-                    "{}: {} ({})",
-                    stage.index,
-                    refresh::executor::describe_kind(stage),
-                    stage.location
-                )),
-            ));
-            let sql = match &stage.refresh {
-                StageRefresh::Signed { delta_sql } => Some(delta_sql.clone()),
-                StageRefresh::Keys {
-                    affected_sql,
-                    fresh_sql,
-                } => Some(format!(
-                    "-- keys touched:\n{affected_sql}\n-- their rows now:\n{fresh_sql}"
-                )),
-                StageRefresh::Algebraic(a) => Some(format!(
-                    "-- per-group deltas:\n{}\n-- state of rescanned groups:\n{}",
-                    a.delta_sql, a.rescan_sql
-                )),
-                StageRefresh::Recompute => Some(stage.full_sql.clone()),
-                StageRefresh::Unchanged => None,
-            };
+            rows.push(("stage".into(), Some(stage.summary())));
+            let sql = stage.refresh_sql();
             rows.push(("stage_sql".into(), sql));
         }
     }

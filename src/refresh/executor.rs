@@ -6,7 +6,7 @@ use super::snapshot::{Params, RefreshSnapshot};
 use super::work_tables;
 use crate::catalog::{self, StreamTable};
 use crate::delta::statements as sql;
-use crate::delta::{Identity, Names, Plan, StageKind, StagePlan, StageRefresh};
+use crate::delta::{Identity, Names, Plan, StagePlan, StageRefresh};
 use crate::settings::{self, Restriction};
 use pgrx::prelude::*;
 
@@ -482,17 +482,4 @@ fn owner_name(oid: pg_sys::Oid) -> String {
     .ok()
     .flatten()
     .unwrap_or_else(|| panic!("pg_stream_dbt: role {oid:?} has no name"))
-}
-
-/// Whether a stage's kind is worth saying in explain.
-pub fn describe_kind(stage: &StagePlan) -> &'static str {
-    match stage.kind {
-        StageKind::Linear => "linear: signed changed rows",
-        StageKind::Aggregate { algebraic: true } => {
-            "aggregate: per-group state moved by the changes"
-        }
-        StageKind::Aggregate { algebraic: false } => "aggregate: touched groups recomputed",
-        StageKind::Distinct => "distinct: touched rows recomputed",
-        StageKind::TopK => "top-k: recomputed from its input stage",
-    }
 }

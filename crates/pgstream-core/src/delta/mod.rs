@@ -18,6 +18,8 @@ mod checks;
 mod cut;
 mod expand;
 mod filters;
+#[cfg(test)]
+mod golden;
 mod identity;
 pub mod ir;
 pub mod keys;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 /// A small schema: a(id PK, k, v) oid 1, b(k, w) oid 2, c(x) oid 3, customers(id PK, name) 4,
 /// orders(id PK, customer_id, amount, placed_at) 5, payments(id PK, order_id, method, amount) 6,
 /// partitioned p, view av over a.
-struct TestCatalog {
+pub(super) struct TestCatalog {
     relations: HashMap<String, Relation>,
     keys: HashMap<u32, Vec<String>>,
 }
@@ -20,7 +20,7 @@ fn table(relid: u32, name: &str, columns: &[&str]) -> Relation {
     })
 }
 
-fn catalog() -> TestCatalog {
+pub(super) fn catalog() -> TestCatalog {
     let mut relations = HashMap::new();
     let mut add = |name: &str, relation: Relation| {
         relations.insert(name.to_string(), relation.clone());
@@ -90,7 +90,7 @@ impl Catalog for TestCatalog {
     }
 }
 
-fn request(changed: Option<&HashSet<u32>>) -> PlanRequest<'_> {
+pub(super) fn request(changed: Option<&HashSet<u32>>) -> PlanRequest<'_> {
     PlanRequest {
         names: Names { id: 9 },
         changed,

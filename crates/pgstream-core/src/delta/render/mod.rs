@@ -28,6 +28,37 @@ pub struct Plan {
     pub root_identity: IdentityChoice,
 }
 
+impl StagePlan {
+    /// `0: linear: signed changed rows (the query)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} ({})",
+            self.index,
+            self.kind.describe(),
+            self.location
+        )
+    }
+
+    /// The SQL its DIFFERENTIAL refresh runs (None when nothing it reads changed).
+    pub fn refresh_sql(&self) -> Option<String> {
+        match &self.refresh {
+            StageRefresh::Signed { delta_sql } => Some(delta_sql.clone()),
+            StageRefresh::Keys {
+                affected_sql,
+                fresh_sql,
+            } => Some(format!(
+                "-- keys touched:\n{affected_sql}\n-- their rows now:\n{fresh_sql}"
+            )),
+            StageRefresh::Algebraic(a) => Some(format!(
+                "-- per-group deltas:\n{}\n-- state of rescanned groups:\n{}",
+                a.delta_sql, a.rescan_sql
+            )),
+            StageRefresh::Recompute => Some(self.full_sql.clone()),
+            StageRefresh::Unchanged => None,
+        }
+    }
+}
+
 impl Plan {
     pub fn root(&self) -> &StagePlan {
         self.stages.last().expect("a plan has a root stage")
@@ -87,6 +118,21 @@ pub enum StageKind {
     Aggregate { algebraic: bool },
     Distinct,
     TopK,
+}
+
+impl StageKind {
+    /// What a stage of this kind computes, in a few words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StageKind::Linear => "linear: signed changed rows",
+            StageKind::Aggregate { algebraic: true } => {
+                "aggregate: per-group state moved by the changes"
+            }
+            StageKind::Aggregate { algebraic: false } => "aggregate: touched groups recomputed",
+            StageKind::Distinct => "distinct: touched rows recomputed",
+            StageKind::TopK => "top-k: recomputed from its input stage",
+        }
+    }
 }
 
 /// How a stage's refresh computes its change.
