@@ -1,5 +1,5 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-baseline
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-baseline bench-tpch
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
@@ -26,6 +26,8 @@ bench-dbt:     ## no-change `dbt run` of 200 models: stream_table vs materialize
 	bench/dbt_run
 bench-refresh: ## DIFFERENTIAL vs FULL vs REFRESH MATERIALIZED VIEW, 100k and 1M rows
 	bench/refresh
+bench-tpch:    ## the 22 TPC-H queries: stream table refresh vs REFRESH MATERIALIZED VIEW [CONCURRENTLY], SF 1 (BENCH_TPCH_SCALE)
+	bench/tpch
 
 bench-refresh-baseline: ## FULL refresh vs REFRESH MATERIALIZED VIEW [CONCURRENTLY] (before DIFFERENTIAL)
 	bench/refresh_baseline

@@ -2,8 +2,9 @@
 driving a copy of this project against a real, fresh PostgreSQL database with pg_stream_dbt.
 
 The tests run in file order and build on each other (one project, one database):
-create -> unchanged -> reformatted (unchanged) -> logic change (recreated) -> schedule (altered)
--> --full-refresh (recreated) -> on_configuration_change continue/fail -> refresh operations
+create -> unchanged -> the small shop's marts kept DIFFERENTIAL through rounds of source changes, a re-run
+and a staging view edit -> --empty (existing, fresh schema) -> reformatted (unchanged) -> logic change (recreated)
+-> schedule (altered) -> --full-refresh (recreated) -> on_configuration_change continue/fail -> refresh operations
 -> dbt test -> source freshness pass/warn/error -> drop operations.
 
 Needs: PGHOST/PGPORT/PGUSER[/PGPASSWORD] and PGDATABASE naming a fresh database with
@@ -14,6 +15,7 @@ pgstream_it). scripts/dbt_integration.sh sets all that up.
 import os
 import re
 import shutil
+from datetime import date
 from io import StringIO
 from pathlib import Path
 
@@ -38,6 +40,11 @@ STREAM_TABLES = {
     (SCHEMA, "quoted_literals"): "@hourly",
     (SCHEMA, "customer_activity"): "20m",
 }
+# The small shop (models/shop): staging views over three seeds, marts as stream tables (schedule from
+# dbt_project.yml), listed so that each comes after the stream tables it reads.
+SHOP_MARTS = ["shop_order_summary", "shop_customer_summary", "shop_monthly_revenue", "shop_order_status_counts",
+              "shop_top_customers", "shop_returning_customers"]
+STREAM_TABLES.update({(SCHEMA, name): "1h" for name in SHOP_MARTS})
 TOTALS_SQL = f"""select customer_id, sum(amount) as total_amount, count(*) as order_count
                  from {SCHEMA}.raw_orders group by customer_id order by customer_id"""
 
@@ -141,6 +148,172 @@ def test_rerun_is_unchanged(project):
     assert {k: v[3] for k, v in project.catalog().items()} == project.relids
 
 
+# --- The small shop: marts over staging views, kept DIFFERENTIAL through inserts, updates and deletes ---
+
+def shop_difference(project, name, schema=SCHEMA):
+    """Rows of the mart and of its stored defining query that the other lacks, as a multiset
+    (EXCEPT ALL both ways; the mart's __pgs_row_id, present when it has no key, left out)."""
+    query, = project.sql("select defining_query from pgstream.pgs_stream_tables where pgs_schema = %s "
+                         "and pgs_name = %s", schema, name)[0]
+    columns = ", ".join(c for (c,) in project.sql(
+        "select quote_ident(attname) from pg_attribute where attrelid = %s::regclass and attnum > 0 "
+        "and not attisdropped and attname <> '__pgs_row_id' order by attnum", f"{schema}.{name}"))
+    mart = f"select {columns} from {schema}.{name}"
+    return project.sql(f"(({mart}) except all select * from ({query}) q) union all "
+                       f"(select * from ({query}) q except all ({mart}))")
+
+
+def assert_shop_marts_equal_their_queries(project, schema=SCHEMA):
+    differences = {name: shop_difference(project, name, schema) for name in SHOP_MARTS}
+    assert {name: rows for name, rows in differences.items() if rows} == {}, "marts differ from their queries"
+
+
+def refresh_shop(project, expect_kind="DIFFERENTIAL"):
+    """Refreshes every shop mart (readers after what they read); checks the refresh kind and contents."""
+    for name in SHOP_MARTS:
+        project.sql("select pgstream.refresh_stream_table(%s)", f"{SCHEMA}.{name}")
+    kinds = dict(project.sql("select pgs_name, last_refresh_kind from pgstream.pgs_stream_tables "
+                             "where pgs_schema = %s and pgs_name = any(%s)", SCHEMA, SHOP_MARTS))
+    if expect_kind:
+        assert kinds == {name: expect_kind for name in SHOP_MARTS}, kinds
+    assert_shop_marts_equal_their_queries(project)
+
+
+# Each round changes orders and payments (so no mart's refresh is skipped), in one transaction.
+SHOP_ROUNDS = {
+    "new orders with payments, a new customer without orders": """
+        insert into shop_customers values (21, 'Vera', 'Ulm');
+        insert into shop_orders values
+            (101, 3, '2025-07-01', '2025-07-01 09:15:00', 'placed'),
+            (102, 19, '2025-07-02', '2025-07-02 17:40:00', 'completed'),
+            (103, 7, '2025-07-02', '2025-07-02 23:59:59', 'shipped'),
+            (104, 12, '2025-06-30', '2025-06-30 12:00:00', 'return_pending');
+        insert into shop_payments values
+            (122, 101, 'credit_card', 4250), (123, 102, 'coupon', 1000), (124, 102, 'gift_card', 2500),
+            (125, 102, 'credit_card', 1999), (126, 103, 'bank_transfer', 8800), (127, 104, 'credit_card', 3100);
+    """,
+    "amounts and methods corrected, orders move on, returns settle": """
+        update shop_payments set amount = amount + 500 where order_id in (2, 9, 33, 101);
+        update shop_payments set payment_method = 'gift_card' where payment_method = 'coupon' and order_id <= 40;
+        update shop_payments set payment_method = 'credit_card', amount = 0 where id = 126;
+        update shop_payments set order_id = 103 where id = 125;
+        update shop_orders set status = 'completed' where status = 'shipped' and id % 3 = 0;
+        update shop_orders set status = 'returned' where status = 'return_pending' and id not in (13, 77);
+        update shop_orders set customer_id = 20 where id = 101;
+    """,
+    "orders cancelled with their payments, payments left behind, a customer leaves": """
+        delete from shop_payments where order_id in (5, 17, 42, 102);
+        delete from shop_orders where id in (5, 17, 42, 102, 60, 88);
+        delete from shop_customers where id = 21;
+        update shop_customers set first_name = 'Frederike' where id = 9;
+    """,
+    "busy day: new returns, a refund to zero, an order reassigned, the same rows changed twice": """
+        insert into shop_orders values
+            (105, 21, '2025-07-03', '2025-07-03 08:00:00', 'return_pending'),
+            (106, 2, '2025-07-03', '2025-07-03 08:30:00', 'return_pending');
+        insert into shop_payments values (128, 105, 'credit_card', 1500), (129, 106, 'gift_card', 700);
+        update shop_orders set status = 'return_pending' where id in (11, 24, 58);
+        update shop_payments set amount = 0 where order_id = 11;
+        update shop_orders set customer_id = 4 where id = 77;
+        update shop_orders set customer_id = null where id = 2;
+        update shop_payments set amount = amount * 2 where id in (128, 129);
+        update shop_payments set amount = amount - 100 where id in (128, 129);
+        insert into shop_customers values (21, 'Vera', 'Ulm'), (22, 'Wim', 'Vogt');
+    """,
+}
+
+
+def apply_shop_round(project, statements):
+    """Runs one round of changes to the shop's seed tables in one transaction."""
+    with project.conn.cursor() as cur:
+        cur.execute("begin")
+        try:
+            cur.execute(f"set local search_path = {SCHEMA}")
+            cur.execute(statements)
+            cur.execute("commit")
+        except Exception:
+            cur.execute("rollback")
+            raise
+
+
+def test_shop_marts_are_differential_and_equal_their_queries(project):
+    rows = project.sql("select pgs_name, refresh_mode, effective_mode from pgstream.pgs_stream_tables "
+                       "where pgs_schema = %s and pgs_name = any(%s) order by 1", SCHEMA, SHOP_MARTS)
+    assert rows == [(name, "DIFFERENTIAL", "DIFFERENTIAL") for name in sorted(SHOP_MARTS)], rows
+    assert_shop_marts_equal_their_queries(project)
+    # The staging views are plain views, and the marts have the shop's rows.
+    assert project.sql("select count(*) from pg_views where schemaname = %s and viewname like 'stg\\_%%'",
+                       SCHEMA) == [(3,)]
+    assert project.sql(f"select count(*) from {SCHEMA}.shop_order_summary") == [(100,)]
+    assert project.sql(f"select count(*) from {SCHEMA}.shop_customer_summary") == [(20,)]
+
+
+@pytest.mark.parametrize("round_name", list(SHOP_ROUNDS))
+def test_shop_marts_follow_source_changes_differentially(project, round_name):
+    if round_name == list(SHOP_ROUNDS)[0]:
+        refresh_shop(project, expect_kind=None)  # the first refresh after dbt's DDL may recompute FULL
+    apply_shop_round(project, SHOP_ROUNDS[round_name])
+    refresh_shop(project)
+
+
+def test_shop_changes_reached_the_marts(project):
+    """Spot checks that the rounds above changed what the marts show (their contents were compared with
+    their queries after every round)."""
+    customers = f"{SCHEMA}.shop_customer_summary"
+    assert project.sql(f"select number_of_orders, customer_lifetime_value, first_order from {customers} "
+                       "where customer_id in (21, 22) order by customer_id") == [
+        (1, 29, date(2025, 7, 3)), (0, 0, None)]
+    assert project.sql(f"select first_name from {customers} where customer_id = 9") == [("Frederike",)]
+    assert project.sql(f"select count(*) from {SCHEMA}.shop_order_summary "
+                       "where order_id in (2, 5, 17, 42, 60, 88, 102)") == [(0,)]
+    assert project.sql(f"select coupon_amount from {SCHEMA}.shop_order_summary where order_id <= 40 "
+                       "and coupon_amount <> 0") == []
+    # return_pending fell under the HAVING threshold in round 2 and came back in round 4.
+    assert project.sql(f"select orders from {SCHEMA}.shop_order_status_counts "
+                       "where status = 'return_pending'") == [(7,)]
+    assert project.sql(f"select count(*) from {SCHEMA}.shop_monthly_revenue "
+                       "where order_month = timestamp '2025-07-01'") == [(1,)]
+
+
+def test_shop_rerun_is_unchanged_then_differential_again(project):
+    before = {k: v for k, v in project.catalog().items() if k[1] in SHOP_MARTS}
+    _, log = project.dbt("run", "-s", "path:models/shop")
+    expect_actions(project, log, {f"{SCHEMA}.{name}": "unchanged" for name in SHOP_MARTS})
+    assert {k: v for k, v in project.catalog().items() if k[1] in SHOP_MARTS} == before
+    # dbt replaced the staging views (DDL): the next refresh may recompute, the one after applies changes.
+    apply_shop_round(project, """
+        insert into shop_orders values (107, 1, '2025-07-04', '2025-07-04 10:00:00', 'placed');
+        insert into shop_payments values (130, 107, 'bank_transfer', 12000);
+        update shop_payments set amount = amount + 1 where order_id = 1;
+    """)
+    refresh_shop(project, expect_kind=None)
+    apply_shop_round(project, """
+        update shop_orders set status = 'completed' where id = 107;
+        delete from shop_payments where id = 130;
+        insert into shop_payments values (131, 107, 'coupon', 500);
+    """)
+    refresh_shop(project)
+
+
+def test_shop_staging_change_reaches_the_marts(project):
+    """Editing a staging view changes what the marts over it mean while their own SQL stays the same:
+    dbt reports them unchanged, and their next refresh follows the new view."""
+    path = project.root / "models" / "shop" / "staging" / "stg_payments.sql"
+    original = path.read_text()
+    path.write_text(original.replace("where amount is not null",
+                                     "where amount is not null and payment_method <> 'coupon'"))
+    try:
+        _, log = project.dbt("run", "-s", "path:models/shop")
+        expect_actions(project, log, {f"{SCHEMA}.{name}": "unchanged" for name in SHOP_MARTS})
+        refresh_shop(project, expect_kind=None)
+        assert project.sql(f"select count(*) from {SCHEMA}.shop_order_summary where coupon_amount <> 0") == [(0,)]
+    finally:
+        path.write_text(original)
+    project.dbt("run", "-s", "path:models/shop")
+    refresh_shop(project, expect_kind=None)
+    assert project.sql(f"select count(*) from {SCHEMA}.shop_order_summary where coupon_amount <> 0")[0][0] > 0
+
+
 def test_quotes_dollar_quotes_backslashes_and_percents_arrive_intact(project):
     row = project.sql(f"select single_quotes, dollar_quotes, backslashes, percents from {SCHEMA}.quoted_literals")
     assert row == [("it's \"quoted\"", "dollar $tag$ 'text'", "back\\slash \\n \\\\", "100% of %s")]
@@ -182,6 +355,13 @@ def test_empty_run_leaves_populated_stream_tables_as_they_are(project):
     assert all(count > 0 for count, _ in after.values()), after
     assert dict(((r[0], r[1]), r[2]) for r in project.sql(
         "select pgs_schema, pgs_name, defining_query from pgstream.pgs_stream_tables")) == queries
+    # --empty also rebuilt every view model emptied (`where false limit 0`), the shop's staging views too,
+    # and a DIFFERENTIAL stream table reading such a view cannot refresh (0A000, LIMIT without ORDER BY):
+    # build the views again, as the next normal run would.
+    project.dbt("run", "--exclude", "config.materialized:stream_table")
+    for name in SHOP_MARTS:
+        project.sql("select pgstream.refresh_stream_table(%s)", f"{SCHEMA}.{name}")
+    assert_shop_marts_equal_their_queries(project)
 
 
 def test_empty_run_on_a_fresh_schema_creates_empty_stream_tables_with_the_real_query(project):
@@ -203,6 +383,28 @@ def test_empty_run_on_a_fresh_schema_creates_empty_stream_tables_with_the_real_q
         assert project.sql(f"select customer_id, total_amount, order_count from {fresh}.order_totals "
                            "order by customer_id") == project.sql(TOTALS_SQL.replace(f"{SCHEMA}.", f"{fresh}."))
         assert project.sql(f"select count(*) from {fresh}.big_customers")[0][0] > 0
+    finally:
+        os.environ["DBT_PGSTREAM_SCHEMA"] = SCHEMA
+        project.sql(f"drop schema if exists {fresh} cascade")
+
+
+def test_shop_empty_run_on_a_fresh_schema_then_a_normal_run(project):
+    """dbt's CI shape: `dbt run --empty` in a fresh schema builds the staging views emptied (`where false
+    limit 0`) and the marts without rows; the next normal run rebuilds the views and fills the marts."""
+    fresh = SCHEMA + "_shop_empty"
+    project.sql(f"drop schema if exists {fresh} cascade")
+    os.environ["DBT_PGSTREAM_SCHEMA"] = fresh
+    try:
+        project.dbt("seed", "-s", "path:seeds/shop")
+        _, log = project.dbt("run", "--empty", "-s", "path:models/shop")
+        expect_actions(project, log, {f"{fresh}.{name}": "created" for name in SHOP_MARTS})
+        for name in SHOP_MARTS:
+            assert project.sql(f"select count(*) from {fresh}.{name}") == [(0,)], name
+        _, log = project.dbt("run", "-s", "path:models/shop")
+        expect_actions(project, log, {f"{fresh}.{name}": "unchanged" for name in SHOP_MARTS})
+        for name in SHOP_MARTS:
+            assert project.sql(f"select count(*) from {fresh}.{name}")[0][0] > 0, name
+        assert_shop_marts_equal_their_queries(project, fresh)
     finally:
         os.environ["DBT_PGSTREAM_SCHEMA"] = SCHEMA
         project.sql(f"drop schema if exists {fresh} cascade")
@@ -439,7 +641,7 @@ def test_drop_operations_leave_no_stream_table(project):
     project.sql("select pgstream.create_stream_table(%s, %s, refresh_mode => 'FULL')",
                 f"{SCHEMA}.made_outside_dbt", f"select count(*) as n from {SCHEMA}.raw_orders")
     _, log = project.dbt("run-operation", "drop_dbt_stream_tables")
-    assert "pg_stream: dropped 6 stream table(s) of this project" in log, log
+    assert f"pg_stream: dropped {len(STREAM_TABLES)} stream table(s) of this project" in log, log
     assert set(project.catalog()) == {(SCHEMA, "made_outside_dbt")}
     for schema, name in STREAM_TABLES:
         assert project.sql("select to_regclass(%s)", f'"{schema}"."{name}"') == [(None,)]

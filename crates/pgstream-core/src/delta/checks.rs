@@ -52,7 +52,10 @@ impl Visitor for ConstructCheck {
         if !query.locks.is_empty() {
             return self.refuse("FOR UPDATE / FOR SHARE");
         }
-        if (query.limit_clause.is_some() || query.fetch.is_some()) && query.order_by.is_none() {
+        if (query.limit_clause.is_some() || query.fetch.is_some())
+            && query.order_by.is_none()
+            && !super::cut::limits_to_no_rows(query)
+        {
             return self.refuse(
                 "LIMIT / OFFSET / FETCH without ORDER BY (which rows it keeps is not defined)",
             );

@@ -406,3 +406,59 @@ fn relative_date_literals_are_refused_where_they_stand() {
     let fixed = "SELECT id FROM orders WHERE placed_at > '2026-01-01'::date";
     assert!(plan(fixed, &catalog, &request(None)).is_ok());
 }
+
+#[test]
+fn an_in_operand_is_qualified_so_a_same_named_inner_column_cannot_capture_it() {
+    // orders has an `id` too: unqualified inside the subquery it would be orders.id.
+    let plan = planned("SELECT id, name FROM customers WHERE id IN (SELECT customer_id FROM orders WHERE amount > 0)");
+    let sql = delta(plan.root());
+    assert!(sql.contains("(\"customers\".id)"), "{sql}");
+    assert!(!sql.contains("= (id)"), "{sql}");
+}
+
+#[test]
+fn group_by_positions_and_output_names_survive_a_rebuilt_select_list() {
+    for query in [
+        "SELECT k, sum(v) AS s, min(v) AS lo FROM a GROUP BY 1",
+        "SELECT k * 2 AS kk, sum(v) AS s, min(v) AS lo FROM a GROUP BY kk",
+        "SELECT sum(v) AS s, min(v) AS lo, k FROM a GROUP BY 3",
+    ] {
+        let plan = planned(query);
+        let StageRefresh::Algebraic(algebraic) = &plan.root().refresh else {
+            panic!("{query}: not algebraic");
+        };
+        for sql in [
+            &algebraic.state_sql,
+            &algebraic.rescan_sql,
+            &plan.root().full_sql,
+        ] {
+            assert!(
+                !sql.contains("GROUP BY 1") && !sql.contains("GROUP BY 3"),
+                "{query}: {sql}"
+            );
+            assert!(!sql.contains("GROUP BY kk"), "{query}: {sql}");
+        }
+    }
+}
+
+#[test]
+fn limit_zero_is_an_empty_relation_not_a_top_k() {
+    // What `dbt run --empty` builds views from.
+    for query in [
+        "SELECT id, v FROM (SELECT * FROM a WHERE false LIMIT 0) _dbt_limit_subq_a",
+        "SELECT k, count(*) AS n FROM (SELECT * FROM a LIMIT 0) s GROUP BY k",
+        "SELECT k FROM (SELECT k FROM a UNION ALL SELECT k FROM b FETCH FIRST 0 ROWS ONLY) u",
+    ] {
+        let plan = planned(query);
+        assert!(
+            plan.stages.iter().all(|s| s.kind != StageKind::TopK),
+            "{query}"
+        );
+        assert!(
+            plan.stages.iter().any(|s| s.full_sql.contains("false")),
+            "{query}"
+        );
+    }
+    assert!(refused("SELECT id FROM (SELECT * FROM a LIMIT 1) s")
+        .contains("LIMIT / OFFSET / FETCH without ORDER BY"));
+}

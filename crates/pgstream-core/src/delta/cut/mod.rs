@@ -6,7 +6,8 @@
 
 use super::ast::{
     and_all, as_marker, column_ref, derived, expr_with, folded, generated_expr, generated_query,
-    generated_select, ident, item, marker_factor, query_of, replace_occurrences, table_alias,
+    generated_select, ident, item, marker_factor, query_of, replace_occurrences, restrict,
+    select_from, table_alias, wildcard,
 };
 use super::checks::location_of;
 use super::expand::{has_sublinks, Expanded};
@@ -184,6 +185,25 @@ impl Cutter<'_> {
         while let Some(inner) = star_of_one_subquery(&query) {
             query = inner;
         }
+        if query.order_by.is_none() && limits_to_no_rows(&query) {
+            // `LIMIT 0` (what `dbt run --empty` puts into the views it builds): no rows, ever.
+            query.limit_clause = None;
+            query.fetch = None;
+            query = match *query.body {
+                SetExpr::Select(mut select) => {
+                    restrict(&mut select, generated_expr("false"));
+                    Query {
+                        body: Box::new(SetExpr::Select(select)),
+                        ..query
+                    }
+                }
+                body => query_of(select_from(
+                    vec![wildcard()],
+                    derived(query_of_body(body), Some(table_alias("__pgs_none"))),
+                    Some(generated_expr("false")),
+                )),
+            };
+        }
         if query.limit_clause.is_some() || query.fetch.is_some() {
             return self.top_k(query, location);
         }
@@ -195,6 +215,7 @@ impl Cutter<'_> {
         let kind = match query.body.as_mut() {
             SetExpr::Select(select) => {
                 if is_grouped(select, self.catalog) {
+                    self.normalize_group_by(select);
                     if matches!(select.distinct, Some(Distinct::Distinct)) {
                         // DISTINCT over groups: the groups a stage, DISTINCT over it.
                         select.distinct = None;
@@ -228,6 +249,52 @@ impl Cutter<'_> {
             other => return Err(Unsupported::new(format!("query body {other}")).at(location)),
         };
         Ok((query, kind))
+    }
+
+    /// GROUP BY entries as the expressions they stand for: positions (`GROUP BY 1`) and output
+    /// names that are no input column (`GROUP BY month`) become the select-list expression, so
+    /// the stage's SQL stays right when its select list is rebuilt (state, rescans).
+    fn normalize_group_by(&self, select: &mut Select) {
+        let scope = self.scope_of(select);
+        let GroupByExpr::Expressions(exprs, _) = &select.group_by else {
+            return;
+        };
+        let projected = |item: &SelectItem| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                Some(e.clone())
+            }
+            _ => None,
+        };
+        let normalized: Vec<Expr> = exprs
+            .iter()
+            .map(|key| match key {
+                Expr::Value(v) => match &v.value {
+                    Value::Number(n, _) => n
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|p| select.projection.get(p.wrapping_sub(1)))
+                        .and_then(projected)
+                        .unwrap_or_else(|| key.clone()),
+                    _ => key.clone(),
+                },
+                Expr::Identifier(ident) if scope::resolve(key, &scope).is_none() => select
+                    .projection
+                    .iter()
+                    .find_map(|item| match item {
+                        SelectItem::ExprWithAlias { expr, alias }
+                            if folded(alias) == folded(ident) =>
+                        {
+                            Some(expr.clone())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| key.clone()),
+                _ => key.clone(),
+            })
+            .collect();
+        if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+            *exprs = normalized;
+        }
     }
 
     /// `SELECT * FROM <stage>` (DISTINCT when asked) as the query of a new stage.

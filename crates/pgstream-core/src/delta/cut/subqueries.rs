@@ -135,7 +135,12 @@ impl Cutter<'_> {
         }
         if let Some(filter) = as_filter_subquery(&conjunct) {
             let negated = filter.negated;
-            let lhs = filter.lhs.cloned();
+            // The IN operand is evaluated inside the subquery from now on: its columns qualified,
+            // so a column of the same name inside cannot capture them.
+            let lhs = filter
+                .lhs
+                .cloned()
+                .map(|lhs| self.qualified_in(lhs, select));
             let mut subquery = filter.subquery.clone();
             let simple = plain(&subquery)
                 && matches!(subquery.body.as_ref(), SetExpr::Select(s) if single_occurrence(s, self.catalog).is_some());
@@ -166,6 +171,22 @@ impl Cutter<'_> {
             .at(location));
         }
         self.scalar_subqueries(conjunct, select, location)
+    }
+
+    /// `expr` with its unqualified column names qualified by the FROM item of `select` that
+    /// has them (names no item has stay as they are).
+    fn qualified_in(&self, mut expr: Expr, select: &Select) -> Expr {
+        let scope = self.scope_of(select);
+        let _ = sqlparser::ast::visit_expressions_mut(&mut expr, |e| {
+            if let Expr::Identifier(ident) = e {
+                let ident = ident.clone();
+                if let Some(item) = scope::resolve(e, &scope).map(|i| &scope[i]) {
+                    *e = Expr::CompoundIdentifier(vec![super::ident(&item.alias), ident]);
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        expr
     }
 
     /// The query of a filter subquery that reads more than one relation (or aggregates), made a
