@@ -188,6 +188,21 @@ impl Execution<'_> {
     pub fn differential(&self) -> AppliedChanges {
         let mut applied = AppliedChanges::default();
         let mut change_sets: Vec<String> = Vec::new();
+        // The change rows of this refresh's window, copied once and analyzed: every term reads
+        // these small tables, with sizes the planner knows.
+        let mut deltas: Vec<String> = Vec::new();
+        let mut delta_rows = 0;
+        for input in &self.plan.deltas {
+            let name = work_tables::ensure_named(
+                &crate::delta::ir::delta_table(input.relid),
+                &sql::delta_definition(input),
+            );
+            delta_rows += self.plain(&sql::delta_fill(input)).0 as i64;
+            deltas.push(name);
+        }
+        if !deltas.is_empty() {
+            work_tables::run(&format!("ANALYZE {}", deltas.join(", ")));
+        }
         for stage in &self.plan.stages {
             if matches!(stage.refresh, StageRefresh::Unchanged) {
                 continue;
@@ -236,6 +251,8 @@ impl Execution<'_> {
         for name in change_sets {
             work_tables::run(&format!("DELETE FROM {name}"));
         }
+        let deltas: Vec<&str> = deltas.iter().map(String::as_str).collect();
+        work_tables::empty(&deltas, delta_rows);
         applied
     }
 

@@ -193,6 +193,13 @@ pub const CHANGE_WINDOW: &str =
      AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
      AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false)";
 
+/// The temporary table a DIFFERENTIAL refresh copies the change rows of `relid` in its window
+/// into first (`__pgs_w` and the buffer's columns), analyzed, so the terms read a small table
+/// the planner knows the size of instead of the whole buffer through the window predicate.
+pub fn delta_table(relid: u32) -> String {
+    format!("pg_temp.{}", quote_ident(&format!("__pgs_delta_{relid}")))
+}
+
 /// The view through which refreshes read the change buffer of `relid`.
 pub fn change_view(relid: u32) -> String {
     format!("pgstream.{}", quote_ident(&format!("_rows_{relid}")))

@@ -292,6 +292,39 @@ pub fn order_index(relation: &str, columns: &[super::render::IndexColumn]) -> Op
     (!columns.is_empty()).then(|| format!("CREATE INDEX ON {relation} ({})", columns.join(", ")))
 }
 
+/// The delta table of `input` (see [`super::ir::delta_table`]): what follows its name in
+/// CREATE TEMPORARY TABLE (the buffer's present columns, so a grown buffer is a new shape).
+pub fn delta_definition(input: &super::ir::TableInput) -> String {
+    format!(
+        "AS SELECT {} FROM {} __pgs_b WITH NO DATA",
+        delta_columns(input),
+        super::ir::change_view(input.relid)
+    )
+}
+
+/// Copies the change rows of `input` in the refresh's window into its delta table.
+pub fn delta_fill(input: &super::ir::TableInput) -> String {
+    format!(
+        "INSERT INTO {} SELECT {} FROM {} __pgs_b WHERE {}",
+        super::ir::delta_table(input.relid),
+        delta_columns(input),
+        super::ir::change_view(input.relid),
+        super::ir::CHANGE_WINDOW
+    )
+}
+
+fn delta_columns(input: &super::ir::TableInput) -> String {
+    let mut columns = vec!["__pgs_b.__pgs_w".to_string()];
+    columns.extend(
+        input
+            .columns
+            .iter()
+            .filter(|c| !input.absent.iter().any(|(a, _)| a == *c))
+            .map(|c| format!("__pgs_b.{}", quote_ident(c))),
+    );
+    columns.join(", ")
+}
+
 /// A keyed relation's identity index: unique on (key hash, key columns), NULLs equal; named
 /// `index` (an unqualified identifier) when given, else as PostgreSQL chooses.
 pub fn key_index(relation: &str, index: Option<&str>, key: &[String]) -> String {

@@ -8,7 +8,7 @@ use super::ast::{
 };
 use super::blocks::Block;
 use super::filters::{self, Combined};
-use super::ir::{change_view, null_marker_index, Input, Names, Role, CHANGE_WINDOW};
+use super::ir::{delta_table, null_marker_index, Input, Names, Role};
 use super::Unsupported;
 use crate::sql_text::quote_ident;
 use sqlparser::ast::{Select, TableAlias, TableFactor, VisitMut, VisitorMut};
@@ -38,8 +38,8 @@ impl Reader<'_> {
             (Input::Table(table), Role::Current) => named_factor(&table.name, alias),
             (Input::Table(table), role) => {
                 let sign = match role {
-                    Role::Inserted => "__pgs_b.__pgs_w = 1 AND ",
-                    Role::Deleted => "__pgs_b.__pgs_w = -1 AND ",
+                    Role::Inserted => " WHERE __pgs_b.__pgs_w = 1",
+                    Role::Deleted => " WHERE __pgs_b.__pgs_w = -1",
                     _ => "",
                 };
                 let columns: Vec<String> = if table.columns.is_empty() {
@@ -57,9 +57,9 @@ impl Reader<'_> {
                         .collect()
                 };
                 let select = generated_select(&format!(
-                    "SELECT {} FROM {} __pgs_b WHERE {sign}{CHANGE_WINDOW}",
+                    "SELECT {} FROM {} __pgs_b{sign}",
                     columns.join(", "),
-                    change_view(table.relid)
+                    delta_table(table.relid)
                 ));
                 derived(query_of(select), alias)
             }

@@ -130,13 +130,17 @@ fn a_filter_is_one_linear_stage_keyed_by_the_tables_key() {
     assert_eq!(root.identity, Identity::Key(vec!["id".into()]));
     assert_eq!(terms(delta(root)), 2);
     assert!(
-        delta(root).contains("FROM pgstream.\"_rows_1\" __pgs_b WHERE __pgs_b.__pgs_w = 1 AND"),
+        delta(root).contains("FROM pg_temp.\"__pgs_delta_1\" __pgs_b WHERE __pgs_b.__pgs_w = 1)"),
         "{}",
         delta(root)
     );
     assert_eq!(
         root.full_sql,
         "SELECT id, v * 2 AS doubled FROM public.a AS a WHERE v > 1"
+    );
+    assert_eq!(
+        plan.deltas.iter().map(|d| d.relid).collect::<Vec<_>>(),
+        vec![1]
     );
     // Without the key in its columns, a multiset.
     assert_eq!(

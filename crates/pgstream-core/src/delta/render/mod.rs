@@ -6,7 +6,7 @@ use super::algebraic::{self, AlgebraicPlan, GroupedStage};
 use super::ast::{folded, generated_expr, generated_select, item, query_of, restrict};
 use super::blocks::{self, Block};
 use super::cut::{aggregate_calls, group_keys, Draft, DraftKind, Drafts};
-use super::ir::{Identity, IdentityChoice, Input, Names, StageIndex};
+use super::ir::{Identity, IdentityChoice, Input, Names, StageIndex, TableInput};
 use super::keys::{self, KeyContext};
 use super::scope;
 use super::terms::Reader;
@@ -26,6 +26,8 @@ pub struct Plan {
     pub tables: Vec<u32>,
     /// How the stream table identifies its rows.
     pub root_identity: IdentityChoice,
+    /// The changed tables whose change rows the refresh copies into its delta tables first.
+    pub deltas: Vec<TableInput>,
 }
 
 impl StagePlan {
@@ -91,6 +93,7 @@ impl Plan {
                 identity,
                 reason: "recomputed FULL".into(),
             },
+            deltas: vec![],
         }
     }
 
@@ -217,6 +220,7 @@ pub fn render(
     let count = drafts.stages.len();
     let mut stages: Vec<StagePlan> = Vec::with_capacity(count);
     let mut tables: Vec<u32> = Vec::new();
+    let mut deltas: Vec<TableInput> = Vec::new();
     for (index, draft) in drafts.stages.iter().enumerate() {
         // What it reads.
         let mut own_tables: Vec<u32> = Vec::new();
@@ -239,6 +243,13 @@ pub fn render(
             Input::Table(t) => request.changed.is_none_or(|c| c.contains(&t.relid)),
             Input::Stage(s) => stages[*s].changed,
         };
+        for (i, input) in draft.inputs.iter().enumerate() {
+            if let Input::Table(t) = input {
+                if input_changed(i) && !deltas.iter().any(|d: &TableInput| d.relid == t.relid) {
+                    deltas.push(t.clone());
+                }
+            }
+        }
         let changed = (0..draft.inputs.len()).any(input_changed);
         let stage_columns = |s: usize| stages[s].columns[..stages[s].visible].to_vec();
         let reader = Reader {
@@ -359,10 +370,12 @@ pub fn render(
         identity: root.identity.clone(),
         reason: identity_reason(root),
     };
+    deltas.sort_by_key(|d| d.relid);
     Ok(Plan {
         stages,
         tables,
         root_identity,
+        deltas,
     })
 }
 
