@@ -121,9 +121,42 @@ impl Execution<'_> {
                 {
                     ddl(&index);
                 }
+                for (_, create) in self.aux_lookup_indexes(stage) {
+                    ddl(&create);
+                }
                 ddl(&format!("ANALYZE {aux}"));
             })
         });
+    }
+
+    /// The lookup indexes of inner stage `stage`'s table: (qualified name, CREATE statement).
+    fn aux_lookup_indexes(&self, stage: &StagePlan) -> Vec<(String, String)> {
+        let base = format!("aux_{}_{}", self.names.id, stage.index);
+        let aux = self.names.aux_table(stage.index);
+        stage
+            .lookup_columns
+            .iter()
+            .map(|c| sql::lookup_index(&aux, "pgstream_changes", &base, c))
+            .collect()
+    }
+
+    /// Puts missing lookup indexes on inner stages' tables (a table built by an earlier
+    /// version), as the extension's owner.
+    fn ensure_aux_lookup_indexes(&self) {
+        let missing: Vec<String> = self
+            .plan
+            .stages
+            .iter()
+            .filter(|s| !self.is_root(s))
+            .flat_map(|s| self.aux_lookup_indexes(s))
+            .filter(|(name, _)| !work_tables::exists(name))
+            .map(|(_, create)| create)
+            .collect();
+        if !missing.is_empty() {
+            catalog::as_catalog_owner(|| {
+                crate::capture::setup::as_engine_ddl(|| missing.iter().for_each(|c| ddl(c)))
+            });
+        }
     }
 
     /// An algebraic stage's state, built anew from its input now.
@@ -190,6 +223,7 @@ impl Execution<'_> {
         let mut change_sets: Vec<String> = Vec::new();
         // The change rows of this refresh's window, copied once and analyzed: every term reads
         // these small tables, with sizes the planner knows.
+        self.ensure_aux_lookup_indexes();
         let mut deltas: Vec<String> = Vec::new();
         let mut delta_rows = 0;
         for input in &self.plan.deltas {
@@ -199,6 +233,12 @@ impl Execution<'_> {
             );
             delta_rows += self.plain(&sql::delta_fill(input)).0 as i64;
             deltas.push(name);
+        }
+        for (relid, column) in &self.plan.delta_indexes {
+            let (name, create) = sql::delta_index(*relid, column);
+            if !work_tables::exists(&name) {
+                work_tables::run(&create);
+            }
         }
         if !deltas.is_empty() {
             work_tables::run(&format!("ANALYZE {}", deltas.join(", ")));
@@ -211,6 +251,13 @@ impl Execution<'_> {
             let change_set = stage.feeds.then(|| {
                 let name = self.names.change_set(stage.index);
                 work_tables::ensure_named(&name, &sql::change_set_work(&target, &stage.columns));
+                let base = format!("__pgs_chg_{}_{}", self.names.id, stage.index);
+                for column in &stage.lookup_columns {
+                    let (index, create) = sql::lookup_index(&name, "pg_temp", &base, column);
+                    if !work_tables::exists(&index) {
+                        work_tables::run(&create);
+                    }
+                }
                 change_sets.push(name.clone());
                 name
             });
@@ -244,6 +291,10 @@ impl Execution<'_> {
                 }
                 StageRefresh::Recompute => self.recompute(stage, &target, change_set.as_deref()),
             };
+            if let Some(change_set) = &change_set {
+                // Stages above read it: with its size known.
+                work_tables::run(&format!("ANALYZE {change_set}"));
+            }
             if self.is_root(stage) {
                 applied = result;
             }
@@ -303,10 +354,8 @@ impl Execution<'_> {
             ));
         }
         let [delete, merge] = sql::apply_keyed(target, affected, fresh, &stage.columns, key);
-        by_index(|| {
-            self.plain(&delete);
-            self.plain(&merge);
-        });
+        self.plain(&delete);
+        self.plain(&merge);
         work_tables::empty(&[affected, fresh], 1);
         AppliedChanges {
             inserted: counts.first().copied().flatten().unwrap_or(0),
@@ -353,16 +402,14 @@ impl Execution<'_> {
                     stage,
                     &sql::multiset_ops_work(target, &stage.columns),
                 );
-                by_index(|| {
-                    self.plain(&sql::multiset_operations(
-                        &work,
-                        &ops,
-                        target,
-                        &stage.columns,
-                    ));
-                    work_tables::analyze(&[&ops], inserted + deleted);
-                    self.plain(&sql::apply_multiset(&ops, target, &stage.columns));
-                });
+                self.plain(&sql::multiset_operations(
+                    &work,
+                    &ops,
+                    target,
+                    &stage.columns,
+                ));
+                work_tables::analyze(&[&ops], inserted + deleted);
+                self.plain(&sql::apply_multiset(&ops, target, &stage.columns));
                 work_tables::empty(&[&ops], inserted + deleted);
                 AppliedChanges {
                     inserted,
@@ -404,11 +451,9 @@ impl Execution<'_> {
                 self.restricted(&recompute);
             }
         }
-        by_index(|| {
-            for statement in sql::update_state(plan, &state, &groups, &rescan, &state_work) {
-                self.plain(&statement);
-            }
-        });
+        for statement in sql::update_state(plan, &state, &groups, &rescan, &state_work) {
+            self.plain(&statement);
+        }
         let (affected, fresh) = self.keyed_work(stage, target);
         let Identity::Key(key) = self.identity_of(stage) else {
             unreachable!("algebraic stages are keyed")
@@ -458,16 +503,6 @@ impl Execution<'_> {
 
 /// Above this many rows work tables are truncated rather than deleted from.
 const LARGE: i64 = 5_000;
-
-/// Runs `body` with index lookups preferred for joins to the stream table and auxiliary tables
-/// (their statistics lag behind their refreshes, and a planner that thinks them small hashes all
-/// of them to apply a few rows).
-fn by_index<R>(body: impl FnOnce() -> R) -> R {
-    settings::with_settings(
-        &[(c"enable_hashjoin", "off"), (c"enable_mergejoin", "off")],
-        body,
-    )
-}
 
 /// `name type` of every output column of `sql` (analyzed as the current user, never run).
 fn described(sql: &str) -> Vec<String> {

@@ -29,6 +29,17 @@ pub fn transaction_table(kind: &str, table: &StreamTable) -> String {
     )
 }
 
+/// Whether relation `qualified` exists.
+pub fn exists(qualified: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+        &[qualified.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
 /// The temporary table of `kind` for `table` defined by `definition` (what follows the name
 /// in CREATE TABLE), created when this session has none of that shape yet. It is empty.
 pub fn ensure(kind: &str, table: &StreamTable, definition: &str) -> String {
@@ -38,14 +49,7 @@ pub fn ensure(kind: &str, table: &StreamTable, definition: &str) -> String {
         shape_hash(definition)
     );
     let qualified = format!("pg_temp.{}", quote_identifier(&name));
-    let exists = Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
-        &[qualified.as_str().into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !exists {
+    if !exists(&qualified) {
         run(&format!("CREATE TEMPORARY TABLE {qualified} {definition}"));
     }
     qualified

@@ -50,6 +50,50 @@ pub struct Block {
     pub padded: Vec<TableFactor>,
 }
 
+impl Filter {
+    /// The columns of the filter's relation it compares for equality with something else (its
+    /// correlation, the IN item): what an index on its change rows would serve, since every
+    /// outer row looks them up.
+    pub fn equality_columns(&self) -> Vec<String> {
+        let own = |e: &Expr| match e {
+            Expr::Identifier(c) => Some(folded(c)),
+            Expr::CompoundIdentifier(parts)
+                if parts.len() == 2 && folded(&parts[0]) == self.alias =>
+            {
+                Some(folded(&parts[1]))
+            }
+            Expr::Nested(inner) => match inner.as_ref() {
+                Expr::Identifier(c) => Some(folded(c)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let mut columns: Vec<String> = Vec::new();
+        if let Some(cond) = &self.cond {
+            for mut part in conjuncts(cond.clone()) {
+                while let Expr::Nested(inner) = part {
+                    part = *inner;
+                }
+                if let Expr::BinaryOp {
+                    left,
+                    op: sqlparser::ast::BinaryOperator::Eq,
+                    right,
+                } = &part
+                {
+                    columns.extend(own(left));
+                    columns.extend(own(right));
+                }
+            }
+        }
+        if let FilterKind::In { item, .. } | FilterKind::NotIn { item, .. } = &self.kind {
+            columns.extend(own(item));
+        }
+        columns.sort();
+        columns.dedup();
+        columns
+    }
+}
+
 fn single_item(select: &Select) -> Option<Expr> {
     match select.projection.as_slice() {
         [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => {

@@ -55,8 +55,8 @@ const CORPUS: &[(&str, &str)] = &[
 /// A plan as text: identity, tables, then every stage with its SQL.
 fn rendered(plan: &Plan) -> String {
     let mut out = format!(
-        "identity: {:?} ({})\ntables: {:?}\n",
-        plan.root_identity.identity, plan.root_identity.reason, plan.tables
+        "identity: {:?} ({})\ntables: {:?}\ndelta indexes: {:?}\n",
+        plan.root_identity.identity, plan.root_identity.reason, plan.tables, plan.delta_indexes
     );
     for stage in &plan.stages {
         out.push_str(&format!(

@@ -223,11 +223,15 @@ pub fn apply_keyed(
         )
     };
     [
+        // A MERGE driven by the (distinct) affected keys that have no row now: a join the
+        // planner can run as index lookups into the target for a few keys, or hash for many.
         format!(
-            "DELETE FROM {target} __pgs_t WHERE EXISTS (SELECT 1 FROM {affected} __pgs_a WHERE {am}) \
-             AND NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE {fm})",
+            "MERGE INTO {target} __pgs_t \
+             USING (SELECT __pgs_a.* FROM {affected} __pgs_a \
+                    WHERE NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE {gone})) __pgs_a \
+             ON {am} WHEN MATCHED THEN DELETE",
+            gone = affected_match("__pgs_a", "__pgs_f", key),
             am = affected_match("__pgs_a", "__pgs_t", key),
-            fm = key_match_sql("__pgs_f", "__pgs_t", key),
         ),
         format!(
             "MERGE INTO {target} __pgs_t USING {fresh} __pgs_f ON {fm} \
@@ -310,6 +314,40 @@ pub fn delta_fill(input: &super::ir::TableInput) -> String {
         delta_columns(input),
         super::ir::change_view(input.relid),
         super::ir::CHANGE_WINDOW
+    )
+}
+
+/// An index on `column` of the delta table of `relid` (kept with the table between refreshes):
+/// its qualified name, and the statement creating it.
+pub fn delta_index(relid: u32, column: &str) -> (String, String) {
+    let tag = column.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let name = format!("__pgs_di_{relid}_{tag:016x}");
+    (
+        format!("pg_temp.{name}"),
+        format!(
+            "CREATE INDEX {name} ON {} ({})",
+            super::ir::delta_table(relid),
+            quote_ident(column)
+        ),
+    )
+}
+
+/// A lookup index on `column` of `relation` (schema-qualified) named after `base` (an
+/// unqualified table name): its qualified name, and the statement creating it.
+pub fn lookup_index(relation: &str, schema: &str, base: &str, column: &str) -> (String, String) {
+    let tag = column.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let name = format!("{base}_l{tag:016x}");
+    (
+        format!("{schema}.{}", quote_ident(&name)),
+        format!(
+            "CREATE INDEX {} ON {relation} ({})",
+            quote_ident(&name),
+            quote_ident(column)
+        ),
     )
 }
 

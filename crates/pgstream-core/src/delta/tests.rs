@@ -466,3 +466,15 @@ fn limit_zero_is_an_empty_relation_not_a_top_k() {
     assert!(refused("SELECT id FROM (SELECT * FROM a LIMIT 1) s")
         .contains("LIMIT / OFFSET / FETCH without ORDER BY"));
 }
+
+#[test]
+fn dependent_filters_ask_for_indexes_on_their_change_rows() {
+    let plan = planned(
+        "SELECT a.id FROM a WHERE EXISTS (SELECT 1 FROM a a2 WHERE a2.k = a.k AND a2.id <> a.id) \
+         AND NOT EXISTS (SELECT 1 FROM b WHERE b.k = a.k)",
+    );
+    assert_eq!(
+        plan.delta_indexes,
+        vec![(1, "k".to_string()), (2, "k".to_string())]
+    );
+}

@@ -28,6 +28,9 @@ pub struct Plan {
     pub root_identity: IdentityChoice,
     /// The changed tables whose change rows the refresh copies into its delta tables first.
     pub deltas: Vec<TableInput>,
+    /// Columns of delta tables worth an index `(relid, column)`: those dependent filters look
+    /// change rows up by for every outer row.
+    pub delta_indexes: Vec<(u32, String)>,
 }
 
 impl StagePlan {
@@ -86,6 +89,7 @@ impl Plan {
                 feeds: false,
                 changed: true,
                 order_index: None,
+                lookup_columns: vec![],
                 standalone_sql: query.to_string(),
             }],
             tables: vec![],
@@ -94,6 +98,7 @@ impl Plan {
                 reason: "recomputed FULL".into(),
             },
             deltas: vec![],
+            delta_indexes: vec![],
         }
     }
 
@@ -193,6 +198,9 @@ pub struct StagePlan {
     /// Columns an index on the auxiliary table should cover (a top-k above reads it in this
     /// order).
     pub order_index: Option<Vec<IndexColumn>>,
+    /// Columns stages above look its rows up by, one by one (dependent filters over it): each
+    /// gets an index on its table and on its change set.
+    pub lookup_columns: Vec<String>,
     /// Every row of it with the lower stages read as their own queries (not their tables).
     pub standalone_sql: String,
 }
@@ -221,6 +229,7 @@ pub fn render(
     let mut stages: Vec<StagePlan> = Vec::with_capacity(count);
     let mut tables: Vec<u32> = Vec::new();
     let mut deltas: Vec<TableInput> = Vec::new();
+    let mut delta_indexes: Vec<(u32, String)> = Vec::new();
     for (index, draft) in drafts.stages.iter().enumerate() {
         // What it reads.
         let mut own_tables: Vec<u32> = Vec::new();
@@ -310,6 +319,23 @@ pub fn render(
                 offset,
             } => kinds::top_k(&ctx, &mut query, order_by, limit, offset.as_deref())?,
         };
+        let mut pending_lookups: Vec<(StageIndex, String)> = Vec::new();
+        if request.render_terms {
+            for leaf in leaves(&query.body).into_iter().flatten() {
+                for block in blocks::blocks(leaf, catalog).unwrap_or_default() {
+                    for filter in &block.filters {
+                        match draft.inputs.get(filter.occurrence) {
+                            Some(Input::Table(t)) => delta_indexes.extend(
+                                filter.equality_columns().into_iter().map(|c| (t.relid, c)),
+                            ),
+                            Some(Input::Stage(s)) => pending_lookups
+                                .extend(filter.equality_columns().into_iter().map(|c| (*s, c))),
+                            None => {}
+                        }
+                    }
+                }
+            }
+        }
         let mut full = query.clone();
         reader.substitute(&mut full, &[], &[]);
         let mut standalone = query.clone();
@@ -342,6 +368,12 @@ pub fn render(
         if let Some((input, index_columns)) = pending_index.take() {
             stages[input].order_index = Some(index_columns);
         }
+        for (input, column) in pending_lookups {
+            let lower = &mut stages[input];
+            if lower.columns.contains(&column) && !lower.lookup_columns.contains(&column) {
+                lower.lookup_columns.push(column);
+            }
+        }
         for s in &reads {
             stages[*s].feeds = true;
         }
@@ -360,6 +392,7 @@ pub fn render(
             feeds: false,
             changed,
             order_index: None,
+            lookup_columns: vec![],
             standalone_sql,
         });
     }
@@ -371,11 +404,21 @@ pub fn render(
         reason: identity_reason(root),
     };
     deltas.sort_by_key(|d| d.relid);
+    delta_indexes.sort();
+    delta_indexes.dedup();
+    delta_indexes.retain(|(relid, column)| {
+        deltas.iter().any(|d| {
+            d.relid == *relid
+                && d.columns.contains(column)
+                && !d.absent.iter().any(|(a, _)| a == column)
+        })
+    });
     Ok(Plan {
         stages,
         tables,
         root_identity,
         deltas,
+        delta_indexes,
     })
 }
 
