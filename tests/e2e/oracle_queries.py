@@ -1,7 +1,7 @@
 """The differential oracle's query corpus (tests/e2e/test_differential_oracle.py): the schema
 of its sources, the queries refreshed DIFFERENTIAL, those refreshed under AUTO, chains of
 stream tables, and queries left out of the run because the engine gets them wrong
-(KNOWN_BUGS, each with a minimal reproduction)."""
+(FIXED_BUGS: the engine bugs it found, each with a minimal reproduction)."""
 
 SCHEMA = """
 CREATE TABLE o_cust (id int PRIMARY KEY, region text, tier int);
@@ -201,7 +201,7 @@ NESTED_QUERIES = [
     ("n_agg_of_union_all", "SELECT v, count(*) AS n FROM (SELECT x AS v FROM o_dup UNION ALL "
                            "SELECT tier FROM o_cust) u GROUP BY v"),
     # --- Views over views with aggregates (the planner inlines them; a view with an outer
-    # join, j_order_totals, is KNOWN_BUGS "n_view_with_left_join") ---
+    # join, j_order_totals, is "n_view_with_left_join" at the end) ---
     ("n_view_of_views", "SELECT * FROM j_customer_totals"),
     ("n_view_view_agg", "SELECT orders, count(*) AS customers, sum(lifetime) AS s FROM j_customer_totals GROUP BY orders"),
     ("n_view_left_join", "SELECT c.id, c.first_name, t.lifetime, t.most_payments FROM j_customers c "
@@ -216,8 +216,8 @@ NESTED_QUERIES = [
     ("n_scalar_uncorr_select", "SELECT k, v, v - (SELECT min(v) FROM o_cfg) AS above, "
                                "(SELECT count(*) FROM o_cfg) AS cfgs FROM o_kv"),
     ("n_scalar_uncorr_where", "SELECT id, amount FROM o_orders WHERE amount > (SELECT avg(amount) FROM o_orders)"),
-    # (A per-customer maximum row, `WHERE amount >= (SELECT max(...) ... correlated)`: KNOWN_BUGS
-    # "n_scalar_corr_where".)
+    # (A per-customer maximum row, `WHERE amount >= (SELECT max(...) ... correlated)`:
+    # "n_scalar_corr_where" at the end.)
     ("n_scalar_corr_where_sum", "SELECT o.id, o.cust_id, o.amount FROM o_orders o WHERE o.amount * 2 > "
                                 "(SELECT sum(o2.amount) FROM o_orders o2 WHERE o2.cust_id = o.cust_id)"),
     ("n_scalar_corr_count_where", "SELECT o.id, o.status FROM o_orders o WHERE "
@@ -271,7 +271,7 @@ NESTED_QUERIES = [
                                 "(SELECT cust_id, amount, status FROM o_orders WHERE status = 'paid') s ON s.cust_id = c.id"),
     ("n_left_left_chain", "SELECT c.id, o.id AS oid, p.amount FROM j_customers c LEFT JOIN j_orders o "
                           "ON o.customer_id = c.id LEFT JOIN j_payments p ON p.order_id = o.id"),
-    # (With a NULL group on both sides: KNOWN_BUGS "n_full_join_aggs_null_groups".)
+    # (With a NULL group on both sides: "n_full_join_aggs_null_groups" at the end.)
     ("n_full_join_aggs", "SELECT a.k AS ak, b.k AS bk, a.n, b.s FROM (SELECT y AS k, count(*) AS n FROM o_dup "
                          "WHERE y IS NOT NULL GROUP BY y) a FULL JOIN (SELECT k, sum(v) AS s FROM o_t2 GROUP BY k) b "
                          "ON a.k = b.k"),
@@ -287,15 +287,20 @@ NESTED_QUERIES = [
     ("n_numeric_join", "SELECT a.n, a.w, b.w AS w2 FROM o_num a JOIN o_num b ON a.n = b.n AND a.w < b.w"),
     ("n_float_join_agg", "SELECT a.k, count(*) AS n FROM o_flt a JOIN o_flt b ON a.k = b.k GROUP BY a.k"),
     ("n_text_numeric_join", "SELECT kv.k, n.w FROM o_kv kv JOIN o_num n ON n.n = kv.g"),
+    # --- Shapes that were engine bugs (FIXED_BUGS keeps their reproductions) ---
+    ("n_scalar_corr_where", "SELECT o.id, o.cust_id, o.amount FROM o_orders o WHERE o.amount >= "
+                            "(SELECT max(o2.amount) FROM o_orders o2 WHERE o2.cust_id = o.cust_id)"),
+    ("n_view_with_left_join", "SELECT * FROM j_order_totals"),
+    ("n_full_join_aggs_null_groups", "SELECT a.k AS ak, b.k AS bk, a.n, b.s FROM "
+                                     "(SELECT y AS k, count(*) AS n FROM o_dup GROUP BY y) a "
+                                     "FULL JOIN (SELECT k, sum(v) AS s FROM o_t2 GROUP BY k) b ON a.k = b.k"),
 ]
 
-# Queries left out of the run because the engine refuses them or gets them wrong. Each is a
-# dict: `name` and `query` (the corpus query over SCHEMA, not run by the oracle), `bug` (what
-# goes wrong), and `repro`: a minimal reproduction, SQL statements run in order in a fresh
-# database, after which stream table `check` must equal query `expected` (a multiset).
-# test_known_bugs_still_reproduce runs them as strict xfails: one the engine fixes XPASSes,
-# and its query goes back into NESTED_QUERIES.
-KNOWN_BUGS = [
+# Engine bugs the oracle found, fixed: each a dict with `name` and `query` (its shape, now in
+# NESTED_QUERIES), `bug` (what went wrong), and `repro`: a minimal reproduction, SQL statements
+# run in order in a fresh database, after which stream table `check` must equal query
+# `expected` (a multiset). test_fixed_bugs_stay_fixed runs them.
+FIXED_BUGS = [
     dict(
         name="n_scalar_corr_where",
         query="SELECT o.id, o.cust_id, o.amount FROM o_orders o WHERE o.amount >= "
@@ -332,7 +337,9 @@ KNOWN_BUGS = [
             "INSERT INTO b VALUES (1, 10)",
             "CREATE VIEW v AS SELECT a.id, b.y FROM a LEFT JOIN b ON b.id = a.id",
             # accepted: "WITH v AS (SELECT a.id, b.y FROM a LEFT JOIN b ON b.id = a.id) SELECT * FROM v"
-            "SELECT pgstream.create_stream_table('s', 'SELECT * FROM v', '1m', 'DIFFERENTIAL')",  # 0A000
+            "SELECT pgstream.create_stream_table('s', 'SELECT * FROM v', '1m', 'DIFFERENTIAL')",  # was 0A000
+            "INSERT INTO b VALUES (2, 20); INSERT INTO a VALUES (3, 3); DELETE FROM b WHERE id = 1",
+            "SELECT pgstream.refresh_stream_table('s')",
         ],
         check="s", expected="SELECT * FROM v",
     ),
@@ -351,7 +358,9 @@ KNOWN_BUGS = [
             "INSERT INTO p VALUES (NULL, 1)",
             "INSERT INTO q VALUES (NULL, 2)",
             "SELECT pgstream.create_stream_table('s', 'SELECT p.k AS pk, q.k AS qk FROM (SELECT k FROM p GROUP BY k) p "
-            "FULL JOIN (SELECT k FROM q GROUP BY k) q ON p.k = q.k', '1m', 'DIFFERENTIAL')",  # 23505
+            "FULL JOIN (SELECT k FROM q GROUP BY k) q ON p.k = q.k', '1m', 'DIFFERENTIAL')",  # was 23505
+            "INSERT INTO p VALUES ('x', 1); INSERT INTO q VALUES ('x', 1), (NULL, 3)",
+            "SELECT pgstream.refresh_stream_table('s')",
         ],
         check="s", expected="SELECT p.k AS pk, q.k AS qk FROM (SELECT k FROM p GROUP BY k) p "
                             "FULL JOIN (SELECT k FROM q GROUP BY k) q ON p.k = q.k",  # (NULL, NULL) twice

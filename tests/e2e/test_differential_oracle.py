@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from oracle_queries import (AUTO_QUERIES, BASE_TABLES, CHAINS, KNOWN_BUGS, NESTED_QUERIES, NESTED_TABLES,
+from oracle_queries import (AUTO_QUERIES, BASE_TABLES, CHAINS, FIXED_BUGS, NESTED_QUERIES, NESTED_TABLES,
                             QUERIES, SCHEMA)
 
 SEED = int(os.environ.get("PGS_ORACLE_SEED", "20261125"))
@@ -325,7 +325,7 @@ def test_nested_shapes_equal_their_query_after_random_changes(db):
     seed = SEED + 3
     _create_schema(db, random.Random(seed))
     names = [name for name, _ in NESTED_QUERIES]
-    assert not {bug["name"] for bug in KNOWN_BUGS} & set(names)
+    assert {bug["name"] for bug in FIXED_BUGS} <= set(names)
     for name, query in NESTED_QUERIES:
         db.sql("SELECT pgstream.create_stream_table(%s, %s, '1m', 'DIFFERENTIAL')", (name, query))
     modes = dict(db.sql("SELECT pgs_name, effective_mode FROM pgstream.pgs_stream_tables"))
@@ -358,10 +358,9 @@ def test_nested_shapes_equal_their_query_after_random_changes(db):
         assert (kind, inserted, deleted) == ("DIFFERENTIAL", 0, 0) and updated > 0, (name, counts[name])
 
 
-@pytest.mark.parametrize("bug", KNOWN_BUGS, ids=[bug["name"] for bug in KNOWN_BUGS])
-@pytest.mark.xfail(strict=True, reason="engine bug left out of the oracle (oracle_queries.KNOWN_BUGS)")
-def test_known_bugs_still_reproduce(db, bug):
-    """Each known bug's minimal reproduction; it XPASSes (and fails, strict) once fixed."""
+@pytest.mark.parametrize("bug", FIXED_BUGS, ids=[bug["name"] for bug in FIXED_BUGS])
+def test_fixed_bugs_stay_fixed(db, bug):
+    """Each engine bug the oracle found, as its minimal reproduction."""
     for statement in bug["repro"]:
         db.sql(statement)
     assert db.multiset_difference(bug["check"], bug["expected"]) == 0, bug["bug"]

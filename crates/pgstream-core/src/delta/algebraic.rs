@@ -102,6 +102,9 @@ pub struct AlgebraicPlan {
     pub state_updates: Vec<String>,
     /// Groups whose MIN / MAX lost its extreme, as a condition on `__pgs_d` and `__pgs_s`.
     pub rescan_condition: Option<String>,
+    /// New groups (no state yet) to rescan, as a condition on `__pgs_d`: those that also lost
+    /// rows in the same changes (the deleted row may have been the inserted extreme).
+    pub new_group_rescan_condition: Option<String>,
     /// The stage's output columns from state `__pgs_s` (the select list, keys included).
     pub outputs: Vec<String>,
     /// HAVING over state `__pgs_s`.
@@ -241,6 +244,7 @@ pub fn plan(
     let mut new_state = vec!["__pgs_d.__pgs_dn".to_string()];
     let mut state_updates = vec!["__pgs_n = __pgs_s.__pgs_n + __pgs_d.__pgs_dn".to_string()];
     let mut rescan = Vec::new();
+    let mut new_group_rescan = Vec::new();
     for (j, a) in aggregates.iter().enumerate() {
         let Some(argument) = &a.argument else {
             continue;
@@ -285,6 +289,7 @@ pub fn plan(
                     "__pgs_m{j} = CASE WHEN {live} THEN {extreme}(__pgs_s.__pgs_m{j}, __pgs_d.__pgs_ins{j}) END"
                 ));
                 rescan.push(format!("__pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j}"));
+                new_group_rescan.push(format!("__pgs_d.__pgs_del{j} IS NOT NULL"));
             }
             Kind::Count => {}
             Kind::CountStar => unreachable!("COUNT(*) has no argument"),
@@ -341,6 +346,8 @@ pub fn plan(
         new_state,
         state_updates,
         rescan_condition: (!rescan.is_empty()).then(|| format!("({})", rescan.join(" OR "))),
+        new_group_rescan_condition: (!new_group_rescan.is_empty())
+            .then(|| format!("({})", new_group_rescan.join(" OR "))),
         outputs,
         having,
         scalar: stage.keys.is_empty(),

@@ -24,6 +24,11 @@ pub struct KeyContext<'a> {
 
 /// The output columns of `select` that form a key of its rows, if there are such.
 pub fn select_key(select: &Select, ctx: &KeyContext) -> Option<Vec<String>> {
+    // A FULL JOIN pads both sides: a row padded from each side can carry the same NULL key (a
+    // NULL group key on the left and one on the right), so its keys make no key of the result.
+    if select.from.iter().any(has_full_join) {
+        return None;
+    }
     let scope = scope::items(select, ctx.columns);
     // The flattened FROM items and their keys.
     let mut factors: Vec<&TableFactor> = Vec::new();
@@ -215,6 +220,21 @@ fn equalities(select: &Select, scope: &[ScopeItem]) -> Vec<(ItemColumn, ItemColu
         position += seen;
     }
     out
+}
+
+/// Whether `table` has a FULL JOIN, also inside parenthesized joins.
+fn has_full_join(table: &TableWithJoins) -> bool {
+    let nested = |factor: &TableFactor| match factor {
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => has_full_join(table_with_joins),
+        _ => false,
+    };
+    nested(&table.relation)
+        || table
+            .joins
+            .iter()
+            .any(|j| matches!(j.join_operator, JoinOperator::FullOuter(_)) || nested(&j.relation))
 }
 
 /// The output names holding `needed` columns (plain column references, `*` or `t.*`), if all are

@@ -580,9 +580,14 @@ pub fn capture_rescan(
     } else {
         key_list.join(", ")
     };
+    let new_groups = plan
+        .new_group_rescan_condition
+        .as_deref()
+        .unwrap_or("false");
     Some([
         format!(
-            "INSERT INTO {rescan} SELECT {select_keys} FROM {groups} __pgs_d JOIN {state} __pgs_s ON {m} WHERE {condition}",
+            "INSERT INTO {rescan} SELECT {select_keys} FROM {groups} __pgs_d LEFT JOIN {state} __pgs_s ON {m} \
+             WHERE CASE WHEN __pgs_s.__pgs_n IS NULL THEN {new_groups} ELSE {condition} END",
             m = key_match_sql("__pgs_d", "__pgs_s", &keys),
         ),
         format!("INSERT INTO {state_work} {}", plan.rescan_sql),

@@ -478,3 +478,19 @@ fn dependent_filters_ask_for_indexes_on_their_change_rows() {
         vec![(1, "k".to_string()), (2, "k".to_string())]
     );
 }
+
+#[test]
+fn a_views_parenthesized_outer_join_is_planned_like_the_join_itself() {
+    let plan = planned("SELECT id, w FROM (a LEFT JOIN b ON ((b.k = a.k))) JOIN c ON c.x = a.v");
+    assert_eq!(plan.stages.len(), 1);
+    assert!(delta(plan.root()).contains("NOT EXISTS") || delta(plan.root()).contains("count(*)"));
+}
+
+#[test]
+fn a_full_join_of_groups_is_a_multiset() {
+    let plan = planned(
+        "SELECT p.k AS pk, q.k AS qk FROM (SELECT k FROM a GROUP BY k) p \
+         FULL JOIN (SELECT k FROM b GROUP BY k) q ON p.k = q.k",
+    );
+    assert_eq!(plan.root_identity.identity, Identity::Multiset);
+}

@@ -15,6 +15,18 @@ impl Cutter<'_> {
         location: &str,
     ) -> Result<(), Unsupported> {
         for table in select.from.iter_mut() {
+            // `(a LEFT JOIN b ON ...) JOIN c` (how PostgreSQL prints a view's joins) is
+            // `a LEFT JOIN b ON ... JOIN c`: joins associate to the left.
+            while let TableFactor::NestedJoin {
+                table_with_joins,
+                alias: None,
+            } = &table.relation
+            {
+                let inner = (**table_with_joins).clone();
+                let outer_joins = std::mem::take(&mut table.joins);
+                table.relation = inner.relation;
+                table.joins = inner.joins.into_iter().chain(outer_joins).collect();
+            }
             if table.joins.iter().any(|j| has_sublinks(&j.join_operator)) {
                 return Err(Unsupported::new("a subquery in a JOIN condition").at(location));
             }
