@@ -1,5 +1,5 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-baseline bench-tpch
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
@@ -24,8 +24,12 @@ dbt:           ## the dbt integration flow on every dbt version, against a runni
 	scripts/dbt_integration.sh
 bench-dbt:     ## no-change `dbt run` of 200 models: stream_table vs materialized_view vs table
 	bench/dbt_run
-bench-refresh: ## DIFFERENTIAL vs FULL vs REFRESH MATERIALIZED VIEW, 100k and 1M rows
+bench-refresh: ## DIFFERENTIAL vs FULL vs AUTO vs REFRESH MATERIALIZED VIEW [CONCURRENTLY], 100k and 1M rows; single-row DML latency
 	bench/refresh
+bench-refresh-10m: ## the fixed 1000-row change set at 100k vs 10M rows (DIFFERENTIAL, no-change), under 15 minutes
+	bench/refresh --10m
+bench-refresh-smoke: ## bench/refresh at 10k/20k rows with short DML loops: does it all work? (seconds)
+	bench/refresh --smoke
 bench-tpch:    ## the 22 TPC-H queries: stream table refresh vs REFRESH MATERIALIZED VIEW [CONCURRENTLY], SF 1 (BENCH_TPCH_SCALE)
 	bench/tpch
 
