@@ -45,7 +45,7 @@ say "psql: SELECT * FROM ${SCHEMA}.order_totals"
 psql -X -c "SELECT customer_id, total_amount, order_count FROM ${SCHEMA}.order_totals ORDER BY customer_id"
 say "psql: two new orders (customer 104 is new)"
 psql -X -q -c "INSERT INTO ${SCHEMA}.raw_orders VALUES (11, 104, 150.00, '2026-01-19 10:00'), (12, 100, 1.00, '2026-01-19 11:00')"
-dbt_step run-operation refresh --args '{model_name: order_totals}'
+dbt_step run-operation pgstream_refresh --args '{model_name: order_totals}'
 dbt_step run-operation refresh_all_stream_tables
 psql -X -c "SELECT customer_id, total_amount, order_count FROM ${SCHEMA}.order_totals ORDER BY customer_id"
 psql -X -c "SELECT pgs_schema, pgs_name, schedule, refresh_mode, status, total_refreshes, stale

@@ -34,4 +34,7 @@ trap '"${ROOT}/scripts/cluster.sh" stop' EXIT
 
 say "tier 4: the dbt-pgstream integration flow on dbt 1.8, 1.9, 1.10 and 1.11"
 "${ROOT}/scripts/dbt_integration.sh"
+
+say "tier 5: benchmark smoke (bench/refresh --smoke: every measurement runs, numbers not judged)"
+"${ROOT}/bench/refresh" --smoke
 say "all tiers passed"

@@ -32,6 +32,7 @@ $$;
 -- transition rows to the source's buffer. Its SQL names every object with its schema.
 CREATE FUNCTION pgstream._capture_rows() RETURNS trigger
 LANGUAGE c SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'pgstream_capture_rows';
 REVOKE ALL ON FUNCTION pgstream._capture_statement(), pgstream._capture_rows() FROM PUBLIC;
 

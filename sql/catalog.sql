@@ -174,9 +174,10 @@ REVOKE ALL ON FUNCTION pgstream._adopt_restored_rows() FROM PUBLIC;
 -- What a query means, as a hash of everything its result depends on besides rows: the
 -- definitions of the views it reads (a view re-created the same is the same), the identity and
 -- kind of every other relation it reads (a table swapped in under the same name is not the same),
--- the names, types and collations of the columns it reads, and the signature, volatility and
--- body of every function it calls that is not built in; other objects (operators, types, ...)
--- by description. `probe` is a view of the query. Computed with only pg_catalog on the
+-- the positions, names, types, collations and NOT NULLs of the columns it reads, the unique keys
+-- of the tables it reads, and the signature, volatility and body of every function it calls,
+-- directly or through an operator (not the functions those call); other objects (operators,
+-- types, ...) by description. `probe` is a view of the query. Computed with only pg_catalog on the
 -- search_path, so names print the same whoever asks; it reads only world-readable catalogs.
 CREATE FUNCTION pgstream._meaning(probe regclass) RETURNS text
 LANGUAGE sql STABLE
@@ -208,17 +209,27 @@ AS $$
         FROM deps JOIN pg_class c ON c.oid = deps.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE deps.refclassid = 'pg_class'::regclass AND deps.refobjsubid = 0 AND c.relkind <> 'v'
       UNION ALL
-        SELECT format('column %s %I %s %s', a.attrelid, a.attname,
-                      format_type(a.atttypid, a.atttypmod), a.attcollation)
+        SELECT format('column %s %s %I %s %s %s', a.attrelid, a.attnum, a.attname,
+                      format_type(a.atttypid, a.atttypmod), a.attcollation, a.attnotnull)
         FROM deps JOIN pg_attribute a ON a.attrelid = deps.refobjid AND a.attnum = deps.refobjsubid
         JOIN pg_class c ON c.oid = a.attrelid
         WHERE deps.refclassid = 'pg_class'::regclass AND deps.refobjsubid > 0 AND c.relkind <> 'v'
       UNION ALL
-        SELECT format('function %s %s %s %s %s %s', p.oid::regprocedure, p.provolatile,
-                      md5(COALESCE(p.prosrc, '')), COALESCE(p.probin, ''),
-                      COALESCE(p.proconfig::text, ''), p.prorettype::regtype)
-        FROM deps JOIN pg_proc p ON p.oid = deps.refobjid
-        WHERE deps.refclassid = 'pg_proc'::regclass
+        -- the keys of the tables read (a stream table's row identity follows them)
+        SELECT format('key %s %s %s', i.indrelid, i.indkey::text, i.indisprimary)
+        FROM deps JOIN pg_index i ON i.indrelid = deps.refobjid
+        WHERE deps.refclassid = 'pg_class'::regclass AND deps.refobjsubid = 0
+          AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+      UNION ALL
+        -- functions called, directly or as an operator's
+        SELECT format('function %s %s %s %s %s %s %s', p.oid::regprocedure, p.provolatile,
+                      md5(COALESCE(p.prosrc, '')), md5(COALESCE(pg_get_function_sqlbody(p.oid), '')),
+                      COALESCE(p.probin, ''), COALESCE(p.proconfig::text, ''), p.prorettype::regtype)
+        FROM (SELECT deps.refobjid FROM deps WHERE deps.refclassid = 'pg_proc'::regclass
+              UNION
+              SELECT o.oprcode FROM deps JOIN pg_operator o ON o.oid = deps.refobjid
+              WHERE deps.refclassid = 'pg_operator'::regclass) f(oid)
+        JOIN pg_proc p ON p.oid = f.oid
       UNION ALL
         SELECT format('object %s', pg_describe_object(deps.refclassid, deps.refobjid, deps.refobjsubid))
         FROM deps WHERE deps.refclassid NOT IN ('pg_class'::regclass, 'pg_proc'::regclass)

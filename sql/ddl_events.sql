@@ -2,6 +2,12 @@
 -- removed before DROP EXTENSION, and the catalog kept in step with DROP TABLE and ALTER TABLE
 -- ... RENAME / SET SCHEMA run on stream tables directly.
 
+-- Whether a collected DDL command enables or disables triggers (src/capture/trigger_toggles.rs).
+CREATE FUNCTION pgstream._toggles_triggers(pg_ddl_command) RETURNS boolean
+LANGUAGE c STRICT
+AS 'MODULE_PATHNAME', 'pgstream_toggles_triggers';
+REVOKE ALL ON FUNCTION pgstream._toggles_triggers(pg_ddl_command) FROM PUBLIC;
+
 -- DDL can change what a query returns without any row changing (ALTER TABLE, CREATE OR
 -- REPLACE VIEW or FUNCTION, REVOKE, ...): any DDL outside temporary schemas is recorded as a
 -- change of every source (source_relid 0), so the next refresh of every stream table recomputes.
@@ -22,10 +28,24 @@ BEGIN
                   OR (c.schema_name NOT LIKE 'pg\_temp%' AND c.schema_name NOT LIKE 'pg\_toast\_temp%'
                       -- the engine's own tables (aggregate state) are no one's source
                       AND c.schema_name <> 'pgstream_changes'))
-       OR (tg_tag NOT LIKE 'DROP %' AND NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())) THEN
+       -- A command that collected nothing: record it, unless it is one of the statements on a
+       -- temporary table that REFRESH MATERIALIZED VIEW CONCURRENTLY runs internally.
+       OR (tg_tag NOT LIKE 'DROP %'
+           AND current_query() !~* '^\s*REFRESH\s+MATERIALIZED\s+VIEW\s+CONCURRENTLY\M'
+           AND NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands())) THEN
         INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag)
         ON CONFLICT DO NOTHING;
     END IF;
+    -- ALTER TABLE ... DISABLE / ENABLE TRIGGER on a captured source (bulk loads do it; so does
+    -- pg_restore --disable-triggers): what it wrote while its capture triggers were off was not
+    -- captured. Recorded as a truncation, in the DISABLE's transaction and again in the
+    -- ENABLE's: every reader recomputes from the source once triggers are back.
+    INSERT INTO pgstream_changes.statements (source_relid, operation)
+    SELECT DISTINCT c.objid, 'TRUNCATE' FROM pg_event_trigger_ddl_commands() c
+    WHERE c.classid = 'pg_class'::regclass AND c.command_tag = 'ALTER TABLE'
+      AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.objid AND t.tgname = 'pgstream_capture')
+      AND pgstream._toggles_triggers(c.command)
+    ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE';
     -- (A source that changed shape needs no capture change here: the row-capture trigger
     -- writes what still matches its buffer, and the refresh after DDL recomputes and rebuilds.)
 END
@@ -105,6 +125,9 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION pgstream._catalog_on_sql_drop(), pgstream._catalog_on_rename() FROM PUBLIC;
+-- The engine's own entry points (src/capture/mod.rs), for the functions above only.
+REVOKE ALL ON FUNCTION pgstream._sync_capture(oid[]), pgstream._drop_capture_objects(),
+    pgstream._engine_ddl_running() FROM PUBLIC;
 
 CREATE EVENT TRIGGER pgstream_catalog_on_sql_drop ON sql_drop
     EXECUTE FUNCTION pgstream._catalog_on_sql_drop();

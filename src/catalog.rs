@@ -568,6 +568,17 @@ pub fn repoint_readers(old: pg_sys::Oid, new: pg_sys::Oid) -> Vec<String> {
     })
 }
 
+/// What the last refresh of stream table `id` was (FULL, DIFFERENTIAL, SKIPPED), if any.
+pub fn last_refresh_kind(id: i64) -> Option<String> {
+    as_catalog_owner(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT last_refresh_kind FROM pgstream.pgs_stream_tables WHERE pgs_id = $1",
+            &[id.into()],
+        )
+        .unwrap_or_else(|e| panic!("reading pgstream.pgs_stream_tables failed: {e}"))
+    })
+}
+
 /// Taken by create and redefine: no change-record cleanup may run until this transaction ends
 /// (the stream table reads sources other transactions cannot see it reading yet).
 pub fn hold_off_change_cleanup() {

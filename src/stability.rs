@@ -23,6 +23,7 @@ pub fn changing_part_of_view(view: pg_sys::Oid) -> Option<String> {
     }
 }
 
+#[pgrx::pg_guard]
 unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
     if node.is_null() {
         return false;
@@ -50,6 +51,7 @@ unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void
 }
 
 /// Whether function `funcid` can return something else for the same arguments and settings.
+#[pgrx::pg_guard]
 unsafe extern "C-unwind" fn function_changes(funcid: pg_sys::Oid, context: *mut c_void) -> bool {
     let walk = &mut *(context as *mut Walk);
     let volatility = pg_sys::func_volatile(funcid) as u8;

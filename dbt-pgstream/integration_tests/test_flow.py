@@ -12,6 +12,7 @@ Needs: PGHOST/PGPORT/PGUSER[/PGPASSWORD] and PGDATABASE naming a fresh database 
 pgstream_it). scripts/dbt_integration.sh sets all that up.
 """
 
+import json
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ STREAM_TABLES = {
     (REPORTING, "daily_revenue"): "1h",  # stream_table_schema override
     (SCHEMA, "quoted_literals"): "@hourly",
     (SCHEMA, "customer_activity"): "20m",
+    (SCHEMA, "contracted_totals"): "15m",  # enforced contract, constraints, sql_header, refresh_on_run
 }
 # The small shop (models/shop): staging views over three seeds, marts as stream tables (schedule from
 # dbt_project.yml), listed so that each comes after the stream tables it reads.
@@ -251,7 +253,7 @@ def test_shop_marts_are_differential_and_equal_their_queries(project):
 @pytest.mark.parametrize("round_name", list(SHOP_ROUNDS))
 def test_shop_marts_follow_source_changes_differentially(project, round_name):
     if round_name == list(SHOP_ROUNDS)[0]:
-        refresh_shop(project, expect_kind=None)  # the first refresh after dbt's DDL may recompute FULL
+        refresh_shop(project)  # dbt re-created the staging views the same: still DIFFERENTIAL
     apply_shop_round(project, SHOP_ROUNDS[round_name])
     refresh_shop(project)
 
@@ -280,13 +282,13 @@ def test_shop_rerun_is_unchanged_then_differential_again(project):
     _, log = project.dbt("run", "-s", "path:models/shop")
     expect_actions(project, log, {f"{SCHEMA}.{name}": "unchanged" for name in SHOP_MARTS})
     assert {k: v for k, v in project.catalog().items() if k[1] in SHOP_MARTS} == before
-    # dbt replaced the staging views (DDL): the next refresh may recompute, the one after applies changes.
+    # dbt replaced the staging views with the same definitions: the marts stay DIFFERENTIAL.
     apply_shop_round(project, """
         insert into shop_orders values (107, 1, '2025-07-04', '2025-07-04 10:00:00', 'placed');
         insert into shop_payments values (130, 107, 'bank_transfer', 12000);
         update shop_payments set amount = amount + 1 where order_id = 1;
     """)
-    refresh_shop(project, expect_kind=None)
+    refresh_shop(project)  # same views re-created: DIFFERENTIAL
     apply_shop_round(project, """
         update shop_orders set status = 'completed' where id = 107;
         delete from shop_payments where id = 130;
@@ -589,6 +591,86 @@ def test_dbt_test_passes_and_healthy_test_catches_a_plain_view(project):
 def test_wrapper_macros(project):
     _, log = project.dbt("run-operation", "assert_wrappers")
     assert "assert_wrappers: all wrapper checks passed" in log, log
+
+
+# --- Contracts, constraints, sql_header, refresh_on_run, unit tests, docs, show, deprecations ---
+
+def contracted(project):
+    return project.sql(f"select customer_id, total_amount, order_count from {SCHEMA}.contracted_totals "
+                       "order by customer_id")
+
+
+def test_contract_constraints_and_sql_header_are_applied(project):
+    constraints = project.sql("select conname, contype from pg_constraint where conrelid = %s::regclass "
+                              "order by conname", f"{SCHEMA}.contracted_totals")
+    kinds = sorted(kind for _, kind in constraints)
+    assert kinds == ["c", "c", "p"], constraints
+    assert ("contracted_totals_not_negative", "c") in constraints
+    assert project.sql("select attnotnull from pg_attribute where attrelid = %s::regclass "
+                       "and attname = 'customer_id'", f"{SCHEMA}.contracted_totals") == [(True,)]
+    assert project.sql("select obj_description(%s::regclass, 'pg_class')",
+                       f"{SCHEMA}.contracted_totals") == [("header: seen",)]
+    assert contracted(project) == project.sql(TOTALS_SQL)
+
+
+def test_refresh_on_run_makes_a_rerun_current(project):
+    project.sql(f"insert into {SCHEMA}.raw_orders values (40, 100, 5.00, '2026-02-01 10:00')")
+    _, log = project.dbt("run", "-s", "contracted_totals", "order_totals")
+    got = expect_actions(project, log, {f"{SCHEMA}.contracted_totals": "unchanged",
+                                        f"{SCHEMA}.order_totals": "unchanged"})
+    assert "refreshed (DIFFERENTIAL, refresh_on_run)" in got[f"{SCHEMA}.contracted_totals"][1], got
+    assert "refresh_on_run" not in got[f"{SCHEMA}.order_totals"][1], got
+    assert contracted(project) == project.sql(TOTALS_SQL)
+    # The constraints stay as they were (nothing added twice).
+    assert project.sql("select count(*) from pg_constraint where conrelid = %s::regclass",
+                       f"{SCHEMA}.contracted_totals") == [(3,)]
+
+
+def test_a_refresh_violating_a_constraint_fails_and_applies_nothing(project):
+    before = contracted(project)
+    project.sql(f"insert into {SCHEMA}.raw_orders values (41, 900, -50.00, '2026-02-02 10:00')")
+    _, log = project.dbt("run-operation", "pgstream_refresh", "--args", "{model_name: contracted_totals}",
+                         expect_pass=False)
+    assert "contracted_totals_not_negative" in log, log
+    assert contracted(project) == before
+    project.sql(f"delete from {SCHEMA}.raw_orders where id = 41")
+    project.dbt("run-operation", "pgstream_refresh", "--args", "{model_name: contracted_totals}")
+    assert contracted(project) == project.sql(TOTALS_SQL)
+
+
+def test_a_broken_contract_fails_the_model_and_changes_nothing(project):
+    schema_yml = project.root / "models" / "marts" / "schema.yml"
+    original = schema_yml.read_text()
+    relid = project.catalog()[(SCHEMA, "contracted_totals")][3]
+    schema_yml.write_text(original.replace("        data_type: bigint", "        data_type: text"))
+    try:
+        results, log = project.dbt("run", "-s", "contracted_totals", expect_pass=False)
+        assert [str(r.status) for r in results] == ["error"], results
+        assert "contract" in log.lower() and "order_count" in log, log
+        assert project.catalog()[(SCHEMA, "contracted_totals")][3] == relid
+    finally:
+        schema_yml.write_text(original)
+    _, log = project.dbt("run", "-s", "contracted_totals")
+    expect_actions(project, log, {f"{SCHEMA}.contracted_totals": "unchanged"})
+
+
+def test_unit_tests_docs_and_show_work_on_stream_tables(project):
+    results, _ = project.dbt("test", "--select", "test_type:unit")
+    assert sorted((r.node.name, str(r.status)) for r in results) == [
+        ("big_customers_reads_a_stream_table", "pass"), ("order_totals_sums_per_customer", "pass")], results
+    project.dbt("docs", "generate")
+    catalog = json.loads((project.root / "target" / "catalog.json").read_text())
+    node = catalog["nodes"]["model.dbt_pgstream_integration_tests.order_totals"]
+    assert set(node["columns"]) == {"customer_id", "total_amount", "order_count"}, node["columns"]
+    _, log = project.dbt("show", "--select", "order_totals", "--limit", "3")
+    assert "total_amount" in log and "customer_id" in log, log
+
+
+def test_deprecated_names_and_operation_warn_but_work(project):
+    _, log = project.dbt("run", "-s", "customer_counts")
+    assert "stream_table_name / stream_table_schema are deprecated" in log, log
+    _, log = project.dbt("run-operation", "refresh", "--args", "{model_name: order_totals}")
+    assert "`refresh` is deprecated" in log and f"pg_stream: refreshed {SCHEMA}.order_totals" in log, log
 
 
 def _freshness(project, expect_pass=True):

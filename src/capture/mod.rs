@@ -5,6 +5,7 @@
 pub mod objects;
 pub mod setup;
 pub mod trigger;
+pub mod trigger_toggles;
 
 use pgrx::prelude::*;
 

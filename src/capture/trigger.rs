@@ -120,6 +120,19 @@ unsafe fn columns(desc: pg_sys::TupleDesc, first: usize) -> Vec<Column> {
         .collect()
 }
 
+/// The SQL name of a type with its typmod, schema-qualified.
+fn qualified_type(type_oid: pg_sys::Oid, typmod: i32) -> String {
+    unsafe {
+        CStr::from_ptr(pg_sys::format_type_extended(
+            type_oid,
+            typmod,
+            (pg_sys::FORMAT_TYPE_TYPEMOD_GIVEN | pg_sys::FORMAT_TYPE_FORCE_QUALIFY) as _,
+        ))
+        .to_string_lossy()
+        .into_owned()
+    }
+}
+
 fn fingerprint(fp: &mut Fingerprint, columns: &[Column]) {
     for column in columns {
         fp.feed(column.name.as_bytes());
@@ -131,27 +144,33 @@ fn fingerprint(fp: &mut Fingerprint, columns: &[Column]) {
 }
 
 /// The INSERT appending a statement's transition rows to `buffer`: each buffer column taken from
-/// the source column of the same name and type, NULL where the source no longer has one (the
+/// the source column of the same name, type and typmod (a varchar widened since would not fit),
+/// a NULL of the buffer column's type (`type_sql`) where the source no longer has one (the
 /// buffer is then out of date, which refreshes detect and recompute: the DML itself never fails).
-fn append_sql(event: Event, buffer: &str, source: &[Column], kept: &[Column]) -> String {
+fn append_sql(
+    event: Event,
+    buffer: &str,
+    source: &[Column],
+    kept: &[Column],
+    type_sql: impl Fn(&Column) -> String,
+) -> String {
     let targets: Vec<String> = BUFFER_HEADER
         .iter()
         .map(|c| c.to_string())
         .chain(kept.iter().map(|c| quote_ident(&c.name)))
         .collect();
     let rows = |alias: &str, weight: i32, transition: &str| {
-        let values: Vec<String> = kept
-            .iter()
-            .map(|k| {
-                match source
-                    .iter()
-                    .find(|s| s.name == k.name && s.type_oid == k.type_oid)
-                {
-                    Some(_) => format!("{alias}.{}", quote_ident(&k.name)),
-                    None => "NULL".to_string(),
-                }
-            })
-            .collect();
+        let values: Vec<String> =
+            kept.iter()
+                .map(|k| {
+                    match source.iter().find(|s| {
+                        s.name == k.name && s.type_oid == k.type_oid && s.typmod == k.typmod
+                    }) {
+                        Some(_) => format!("{alias}.{}", quote_ident(&k.name)),
+                        None => format!("NULL::{}", type_sql(k)),
+                    }
+                })
+                .collect();
         let values = if values.is_empty() {
             String::new()
         } else {
@@ -159,7 +178,7 @@ fn append_sql(event: Event, buffer: &str, source: &[Column], kept: &[Column]) ->
         };
         format!(
             "SELECT pg_catalog.pg_current_xact_id(), \
-             pg_catalog.nextval('{CHANGE_SEQUENCE}'::pg_catalog.regclass), {weight}::pg_catalog.int2{values} \
+             pg_catalog.nextval('{CHANGE_SEQUENCE}'::pg_catalog.regclass), '{weight}'::pg_catalog.int2{values} \
              FROM {transition} {alias}"
         )
     };
@@ -251,6 +270,7 @@ unsafe fn capture(trigdata: *mut pg_sys::TriggerData) {
                             &buffer_table(source.to_u32()),
                             &source_columns,
                             &kept,
+                            |c| qualified_type(c.type_oid, c.typmod),
                         ),
                         &mut [],
                     )
@@ -302,14 +322,40 @@ mod tests {
     fn an_update_appends_old_then_new_rows_and_nulls_for_gone_columns() {
         let source = [column("id", 23), column("amount", 1700)];
         let kept = [column("id", 23), column("note", 25), column("amount", 23)];
-        let sql = append_sql(Event::Update, "pgstream_changes.\"rows_1\"", &source, &kept);
+        let sql = append_sql(
+            Event::Update,
+            "pgstream_changes.\"rows_1\"",
+            &source,
+            &kept,
+            |c| format!("t{}", c.type_oid.to_u32()),
+        );
         assert_eq!(
             sql,
             "INSERT INTO pgstream_changes.\"rows_1\" (__pgs_xid, __pgs_seq, __pgs_w, \"id\", \"note\", \"amount\") \
              SELECT pg_catalog.pg_current_xact_id(), pg_catalog.nextval('pgstream_changes.row_seq'::pg_catalog.regclass), \
-             -1::pg_catalog.int2, o.\"id\", NULL, NULL FROM __pgs_old o UNION ALL \
+             '-1'::pg_catalog.int2, o.\"id\", NULL::t25, NULL::t23 FROM __pgs_old o UNION ALL \
              SELECT pg_catalog.pg_current_xact_id(), pg_catalog.nextval('pgstream_changes.row_seq'::pg_catalog.regclass), \
-             1::pg_catalog.int2, n.\"id\", NULL, NULL FROM __pgs_new n"
+             '1'::pg_catalog.int2, n.\"id\", NULL::t25, NULL::t23 FROM __pgs_new n"
+        );
+    }
+
+    #[test]
+    fn a_column_whose_typmod_changed_is_written_as_null() {
+        // varchar(10) kept, the source widened to varchar(20): its values might not fit.
+        let widened = Column {
+            typmod: 24,
+            ..column("name", 1043)
+        };
+        let kept = Column {
+            typmod: 14,
+            ..column("name", 1043)
+        };
+        let sql = append_sql(Event::Insert, "b", &[widened], &[kept], |_| {
+            "character varying(10)".into()
+        });
+        assert!(
+            sql.ends_with("'1'::pg_catalog.int2, NULL::character varying(10) FROM __pgs_new n"),
+            "{sql}"
         );
     }
 }

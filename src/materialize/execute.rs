@@ -175,6 +175,28 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
             ("recreated", reason)
         }
     };
+    // refresh_on_run: a stream table this call left in place (unchanged, altered, kept) is
+    // refreshed now, so what follows in the same `dbt build` reads current rows.
+    let reason = match action {
+        "unchanged" | "altered"
+            if config.refresh_on_run && !config.empty && result.get("refreshed").is_none() =>
+        {
+            let table = resolve::relation_oid(&schema, name)
+                .and_then(resolve::find_stream_table)
+                .expect("the stream table materialize() kept exists");
+            let applied = refresh::refresh_now(&table, FailureRecording::None, Skipping::Never);
+            let kind = crate::catalog::last_refresh_kind(table.id).unwrap_or_default();
+            result["refreshed"] = json!(true);
+            result["refresh"] = json!({
+                "kind": kind,
+                "inserted": applied.inserted,
+                "updated": applied.updated,
+                "deleted": applied.deleted,
+            });
+            format!("{reason}; refreshed ({kind}, refresh_on_run)")
+        }
+        _ => reason,
+    };
     result["action"] = json!(action);
     result["reason"] = json!(reason);
     result

@@ -228,14 +228,15 @@ impl Execution<'_> {
         let mut delta_rows = 0;
         for input in &self.plan.deltas {
             let name = work_tables::ensure_named(
-                &crate::delta::ir::delta_table(input.relid),
+                &self.names.delta_table(input.relid),
                 &sql::delta_definition(input),
+                self.table,
             );
-            delta_rows += self.plain(&sql::delta_fill(input)).0 as i64;
+            delta_rows += self.plain(&sql::delta_fill(&self.names, input)).0 as i64;
             deltas.push(name);
         }
         for (relid, column) in &self.plan.delta_indexes {
-            let (name, create) = sql::delta_index(*relid, column);
+            let (name, create) = sql::delta_index(&self.names, *relid, column);
             if !work_tables::exists(&name) {
                 work_tables::run(&create);
             }
@@ -250,7 +251,11 @@ impl Execution<'_> {
             let target = self.relation_of(stage);
             let change_set = stage.feeds.then(|| {
                 let name = self.names.change_set(stage.index);
-                work_tables::ensure_named(&name, &sql::change_set_work(&target, &stage.columns));
+                work_tables::ensure_named(
+                    &name,
+                    &sql::change_set_work(&target, &stage.columns),
+                    self.table,
+                );
                 let base = format!("__pgs_chg_{}_{}", self.names.id, stage.index);
                 for column in &stage.lookup_columns {
                     let (index, create) = sql::lookup_index(&name, "pg_temp", &base, column);
@@ -314,6 +319,7 @@ impl Execution<'_> {
         let affected = work_tables::ensure_named(
             &self.names.affected(stage.index),
             &sql::keys_work(target, &key),
+            self.table,
         );
         let fresh = self.work(
             "fresh",
@@ -437,6 +443,7 @@ impl Execution<'_> {
         let rescan = work_tables::ensure_named(
             &self.names.rescan(stage.index),
             &sql::keys_work(&state, &crate::delta::algebraic::key_columns(plan)),
+            self.table,
         );
         let state_work = self.work(
             "statework",

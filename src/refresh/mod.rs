@@ -6,6 +6,7 @@ pub mod failure_log;
 mod identity_change;
 pub mod mode;
 pub mod plan_catalog;
+mod retype;
 pub mod snapshot;
 pub mod subxact;
 pub mod work_tables;
@@ -60,6 +61,9 @@ pub enum Skipping {
 /// Returns whether what it means changed (DDL elsewhere, or a view re-created the same, does
 /// not change it).
 fn rederive_sources(table: &StreamTable) -> bool {
+    // Sources it did not read before are read from now on: no cleanup may take their change
+    // records until this transaction ends.
+    catalog::hold_off_change_cleanup();
     let analyzed = crate::query::analyze(&table.display_name(), &table.defining_query);
     crate::query::drop_probe();
     let previous_sources = catalog::source_oids(table.id);
@@ -184,15 +188,25 @@ fn refresh_as_owner(
         own_seq: table.consumed.as_ref().and_then(|p| p.own_seq),
     };
     snapshot::connected(|| {
-        let covered = covered_position(&snapshot);
-        let state = catalog::change_state_in(&snapshot, &params, table.id, owner);
-        let meaning_changed = if ddl_pending || state.ddl_pending {
+        let first_state = catalog::change_state_in(&snapshot, &params, table.id, owner);
+        let after_ddl;
+        let (snapshot, state, meaning_changed) = if ddl_pending || first_state.ddl_pending {
             let changed = rederive_sources(&table);
             table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
-            changed
+            if changed {
+                retype::follow_query_types(&table);
+            }
+            // Capture objects may have changed (a buffer widened, made or rebuilt: its ALTER
+            // waited for every transaction writing the old shape). Read in a snapshot taken
+            // now, in which those writes are committed: none is left for a later refresh to
+            // read in a shape it was not written in.
+            after_ddl = RefreshSnapshot::take();
+            let state = catalog::change_state_in(&after_ddl, &params, table.id, owner);
+            (&after_ddl, state, changed)
         } else {
-            false
+            (&snapshot, first_state, false)
         };
+        let covered = covered_position(snapshot);
         let decision = match (mode, table.effective_mode.as_deref()) {
             (RefreshMode::Full, Some("FULL")) => Decision::Full { reason: None },
             (RefreshMode::Auto, Some("FULL")) if !meaning_changed => {
@@ -235,7 +249,7 @@ fn refresh_as_owner(
                 0
             };
             let mut applied =
-                execution(table, owner, plan, names, &snapshot, &params, identity).full();
+                execution(table, owner, plan, names, snapshot, &params, identity).full();
             applied.deleted += deleted;
             Outcome {
                 kind: "FULL",
@@ -284,8 +298,7 @@ fn refresh_as_owner(
                 let applied = if changed.is_empty() {
                     AppliedChanges::default()
                 } else {
-                    execution(table, owner, &plan, names, &snapshot, &params, &actual)
-                        .differential()
+                    execution(table, owner, &plan, names, snapshot, &params, &actual).differential()
                 };
                 Outcome {
                     kind: "DIFFERENTIAL",

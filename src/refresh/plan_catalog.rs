@@ -159,6 +159,18 @@ pub fn describe_columns(query: &str) -> Option<Vec<(String, String)>> {
     Spi::connect(|_client| unsafe { described_in_connection(&text) })
 }
 
+/// The schema-qualified, quoted name of collation `oid`.
+fn qualified_collation(oid: pg_sys::Oid) -> Option<String> {
+    Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.collname) \
+         FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace \
+         WHERE c.oid = $1",
+        &[oid.into()],
+    )
+    .ok()
+    .flatten()
+}
+
 /// [`describe_columns`] inside an SPI connection.
 unsafe fn described_in_connection(text: &std::ffi::CStr) -> Option<Vec<(String, String)>> {
     unsafe {
@@ -183,24 +195,26 @@ unsafe fn described_in_connection(text: &std::ffi::CStr) -> Option<Vec<(String, 
             let name = std::ffi::CStr::from_ptr(attribute.attname.data.as_ptr())
                 .to_string_lossy()
                 .into_owned();
-            let mut type_name = std::ffi::CStr::from_ptr(pg_sys::format_type_with_typemod(
+            // Types and collations named with their schema (pg_catalog's without): the names
+            // are used with other search_paths (private stage tables are made under pg_catalog
+            // alone), where an enum or domain of the user's schema would not be found.
+            let formatted = std::ffi::CStr::from_ptr(pg_sys::format_type_extended(
                 attribute.atttypid,
                 attribute.atttypmod,
+                (pg_sys::FORMAT_TYPE_TYPEMOD_GIVEN | pg_sys::FORMAT_TYPE_FORCE_QUALIFY) as _,
             ))
             .to_string_lossy()
             .into_owned();
+            let mut type_name = formatted
+                .strip_prefix("pg_catalog.")
+                .map(str::to_string)
+                .unwrap_or(formatted);
             let default_collation = pg_sys::get_typcollation(attribute.atttypid);
             if attribute.attcollation != pg_sys::InvalidOid
                 && attribute.attcollation != default_collation
             {
-                let collation = pg_sys::get_collation_name(attribute.attcollation);
-                if !collation.is_null() {
-                    type_name = format!(
-                        "{type_name} COLLATE {}",
-                        crate::sql_text::quote_ident(
-                            &std::ffi::CStr::from_ptr(collation).to_string_lossy()
-                        )
-                    );
+                if let Some(collation) = qualified_collation(attribute.attcollation) {
+                    type_name = format!("{type_name} COLLATE {collation}");
                 }
             }
             columns.push((name, type_name));

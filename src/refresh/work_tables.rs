@@ -48,21 +48,34 @@ pub fn ensure(kind: &str, table: &StreamTable, definition: &str) -> String {
         table.relid.to_u32(),
         shape_hash(definition)
     );
-    let qualified = format!("pg_temp.{}", quote_identifier(&name));
-    if !exists(&qualified) {
-        run(&format!("CREATE TEMPORARY TABLE {qualified} {definition}"));
-    }
-    qualified
+    ensure_named(
+        &format!("pg_temp.{}", quote_identifier(&name)),
+        definition,
+        table,
+    )
 }
 
-/// The temporary table `qualified` (a name the plan's SQL uses) shaped by `definition`:
-/// created when missing, recreated when it has another shape (its comment records the shape),
-/// emptied otherwise.
-pub fn ensure_named(qualified: &str, definition: &str) -> String {
-    let shape = format!("{:016x}", shape_hash(definition));
+/// The temporary table `qualified` (a name the plan's SQL uses) of `table`'s refreshes,
+/// shaped by `definition`: created when missing, emptied when kept from an earlier refresh.
+/// Its comment records the shape it was made for: the definition and what `table`'s query
+/// meant then (a column type changed since makes `definition` produce other types). A table
+/// of another shape, or that has gained triggers, rules or row security, or that another role
+/// owns, is dropped and made anew: nothing but the engine's own statements runs against it.
+pub fn ensure_named(qualified: &str, definition: &str, table: &StreamTable) -> String {
+    let shape = format!(
+        "{:016x}",
+        shape_hash(&format!(
+            "{definition}\n{}",
+            table.meaning.as_deref().unwrap_or("")
+        ))
+    );
     let recorded = Spi::get_one_with_args::<String>(
-        "SELECT COALESCE(pg_catalog.obj_description(pg_catalog.to_regclass($1), 'pg_class'), \
-                CASE WHEN pg_catalog.to_regclass($1) IS NULL THEN NULL ELSE '' END)",
+        "SELECT CASE WHEN c.relhastriggers OR c.relhasrules OR c.relrowsecurity \
+                       OR c.relowner IS DISTINCT FROM \
+                          (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER) \
+                     THEN '' \
+                     ELSE COALESCE(pg_catalog.obj_description(c.oid, 'pg_class'), '') END \
+         FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
         &[qualified.into()],
     )
     .ok()

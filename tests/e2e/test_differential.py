@@ -28,7 +28,8 @@ def test_explain_shows_mode_sources_and_delta_sql(db):
     assert props["row_identity"].startswith("multiset")  # no key of a or b among its columns
     assert props["stage"].startswith("0: linear")
     relid = db.value("SELECT 'a'::regclass::oid")
-    assert f'pg_temp."__pgs_delta_{relid}"' in props["stage_sql"]
+    st_id = db.value("SELECT pgs_id FROM pgstream.pgs_stream_tables")
+    assert f'pg_temp."__pgs_delta_{st_id}_{relid}"' in props["stage_sql"]
     assert "NOT EXISTS" in props["stage_sql"]  # the NULL-padded part of the LEFT JOIN
 
 

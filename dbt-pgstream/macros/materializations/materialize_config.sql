@@ -7,7 +7,8 @@
   (default 'DIFFERENTIAL'), initialize (default true), full_refresh (dbt's
   should_full_refresh(): `--full-refresh` or the model's `full_refresh` config),
   on_configuration_change (default 'apply'), status (default: keep), empty (dbt's
-  `--empty` flag: the SQL's refs and sources are emptied subqueries). The database
+  `--empty` flag: the SQL's refs and sources are emptied subqueries), refresh_on_run
+  (default false: an unchanged stream table is refreshed in the same call). The database
   validates every value and names the key of a bad one.
 #}
 {% macro pgstream_materialize_config() -%}
@@ -18,6 +19,7 @@
   {%- set on_change = config.get('on_configuration_change') -%}
   {%- set status = config.get('status') -%}
   {%- set initialize = config.get('initialize') -%}
+  {%- set refresh_on_run = config.get('refresh_on_run') -%}
   {{ return({
       'schedule': config.get('schedule') or '1m',
       'refresh_mode': config.get('refresh_mode') or 'DIFFERENTIAL',
@@ -26,6 +28,7 @@
       'on_configuration_change': ((on_change | string) if on_change is not none else 'apply'),
       'status': ((status | string) if status is not none else none),
       'empty': (true if (flags.EMPTY is defined and flags.EMPTY) else false),
+      'refresh_on_run': (false if refresh_on_run is none else refresh_on_run),
   }) }}
 {%- endmacro %}
 

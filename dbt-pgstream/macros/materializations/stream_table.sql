@@ -11,8 +11,13 @@
   warnings become dbt warnings.
 
   Config: schedule ('1m'), refresh_mode ('DIFFERENTIAL'), initialize (true),
-  stream_table_name, stream_table_schema, on_configuration_change ('apply'),
-  status, plus dbt's grants, indexes, persist_docs, pre_hook/post_hook, full_refresh.
+  on_configuration_change ('apply'), status, refresh_on_run (false), plus dbt's
+  grants, indexes, persist_docs, pre_hook/post_hook, full_refresh, sql_header and
+  contract / constraints as the table materialization has them: an enforced
+  contract is checked before anything changes, constraints are applied to the
+  stream table (pgstream_apply_constraints). stream_table_name / stream_table_schema
+  still work and warn: they are deprecated (dbt's alias / schema do it, and keep
+  ref(), docs and lineage right).
 #}
 {% materialization stream_table, adapter='postgres' %}
 
@@ -22,6 +27,14 @@
   {%- set existing_relation = load_cached_relation(target_relation) -%}
   {%- set grant_config = config.get('grants') -%}
   {%- set st_config = dbt_pgstream.pgstream_materialize_config() -%}
+  {%- set sql_header = config.get('sql_header', none) -%}
+  {%- if config.get('stream_table_name') is not none or config.get('stream_table_schema') is not none -%}
+    {%- do exceptions.warn("dbt_pgstream: model " ~ model.name ~ ": the configs stream_table_name / stream_table_schema are deprecated and will be removed in a later release; use dbt's alias / schema (ref(), docs and lineage then name the stream table)") -%}
+  {%- endif -%}
+  {#- An enforced contract is checked first: a mismatch fails the model and changes nothing. -#}
+  {%- if config.get('contract').enforced -%}
+    {%- do get_assert_columns_equivalent(sql) -%}
+  {%- endif -%}
 
   {{ run_hooks(pre_hooks, inside_transaction=False) }}
   -- `BEGIN` happens here:
@@ -33,6 +46,7 @@
 
   {#- The lifecycle decision: this one statement. -#}
   {%- call statement('main', fetch_result=True) -%}
+    {{ sql_header if sql_header is not none }}
     select pgstream_dbt.materialize(
       {{ dbt_pgstream.pgstream_sql_literal(dbt_pgstream.pgstream_qualified_name(target_relation)) }},
       {{ dbt_pgstream.pgstream_sql_literal(sql) }},
@@ -50,6 +64,7 @@
   {%- endfor -%}
 
   {%- do dbt_pgstream.pgstream_apply_indexes(target_relation, config.get('indexes')) -%}
+  {%- do dbt_pgstream.pgstream_apply_constraints(target_relation) -%}
 
   {{ run_hooks(post_hooks, inside_transaction=True) }}
 

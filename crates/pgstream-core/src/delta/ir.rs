@@ -142,6 +142,18 @@ pub struct Names {
 }
 
 impl Names {
+    /// The temporary table a DIFFERENTIAL refresh of this stream table copies the change rows
+    /// of `relid` in its window into first (`__pgs_w` and the buffer's columns), analyzed, so
+    /// the terms read a small table the planner knows the size of instead of the whole buffer
+    /// through the window predicate. Named per stream table: stream tables of different
+    /// owners refreshed in one session (a scheduler worker) never share one.
+    pub fn delta_table(&self, relid: u32) -> String {
+        format!(
+            "pg_temp.{}",
+            quote_ident(&format!("__pgs_delta_{}_{relid}", self.id))
+        )
+    }
+
     /// The auxiliary table holding the output of inner stage `stage`.
     pub fn aux_table(&self, stage: StageIndex) -> String {
         format!(
@@ -192,13 +204,6 @@ pub const CHANGE_WINDOW: &str =
     "NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) \
      AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
      AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false)";
-
-/// The temporary table a DIFFERENTIAL refresh copies the change rows of `relid` in its window
-/// into first (`__pgs_w` and the buffer's columns), analyzed, so the terms read a small table
-/// the planner knows the size of instead of the whole buffer through the window predicate.
-pub fn delta_table(relid: u32) -> String {
-    format!("pg_temp.{}", quote_ident(&format!("__pgs_delta_{relid}")))
-}
 
 /// The view through which refreshes read the change buffer of `relid`.
 pub fn change_view(relid: u32) -> String {

@@ -296,7 +296,7 @@ pub fn order_index(relation: &str, columns: &[super::render::IndexColumn]) -> Op
     (!columns.is_empty()).then(|| format!("CREATE INDEX ON {relation} ({})", columns.join(", ")))
 }
 
-/// The delta table of `input` (see [`super::ir::delta_table`]): what follows its name in
+/// The delta table of `input` (see [`super::ir::Names::delta_table`]): what follows its name in
 /// CREATE TEMPORARY TABLE (the buffer's present columns, so a grown buffer is a new shape).
 pub fn delta_definition(input: &super::ir::TableInput) -> String {
     format!(
@@ -307,10 +307,10 @@ pub fn delta_definition(input: &super::ir::TableInput) -> String {
 }
 
 /// Copies the change rows of `input` in the refresh's window into its delta table.
-pub fn delta_fill(input: &super::ir::TableInput) -> String {
+pub fn delta_fill(names: &super::ir::Names, input: &super::ir::TableInput) -> String {
     format!(
         "INSERT INTO {} SELECT {} FROM {} __pgs_b WHERE {}",
-        super::ir::delta_table(input.relid),
+        names.delta_table(input.relid),
         delta_columns(input),
         super::ir::change_view(input.relid),
         super::ir::CHANGE_WINDOW
@@ -319,16 +319,16 @@ pub fn delta_fill(input: &super::ir::TableInput) -> String {
 
 /// An index on `column` of the delta table of `relid` (kept with the table between refreshes):
 /// its qualified name, and the statement creating it.
-pub fn delta_index(relid: u32, column: &str) -> (String, String) {
+pub fn delta_index(names: &super::ir::Names, relid: u32, column: &str) -> (String, String) {
     let tag = column.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    let name = format!("__pgs_di_{relid}_{tag:016x}");
+    let name = format!("__pgs_di_{}_{relid}_{tag:016x}", names.id);
     (
         format!("pg_temp.{name}"),
         format!(
             "CREATE INDEX {name} ON {} ({})",
-            super::ir::delta_table(relid),
+            names.delta_table(relid),
             quote_ident(column)
         ),
     )

@@ -8,7 +8,7 @@ use super::ast::{
 };
 use super::blocks::Block;
 use super::filters::{self, Combined};
-use super::ir::{delta_table, null_marker_index, Input, Names, Role};
+use super::ir::{null_marker_index, Input, Names, Role};
 use super::Unsupported;
 use crate::sql_text::quote_ident;
 use sqlparser::ast::{Select, TableAlias, TableFactor, VisitMut, VisitorMut};
@@ -59,7 +59,7 @@ impl Reader<'_> {
                 let select = generated_select(&format!(
                     "SELECT {} FROM {} __pgs_b{sign}",
                     columns.join(", "),
-                    delta_table(table.relid)
+                    self.names.delta_table(table.relid)
                 ));
                 derived(query_of(select), alias)
             }

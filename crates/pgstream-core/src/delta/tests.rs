@@ -130,7 +130,7 @@ fn a_filter_is_one_linear_stage_keyed_by_the_tables_key() {
     assert_eq!(root.identity, Identity::Key(vec!["id".into()]));
     assert_eq!(terms(delta(root)), 2);
     assert!(
-        delta(root).contains("FROM pg_temp.\"__pgs_delta_1\" __pgs_b WHERE __pgs_b.__pgs_w = 1)"),
+        delta(root).contains("FROM pg_temp.\"__pgs_delta_9_1\" __pgs_b WHERE __pgs_b.__pgs_w = 1)"),
         "{}",
         delta(root)
     );

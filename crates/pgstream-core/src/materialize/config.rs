@@ -30,6 +30,9 @@ pub struct MaterializeConfig {
     /// relation is left as it is, a missing one is created without rows from the query with
     /// dbt's emptying undone.
     pub empty: bool,
+    /// An unchanged (or altered) stream table is refreshed within the call, so what follows in
+    /// the same `dbt build` (tests) reads current rows.
+    pub refresh_on_run: bool,
 }
 
 /// Keys materialize() accepts, in the order the error message lists them.
@@ -41,6 +44,7 @@ pub const ACCEPTED_KEYS: &[&str] = &[
     "on_configuration_change",
     "status",
     "empty",
+    "refresh_on_run",
 ];
 
 /// A config value materialize() refuses; `key` is the offending key.
@@ -62,6 +66,7 @@ impl Default for MaterializeConfig {
             on_configuration_change: OnConfigurationChange::Apply,
             status: None,
             empty: false,
+            refresh_on_run: false,
         }
     }
 }
@@ -171,6 +176,7 @@ impl MaterializeConfig {
                 "initialize" => parsed.initialize = boolean(key, value)?,
                 "full_refresh" => parsed.full_refresh = boolean(key, value)?,
                 "empty" => parsed.empty = boolean(key, value)?,
+                "refresh_on_run" => parsed.refresh_on_run = boolean(key, value)?,
                 _ => unreachable!("every accepted key is handled"),
             }
         }
@@ -204,7 +210,7 @@ mod tests {
         let parsed = MaterializeConfig::parse(&json!({
             "schedule": " 5m ", "refresh_mode": "full", "initialize": false,
             "full_refresh": true, "on_configuration_change": "Fail", "status": "suspended",
-            "empty": true
+            "empty": true, "refresh_on_run": true
         }))
         .unwrap();
         assert_eq!(
@@ -217,6 +223,7 @@ mod tests {
                 on_configuration_change: OnConfigurationChange::Fail,
                 status: Some(Status::Suspended),
                 empty: true,
+                refresh_on_run: true,
             }
         );
     }
@@ -240,6 +247,11 @@ mod tests {
             (json!({"initialize": "yes"}), "initialize", "true or false"),
             (json!({"full_refresh": 1}), "full_refresh", "true or false"),
             (json!({"empty": "yes"}), "empty", "true or false"),
+            (
+                json!({"refresh_on_run": "always"}),
+                "refresh_on_run",
+                "true or false",
+            ),
             (
                 json!({"on_configuration_change": "ignore"}),
                 "on_configuration_change",

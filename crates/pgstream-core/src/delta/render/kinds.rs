@@ -97,7 +97,7 @@ pub(super) fn grouped(
             input.select.having = None;
             for (coefficient, term) in reader.signed_terms(&input).ok()? {
                 parts.push(format!(
-                    "SELECT {coefficient}::pg_catalog.int4 AS __pgs_w, __pgs_q.* FROM ({}) __pgs_q",
+                    "SELECT ({coefficient})::pg_catalog.int4 AS __pgs_w, __pgs_q.* FROM ({}) __pgs_q",
                     query_of(term)
                 ));
             }
@@ -315,7 +315,7 @@ pub(super) fn linear(ctx: &StageContext, query: &Query) -> Result<Rendered, Unsu
             for block in blocks::blocks(leaf, catalog).map_err(located)? {
                 for (coefficient, term) in reader.signed_terms(&block).map_err(located)? {
                     parts.push(format!(
-                        "SELECT {coefficient}::pg_catalog.int4 AS __pgs_w, __pgs_q::pg_catalog.text AS __pgs_t, __pgs_q.* FROM ({}) __pgs_q",
+                        "SELECT ({coefficient})::pg_catalog.int4 AS __pgs_w, __pgs_q::pg_catalog.text AS __pgs_t, __pgs_q.* FROM ({}) __pgs_q",
                         query_of(term)
                     ));
                 }
