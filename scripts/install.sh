@@ -14,3 +14,9 @@ if ! cargo pgrx install "${profile[@]}" --pg-config "${PG_CONFIG}" \
     exit 1
 fi
 grep -E 'Installing|Copying|Finished' "${log}" | sed 's/^/    /' | tail -4
+# Earlier versions' install scripts, for the upgrade test (tests/e2e/test_upgrade.py); the
+# upgrade scripts themselves (sql/pg_stream_dbt--A--B.sql) are installed by cargo pgrx.
+extdir="$("${PG_CONFIG}" --sharedir)/extension"
+for old in "${ROOT}"/tests/upgrade/pg_stream_dbt--*.sql; do
+    install -m 644 "${old}" "${extdir}/"
+done

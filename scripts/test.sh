@@ -20,8 +20,8 @@ cargo test --quiet -p pgstream-core
 cargo test --quiet --no-default-features --features "pg${PG_MAJOR}" -- --skip pg_tests::
 
 say "tier 2: in-database tests (cargo pgrx test pg${PG_MAJOR})"
-install -d -o postgres -g postgres "${ROOT}/.pgrx-test-data"
-cargo pgrx test "pg${PG_MAJOR}" --runas postgres --pgdata "${ROOT}/.pgrx-test-data" 2>&1 \
+install -d -o postgres -g postgres "${ROOT}/.pgrx-test-data-${PG_MAJOR}"
+cargo pgrx test "pg${PG_MAJOR}" --runas postgres --pgdata "${ROOT}/.pgrx-test-data-${PG_MAJOR}" 2>&1 \
     | grep -E '^test |test result|panicked|error' || { echo "cargo pgrx test failed" >&2; exit 1; }
 
 # cargo pgrx test installed its test build; put the real one back before the cluster starts.
@@ -30,11 +30,16 @@ cargo pgrx test "pg${PG_MAJOR}" --runas postgres --pgdata "${ROOT}/.pgrx-test-da
 say "tier 3: end-to-end tests against a throwaway cluster"
 trap '"${ROOT}/scripts/cluster.sh" stop' EXIT
 "${ROOT}/scripts/cluster.sh" start
-"${VENV}/bin/python" -m pytest -q -p no:cacheprovider "${ROOT}/tests/e2e" "$@"
+PG_BIN="${PG_BIN}" "${VENV}/bin/python" -m pytest -q -p no:cacheprovider "${ROOT}/tests/e2e" "$@"
 
 say "tier 4: the dbt-pgstream integration flow on dbt 1.8, 1.9, 1.10 and 1.11"
 "${ROOT}/scripts/dbt_integration.sh"
 
 say "tier 5: benchmark smoke (bench/refresh --smoke: every measurement runs, numbers not judged)"
 "${ROOT}/bench/refresh" --smoke
+if [[ "${PG_MAJOR}" == 15 && -z "${SKIP_OTHER_MAJORS:-}" ]]; then
+    say "tier 6: PostgreSQL 18 and 16 (end-to-end tests and the dbt 1.11 flow on each; SKIP_OTHER_MAJORS=1 skips)"
+    "${ROOT}/scripts/test_major.sh" 18
+    "${ROOT}/scripts/test_major.sh" 16
+fi
 say "all tiers passed"

@@ -210,6 +210,7 @@ pub fn drop(table: &StreamTable, cascade: bool) {
     .expect("a stream table in the catalog has a relation");
     // DROP TABLE checks ownership and, without CASCADE, refuses when objects depend on it.
     let sources = catalog::source_oids(table.id);
+    crate::capture::setup::lock_for_setup(&sources);
     let cascade = if cascade { " CASCADE" } else { "" };
     Spi::run(&format!("DROP TABLE {current_name}{cascade}"))
         .unwrap_or_else(|e| panic!("dropping {} failed: {e}", table.display_name()));

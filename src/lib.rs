@@ -18,6 +18,9 @@ pub mod stability;
 
 pgrx::pg_module_magic!(name, version);
 
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+compile_error!("pg_stream_dbt needs PostgreSQL 15 or later (changes are applied with MERGE)");
+
 /// Schema of the stream-table engine (functions, catalog, monitoring view).
 #[pgrx::pg_schema]
 mod pgstream {}

@@ -222,11 +222,7 @@ fn single_statement_text(stream_table: &str, query: &str) -> String {
         .raise()
     };
     let list = as_invalid_query(stream_table, || unsafe {
-        #[cfg(feature = "pg13")]
-        let list = pg_sys::raw_parser(c_query.as_ptr());
-        #[cfg(not(feature = "pg13"))]
-        let list = pg_sys::raw_parser(c_query.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        list
+        pg_sys::raw_parser(c_query.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT)
     });
     unsafe {
         let statements = pgrx::PgList::<pg_sys::RawStmt>::from_pg(list);

@@ -90,24 +90,38 @@ fn source_state(source: pg_sys::Oid) -> SourceState {
     .unwrap_or_else(|e| panic!("reading the capture state of source {source:?} failed: {e}"))
 }
 
-/// Makes the capture objects of `sources` match their readers as the catalog says now. Takes the
-/// set-up lock of every source (held to the end of the transaction) before changing anything.
-pub fn sync(sources: &[pg_sys::Oid]) {
+fn sorted_sources(sources: &[pg_sys::Oid]) -> Vec<u32> {
     let mut sorted: Vec<u32> = sources.iter().map(|s| s.to_u32()).collect();
     sorted.sort_unstable();
     sorted.dedup();
+    sorted
+}
+
+/// Takes the set-up lock of every source in `sources`, in oid order, held to the end of the
+/// transaction (taking one again is free). A set-up that rebuilds a buffer updates the catalog
+/// rows of that source's readers while it holds the lock, so whoever changes a stream table's
+/// catalog row and then syncs its capture takes these locks *before* touching the row: the
+/// locks always come first, and two such transactions cannot wait for each other.
+pub fn lock_for_setup(sources: &[pg_sys::Oid]) {
+    for source in sorted_sources(sources) {
+        Spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, $2::pg_catalog.int4)",
+            &[CAPTURE_SETUP_LOCK_KEY.into(), (source as i32).into()],
+        )
+        .unwrap_or_else(|e| panic!("taking the capture set-up lock failed: {e}"));
+    }
+}
+
+/// Makes the capture objects of `sources` match their readers as the catalog says now. Takes the
+/// set-up lock of every source ([`lock_for_setup`]) before changing anything.
+pub fn sync(sources: &[pg_sys::Oid]) {
+    let sorted = sorted_sources(sources);
     if sorted.is_empty() {
         return;
     }
+    lock_for_setup(sources);
     catalog::as_catalog_owner(|| {
         as_engine_ddl(|| {
-            for source in &sorted {
-                Spi::run_with_args(
-                    "SELECT pg_catalog.pg_advisory_xact_lock($1, $2::pg_catalog.int4)",
-                    &[CAPTURE_SETUP_LOCK_KEY.into(), (*source as i32).into()],
-                )
-                .unwrap_or_else(|e| panic!("taking the capture set-up lock failed: {e}"));
-            }
             for source in sorted {
                 sync_source(pg_sys::Oid::from(source));
             }
