@@ -79,6 +79,9 @@ CREATE TABLE pgstream.pgs_stream_tables (
     pgs_meaning              text,
     -- The installation that wrote this row (see pgs_installation).
     installation             uuid NOT NULL DEFAULT pgstream._installation(),
+    -- Why the last refresh was FULL or SKIPPED (NULL for DIFFERENTIAL): the first refresh, DDL
+    -- that changed the query's meaning, a truncated source, the change volume (cost-based AUTO), ...
+    last_refresh_reason      text,
     UNIQUE (pgs_schema, pgs_name)
 );
 COMMENT ON TABLE pgstream.pgs_stream_tables IS 'pg_stream_dbt: one row per stream table';

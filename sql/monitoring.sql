@@ -44,7 +44,8 @@ SELECT s.pgs_id,
        s.consecutive_errors,
        s.last_error,
        s.last_error_at,
-       pgstream.scheduler_running()                           AS scheduler_running
+       pgstream.scheduler_running()                           AS scheduler_running,
+       s.last_refresh_reason
 FROM pgstream.pgs_stream_tables s
 LEFT JOIN pgstream.effective_schedules() e USING (pgs_id);
 COMMENT ON VIEW pgstream.pg_stat_stream_tables IS

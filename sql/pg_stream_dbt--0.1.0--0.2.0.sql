@@ -115,6 +115,45 @@ AS $$
     SELECT md5(string_agg(item, E'\n' ORDER BY item)) FROM items
 $$;
 
+-- Why the last refresh was FULL or SKIPPED, in the catalog and the monitoring view.
+ALTER TABLE pgstream.pgs_stream_tables ADD COLUMN last_refresh_reason text;
+CREATE OR REPLACE VIEW pgstream.pg_stat_stream_tables AS
+SELECT s.pgs_id,
+       s.pgs_schema,
+       s.pgs_name,
+       s.pgs_relid::regclass                                  AS stream_table,
+       s.refresh_mode,
+       s.status,
+       s.schedule,
+       e.effective_schedule,
+       s.created_at,
+       s.last_refresh_at,
+       pgstream.next_refresh_at(e.effective_schedule,
+                                GREATEST(COALESCE(s.last_refresh_at, s.created_at), s.last_error_at))
+                                                              AS next_refresh_at,
+       clock_timestamp() - s.last_refresh_at                  AS staleness,
+       COALESCE(s.last_refresh_at IS NULL
+                OR pgstream.next_refresh_at(e.effective_schedule, s.last_refresh_at) < clock_timestamp(),
+                false)                                        AS stale,
+       s.total_refreshes,
+       s.failed_refreshes,
+       s.total_refreshes - s.failed_refreshes                 AS successful_refreshes,
+       s.last_refresh_kind,
+       s.last_refresh_duration_ms,
+       CASE WHEN s.total_refreshes > s.failed_refreshes
+            THEN s.total_refresh_time_ms / (s.total_refreshes - s.failed_refreshes)
+       END                                                    AS avg_refresh_duration_ms,
+       s.last_rows_inserted,
+       s.last_rows_updated,
+       s.last_rows_deleted,
+       s.consecutive_errors,
+       s.last_error,
+       s.last_error_at,
+       pgstream.scheduler_running()                           AS scheduler_running,
+       s.last_refresh_reason
+FROM pgstream.pgs_stream_tables s
+LEFT JOIN pgstream.effective_schedules() e USING (pgs_id);
+
 -- What each stream table's query means, recomputed with the new hash, the way a refresh after DDL
 -- computes it (a probe view of the stored query, under its stored search_path and settings), so
 -- that only a real change of meaning sends a stream table to FULL after the update. A query that

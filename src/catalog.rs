@@ -310,9 +310,11 @@ pub fn delete(id: i64) {
 }
 
 /// What one successful refresh did.
-pub struct RefreshStats {
+pub struct RefreshStats<'a> {
     /// `FULL` (recomputed), `DIFFERENTIAL` (changes applied) or `SKIPPED` (no source changed).
     pub kind: &'static str,
+    /// Why it was FULL or SKIPPED.
+    pub reason: Option<&'a str>,
     /// The source changes this refresh covered.
     pub covered: Position,
     pub started_at: TimestampWithTimeZone,
@@ -322,30 +324,52 @@ pub struct RefreshStats {
     pub rows_deleted: i64,
 }
 
+/// Whether the catalog has the column `last_refresh_reason` (0.2.0 on; a database keeps 0.1.0's
+/// catalog until ALTER EXTENSION pg_stream_dbt UPDATE, and refreshes must go on meanwhile).
+fn has_reason_column() -> bool {
+    unsafe {
+        let namespace = pg_sys::get_namespace_oid(c"pgstream".as_ptr(), true);
+        let relid = pg_sys::get_relname_relid(c"pgs_stream_tables".as_ptr(), namespace);
+        relid != pg_sys::InvalidOid
+            && pg_sys::get_attnum(relid, c"last_refresh_reason".as_ptr()) != 0
+    }
+}
+
 /// Records a successful refresh and clears the error streak.
 pub fn record_success(id: i64, stats: &RefreshStats) {
+    // Until ALTER EXTENSION ... UPDATE, a database may still have 0.1.0's catalog (no reason).
+    let with_reason = has_reason_column();
+    let reason_column = if with_reason {
+        ", last_refresh_reason = $11"
+    } else {
+        ""
+    };
+    let args: [DatumWithOid; 11] = [
+        id.into(),
+        stats.started_at.into(),
+        stats.duration_ms.into(),
+        stats.rows_inserted.into(),
+        stats.rows_deleted.into(),
+        stats.kind.into(),
+        stats.covered.snapshot.as_str().into(),
+        stats.covered.own_xid.as_deref().into(),
+        stats.covered.own_seq.into(),
+        stats.rows_updated.into(),
+        stats.reason.into(),
+    ];
     as_catalog_owner(|| {
         run(
-            "UPDATE pgstream.pgs_stream_tables SET \
+            &format!(
+                "UPDATE pgstream.pgs_stream_tables SET \
              last_refresh_at = $2, last_refresh_duration_ms = $3, \
              last_rows_inserted = $4, last_rows_deleted = $5, last_rows_updated = $10, \
              total_refreshes = total_refreshes + 1, \
              total_refresh_time_ms = total_refresh_time_ms + $3, \
              consecutive_errors = 0, last_refresh_kind = $6, consumed_snapshot = $7::pg_snapshot, \
-             consumed_own_xid = $8::xid8, consumed_own_seq = $9 \
-             WHERE pgs_id = $1",
-            &[
-                id.into(),
-                stats.started_at.into(),
-                stats.duration_ms.into(),
-                stats.rows_inserted.into(),
-                stats.rows_deleted.into(),
-                stats.kind.into(),
-                stats.covered.snapshot.as_str().into(),
-                stats.covered.own_xid.as_deref().into(),
-                stats.covered.own_seq.into(),
-                stats.rows_updated.into(),
-            ],
+             consumed_own_xid = $8::xid8, consumed_own_seq = $9{reason_column} \
+             WHERE pgs_id = $1"
+            ),
+            &args[..if with_reason { 11 } else { 10 }],
         );
         if stats.kind != "SKIPPED" {
             forget_covered_changes(id);

@@ -11,6 +11,20 @@ pub static MIN_SCHEDULE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(10);
 /// Failures in a row after which a stream table is suspended (`pgstream.max_consecutive_errors`).
 pub static MAX_CONSECUTIVE_ERRORS: GucSetting<i32> = GucSetting::<i32>::new(3);
 
+/// Change rows over source rows above which an AUTO refresh recomputes
+/// (`pgstream.auto_full_fraction`).
+pub static AUTO_FULL_FRACTION: GucSetting<f64> = GucSetting::<f64>::new(0.05);
+/// The same for DIFFERENTIAL stream tables, opt-in (`pgstream.differential_full_fraction`).
+pub static DIFFERENTIAL_FULL_FRACTION: GucSetting<f64> = GucSetting::<f64>::new(0.0);
+
+/// The change-volume thresholds in effect.
+pub fn full_fractions() -> crate::change_volume::Thresholds {
+    crate::change_volume::Thresholds {
+        auto: AUTO_FULL_FRACTION.get(),
+        differential: DIFFERENTIAL_FULL_FRACTION.get(),
+    }
+}
+
 /// Registers every GUC; called from `_PG_init`.
 pub fn register() {
     GucRegistry::define_bool_guc(
@@ -49,6 +63,26 @@ pub fn register() {
         1,
         1_000_000,
         GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"pgstream.auto_full_fraction",
+        c"Change rows, as a fraction of the rows of the sources they change, above which an AUTO stream table is recomputed instead.",
+        c"0 never recomputes for volume. The refresh's reason (last_refresh_reason) says so.",
+        &AUTO_FULL_FRACTION,
+        0.0,
+        1_000.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"pgstream.differential_full_fraction",
+        c"The same fraction for DIFFERENTIAL stream tables (0, the default: always apply changes).",
+        c"Opt-in: a DIFFERENTIAL refresh over it recomputes, and says so in last_refresh_reason.",
+        &DIFFERENTIAL_FULL_FRACTION,
+        0.0,
+        1_000.0,
+        GucContext::Userset,
         GucFlags::default(),
     );
 }

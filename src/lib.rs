@@ -1,6 +1,9 @@
 //! pg_stream_dbt: stream tables (incrementally maintained tables) for dbt on PostgreSQL.
 
-pub use pgstream_core::{delta, modes, names, normalize, query_settings, schedule, sql_text};
+pub use pgstream_core::{
+    change_volume, delta, modes, names, normalize, query_settings, refresh_reason, schedule,
+    sql_text,
+};
 
 pub mod api;
 pub mod capture;

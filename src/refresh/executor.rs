@@ -18,6 +18,20 @@ pub struct AppliedChanges {
     pub deleted: i64,
 }
 
+/// The delta tables a DIFFERENTIAL refresh filled, and how many change rows they hold.
+pub struct FilledDeltas {
+    names: Vec<String>,
+    pub rows: i64,
+}
+
+impl FilledDeltas {
+    /// Empties them (after use, or when the refresh recomputes instead).
+    pub fn discard(self) {
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        work_tables::empty(&names, self.rows);
+    }
+}
+
 /// What the executor works with.
 pub struct Execution<'a> {
     pub table: &'a StreamTable,
@@ -217,13 +231,10 @@ impl Execution<'_> {
         }
     }
 
-    /// Applies every stage's changes, lowest first; returns what changed in the stream table.
-    pub fn differential(&self) -> AppliedChanges {
-        let mut applied = AppliedChanges::default();
-        let mut change_sets: Vec<String> = Vec::new();
-        // The change rows of this refresh's window, copied once and analyzed: every term reads
-        // these small tables, with sizes the planner knows.
-        self.ensure_aux_lookup_indexes();
+    /// Copies the change rows of this refresh's window into the delta tables (analyzed, with the
+    /// lookup indexes the plan asks for): every term then reads these small tables, with sizes
+    /// the planner knows. Returns them with how many change rows they hold.
+    pub fn fill_deltas(&self) -> FilledDeltas {
         let mut deltas: Vec<String> = Vec::new();
         let mut delta_rows = 0;
         for input in &self.plan.deltas {
@@ -244,6 +255,18 @@ impl Execution<'_> {
         if !deltas.is_empty() {
             work_tables::run(&format!("ANALYZE {}", deltas.join(", ")));
         }
+        FilledDeltas {
+            names: deltas,
+            rows: delta_rows,
+        }
+    }
+
+    /// Applies every stage's changes from `deltas` ([`Self::fill_deltas`]), lowest first;
+    /// returns what changed in the stream table.
+    pub fn differential(&self, deltas: FilledDeltas) -> AppliedChanges {
+        let mut applied = AppliedChanges::default();
+        let mut change_sets: Vec<String> = Vec::new();
+        self.ensure_aux_lookup_indexes();
         for stage in &self.plan.stages {
             if matches!(stage.refresh, StageRefresh::Unchanged) {
                 continue;
@@ -307,8 +330,7 @@ impl Execution<'_> {
         for name in change_sets {
             work_tables::run(&format!("DELETE FROM {name}"));
         }
-        let deltas: Vec<&str> = deltas.iter().map(String::as_str).collect();
-        work_tables::empty(&deltas, delta_rows);
+        deltas.discard();
         applied
     }
 

@@ -120,6 +120,8 @@ struct Outcome {
     kind: &'static str,
     applied: AppliedChanges,
     covered: Position,
+    /// Why it was FULL or SKIPPED (None for DIFFERENTIAL).
+    reason: Option<String>,
 }
 
 /// The stream table's data columns (every column but `__pgs_row_id`), in table order.
@@ -159,6 +161,23 @@ fn covered_position(snapshot: &RefreshSnapshot) -> Position {
     }
 }
 
+/// The planner's estimate of the rows of the sources `plan` reads changes of (0: unknown).
+fn source_rows(plan: &Plan) -> f64 {
+    let relids: Vec<pg_sys::Oid> = plan
+        .deltas
+        .iter()
+        .map(|input| pg_sys::Oid::from(input.relid))
+        .collect();
+    Spi::get_one_with_args::<f64>(
+        "SELECT COALESCE(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0)::pg_catalog.float8 \
+         FROM pg_catalog.pg_class c WHERE c.oid = ANY ($1)",
+        &[relids.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(0.0)
+}
+
 /// Whether every private table `plan` keeps between refreshes exists.
 fn private_tables_exist(plan: &Plan, names: &Names) -> bool {
     let tables = plan.private_tables(names);
@@ -172,13 +191,24 @@ fn private_tables_exist(plan: &Plan, names: &Names) -> bool {
         .unwrap_or(false)
 }
 
+/// What `refresh_now` found out before the refresh's own snapshot.
+#[derive(Clone, Copy)]
+struct RefreshContext {
+    /// DDL happened since the last refresh.
+    ddl_pending: bool,
+    /// A refresh with nothing to do may be skipped.
+    may_skip: bool,
+    /// Capture objects of a source were missing or out of date and were put right just now:
+    /// changes made meanwhile may not have been recorded.
+    capture_repaired: bool,
+}
+
 /// Refreshes `table` in the current (sub)transaction as its owner: decides, runs, returns.
 fn refresh_as_owner(
     table: &StreamTable,
     owner: pg_sys::Oid,
     mode: RefreshMode,
-    ddl_pending: bool,
-    may_skip: bool,
+    context: RefreshContext,
 ) -> Outcome {
     let mut table = table.clone();
     let names = Names { id: table.id };
@@ -193,7 +223,7 @@ fn refresh_as_owner(
     snapshot::connected(|| {
         let first_state = catalog::change_state_in(&snapshot, &params, table.id, owner);
         let after_ddl;
-        let (snapshot, state, meaning_changed) = if ddl_pending || first_state.ddl_pending {
+        let (snapshot, state, meaning_changed) = if context.ddl_pending || first_state.ddl_pending {
             let changed = rederive_sources(&table);
             table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
             if changed {
@@ -245,7 +275,7 @@ fn refresh_as_owner(
             }
         }
         // FULL into the table with identity `identity`, moved to it first if it has another.
-        let full = |plan: &Plan, identity: &Identity| {
+        let full = |plan: &Plan, identity: &Identity, reason: String| {
             let deleted = if *identity != actual {
                 identity_change::reidentify(table, &actual, identity)
             } else {
@@ -258,20 +288,34 @@ fn refresh_as_owner(
                 kind: "FULL",
                 applied,
                 covered: covered.clone(),
+                reason: Some(reason),
             }
         };
-        if let Decision::Full { .. } = decision {
+        // Recompute every stage (building what it keeps), in the identity the plan has now
+        // (its sources' keys may have changed, or the table is an older version's).
+        let recompute = |reason: String| {
+            let plan = mode::plan(table, None, false).unwrap_or_else(|e| {
+                StreamError::NotDifferential {
+                    name: table.display_name(),
+                    construct: e.to_string(),
+                }
+                .raise()
+            });
+            full(&plan, &plan.root_identity.identity, reason)
+        };
+        if let Decision::Full { reason } = decision {
             // Only DDL that left the query's meaning as it was: nothing to recompute.
             let only_ddl = table.consumed.is_some()
                 && table.depends_only_on_sources
                 && state.changed.is_empty()
                 && !state.truncated
                 && state.capture_complete;
-            if may_skip && only_ddl && !meaning_changed {
+            if context.may_skip && only_ddl && !meaning_changed {
                 return Outcome {
                     kind: "SKIPPED",
                     applied: AppliedChanges::default(),
                     covered: covered.clone(),
+                    reason: Some("only DDL that left its query's meaning as it was".into()),
                 };
             }
             // The identity follows its sources' keys: looked at again after DDL on them.
@@ -281,46 +325,59 @@ fn refresh_as_owner(
                 actual.clone()
             };
             let plan = Plan::single(&table.defining_query, data_columns(table), identity.clone());
-            return full(&plan, &identity);
+            let reason = reason.unwrap_or_else(|| match table.effective_mode.as_deref() {
+                Some("FULL") if mode == RefreshMode::Full => "refresh_mode FULL".into(),
+                _ => "its query is refreshed FULL".into(),
+            });
+            return full(&plan, &identity, reason);
         }
-        let trusted = table.consumed.is_some()
-            && !meaning_changed
-            && !state.truncated
-            && state.capture_complete
-            && state.row_capture_complete;
+        let untrusted = crate::refresh_reason::untrusted(crate::refresh_reason::ChangeTrust {
+            covered_before: table.consumed.is_some(),
+            meaning_changed,
+            truncated: state.truncated,
+            capture_complete: state.capture_complete && !context.capture_repaired,
+            row_capture_complete: state.row_capture_complete && !context.capture_repaired,
+        });
+        if let Some(why) = untrusted {
+            return recompute(why.to_string());
+        }
         let changed: HashSet<u32> = state.changed.iter().copied().collect();
-        let planned = if trusted {
-            mode::plan(table, Some(&changed), true)
-        } else {
-            Err(crate::delta::Unsupported::new("changes not trusted"))
+        let plan = match mode::plan(table, Some(&changed), true) {
+            Ok(plan) => plan,
+            Err(e) => return recompute(format!("its changes could not be planned: {e}")),
         };
-        match planned {
-            Ok(plan)
-                if plan.root_identity.identity == actual && private_tables_exist(&plan, &names) =>
+        if plan.root_identity.identity != actual {
+            return recompute("its row identity changed (its sources' keys changed)".into());
+        }
+        if !private_tables_exist(&plan, &names) {
+            return recompute("the private tables of its inner stages were missing".into());
+        }
+        if changed.is_empty() {
+            return Outcome {
+                kind: "DIFFERENTIAL",
+                applied: AppliedChanges::default(),
+                covered: covered.clone(),
+                reason: None,
+            };
+        }
+        let execution = execution(table, owner, &plan, names, snapshot, &params, &actual);
+        let deltas = execution.fill_deltas();
+        // Cost-based AUTO: so many change rows that recomputing is cheaper.
+        let thresholds = crate::gucs::full_fractions();
+        if crate::change_volume::threshold(mode, thresholds).is_some() {
+            let source_rows = source_rows(&plan);
+            if let Some(why) =
+                crate::change_volume::full_instead(mode, deltas.rows, source_rows, thresholds)
             {
-                let applied = if changed.is_empty() {
-                    AppliedChanges::default()
-                } else {
-                    execution(table, owner, &plan, names, snapshot, &params, &actual).differential()
-                };
-                Outcome {
-                    kind: "DIFFERENTIAL",
-                    applied,
-                    covered: covered.clone(),
-                }
+                deltas.discard();
+                return recompute(why);
             }
-            _ => {
-                // Recompute every stage (building what it keeps), in the identity the plan has
-                // now (its sources' keys may have changed, or the table is an older version's).
-                let plan = mode::plan(table, None, false).unwrap_or_else(|e| {
-                    StreamError::NotDifferential {
-                        name: table.display_name(),
-                        construct: e.to_string(),
-                    }
-                    .raise()
-                });
-                full(&plan, &plan.root_identity.identity)
-            }
+        }
+        Outcome {
+            kind: "DIFFERENTIAL",
+            applied: execution.differential(deltas),
+            covered: covered.clone(),
+            reason: None,
         }
     })
 }
@@ -365,6 +422,7 @@ pub fn refresh_now(
                 table.id,
                 &RefreshStats {
                     kind: "SKIPPED",
+                    reason: Some("no source changed since the last refresh"),
                     covered,
                     started_at,
                     duration_ms: timer.elapsed().as_secs_f64() * 1000.0,
@@ -378,10 +436,10 @@ pub fn refresh_now(
     }
     // Capture that is missing or out of date is put right before the refresh's snapshot.
     let changes = catalog::change_state(table.id, consumed_snapshot.as_deref(), owner);
-    if !changes.capture_complete
+    let capture_repaired = !changes.capture_complete
         || (table.effective_mode.as_deref() == Some("DIFFERENTIAL")
-            && !changes.row_capture_complete)
-    {
+            && !changes.row_capture_complete);
+    if capture_repaired {
         catalog::sync_capture_of(table.id, &[]);
     }
     let ddl_pending = changes.ddl_pending;
@@ -389,7 +447,16 @@ pub fn refresh_now(
     let outcome = settings::as_user(owner, Restriction::None, move || {
         subxact::in_subtransaction(move || {
             with_query_settings(&refreshed, || {
-                refresh_as_owner(&refreshed, owner, mode, ddl_pending, may_skip)
+                refresh_as_owner(
+                    &refreshed,
+                    owner,
+                    mode,
+                    RefreshContext {
+                        ddl_pending,
+                        may_skip,
+                        capture_repaired,
+                    },
+                )
             })
         })
     });
@@ -398,11 +465,13 @@ pub fn refresh_now(
             kind,
             applied,
             covered,
+            reason,
         }) => {
             catalog::record_success(
                 table.id,
                 &RefreshStats {
                     kind,
+                    reason: reason.as_deref(),
                     covered,
                     started_at,
                     duration_ms: timer.elapsed().as_secs_f64() * 1000.0,

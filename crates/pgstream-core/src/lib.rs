@@ -2,12 +2,14 @@
 //! modes, query normalization and hashing, the materialize() decision, the scheduler's plan
 //! and the delta planner — so it is built and tested in seconds with `cargo test -p pgstream-core`.
 
+pub mod change_volume;
 pub mod delta;
 pub mod materialize;
 pub mod modes;
 pub mod names;
 pub mod normalize;
 pub mod query_settings;
+pub mod refresh_reason;
 pub mod schedule;
 pub mod scheduler;
 pub mod sql_text;

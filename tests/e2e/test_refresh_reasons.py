@@ -1,0 +1,78 @@
+"""Why a refresh was FULL or SKIPPED (last_refresh_reason, in the catalog and the monitoring
+view), cost-based AUTO (pgstream.auto_full_fraction) and its opt-in for DIFFERENTIAL
+(pgstream.differential_full_fraction), and capture repaired by a refresh never trusted."""
+
+QUERY = "SELECT k, count(*) AS n, sum(v) AS s FROM src GROUP BY k"
+
+
+def last(db, name="st"):
+    return db.sql("SELECT last_refresh_kind, last_refresh_reason FROM pgstream.pg_stat_stream_tables "
+                  "WHERE pgs_name = %s", (name,))[0]
+
+
+def refresh(db, name="st"):
+    db.sql("SELECT pgstream.refresh_stream_table(%s)", (name,))
+    return last(db, name)
+
+
+def make(db, mode):
+    db.sql("CREATE TABLE src (id int PRIMARY KEY, k int, v int)")
+    db.sql("INSERT INTO src SELECT g, g % 10, g FROM generate_series(1, 2000) g")
+    db.sql("ANALYZE src")
+    db.sql("SELECT pgstream.create_stream_table('st', %s, '1h', %s)", (QUERY, mode))
+
+
+def test_auto_recomputes_when_the_change_volume_is_large_and_says_why(db):
+    make(db, "AUTO")
+    db.sql("UPDATE src SET v = v + 1 WHERE id <= 20")  # 40 change rows of 2000: 2 %
+    assert refresh(db) == ("DIFFERENTIAL", None)
+    db.sql("UPDATE src SET v = v + 1 WHERE id <= 100")  # 200 change rows: 10 %
+    kind, reason = refresh(db)
+    assert kind == "FULL" and "200 change rows are 10.0%" in reason and "auto_full_fraction" in reason, reason
+    assert db.multiset_difference("st", QUERY) == 0
+    db.sql("SET pgstream.auto_full_fraction = 0.5")
+    db.sql("UPDATE src SET v = v + 1 WHERE id <= 100")
+    assert refresh(db) == ("DIFFERENTIAL", None)
+    assert db.multiset_difference("st", QUERY) == 0
+
+
+def test_differential_recomputes_for_volume_only_when_opted_in(db):
+    make(db, "DIFFERENTIAL")
+    db.sql("UPDATE src SET v = v + 1 WHERE id <= 500")  # 50 %
+    assert refresh(db) == ("DIFFERENTIAL", None)
+    db.sql("SET pgstream.differential_full_fraction = 0.2")
+    db.sql("UPDATE src SET v = v + 1 WHERE id <= 500")
+    kind, reason = refresh(db)
+    assert kind == "FULL" and "pgstream.differential_full_fraction = 0.2" in reason, reason
+    assert db.multiset_difference("st", QUERY) == 0
+    err = db.error("SET pgstream.differential_full_fraction = -1")
+    assert err.pgcode == "22023"
+
+
+def test_reasons_of_full_and_skipped_refreshes(db):
+    make(db, "DIFFERENTIAL")
+    refresh(db)
+    assert refresh(db) == ("SKIPPED", "no source changed since the last refresh")
+    db.sql("TRUNCATE src; INSERT INTO src VALUES (1, 1, 1)")
+    kind, reason = refresh(db)
+    assert kind == "FULL" and "truncated" in reason, reason
+    db.sql("CREATE TABLE other (x int)")  # DDL that changes no meaning
+    db.sql("INSERT INTO src VALUES (2, 2, 2)")
+    assert refresh(db) == ("DIFFERENTIAL", None)
+    db.sql("ALTER TABLE src ALTER COLUMN v TYPE bigint")
+    kind, reason = refresh(db)
+    assert kind == "FULL" and "depends on changed" in reason, reason
+    assert db.multiset_difference("st", QUERY) == 0
+
+
+def test_a_refresh_that_repairs_missing_row_capture_recomputes(db):
+    make(db, "DIFFERENTIAL")
+    db.sql("SELECT pgstream.refresh_stream_table('st')")
+    db.sql("DROP TRIGGER pgstream_rows_ins ON src")  # by hand: inserts are not captured now
+    db.sql("INSERT INTO src SELECT g, 3, g FROM generate_series(3001, 3010) g")
+    kind, reason = refresh(db)
+    assert kind == "FULL" and "capture of a source was missing" in reason, reason
+    assert db.multiset_difference("st", QUERY) == 0
+    db.sql("INSERT INTO src VALUES (4000, 4, 4)")  # captured again
+    assert refresh(db) == ("DIFFERENTIAL", None)
+    assert db.multiset_difference("st", QUERY) == 0
