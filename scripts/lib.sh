@@ -4,14 +4,18 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_MAJOR="${PG_MAJOR:-15}"
 # 15 is Debian's; 16 and 18 are the PyPI wheels' server trees unpacked by scripts/pg_majors.sh.
+# Another major (17) works from Debian's packages if installed, or a tree in .pg/<major>.
 case "${PG_MAJOR}" in
-    15) PG_BIN="/usr/lib/postgresql/15/bin" ;;
-    16 | 18)
-        PG_BIN="${ROOT}/.pg/${PG_MAJOR}/bin"
-        # The 18 wheel's CFLAGS name a GCC 14 option: C code built against it needs clang.
-        export CC="${CC:-clang}"
+    15 | 16 | 17 | 18)
+        if [[ -x "/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config" && ! -d "${ROOT}/.pg/${PG_MAJOR}" ]]; then
+            PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+        else
+            PG_BIN="${ROOT}/.pg/${PG_MAJOR}/bin"
+            # The 18 wheel's CFLAGS name a GCC 14 option: C code built against it needs clang.
+            export CC="${CC:-clang}"
+        fi
         ;;
-    *) echo "PG_MAJOR=${PG_MAJOR}: supported are 15, 16 and 18" >&2; exit 2 ;;
+    *) echo "PG_MAJOR=${PG_MAJOR}: supported are 15 to 18" >&2; exit 2 ;;
 esac
 PG_CONFIG="${PG_BIN}/pg_config"
 PGRX_VERSION="0.18.0"

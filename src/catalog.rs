@@ -592,6 +592,18 @@ pub fn repoint_readers(old: pg_sys::Oid, new: pg_sys::Oid) -> Vec<String> {
     })
 }
 
+/// Records DDL the engine ran itself that still changes what other stream tables' queries
+/// mean (their next refresh analyzes its query again), like the DDL event trigger does.
+pub fn record_ddl(tag: &str) {
+    as_catalog_owner(|| {
+        run(
+            "INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, $1) \
+             ON CONFLICT DO NOTHING",
+            &[tag.into()],
+        )
+    })
+}
+
 /// What the last refresh of stream table `id` was (FULL, DIFFERENTIAL, SKIPPED), if any.
 pub fn last_refresh_kind(id: i64) -> Option<String> {
     as_catalog_owner(|| {

@@ -177,6 +177,11 @@ pub fn alter(
 ) {
     resolve::require_owner(table);
     refresh::lock_stream_table(table);
+    if refresh_mode.is_some() {
+        // A mode change may sync capture: set-up locks before the catalog row and before the
+        // query's sources are locked by planning it (see setup::lock_for_setup).
+        crate::capture::setup::lock_for_setup(&catalog::source_oids(table.id));
+    }
     catalog::update_settings(
         table.id,
         schedule.map(str::trim),

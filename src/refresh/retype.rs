@@ -45,6 +45,9 @@ pub fn follow_query_types(table: &StreamTable) -> bool {
             });
         }
     });
+    // Done as the engine's own DDL (no DDL record of its own), yet stream tables reading this
+    // one must analyze theirs again (their column types follow in turn): recorded for them.
+    crate::catalog::record_ddl("ALTER TABLE");
     pgrx::log!(
         "pg_stream_dbt: the column types of {}'s query changed; its columns follow ({})",
         table.display_name(),

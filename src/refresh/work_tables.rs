@@ -84,7 +84,9 @@ pub fn ensure_named(qualified: &str, definition: &str, table: &StreamTable) -> S
         Some(s) if s == shape => run(&format!("DELETE FROM {qualified}")),
         found => {
             if found.is_some() {
-                run(&format!("DROP TABLE {qualified}"));
+                // Perhaps another role's (the stream table changed owner since this session
+                // made it): dropped with the extension owner's rights.
+                crate::catalog::as_catalog_owner(|| run(&format!("DROP TABLE {qualified}")));
             }
             run(&format!("CREATE TEMPORARY TABLE {qualified} {definition}"));
             run(&format!("COMMENT ON TABLE {qualified} IS '{shape}'"));

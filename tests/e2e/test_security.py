@@ -143,3 +143,27 @@ def test_a_swap_keeps_the_owning_role(db, alice):
         db.sql("DROP TABLE IF EXISTS alice.t")
         db.sql(f'DROP OWNED BY "{owners}"')
         db.sql(f'DROP ROLE "{owners}"')
+
+
+def test_a_non_superuser_owns_differential_aggregates_and_cte_chains(db, alice):
+    """Inner stages and aggregate state live in pgstream_changes, filled under the owner's rights."""
+    role, conn = alice
+    run(conn, "CREATE TABLE alice.sales (id int PRIMARY KEY, g int, v int)")
+    run(conn, "INSERT INTO alice.sales SELECT g, g % 4, g FROM generate_series(1, 40) g")
+    queries = {
+        "alice.per_group": "SELECT g, count(*) AS n, sum(v) AS s, min(v) AS lo FROM alice.sales GROUP BY g",
+        "alice.chain": ("WITH per_g AS (SELECT g, sum(v) AS s FROM alice.sales GROUP BY g) "
+                        "SELECT count(*) AS groups, max(s) AS top FROM per_g"),
+    }
+    for name, query in queries.items():
+        run(conn, "SELECT pgstream.create_stream_table(%s, %s)", (name, query))
+    run(conn, "UPDATE alice.sales SET v = v + 100 WHERE id % 5 = 0; DELETE FROM alice.sales WHERE id = 7")
+    for name, query in queries.items():
+        run(conn, "SELECT pgstream.refresh_stream_table(%s)", (name,))
+        assert run(conn, "SELECT last_refresh_kind FROM pgstream.pg_stat_stream_tables "
+                         "WHERE stream_table = %s::regclass", (name,)) == [("DIFFERENTIAL",)]
+        assert db.multiset_difference(name, query) == 0
+    # The schema's other tables stay closed to the owner.
+    with pytest.raises(Exception) as caught:
+        run(conn, "SELECT count(*) FROM pgstream_changes.statements")
+    assert caught.value.pgcode == "42501"
