@@ -1,5 +1,5 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch bench-deployment bench-deployment-smoke
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
@@ -30,6 +30,10 @@ bench-refresh-10m: ## the fixed 1000-row change set at 100k vs 10M rows (DIFFERE
 	bench/refresh --10m
 bench-refresh-smoke: ## bench/refresh at 10k/20k rows with short DML loops: does it all work? (seconds)
 	bench/refresh --smoke
+bench-deployment: ## a living dbt deployment for one compressed hour: stream_table vs materialized_view vs table (about 15 minutes)
+	bench/deployment
+bench-deployment-smoke: ## bench/deployment at 20k rows, a 12-minute "hour" of 2 s minutes: does it all work? (under 2 minutes)
+	bench/deployment --smoke
 bench-tpch:    ## the 22 TPC-H queries: stream table refresh vs REFRESH MATERIALIZED VIEW [CONCURRENTLY], SF 1 (BENCH_TPCH_SCALE)
 	bench/tpch
 

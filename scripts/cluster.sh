@@ -22,7 +22,17 @@ pgstream.scheduler_interval_ms = 200
 CONF
     # RUST_BACKTRACE=1 on purpose: errors must reach clients without a Rust backtrace even
     # where the server's environment asks for them (tests/e2e/test_errors.py checks).
-    as_postgres env -u RUST_LIB_BACKTRACE RUST_BACKTRACE=1 "${PG_BIN}/pg_ctl" -D "${CLUSTER_DIR}/data" -l "${CLUSTER_DIR}/server.log" -w start >/dev/null
+    # The private ports lie in Linux's ephemeral range: a client connection of a moment ago may
+    # still hold the port in TIME_WAIT. Retry for up to a minute when that is why start failed.
+    local tries=0
+    until as_postgres env -u RUST_LIB_BACKTRACE RUST_BACKTRACE=1 "${PG_BIN}/pg_ctl" -D "${CLUSTER_DIR}/data" \
+            -l "${CLUSTER_DIR}/server.log" -w start >/dev/null; do
+        if ((++tries > 30)) || ! grep -q "Address already in use" "${CLUSTER_DIR}/server.log"; then
+            echo "cluster: could not start PostgreSQL ${PG_MAJOR}; see ${CLUSTER_DIR}/server.log" >&2
+            exit 1
+        fi
+        sleep 2
+    done
     say "cluster: PostgreSQL ${PG_MAJOR} on 127.0.0.1:${PGPORT} (data ${CLUSTER_DIR}/data, log ${CLUSTER_DIR}/server.log)"
 }
 

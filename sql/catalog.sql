@@ -105,6 +105,9 @@ COMMENT ON TABLE pgstream.pgs_dependencies IS
 -- users can neither read nor write.
 CREATE SCHEMA pgstream_changes;
 REVOKE ALL ON SCHEMA pgstream_changes FROM PUBLIC;
+-- Names only: every table in it denies PUBLIC (buffers, statements, the sequence), and a stream
+-- table's owner owns its inner stages' tables here, which its refreshes fill under its rights.
+GRANT USAGE ON SCHEMA pgstream_changes TO PUBLIC;
 CREATE TABLE pgstream_changes.statements (
     source_relid oid NOT NULL,
     xid          xid8 NOT NULL DEFAULT pg_current_xact_id(),

@@ -7,6 +7,10 @@
 -- The row-capture trigger no longer depends on the writer's search_path.
 ALTER FUNCTION pgstream._capture_rows() SET search_path = pg_catalog, pg_temp;
 
+-- Stream table owners fill their inner stages' tables in pgstream_changes under their own
+-- rights: they need the schema's names (every table in it still denies PUBLIC).
+GRANT USAGE ON SCHEMA pgstream_changes TO PUBLIC;
+
 -- The engine's own entry points are not for PUBLIC.
 REVOKE ALL ON FUNCTION pgstream._sync_capture(oid[]), pgstream._drop_capture_objects(),
     pgstream._engine_ddl_running() FROM PUBLIC;

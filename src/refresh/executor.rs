@@ -550,11 +550,6 @@ fn create_private(name: &str, columns: &[String], owner: &str) {
             crate::capture::setup::drop_if_exists("TABLE", name);
             ddl(&format!("CREATE TABLE {name} ({})", columns.join(", ")));
             ddl(&format!("ALTER TABLE {name} OWNER TO {owner}"));
-            // The owner fills it with the query run under its own rights: it must be able to
-            // name it. (Only names: every other table in the schema denies it access.)
-            ddl(&format!(
-                "GRANT USAGE ON SCHEMA pgstream_changes TO {owner}"
-            ));
         })
     });
 }
