@@ -322,17 +322,43 @@ pub fn plan(
     let rescan_sql = if stage.keys.is_empty() {
         current_input(&state_projection, None)
     } else {
-        let matches: Vec<String> = key_list
+        // The groups to rescan, found in the input by plain equality (the input's indexes on
+        // its key columns serve it: a few groups never cost a scan of the whole input), and,
+        // only when a rescanned key has a NULL (a one-time test of the small rescan table), the
+        // groups with NULL keys, compared with NULLs equal. The two sets of groups are disjoint.
+        let equal: Vec<String> = key_list
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("__pgs_r.__pgs_k{i} = ({k})"))
+            .collect();
+        let same: Vec<String> = key_list
             .iter()
             .enumerate()
             .map(|(i, k)| format!("__pgs_r.__pgs_k{i} IS NOT DISTINCT FROM ({k})"))
             .collect();
-        current_input(
-            &state_projection,
-            Some(&format!(
-                "EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {})",
-                matches.join(" AND ")
-            )),
+        let rescanned_null: Vec<String> = (0..key_list.len())
+            .map(|i| format!("__pgs_r.__pgs_k{i} IS NULL"))
+            .collect();
+        let input_null: Vec<String> = key_list.iter().map(|k| format!("({k}) IS NULL")).collect();
+        format!(
+            "{}\nUNION ALL\n{}",
+            current_input(
+                &state_projection,
+                Some(&format!(
+                    "EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {})",
+                    equal.join(" AND ")
+                )),
+            ),
+            current_input(
+                &state_projection,
+                Some(&format!(
+                    "EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {}) AND ({}) \
+                     AND EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {})",
+                    rescanned_null.join(" OR "),
+                    input_null.join(" OR "),
+                    same.join(" AND ")
+                )),
+            )
         )
     };
     Some(AlgebraicPlan {

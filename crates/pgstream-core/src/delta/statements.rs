@@ -604,18 +604,15 @@ pub fn update_state(
     state_work: &str,
 ) -> Vec<String> {
     let keys = state_keys(plan);
+    // Matched on the key hash first (hashable, and the state's unique index leads with it),
+    // then on the keys with NULLs equal: never a nested loop over the whole state.
     let rescanned = |alias: &str| {
         if keys.is_empty() {
             format!("EXISTS (SELECT 1 FROM {rescan})")
         } else {
-            let matches: Vec<String> = keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| format!("__pgs_r.__pgs_k{i} IS NOT DISTINCT FROM {alias}.{k}"))
-                .collect();
             format!(
                 "EXISTS (SELECT 1 FROM {rescan} __pgs_r WHERE {})",
-                matches.join(" AND ")
+                key_match_sql("__pgs_r", alias, &keys)
             )
         }
     };
