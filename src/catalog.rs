@@ -696,7 +696,7 @@ fn forget_covered_changes(id: i64) {
 /// AUTO). A change of the effective mode makes the next refresh FULL (row capture of its
 /// sources starts only now) and puts row capture on or off its sources.
 pub fn set_effective_mode(id: i64, mode: &str, reason: Option<&str>) {
-    crate::capture::setup::lock_for_setup(&source_oids(id));
+    crate::capture::setup::lock_for_setup(source_oids(id));
     as_catalog_owner(|| {
         run(
             "UPDATE pgstream.pgs_stream_tables SET effective_mode = $2, mode_reason = $3, \

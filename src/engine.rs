@@ -180,7 +180,7 @@ pub fn alter(
     if refresh_mode.is_some() {
         // A mode change may sync capture: set-up locks before the catalog row and before the
         // query's sources are locked by planning it (see setup::lock_for_setup).
-        crate::capture::setup::lock_for_setup(&catalog::source_oids(table.id));
+        crate::capture::setup::lock_for_setup(catalog::source_oids(table.id));
     }
     catalog::update_settings(
         table.id,
@@ -215,7 +215,7 @@ pub fn drop(table: &StreamTable, cascade: bool) {
     .expect("a stream table in the catalog has a relation");
     // DROP TABLE checks ownership and, without CASCADE, refuses when objects depend on it.
     let sources = catalog::source_oids(table.id);
-    crate::capture::setup::lock_for_setup(&sources);
+    crate::capture::setup::lock_for_setup(sources.iter().copied());
     let cascade = if cascade { " CASCADE" } else { "" };
     Spi::run(&format!("DROP TABLE {current_name}{cascade}"))
         .unwrap_or_else(|e| panic!("dropping {} failed: {e}", table.display_name()));

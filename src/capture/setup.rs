@@ -90,8 +90,8 @@ fn source_state(source: pg_sys::Oid) -> SourceState {
     .unwrap_or_else(|e| panic!("reading the capture state of source {source:?} failed: {e}"))
 }
 
-fn sorted_sources(sources: &[pg_sys::Oid]) -> Vec<u32> {
-    let mut sorted: Vec<u32> = sources.iter().map(|s| s.to_u32()).collect();
+fn sorted_sources(sources: impl IntoIterator<Item = pg_sys::Oid>) -> Vec<u32> {
+    let mut sorted: Vec<u32> = sources.into_iter().map(|s| s.to_u32()).collect();
     sorted.sort_unstable();
     sorted.dedup();
     sorted
@@ -102,7 +102,7 @@ fn sorted_sources(sources: &[pg_sys::Oid]) -> Vec<u32> {
 /// rows of that source's readers while it holds the lock, so whoever changes a stream table's
 /// catalog row and then syncs its capture takes these locks *before* touching the row: the
 /// locks always come first, and two such transactions cannot wait for each other.
-pub fn lock_for_setup(sources: &[pg_sys::Oid]) {
+pub fn lock_for_setup(sources: impl IntoIterator<Item = pg_sys::Oid>) {
     for source in sorted_sources(sources) {
         Spi::run_with_args(
             "SELECT pg_catalog.pg_advisory_xact_lock($1, $2::pg_catalog.int4)",
@@ -115,11 +115,11 @@ pub fn lock_for_setup(sources: &[pg_sys::Oid]) {
 /// Makes the capture objects of `sources` match their readers as the catalog says now. Takes the
 /// set-up lock of every source ([`lock_for_setup`]) before changing anything.
 pub fn sync(sources: &[pg_sys::Oid]) {
-    let sorted = sorted_sources(sources);
+    let sorted = sorted_sources(sources.iter().copied());
     if sorted.is_empty() {
         return;
     }
-    lock_for_setup(sources);
+    lock_for_setup(sources.iter().copied());
     catalog::as_catalog_owner(|| {
         as_engine_ddl(|| {
             for source in sorted {

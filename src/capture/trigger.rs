@@ -120,19 +120,6 @@ unsafe fn columns(desc: pg_sys::TupleDesc, first: usize) -> Vec<Column> {
         .collect()
 }
 
-/// The SQL name of a type with its typmod, schema-qualified.
-fn qualified_type(type_oid: pg_sys::Oid, typmod: i32) -> String {
-    unsafe {
-        CStr::from_ptr(pg_sys::format_type_extended(
-            type_oid,
-            typmod,
-            (pg_sys::FORMAT_TYPE_TYPEMOD_GIVEN | pg_sys::FORMAT_TYPE_FORCE_QUALIFY) as _,
-        ))
-        .to_string_lossy()
-        .into_owned()
-    }
-}
-
 fn fingerprint(fp: &mut Fingerprint, columns: &[Column]) {
     for column in columns {
         fp.feed(column.name.as_bytes());
@@ -270,7 +257,7 @@ unsafe fn capture(trigdata: *mut pg_sys::TriggerData) {
                             &buffer_table(source.to_u32()),
                             &source_columns,
                             &kept,
-                            |c| qualified_type(c.type_oid, c.typmod),
+                            |c| crate::refresh::plan_catalog::type_sql(c.type_oid, c.typmod),
                         ),
                         &mut [],
                     )

@@ -87,9 +87,12 @@ fn redefine_in_place(
     let old = &old;
     catalog::hold_off_change_cleanup();
     let previous_sources = catalog::source_oids(old.id);
-    let mut involved = previous_sources.clone();
-    involved.extend(analyzed.sources.iter().map(|s| s.relid));
-    crate::capture::setup::lock_for_setup(&involved);
+    crate::capture::setup::lock_for_setup(
+        previous_sources
+            .iter()
+            .copied()
+            .chain(analyzed.sources.iter().map(|s| s.relid)),
+    );
     let hash = normalize::query_hash(&analyzed.statement);
     let search_path = engine::current_search_path();
     catalog::redefine(

@@ -67,9 +67,12 @@ fn rederive_sources(table: &StreamTable) -> bool {
     let analyzed = crate::query::analyze(&table.display_name(), &table.defining_query);
     crate::query::drop_probe();
     let previous_sources = catalog::source_oids(table.id);
-    let mut involved = previous_sources.clone();
-    involved.extend(analyzed.sources.iter().map(|s| s.relid));
-    crate::capture::setup::lock_for_setup(&involved);
+    crate::capture::setup::lock_for_setup(
+        previous_sources
+            .iter()
+            .copied()
+            .chain(analyzed.sources.iter().map(|s| s.relid)),
+    );
     catalog::update_sources(table.id, &analyzed);
     catalog::sync_capture_of(table.id, &previous_sources);
     let changed = table.meaning.as_deref() != Some(analyzed.meaning.as_str());

@@ -159,6 +159,24 @@ pub fn describe_columns(query: &str) -> Option<Vec<(String, String)>> {
     Spi::connect(|_client| unsafe { described_in_connection(&text) })
 }
 
+/// The SQL name of type `oid` with `typmod`, schema-qualified unless it is pg_catalog's, so it
+/// means the same under any search_path (enums and domains of a user's schema included).
+pub fn type_sql(oid: pg_sys::Oid, typmod: i32) -> String {
+    let formatted = unsafe {
+        std::ffi::CStr::from_ptr(pg_sys::format_type_extended(
+            oid,
+            typmod,
+            (pg_sys::FORMAT_TYPE_TYPEMOD_GIVEN | pg_sys::FORMAT_TYPE_FORCE_QUALIFY) as _,
+        ))
+        .to_string_lossy()
+        .into_owned()
+    };
+    match formatted.strip_prefix("pg_catalog.") {
+        Some(built_in) => built_in.to_string(),
+        None => formatted,
+    }
+}
+
 /// The schema-qualified, quoted name of collation `oid`.
 fn qualified_collation(oid: pg_sys::Oid) -> Option<String> {
     Spi::get_one_with_args::<String>(
@@ -198,17 +216,7 @@ unsafe fn described_in_connection(text: &std::ffi::CStr) -> Option<Vec<(String, 
             // Types and collations named with their schema (pg_catalog's without): the names
             // are used with other search_paths (private stage tables are made under pg_catalog
             // alone), where an enum or domain of the user's schema would not be found.
-            let formatted = std::ffi::CStr::from_ptr(pg_sys::format_type_extended(
-                attribute.atttypid,
-                attribute.atttypmod,
-                (pg_sys::FORMAT_TYPE_TYPEMOD_GIVEN | pg_sys::FORMAT_TYPE_FORCE_QUALIFY) as _,
-            ))
-            .to_string_lossy()
-            .into_owned();
-            let mut type_name = formatted
-                .strip_prefix("pg_catalog.")
-                .map(str::to_string)
-                .unwrap_or(formatted);
+            let mut type_name = type_sql(attribute.atttypid, attribute.atttypmod);
             let default_collation = pg_sys::get_typcollation(attribute.atttypid);
             if attribute.attcollation != pg_sys::InvalidOid
                 && attribute.attcollation != default_collation
