@@ -15,13 +15,24 @@
 
 -- One record per source and transaction is enough (a refresh only asks whether a source
 -- changed, and whether it was truncated): the unique index on (source_relid, xid) keeps it to one.
+-- On a partition of a captured partitioned table the trigger's argument names that table (the
+-- source): a statement fires the triggers of the table it names only, so every member of the
+-- partition tree has its own, recording for the source; a table detached since records nothing.
 CREATE FUNCTION pgstream._capture_statement() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    source oid := TG_RELID;
 BEGIN
+    IF TG_NARGS > 0 THEN
+        source := TG_ARGV[0]::oid;
+        IF NOT EXISTS (SELECT 1 FROM pg_partition_ancestors(TG_RELID) a WHERE a.relid = source) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
     -- A TRUNCATE overrides the transaction's earlier record: its readers must recompute.
-    INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (TG_RELID, TG_OP)
+    INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (source, TG_OP)
     ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE'
         WHERE excluded.operation = 'TRUNCATE';
     RETURN NULL;
@@ -36,10 +47,12 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'pgstream_capture_rows';
 REVOKE ALL ON FUNCTION pgstream._capture_statement(), pgstream._capture_rows() FROM PUBLIC;
 
--- Why a relation's changes cannot be captured by a statement trigger on it (NULL: they can).
--- Writes through a partitioned or inheritance parent, logical replication apply (row
--- triggers only), crash recovery of unlogged tables, catalog updates and row-level security
--- policies all change what a query sees without firing that trigger.
+-- Why a relation's changes cannot be captured by statement triggers on it (NULL: they can).
+-- Writes through an inheritance parent, logical replication apply (row triggers only), crash
+-- recovery of unlogged tables, catalog updates and row-level security policies all change what a
+-- query sees without firing them. A partitioned table is captured at every member of its tree
+-- (writes through it and writes to a partition directly); a partition read by itself is not
+-- (its triggers are its root's), nor a tree with a foreign or unlogged partition.
 CREATE FUNCTION pgstream._capture_blocker(relation oid) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -47,20 +60,81 @@ AS $$
     SELECT CASE
         WHEN c.oid IS NULL THEN 'source missing'
         WHEN c.oid < 16384 OR c.relnamespace = 'pg_catalog'::regnamespace THEN 'system catalog'
-        WHEN c.relkind = 'p' THEN 'partitioned table'
         WHEN c.relkind = 'm' THEN 'materialized view'
         WHEN c.relkind = 'f' THEN 'foreign table'
-        WHEN c.relkind <> 'r' THEN 'not a table'
+        WHEN c.relkind NOT IN ('r', 'p') THEN 'not a table'
         WHEN c.relpersistence = 't' THEN 'temporary table'
         WHEN c.relpersistence = 'u' THEN 'unlogged table'
         WHEN c.relispartition THEN 'partition'
-        WHEN c.relhassubclass OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+        WHEN c.relkind = 'r' AND (c.relhassubclass
+                                  OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
             THEN 'inheritance'
+        WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t
+                                         JOIN pg_class m ON m.oid = t.relid WHERE m.relkind = 'f')
+            THEN 'foreign partition'
+        WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t
+                                         JOIN pg_class m ON m.oid = t.relid WHERE m.relpersistence <> 'p')
+            THEN 'unlogged partition'
         WHEN c.relrowsecurity THEN 'row-level security'
-        WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r WHERE r.srrelid = c.oid)
+        WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r
+                     WHERE r.srrelid = c.oid
+                        OR (c.relkind = 'p' AND r.srrelid IN (SELECT relid FROM pg_partition_tree(c.oid))))
             THEN 'logical replication target'
     END
     FROM (SELECT relation AS wanted) w LEFT JOIN pg_class c ON c.oid = w.wanted
+$$;
+
+-- The members of the partition tree of `source` (none for a table that is not partitioned).
+CREATE FUNCTION pgstream._partition_members(source oid) RETURNS SETOF oid
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.relid::oid FROM pg_class c, pg_partition_tree(c.oid) t
+    WHERE c.oid = source AND c.relkind = 'p' AND t.relid::oid <> source
+$$;
+
+-- The sources whose changes writes to `relation` are: itself when captured, and the partitioned
+-- sources whose trees it is a member of (named by its pgstream_part_<source> trigger).
+CREATE FUNCTION pgstream._capture_sources_of(relation oid) RETURNS SETOF oid
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.tgrelid FROM pg_trigger t WHERE t.tgrelid = relation AND t.tgname = 'pgstream_capture'
+    UNION
+    SELECT substring(t.tgname FROM '^pgstream_part_([0-9]+)$')::oid FROM pg_trigger t
+    WHERE t.tgrelid = relation AND t.tgname ~ '^pgstream_part_[0-9]+$'
+$$;
+
+-- The capture triggers of the members of partitioned `source`, named after it
+-- (pgstream_part_<source> on every change or, beside row capture, on TRUNCATE; and
+-- pgstream_part_<source>_ins / _upd / _del): the members whose triggers are not what its
+-- readers need (`differential`: row capture), and the relations that have such triggers but
+-- should not (detached since, or row triggers no reader needs; all of them when `wanted` is false).
+CREATE FUNCTION pgstream._member_capture(source oid, wanted boolean, differential boolean,
+    OUT incomplete oid[], OUT extra oid[])
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH members AS (SELECT m FROM pgstream._partition_members(source) m WHERE wanted),
+         triggers AS (
+             SELECT t.tgrelid, t.tgname, t.tgtype, t.tgenabled = 'A' AND t.tgnargs = 1
+                        AND t.tgargs = convert_to(source::text, 'SQL_ASCII') || '\x00'::bytea
+                        AND t.tgfoid = CASE WHEN t.tgname = 'pgstream_part_' || source
+                                            THEN 'pgstream._capture_statement()'::regprocedure
+                                            ELSE 'pgstream._capture_rows()'::regprocedure END AS sound
+             FROM pg_trigger t
+             WHERE t.tgname IN ('pgstream_part_' || source, 'pgstream_part_' || source || '_ins',
+                                'pgstream_part_' || source || '_upd', 'pgstream_part_' || source || '_del'))
+    SELECT ARRAY(SELECT m FROM members
+                 WHERE (SELECT count(*) FROM triggers t
+                        WHERE t.tgrelid = m AND t.sound
+                          AND CASE WHEN t.tgname = 'pgstream_part_' || source
+                                   THEN t.tgtype = CASE WHEN differential THEN 32 ELSE 60 END
+                                   ELSE differential END)
+                       <> CASE WHEN differential THEN 4 ELSE 1 END),
+           ARRAY(SELECT DISTINCT t.tgrelid FROM triggers t
+                 WHERE t.tgrelid NOT IN (SELECT m FROM members)
+                    OR (NOT differential AND t.tgname <> 'pgstream_part_' || source))
 $$;
 
 -- The columns of `source` its change buffer must keep, in table order: those its DIFFERENTIAL
@@ -141,6 +215,7 @@ AS $$
     SELECT s.has_buffer AND s.missing IS NULL AND NOT s.retyped AND s.row_triggers = 3
        AND s.statement_trigger IS NOT NULL
        AND to_regclass(format('pgstream.%I', '_rows_' || source)) IS NOT NULL
+       AND cardinality((pgstream._member_capture(source, true, true)).incomplete) = 0
     FROM pgstream._capture_state(source) s
 $$;
 
@@ -165,9 +240,9 @@ BEGIN
 END
 $$;
 
--- Whether every change of `source` is recorded: an ordinary table whose statement trigger is
--- enabled ALWAYS and fires on every change, or on TRUNCATE only beside the three row-capture
--- triggers (which record the other statements).
+-- Whether every change of `source` is recorded: a table whose statement trigger is enabled
+-- ALWAYS and fires on every change, or on TRUNCATE only beside the three row-capture triggers
+-- (which record the other statements); and, partitioned, every member of its tree likewise.
 CREATE FUNCTION pgstream._statements_captured(source oid) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -182,6 +257,9 @@ AS $$
                                    WHERE r.tgrelid = source AND r.tgenabled = 'A'
                                      AND r.tgname IN ('pgstream_rows_ins', 'pgstream_rows_upd', 'pgstream_rows_del')
                                      AND r.tgfoid = 'pgstream._capture_rows()'::regprocedure) = 3)))
+       AND cardinality((pgstream._member_capture(source, true, EXISTS (
+               SELECT 1 FROM pg_trigger t WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture'
+                 AND t.tgtype = 32))).incomplete) = 0
 $$;
 
 -- Whether every relation `stream_table` reads is captured (views count through their base tables).
@@ -294,6 +372,7 @@ $$;
 -- Internal: executed by the engine as the extension owner; nobody else may call them. (The
 -- STABLE readers above stay callable: they show only what the catalog view shows anyway.)
 REVOKE ALL ON FUNCTION pgstream._needed_columns(oid), pgstream._capture_state(oid),
+    pgstream._member_capture(oid, boolean, boolean),
     pgstream._forget_consumed_rows(oid), pgstream._forget_covered(bigint) FROM PUBLIC;
 
 -- Drops every private table of stream table `stream_table` (its aggregate state and

@@ -2,11 +2,16 @@
 -- removed before DROP EXTENSION, and the catalog kept in step with DROP TABLE and ALTER TABLE
 -- ... RENAME / SET SCHEMA run on stream tables directly.
 
--- Whether a collected DDL command enables or disables triggers (src/capture/trigger_toggles.rs).
+-- Whether a collected DDL command enables or disables triggers, and the tables it attached to or
+-- detached from a partition tree (src/capture/trigger_toggles.rs).
 CREATE FUNCTION pgstream._toggles_triggers(pg_ddl_command) RETURNS boolean
 LANGUAGE c STRICT
 AS 'MODULE_PATHNAME', 'pgstream_toggles_triggers';
-REVOKE ALL ON FUNCTION pgstream._toggles_triggers(pg_ddl_command) FROM PUBLIC;
+CREATE FUNCTION pgstream._partitions_moved(pg_ddl_command, kind text) RETURNS text[]
+LANGUAGE c STRICT
+AS 'MODULE_PATHNAME', 'pgstream_partitions_moved';
+REVOKE ALL ON FUNCTION pgstream._toggles_triggers(pg_ddl_command),
+    pgstream._partitions_moved(pg_ddl_command, text) FROM PUBLIC;
 
 -- DDL can change what a query returns without any row changing (ALTER TABLE, CREATE OR
 -- REPLACE VIEW or FUNCTION, REVOKE, ...): any DDL outside temporary schemas is recorded as a
@@ -15,6 +20,9 @@ CREATE FUNCTION pgstream._capture_ddl()
 RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    command record;
+    detached_late text[];
 BEGIN
     IF pgstream._engine_ddl_running() THEN
         RETURN;  -- the engine's own capture objects: no query means anything else
@@ -40,14 +48,27 @@ BEGIN
     -- pg_restore --disable-triggers): what it wrote while its capture triggers were off was not
     -- captured. Recorded as a truncation, in the DISABLE's transaction and again in the
     -- ENABLE's: every reader recomputes from the source once triggers are back.
+    -- (On a partition: the partitioned sources it is a member of.)
     INSERT INTO pgstream_changes.statements (source_relid, operation)
-    SELECT DISTINCT c.objid, 'TRUNCATE' FROM pg_event_trigger_ddl_commands() c
+    SELECT DISTINCT s, 'TRUNCATE' FROM pg_event_trigger_ddl_commands() c,
+                                       pgstream._capture_sources_of(c.objid) s
     WHERE c.classid = 'pg_class'::regclass AND c.command_tag = 'ALTER TABLE'
-      AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.objid AND t.tgname = 'pgstream_capture')
       AND pgstream._toggles_triggers(c.command)
     ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE';
-    -- (A source that changed shape needs no capture change here: the row-capture trigger
-    -- writes what still matches its buffer, and the refresh after DDL recomputes and rebuilds.)
+    -- A partition tree changed (ATTACH / DETACH PARTITION, CREATE TABLE ... PARTITION OF): the
+    -- members of a captured one get their triggers, and the rows that joined or left it are
+    -- recorded as the source's changes (src/capture/partitions.rs).
+    FOR command IN
+        SELECT c.objid, c.command FROM pg_event_trigger_ddl_commands() c
+        JOIN pg_class r ON r.oid = c.objid
+        WHERE c.classid = 'pg_class'::regclass AND c.objsubid = 0 AND (r.relkind = 'p' OR r.relispartition)
+    LOOP
+        detached_late := pgstream._partitions_moved(command.command, 'detach concurrently');
+        PERFORM pgstream._sync_partitions(command.objid,
+            pgstream._partitions_moved(command.command, 'attach'),
+            pgstream._partitions_moved(command.command, 'detach') || detached_late,
+            cardinality(detached_late) = 0);
+    END LOOP;
 END
 $$;
 REVOKE ALL ON FUNCTION pgstream._capture_ddl() FROM PUBLIC;
@@ -109,6 +130,13 @@ BEGIN
         INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag)
         ON CONFLICT DO NOTHING;
     END IF;
+    -- A dropped partition of a captured partitioned source took its rows along: the source
+    -- counts as truncated (its member triggers, named after the source, went with it).
+    INSERT INTO pgstream_changes.statements (source_relid, operation)
+    SELECT DISTINCT substring(o.object_identity FROM '^pgstream_part_([0-9]+)')::oid, 'TRUNCATE'
+    FROM pg_event_trigger_dropped_objects() o
+    WHERE o.object_type = 'trigger' AND o.object_identity ~ '^pgstream_part_[0-9]+(_ins|_upd|_del)? on '
+    ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE';
 END
 $$;
 
@@ -127,7 +155,7 @@ $$;
 REVOKE ALL ON FUNCTION pgstream._catalog_on_sql_drop(), pgstream._catalog_on_rename() FROM PUBLIC;
 -- The engine's own entry points (src/capture/mod.rs), for the functions above only.
 REVOKE ALL ON FUNCTION pgstream._sync_capture(oid[]), pgstream._drop_capture_objects(),
-    pgstream._engine_ddl_running() FROM PUBLIC;
+    pgstream._engine_ddl_running(), pgstream._sync_partitions(oid, text[], text[], boolean) FROM PUBLIC;
 
 CREATE EVENT TRIGGER pgstream_catalog_on_sql_drop ON sql_drop
     EXECUTE FUNCTION pgstream._catalog_on_sql_drop();

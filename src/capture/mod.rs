@@ -3,6 +3,7 @@
 //! with the catalog.
 
 pub mod objects;
+pub mod partitions;
 pub mod setup;
 pub mod trigger;
 pub mod trigger_toggles;

@@ -28,6 +28,25 @@ pub const ROW_TRIGGERS: [(&str, &str, &str); 3] = [
     ),
 ];
 
+/// The statement trigger of a member of the partition tree of captured source `source` (its
+/// argument names the source); the member's writes are recorded as the source's.
+pub fn member_statement_trigger(source: u32) -> String {
+    format!("pgstream_part_{source}")
+}
+
+/// The row-capture triggers of a member of the partition tree of `source`: as [`ROW_TRIGGERS`],
+/// named after the source (`pgstream_part_<source>_ins`, ...).
+pub fn member_row_triggers(source: u32) -> [(String, &'static str, &'static str); 3] {
+    ROW_TRIGGERS.map(|(name, event, referencing)| {
+        let suffix = name.trim_start_matches("pgstream_rows_");
+        (
+            format!("pgstream_part_{source}_{suffix}"),
+            event,
+            referencing,
+        )
+    })
+}
+
 /// The transition tables' names in the row-capture triggers.
 pub const OLD_ROWS: &str = "__pgs_old";
 pub const NEW_ROWS: &str = "__pgs_new";
@@ -72,5 +91,15 @@ mod tests {
         assert_eq!(buffer_table(16384), "pgstream_changes.\"rows_16384\"");
         assert_eq!(reader_view(16384), "pgstream.\"_rows_16384\"");
         assert_eq!(CLEANUP_LOCK_KEY, 1_885_827_939);
+        assert_eq!(member_statement_trigger(7), "pgstream_part_7");
+        let rows: Vec<String> = member_row_triggers(7).into_iter().map(|t| t.0).collect();
+        assert_eq!(
+            rows,
+            [
+                "pgstream_part_7_ins",
+                "pgstream_part_7_upd",
+                "pgstream_part_7_del"
+            ]
+        );
     }
 }

@@ -5,8 +5,8 @@
 //! sources may run in any number of sessions at once.
 
 use super::objects::{
-    buffer_table, reader_view, BUFFER_HEADER, CAPTURE_SETUP_LOCK_KEY, ROW_TRIGGERS,
-    STATEMENT_TRIGGER,
+    buffer_table, member_row_triggers, member_statement_trigger, reader_view, BUFFER_HEADER,
+    CAPTURE_SETUP_LOCK_KEY, ROW_TRIGGERS, STATEMENT_TRIGGER,
 };
 use crate::catalog;
 use pgrx::prelude::*;
@@ -188,6 +188,7 @@ fn sync_source(source: pg_sys::Oid) {
             lock();
             install_statement_trigger(&table, "TRUNCATE");
         }
+        sync_members(source, true, true);
         return;
     }
     if wanted && state.statement_trigger != Some(ALL_EVENTS) {
@@ -208,6 +209,7 @@ fn sync_source(source: pg_sys::Oid) {
     } else {
         state.row_triggers > 0 || state.statement_trigger.is_some()
     };
+    sync_members(source, wanted, false);
     if unwanted_triggers && try_lock_exclusively(source) {
         for (name, _, _) in ROW_TRIGGERS {
             run(&format!("DROP TRIGGER IF EXISTS {name} ON {table}"));
@@ -218,6 +220,72 @@ fn sync_source(source: pg_sys::Oid) {
             ));
         }
     }
+}
+
+/// Gives every member of the partition tree of `source` the triggers that record its writes as
+/// the source's (`wanted`: the source is read and capturable; `differential`: with row capture),
+/// and takes them from relations that should not have them (detached since, or row triggers no
+/// reader needs) where that can be done without waiting. (CREATE TRIGGER waits out the writers
+/// of the member it is created on, as the source's lock does for the source.)
+fn sync_members(source: pg_sys::Oid, wanted: bool, differential: bool) {
+    let relid = source.to_u32();
+    let member_capture = |what: &str| {
+        Spi::get_one_with_args::<Vec<pg_sys::Oid>>(
+            &format!("SELECT {what} FROM pgstream._member_capture($1, $2, $3)"),
+            &[source.into(), wanted.into(), differential.into()],
+        )
+        .unwrap_or_else(|e| panic!("reading the partitions of source {source:?} failed: {e}"))
+        .unwrap_or_default()
+    };
+    let statement = member_statement_trigger(relid);
+    let rows = member_row_triggers(relid);
+    for holder in member_capture("extra") {
+        if !try_lock_exclusively(holder) {
+            continue;
+        }
+        let table = relation(holder);
+        for (name, _, _) in &rows {
+            run(&format!("DROP TRIGGER IF EXISTS {name} ON {table}"));
+        }
+        // A member keeps its statement trigger when only row capture is no longer needed.
+        if !wanted || !is_member(source, holder) {
+            run(&format!("DROP TRIGGER IF EXISTS {statement} ON {table}"));
+        }
+    }
+    for member in member_capture("incomplete") {
+        let table = relation(member);
+        let install = |name: &str, event: &str, referencing: &str, function: &str| {
+            run(&format!(
+                "CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {table} {referencing} \
+                 FOR EACH STATEMENT EXECUTE FUNCTION {function}('{relid}')"
+            ));
+            run(&format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"));
+        };
+        if differential {
+            for (name, event, referencing) in &rows {
+                install(name, event, referencing, "pgstream._capture_rows");
+            }
+            install(&statement, "TRUNCATE", "", "pgstream._capture_statement");
+        } else {
+            install(
+                &statement,
+                "INSERT OR UPDATE OR DELETE OR TRUNCATE",
+                "",
+                "pgstream._capture_statement",
+            );
+        }
+    }
+}
+
+/// Whether `relation` is in the partition tree of `source` now.
+fn is_member(source: pg_sys::Oid, relation: pg_sys::Oid) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT $2 IN (SELECT pgstream._partition_members($1))",
+        &[source.into(), relation.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }
 
 /// Takes the lock DROP TRIGGER needs on `source` if nobody holds a conflicting one now.
@@ -298,12 +366,25 @@ fn relation_exists(name: &str) -> bool {
     .unwrap_or(false)
 }
 
-/// Drops the row-capture triggers of `table` and the buffer of source `relid` (DROP EXTENSION).
-fn drop_row_capture(table: &str, relid: u32) {
-    for (name, _, _) in ROW_TRIGGERS {
-        run(&format!("DROP TRIGGER IF EXISTS {name} ON {table}"));
+/// Drops every trigger on `relation` that calls a capture function (its own and those it has as
+/// a member of a captured partition tree), and its buffer (DROP EXTENSION).
+fn drop_capture_triggers(relation: pg_sys::Oid) {
+    let statements = Spi::get_one_with_args::<Vec<String>>(
+        "SELECT COALESCE(array_agg(format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::pg_catalog.regclass) \
+                                   ORDER BY t.tgname), '{}') \
+         FROM pg_catalog.pg_trigger t \
+         WHERE t.tgrelid = $1 \
+           AND t.tgfoid IN ('pgstream._capture_statement()'::pg_catalog.regprocedure, \
+                            'pgstream._capture_rows()'::pg_catalog.regprocedure)",
+        &[relation.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    for statement in statements {
+        run(&statement);
     }
-    drop_buffer(relid);
+    drop_buffer(relation.to_u32());
 }
 
 /// Drops the buffer of source `relid` and its reading view.
@@ -357,11 +438,7 @@ pub fn drop_everything() {
                 .flatten()
                 .unwrap_or(false);
                 if exists {
-                    let table = relation(source);
-                    drop_row_capture(&table, source.to_u32());
-                    run(&format!(
-                        "DROP TRIGGER IF EXISTS {STATEMENT_TRIGGER} ON {table}"
-                    ));
+                    drop_capture_triggers(source);
                 }
             }
             drop_private_tables();

@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 
 /// What a trigger call captures.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Event {
+pub(super) enum Event {
     Insert,
     Update,
     Delete,
@@ -97,14 +97,14 @@ impl Fingerprint {
 }
 
 /// One live column of a tuple descriptor: name, type, typmod.
-struct Column {
-    name: String,
-    type_oid: pg_sys::Oid,
-    typmod: i32,
+pub(super) struct Column {
+    pub name: String,
+    pub type_oid: pg_sys::Oid,
+    pub typmod: i32,
 }
 
 /// The live columns of `desc` from attribute number `first` (1-based) on.
-unsafe fn columns(desc: pg_sys::TupleDesc, first: usize) -> Vec<Column> {
+pub(super) unsafe fn columns(desc: pg_sys::TupleDesc, first: usize) -> Vec<Column> {
     // Borrowed, not freed: the descriptor belongs to its relation.
     let desc = pgrx::PgTupleDesc::from_pg_unchecked(desc);
     (0..desc.len())
@@ -130,12 +130,27 @@ fn fingerprint(fp: &mut Fingerprint, columns: &[Column]) {
     fp.feed(b"#");
 }
 
+/// Where the rows a capture appends are read: the trigger's transition tables, or a relation
+/// whose whole contents joined or left a source (a partition attached or detached).
+#[derive(Clone, Copy)]
+pub(super) struct RowsFrom<'a> {
+    pub new_rows: &'a str,
+    pub old_rows: &'a str,
+}
+
+/// The transition tables of the row-capture triggers.
+const TRANSITION_TABLES: RowsFrom<'static> = RowsFrom {
+    new_rows: NEW_ROWS,
+    old_rows: OLD_ROWS,
+};
+
 /// The INSERT appending a statement's transition rows to `buffer`: each buffer column taken from
 /// the source column of the same name, type and typmod (a varchar widened since would not fit),
 /// a NULL of the buffer column's type (`type_sql`) where the source no longer has one (the
 /// buffer is then out of date, which refreshes detect and recompute: the DML itself never fails).
-fn append_sql(
+pub(super) fn append_sql(
     event: Event,
+    rows_from: RowsFrom,
     buffer: &str,
     source: &[Column],
     kept: &[Column],
@@ -170,19 +185,19 @@ fn append_sql(
         )
     };
     let selects = match event {
-        Event::Insert => rows("n", 1, NEW_ROWS),
-        Event::Delete => rows("o", -1, OLD_ROWS),
+        Event::Insert => rows("n", 1, rows_from.new_rows),
+        Event::Delete => rows("o", -1, rows_from.old_rows),
         Event::Update => format!(
             "{} UNION ALL {}",
-            rows("o", -1, OLD_ROWS),
-            rows("n", 1, NEW_ROWS)
+            rows("o", -1, rows_from.old_rows),
+            rows("n", 1, rows_from.new_rows)
         ),
     };
     format!("INSERT INTO {buffer} ({}) {selects}", targets.join(", "))
 }
 
 /// The oid of the change buffer of `source`, if it has one.
-unsafe fn buffer_of(source: pg_sys::Oid) -> Option<pg_sys::Oid> {
+pub(super) unsafe fn buffer_of(source: pg_sys::Oid) -> Option<pg_sys::Oid> {
     let schema = CString::new(PRIVATE_SCHEMA).expect("no NUL");
     let namespace = pg_sys::get_namespace_oid(schema.as_ptr(), true);
     if namespace == pg_sys::InvalidOid {
@@ -193,13 +208,39 @@ unsafe fn buffer_of(source: pg_sys::Oid) -> Option<pg_sys::Oid> {
     (buffer != pg_sys::InvalidOid).then_some(buffer)
 }
 
+unsafe extern "C-unwind" {
+    /// PostgreSQL's `catalog/partition.h` (not in pgrx's bindings): the oids of the partitioned
+    /// tables above `relid`, nearest first.
+    fn get_partition_ancestors(relid: pg_sys::Oid) -> *mut pg_sys::List;
+}
+
+/// The source whose changes the statement the trigger fired for made: the relation it fired on,
+/// or, for a member of a captured partition tree, the source its argument names (`None` when
+/// that relation has left the tree since: its writes are nobody's changes).
+unsafe fn recorded_source(data: &pg_sys::TriggerData) -> Option<pg_sys::Oid> {
+    let relation = (*data.tg_relation).rd_id;
+    let trigger = &*data.tg_trigger;
+    if trigger.tgnargs < 1 {
+        return Some(relation);
+    }
+    let argument = CStr::from_ptr(*trigger.tgargs).to_str().ok()?;
+    let source = pg_sys::Oid::from(argument.parse::<u32>().ok()?);
+    let ancestors = pg_sys::ffi::pg_guard_ffi_boundary(|| get_partition_ancestors(relation));
+    let member = pgrx::PgList::<pg_sys::Oid>::from_pg(ancestors)
+        .iter_oid()
+        .any(|a| a == source);
+    member.then_some(source)
+}
+
 /// Captures one statement on a source: its change record, and its rows when the source has a
 /// change buffer (a source without one, e.g. right after a restore, records the statement only;
 /// its readers recompute).
 unsafe fn capture(trigdata: *mut pg_sys::TriggerData) {
     let data = &*trigdata;
     let source_rel = data.tg_relation;
-    let source = (*source_rel).rd_id;
+    let Some(source) = recorded_source(data) else {
+        return;
+    };
     let fired = data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
     let event = match fired {
         pg_sys::TRIGGER_EVENT_INSERT => Event::Insert,
@@ -254,6 +295,7 @@ unsafe fn capture(trigdata: *mut pg_sys::TriggerData) {
                     keep(
                         &append_sql(
                             event,
+                            TRANSITION_TABLES,
                             &buffer_table(source.to_u32()),
                             &source_columns,
                             &kept,
@@ -311,6 +353,7 @@ mod tests {
         let kept = [column("id", 23), column("note", 25), column("amount", 23)];
         let sql = append_sql(
             Event::Update,
+            TRANSITION_TABLES,
             "pgstream_changes.\"rows_1\"",
             &source,
             &kept,
@@ -337,9 +380,14 @@ mod tests {
             typmod: 14,
             ..column("name", 1043)
         };
-        let sql = append_sql(Event::Insert, "b", &[widened], &[kept], |_| {
-            "character varying(10)".into()
-        });
+        let sql = append_sql(
+            Event::Insert,
+            TRANSITION_TABLES,
+            "b",
+            &[widened],
+            &[kept],
+            |_| "character varying(10)".into(),
+        );
         assert!(
             sql.ends_with("'1'::pg_catalog.int2, NULL::character varying(10) FROM __pgs_new n"),
             "{sql}"

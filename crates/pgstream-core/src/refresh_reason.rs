@@ -8,7 +8,8 @@ pub struct ChangeTrust {
     pub covered_before: bool,
     /// What the query depends on changed (DDL) since.
     pub meaning_changed: bool,
-    /// A source was truncated (or its triggers were switched off and on) since.
+    /// A source was truncated (or its triggers were switched off and on, or one of its
+    /// partitions dropped) since.
     pub truncated: bool,
     /// Every source's statement capture is in place.
     pub capture_complete: bool,
@@ -22,7 +23,7 @@ pub fn untrusted(trust: ChangeTrust) -> Option<&'static str> {
     if trust.meaning_changed {
         Some("what its query depends on changed (DDL)")
     } else if trust.truncated {
-        Some("a source was truncated, or had its triggers disabled")
+        Some("a source was truncated, had its triggers disabled, or lost a partition")
     } else if !trust.covered_before {
         Some("no earlier refresh covered its sources' changes (first refresh, or its mode changed)")
     } else if !trust.capture_complete {

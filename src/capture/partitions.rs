@@ -1,0 +1,171 @@
+//! Partition trees of captured sources after DDL: a table that joined a tree (ATTACH PARTITION,
+//! CREATE TABLE ... PARTITION OF) gets its capture triggers and the rows it brought are recorded
+//! as inserted into the source; a table that left it (DETACH PARTITION) loses them and its rows
+//! are recorded as deleted, in the DDL's own transaction. (A dropped partition is a truncation of the source:
+//! its rows are gone by the time the event trigger runs; see sql/ddl_events.sql.)
+
+use super::objects::buffer_table;
+use super::setup::{as_engine_ddl, lock_for_setup, sync};
+use super::trigger::{append_sql, buffer_of, columns, Event, RowsFrom};
+use crate::catalog;
+use pgrx::prelude::*;
+
+/// `pgstream._sync_partitions(relation, attached, detached, rows_known)`: after a DDL command on
+/// `relation` (a partitioned table or a partition) that attached and detached the tables named
+/// (unqualified; their whole subtrees moved), for the captured partitioned source at the root of
+/// `relation`'s tree. `rows_known` is false when the detached rows cannot be read as
+/// they left (DETACH ... CONCURRENTLY or FINALIZE: other sessions stopped seeing them in an
+/// earlier transaction): then the source counts as truncated.
+#[pg_extern(volatile, schema = "pgstream", name = "_sync_partitions")]
+fn sync_partitions_sql(
+    relation: pg_sys::Oid,
+    attached: Vec<String>,
+    detached: Vec<String>,
+    rows_known: bool,
+) {
+    catalog::as_catalog_owner(|| {
+        as_engine_ddl(|| sync_partitions(relation, &attached, &detached, rows_known))
+    });
+}
+
+fn oids(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<pg_sys::Oid> {
+    Spi::get_one_with_args::<Vec<pg_sys::Oid>>(sql, args)
+        .unwrap_or_else(|e| panic!("reading partition trees failed: {e}\n{sql}"))
+        .unwrap_or_default()
+}
+
+/// The captured source at the root of the tree `relation` is in, if any.
+fn captured_root(relation: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    oids(
+        "SELECT COALESCE(array_agg(r::pg_catalog.oid), '{}') \
+         FROM pg_catalog.pg_partition_root($1) r \
+         WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
+                       WHERE t.tgrelid = r AND t.tgname = 'pgstream_capture')",
+        &[relation.into()],
+    )
+    .first()
+    .copied()
+}
+
+/// The tables holding rows in the subtrees of `tables` (pg_partition_tree shows nothing of a
+/// table that is no partition, as a detached one is now).
+fn leaves(tables: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
+    oids(
+        "SELECT COALESCE(array_agg(DISTINCT c.oid), '{}') FROM pg_catalog.pg_class c \
+         WHERE c.relkind = 'r' \
+           AND (c.oid = ANY ($1) \
+                OR c.oid IN (SELECT t.relid FROM unnest($1::pg_catalog.oid[]) x, \
+                                                 pg_catalog.pg_partition_tree(x) t))",
+        &[tables.to_vec().into()],
+    )
+}
+
+/// The tables named `names` that this transaction made partitions of `parent` (`attached`) or
+/// stopped being partitions (not `attached`): their catalog rows are this transaction's.
+fn moved_tables(parent: pg_sys::Oid, names: &[String], attached: bool) -> Vec<pg_sys::Oid> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    oids(
+        "SELECT COALESCE(array_agg(c.oid), '{}') FROM pg_catalog.pg_class c \
+         WHERE c.relname::pg_catalog.text = ANY ($2) AND c.relkind IN ('r', 'p') \
+           AND c.xmin = pg_catalog.pg_current_xact_id()::pg_catalog.xid \
+           AND c.relispartition = $3 \
+           AND (NOT $3 OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i \
+                                  WHERE i.inhrelid = c.oid AND i.inhparent = $1))",
+        &[parent.into(), names.to_vec().into(), attached.into()],
+    )
+}
+
+fn sync_partitions(
+    relation: pg_sys::Oid,
+    attached: &[String],
+    detached: &[String],
+    rows_known: bool,
+) {
+    let Some(root) = captured_root(relation) else {
+        return;
+    };
+    lock_for_setup([root]);
+    let joined = leaves(&moved_tables(relation, attached, true));
+    let left = leaves(&moved_tables(relation, detached, false));
+    let buffered = unsafe { buffer_of(root) }.is_some();
+    let mut changed = false;
+    if buffered && rows_known {
+        for leaf in &joined {
+            changed |= append_rows(root, *leaf, Event::Insert) > 0;
+        }
+        for leaf in &left {
+            changed |= append_rows(root, *leaf, Event::Delete) > 0;
+        }
+    } else {
+        changed = joined.iter().chain(&left).any(|leaf| has_rows(*leaf));
+    }
+    if changed {
+        let whole = buffered && !rows_known;
+        record(root, if whole { "TRUNCATE" } else { "INSERT" });
+    }
+    // Triggers for new members, none for tables that left (where that can be done now).
+    sync(&[root]);
+}
+
+/// The relation `relid` as SQL.
+fn relation_sql(relid: pg_sys::Oid) -> String {
+    Spi::get_one_with_args::<String>(
+        "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+        &[relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("relation {relid:?} has no name"))
+}
+
+fn has_rows(leaf: pg_sys::Oid) -> bool {
+    Spi::get_one::<bool>(&format!(
+        "SELECT EXISTS (SELECT 1 FROM ONLY {})",
+        relation_sql(leaf)
+    ))
+    .ok()
+    .flatten()
+    .unwrap_or(true)
+}
+
+/// Appends every row of `leaf` to the change buffer of `root`, weighted as `event`; returns how
+/// many.
+fn append_rows(root: pg_sys::Oid, leaf: pg_sys::Oid, event: Event) -> u64 {
+    let (leaf_columns, kept) = unsafe {
+        let buffer = buffer_of(root).expect("the source has a change buffer");
+        let rel = pg_sys::table_open(buffer, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        let kept = columns((*rel).rd_att, super::objects::BUFFER_HEADER.len() + 1);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let rel = pg_sys::table_open(leaf, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let leaf_columns = columns((*rel).rd_att, 1);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        (leaf_columns, kept)
+    };
+    let from = format!("ONLY {}", relation_sql(leaf));
+    let sql = append_sql(
+        event,
+        RowsFrom {
+            new_rows: &from,
+            old_rows: &from,
+        },
+        &buffer_table(root.to_u32()),
+        &leaf_columns,
+        &kept,
+        |c| crate::refresh::plan_catalog::type_sql(c.type_oid, c.typmod),
+    );
+    Spi::connect_mut(|client| client.update(&sql, None, &[]).map(|t| t.len() as u64))
+        .unwrap_or_else(|e| panic!("recording the rows of a partition failed: {e}\n{sql}"))
+}
+
+/// Records that `root` changed in this transaction (a TRUNCATE overrides any other record).
+fn record(root: pg_sys::Oid, operation: &str) {
+    Spi::run_with_args(
+        "INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES ($1, $2) \
+         ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE' \
+             WHERE excluded.operation = 'TRUNCATE'",
+        &[root.into(), operation.into()],
+    )
+    .unwrap_or_else(|e| panic!("recording a partition change failed: {e}"));
+}
