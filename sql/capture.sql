@@ -47,6 +47,23 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'pgstream_capture_rows';
 REVOKE ALL ON FUNCTION pgstream._capture_statement(), pgstream._capture_rows() FROM PUBLIC;
 
+-- The members of the partition tree of `source` (none for a table that is not partitioned),
+-- detached-pending ones included. Read from pg_inherits, not pg_partition_tree(), which locks
+-- every partition without the partitioned table first: a refresh asking would take locks in
+-- the order opposite to DETACH PARTITION's and deadlock with it.
+CREATE FUNCTION pgstream._partition_members(source oid) RETURNS SETOF oid
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE tree(relid) AS (
+        SELECT i.inhrelid FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
+        WHERE i.inhparent = source AND c.relkind = 'p'
+      UNION
+        SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid
+    )
+    SELECT relid FROM tree
+$$;
+
 -- Why a relation's changes cannot be captured by statement triggers on it (NULL: they can).
 -- Writes through an inheritance parent, logical replication apply (row triggers only), crash
 -- recovery of unlogged tables, catalog updates and row-level security policies all change what a
@@ -69,28 +86,18 @@ AS $$
         WHEN c.relkind = 'r' AND (c.relhassubclass
                                   OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
             THEN 'inheritance'
-        WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t
-                                         JOIN pg_class m ON m.oid = t.relid WHERE m.relkind = 'f')
+        WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pgstream._partition_members(c.oid) t
+                                         JOIN pg_class m ON m.oid = t WHERE m.relkind = 'f')
             THEN 'foreign partition'
-        WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) t
-                                         JOIN pg_class m ON m.oid = t.relid WHERE m.relpersistence <> 'p')
+        WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pgstream._partition_members(c.oid) t
+                                         JOIN pg_class m ON m.oid = t WHERE m.relpersistence <> 'p')
             THEN 'unlogged partition'
         WHEN c.relrowsecurity THEN 'row-level security'
         WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r
-                     WHERE r.srrelid = c.oid
-                        OR (c.relkind = 'p' AND r.srrelid IN (SELECT relid FROM pg_partition_tree(c.oid))))
+                     WHERE r.srrelid = c.oid OR r.srrelid IN (SELECT pgstream._partition_members(c.oid)))
             THEN 'logical replication target'
     END
     FROM (SELECT relation AS wanted) w LEFT JOIN pg_class c ON c.oid = w.wanted
-$$;
-
--- The members of the partition tree of `source` (none for a table that is not partitioned).
-CREATE FUNCTION pgstream._partition_members(source oid) RETURNS SETOF oid
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT t.relid::oid FROM pg_class c, pg_partition_tree(c.oid) t
-    WHERE c.oid = source AND c.relkind = 'p' AND t.relid::oid <> source
 $$;
 
 -- The sources whose changes writes to `relation` are: itself when captured, and the partitioned

@@ -47,15 +47,14 @@ fn captured_root(relation: pg_sys::Oid) -> Option<pg_sys::Oid> {
     .copied()
 }
 
-/// The tables holding rows in the subtrees of `tables` (pg_partition_tree shows nothing of a
-/// table that is no partition, as a detached one is now).
+/// The tables holding rows in the subtrees of `tables` (themselves, when they hold rows).
 fn leaves(tables: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
     oids(
         "SELECT COALESCE(array_agg(DISTINCT c.oid), '{}') FROM pg_catalog.pg_class c \
          WHERE c.relkind = 'r' \
            AND (c.oid = ANY ($1) \
-                OR c.oid IN (SELECT t.relid FROM unnest($1::pg_catalog.oid[]) x, \
-                                                 pg_catalog.pg_partition_tree(x) t))",
+                OR c.oid IN (SELECT pgstream._partition_members(x) \
+                             FROM unnest($1::pg_catalog.oid[]) x))",
         &[tables.to_vec().into()],
     )
 }

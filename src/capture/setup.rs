@@ -228,6 +228,17 @@ fn sync_source(source: pg_sys::Oid) {
 /// reader needs) where that can be done without waiting. (CREATE TRIGGER waits out the writers
 /// of the member it is created on, as the source's lock does for the source.)
 fn sync_members(source: pg_sys::Oid, wanted: bool, differential: bool) {
+    // An extension still at 0.2.0 or older (the library is newer until ALTER EXTENSION UPDATE)
+    // captures no partitioned table: nothing to do.
+    let current_sql = Spi::get_one::<bool>(
+        "SELECT pg_catalog.to_regprocedure('pgstream._member_capture(oid, boolean, boolean)') IS NOT NULL",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !current_sql {
+        return;
+    }
     let relid = source.to_u32();
     let member_capture = |what: &str| {
         Spi::get_one_with_args::<Vec<pg_sys::Oid>>(

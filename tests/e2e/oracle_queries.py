@@ -32,6 +32,39 @@ CREATE VIEW j_order_totals AS
     FROM j_orders o LEFT JOIN j_order_payments p ON p.order_id = o.id;
 """
 
+# The same sources with o_orders partitioned (by status, one partition by amount again, a default
+# partition; 'void' orders in a partition detached and attached back now and then): every query
+# reading o_orders reads a partition tree (tests/e2e/test_differential_oracle.py).
+PARTITIONED_SCHEMA = SCHEMA.replace(
+    "CREATE TABLE o_orders (id int, cust_id int, amount numeric, status text);",
+    """CREATE TABLE o_orders (id int, cust_id int, amount numeric, status text) PARTITION BY LIST (status);
+CREATE TABLE o_orders_paid PARTITION OF o_orders FOR VALUES IN ('paid');
+CREATE TABLE o_orders_open PARTITION OF o_orders FOR VALUES IN ('open', 'refund') PARTITION BY RANGE (amount);
+CREATE TABLE o_orders_open_lo PARTITION OF o_orders_open FOR VALUES FROM (MINVALUE) TO (50);
+CREATE TABLE o_orders_open_hi PARTITION OF o_orders_open FOR VALUES FROM (50) TO (MAXVALUE);
+CREATE TABLE o_orders_void PARTITION OF o_orders FOR VALUES IN ('void');
+CREATE TABLE o_orders_rest PARTITION OF o_orders DEFAULT;""")
+assert PARTITIONED_SCHEMA != SCHEMA
+
+# Changes only the partitioned o_orders can have: writes to its partitions directly, and its
+# 'void' partition detached (its rows leave o_orders; new 'void' orders go to the default
+# partition) or attached back (with the default partition's 'void' orders moved into it first).
+PARTITION_STATEMENTS = [
+    "INSERT INTO o_orders_paid SELECT max(id) % 40 + 1, 3, 77, 'paid' FROM o_orders_paid",
+    "UPDATE o_orders_open_hi SET amount = amount + 3, cust_id = NULL WHERE id % 3 = 0",
+    "DELETE FROM o_orders_open_lo WHERE id % 4 = 1",
+    "UPDATE o_orders_rest SET cust_id = cust_id + 1 WHERE status IS NULL",
+    """DO $$ BEGIN
+        IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = 'o_orders_void'::regclass) THEN
+            ALTER TABLE o_orders DETACH PARTITION o_orders_void;
+        ELSE
+            WITH moved AS (DELETE FROM o_orders_rest WHERE status = 'void' RETURNING *)
+            INSERT INTO o_orders_void SELECT * FROM moved;
+            ALTER TABLE o_orders ATTACH PARTITION o_orders_void FOR VALUES IN ('void');
+        END IF;
+    END $$""",
+]
+
 # The tables the first oracle (QUERIES) changes; NESTED_QUERIES change all of them.
 BASE_TABLES = ["o_orders", "o_orders", "o_cust", "o_items", "o_dup", "o_num", "o_flt"]
 NESTED_TABLES = BASE_TABLES + ["j_customers", "j_orders", "j_payments", "j_payments", "o_kv", "o_kv", "o_t2",
