@@ -101,47 +101,74 @@ AS $$
 $$;
 
 -- The sources whose changes writes to `relation` are: itself when captured, and the partitioned
--- sources whose trees it is a member of (named by its pgstream_part_<source> trigger).
+-- sources whose trees it is a member of (named by its pgstream_part_<source> trigger, which
+-- only the engine can make: it calls a function PUBLIC may not execute).
 CREATE FUNCTION pgstream._capture_sources_of(relation oid) RETURNS SETOF oid
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT t.tgrelid FROM pg_trigger t WHERE t.tgrelid = relation AND t.tgname = 'pgstream_capture'
     UNION
-    SELECT substring(t.tgname FROM '^pgstream_part_([0-9]+)$')::oid FROM pg_trigger t
-    WHERE t.tgrelid = relation AND t.tgname ~ '^pgstream_part_[0-9]+$'
+    SELECT n::oid FROM (
+        SELECT substring(t.tgname FROM '^pgstream_part_([0-9]{1,10})$')::int8 AS n FROM pg_trigger t
+        WHERE t.tgrelid = relation AND t.tgname ~ '^pgstream_part_[0-9]{1,10}$'
+          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure) named
+    WHERE n <= 4294967295
 $$;
 
--- The capture triggers of the members of partitioned `source`, named after it
--- (pgstream_part_<source> on every change or, beside row capture, on TRUNCATE; and
--- pgstream_part_<source>_ins / _upd / _del): the members whose triggers are not what its
--- readers need (`differential`: row capture), and the relations that have such triggers but
--- should not (detached since, or row triggers no reader needs; all of them when `wanted` is false).
-CREATE FUNCTION pgstream._member_capture(source oid, wanted boolean, differential boolean,
-    OUT incomplete oid[], OUT extra oid[])
+-- The members of partitioned `source` whose capture triggers are not what its readers need
+-- (`wanted`: the source is read and capturable; `differential`: with row capture): the
+-- statement trigger pgstream_part_<source> on every change or, beside row capture, on TRUNCATE,
+-- and pgstream_part_<source>_ins / _upd / _del, enabled ALWAYS, with the source as argument.
+-- (Looked up by the members' oids: a refresh asks this of every source.)
+CREATE FUNCTION pgstream._members_incomplete(source oid, wanted boolean, differential boolean)
+RETURNS oid[]
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH members AS (SELECT m FROM pgstream._partition_members(source) m WHERE wanted),
-         triggers AS (
-             SELECT t.tgrelid, t.tgname, t.tgtype, t.tgenabled = 'A' AND t.tgnargs = 1
-                        AND t.tgargs = convert_to(source::text, 'SQL_ASCII') || '\x00'::bytea
-                        AND t.tgfoid = CASE WHEN t.tgname = 'pgstream_part_' || source
-                                            THEN 'pgstream._capture_statement()'::regprocedure
-                                            ELSE 'pgstream._capture_rows()'::regprocedure END AS sound
-             FROM pg_trigger t
-             WHERE t.tgname IN ('pgstream_part_' || source, 'pgstream_part_' || source || '_ins',
-                                'pgstream_part_' || source || '_upd', 'pgstream_part_' || source || '_del'))
-    SELECT ARRAY(SELECT m FROM members
-                 WHERE (SELECT count(*) FROM triggers t
-                        WHERE t.tgrelid = m AND t.sound
-                          AND CASE WHEN t.tgname = 'pgstream_part_' || source
-                                   THEN t.tgtype = CASE WHEN differential THEN 32 ELSE 60 END
-                                   ELSE differential END)
-                       <> CASE WHEN differential THEN 4 ELSE 1 END),
-           ARRAY(SELECT DISTINCT t.tgrelid FROM triggers t
-                 WHERE t.tgrelid NOT IN (SELECT m FROM members)
-                    OR (NOT differential AND t.tgname <> 'pgstream_part_' || source))
+    SELECT ARRAY(
+        SELECT m FROM pgstream._partition_members(source) m
+        WHERE wanted
+          AND (SELECT count(*) FROM pg_trigger t
+               WHERE t.tgrelid = m AND t.tgenabled = 'A' AND t.tgnargs = 1
+                 AND t.tgargs = convert_to(source::text, 'SQL_ASCII') || '\x00'::bytea
+                 AND ((t.tgname = 'pgstream_part_' || source
+                       AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+                       AND t.tgtype = CASE WHEN differential THEN 32 ELSE 60 END)
+                      OR (differential
+                          AND t.tgname IN ('pgstream_part_' || source || '_ins',
+                                           'pgstream_part_' || source || '_upd',
+                                           'pgstream_part_' || source || '_del')
+                          AND t.tgfoid = 'pgstream._capture_rows()'::regprocedure)))
+              <> CASE WHEN differential THEN 4 ELSE 1 END)
+$$;
+
+-- The relations with member triggers of `source` that should not have them: tables detached
+-- since, row triggers no reader needs (not `differential`), all of them when not `wanted`.
+CREATE FUNCTION pgstream._member_triggers_extra(source oid, wanted boolean, differential boolean)
+RETURNS oid[]
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY(
+        SELECT DISTINCT t.tgrelid FROM pg_trigger t
+        WHERE t.tgname IN ('pgstream_part_' || source, 'pgstream_part_' || source || '_ins',
+                           'pgstream_part_' || source || '_upd', 'pgstream_part_' || source || '_del')
+          AND (NOT wanted
+               OR t.tgrelid NOT IN (SELECT pgstream._partition_members(source))
+               OR (NOT differential AND t.tgname <> 'pgstream_part_' || source)))
+$$;
+
+-- Whether a partition of `source`'s tree is being detached concurrently: its rows left the
+-- view of new transactions before the DDL's event trigger records them (at the end of the
+-- second transaction). Its readers recompute until then.
+CREATE FUNCTION pgstream._detach_pending(source oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_inherits i
+                   WHERE i.inhdetachpending
+                     AND (i.inhparent = source OR i.inhparent IN (SELECT pgstream._partition_members(source))))
 $$;
 
 -- The columns of `source` its change buffer must keep, in table order: those its DIFFERENTIAL
@@ -222,7 +249,8 @@ AS $$
     SELECT s.has_buffer AND s.missing IS NULL AND NOT s.retyped AND s.row_triggers = 3
        AND s.statement_trigger IS NOT NULL
        AND to_regclass(format('pgstream.%I', '_rows_' || source)) IS NOT NULL
-       AND cardinality((pgstream._member_capture(source, true, true)).incomplete) = 0
+       AND cardinality(pgstream._members_incomplete(source, true, true)) = 0
+       AND NOT pgstream._detach_pending(source)
     FROM pgstream._capture_state(source) s
 $$;
 
@@ -264,9 +292,10 @@ AS $$
                                    WHERE r.tgrelid = source AND r.tgenabled = 'A'
                                      AND r.tgname IN ('pgstream_rows_ins', 'pgstream_rows_upd', 'pgstream_rows_del')
                                      AND r.tgfoid = 'pgstream._capture_rows()'::regprocedure) = 3)))
-       AND cardinality((pgstream._member_capture(source, true, EXISTS (
+       AND cardinality(pgstream._members_incomplete(source, true, EXISTS (
                SELECT 1 FROM pg_trigger t WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture'
-                 AND t.tgtype = 32))).incomplete) = 0
+                 AND t.tgtype = 32))) = 0
+       AND NOT pgstream._detach_pending(source)
 $$;
 
 -- Whether every relation `stream_table` reads is captured (views count through their base tables).
@@ -379,7 +408,8 @@ $$;
 -- Internal: executed by the engine as the extension owner; nobody else may call them. (The
 -- STABLE readers above stay callable: they show only what the catalog view shows anyway.)
 REVOKE ALL ON FUNCTION pgstream._needed_columns(oid), pgstream._capture_state(oid),
-    pgstream._member_capture(oid, boolean, boolean),
+    pgstream._members_incomplete(oid, boolean, boolean),
+    pgstream._member_triggers_extra(oid, boolean, boolean),
     pgstream._forget_consumed_rows(oid), pgstream._forget_covered(bigint) FROM PUBLIC;
 
 -- Drops every private table of stream table `stream_table` (its aggregate state and

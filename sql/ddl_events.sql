@@ -22,6 +22,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     command record;
+    attached text[];
+    detached text[];
     detached_late text[];
 BEGIN
     IF pgstream._engine_ddl_running() THEN
@@ -58,16 +60,21 @@ BEGIN
     -- A partition tree changed (ATTACH / DETACH PARTITION, CREATE TABLE ... PARTITION OF): the
     -- members of a captured one get their triggers, and the rows that joined or left it are
     -- recorded as the source's changes (src/capture/partitions.rs).
+    -- (Other ALTERs of a tree, DISABLE TRIGGER among them, leave its triggers as they are.)
     FOR command IN
-        SELECT c.objid, c.command FROM pg_event_trigger_ddl_commands() c
+        SELECT c.objid, c.command, c.command_tag FROM pg_event_trigger_ddl_commands() c
         JOIN pg_class r ON r.oid = c.objid
         WHERE c.classid = 'pg_class'::regclass AND c.objsubid = 0 AND (r.relkind = 'p' OR r.relispartition)
+          AND c.command_tag IN ('CREATE TABLE', 'ALTER TABLE')
     LOOP
+        attached := pgstream._partitions_moved(command.command, 'attach');
+        detached := pgstream._partitions_moved(command.command, 'detach');
         detached_late := pgstream._partitions_moved(command.command, 'detach concurrently');
-        PERFORM pgstream._sync_partitions(command.objid,
-            pgstream._partitions_moved(command.command, 'attach'),
-            pgstream._partitions_moved(command.command, 'detach') || detached_late,
-            cardinality(detached_late) = 0);
+        IF command.command_tag = 'CREATE TABLE'
+           OR cardinality(attached) + cardinality(detached) + cardinality(detached_late) > 0 THEN
+            PERFORM pgstream._sync_partitions(command.objid, attached, detached || detached_late,
+                                              cardinality(detached_late) = 0);
+        END IF;
     END LOOP;
 END
 $$;
@@ -133,9 +140,12 @@ BEGIN
     -- A dropped partition of a captured partitioned source took its rows along: the source
     -- counts as truncated (its member triggers, named after the source, went with it).
     INSERT INTO pgstream_changes.statements (source_relid, operation)
-    SELECT DISTINCT substring(o.object_identity FROM '^pgstream_part_([0-9]+)')::oid, 'TRUNCATE'
-    FROM pg_event_trigger_dropped_objects() o
-    WHERE o.object_type = 'trigger' AND o.object_identity ~ '^pgstream_part_[0-9]+(_ins|_upd|_del)? on '
+    SELECT DISTINCT n::oid, 'TRUNCATE' FROM (
+        SELECT substring(o.object_identity FROM '^pgstream_part_([0-9]{1,10})')::int8 AS n
+        FROM pg_event_trigger_dropped_objects() o
+        WHERE o.object_type = 'trigger'
+          AND o.object_identity ~ '^pgstream_part_[0-9]{1,10}(_ins|_upd|_del)? on ') named
+    WHERE n <= 4294967295
     ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE';
 END
 $$;
@@ -155,7 +165,8 @@ $$;
 REVOKE ALL ON FUNCTION pgstream._catalog_on_sql_drop(), pgstream._catalog_on_rename() FROM PUBLIC;
 -- The engine's own entry points (src/capture/mod.rs), for the functions above only.
 REVOKE ALL ON FUNCTION pgstream._sync_capture(oid[]), pgstream._drop_capture_objects(),
-    pgstream._engine_ddl_running(), pgstream._sync_partitions(oid, text[], text[], boolean) FROM PUBLIC;
+    pgstream._engine_ddl_running(), pgstream._sync_partitions(oid, text[], text[], boolean),
+    pgstream._changed_in_this_transaction(oid) FROM PUBLIC;
 
 CREATE EVENT TRIGGER pgstream_catalog_on_sql_drop ON sql_drop
     EXECUTE FUNCTION pgstream._catalog_on_sql_drop();

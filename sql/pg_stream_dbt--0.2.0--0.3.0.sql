@@ -85,47 +85,74 @@ AS $$
 $$;
 
 -- The sources whose changes writes to `relation` are: itself when captured, and the partitioned
--- sources whose trees it is a member of (named by its pgstream_part_<source> trigger).
+-- sources whose trees it is a member of (named by its pgstream_part_<source> trigger, which
+-- only the engine can make: it calls a function PUBLIC may not execute).
 CREATE FUNCTION pgstream._capture_sources_of(relation oid) RETURNS SETOF oid
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT t.tgrelid FROM pg_trigger t WHERE t.tgrelid = relation AND t.tgname = 'pgstream_capture'
     UNION
-    SELECT substring(t.tgname FROM '^pgstream_part_([0-9]+)$')::oid FROM pg_trigger t
-    WHERE t.tgrelid = relation AND t.tgname ~ '^pgstream_part_[0-9]+$'
+    SELECT n::oid FROM (
+        SELECT substring(t.tgname FROM '^pgstream_part_([0-9]{1,10})$')::int8 AS n FROM pg_trigger t
+        WHERE t.tgrelid = relation AND t.tgname ~ '^pgstream_part_[0-9]{1,10}$'
+          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure) named
+    WHERE n <= 4294967295
 $$;
 
--- The capture triggers of the members of partitioned `source`, named after it
--- (pgstream_part_<source> on every change or, beside row capture, on TRUNCATE; and
--- pgstream_part_<source>_ins / _upd / _del): the members whose triggers are not what its
--- readers need (`differential`: row capture), and the relations that have such triggers but
--- should not (detached since, or row triggers no reader needs; all of them when `wanted` is false).
-CREATE FUNCTION pgstream._member_capture(source oid, wanted boolean, differential boolean,
-    OUT incomplete oid[], OUT extra oid[])
+-- The members of partitioned `source` whose capture triggers are not what its readers need
+-- (`wanted`: the source is read and capturable; `differential`: with row capture): the
+-- statement trigger pgstream_part_<source> on every change or, beside row capture, on TRUNCATE,
+-- and pgstream_part_<source>_ins / _upd / _del, enabled ALWAYS, with the source as argument.
+-- (Looked up by the members' oids: a refresh asks this of every source.)
+CREATE FUNCTION pgstream._members_incomplete(source oid, wanted boolean, differential boolean)
+RETURNS oid[]
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH members AS (SELECT m FROM pgstream._partition_members(source) m WHERE wanted),
-         triggers AS (
-             SELECT t.tgrelid, t.tgname, t.tgtype, t.tgenabled = 'A' AND t.tgnargs = 1
-                        AND t.tgargs = convert_to(source::text, 'SQL_ASCII') || '\x00'::bytea
-                        AND t.tgfoid = CASE WHEN t.tgname = 'pgstream_part_' || source
-                                            THEN 'pgstream._capture_statement()'::regprocedure
-                                            ELSE 'pgstream._capture_rows()'::regprocedure END AS sound
-             FROM pg_trigger t
-             WHERE t.tgname IN ('pgstream_part_' || source, 'pgstream_part_' || source || '_ins',
-                                'pgstream_part_' || source || '_upd', 'pgstream_part_' || source || '_del'))
-    SELECT ARRAY(SELECT m FROM members
-                 WHERE (SELECT count(*) FROM triggers t
-                        WHERE t.tgrelid = m AND t.sound
-                          AND CASE WHEN t.tgname = 'pgstream_part_' || source
-                                   THEN t.tgtype = CASE WHEN differential THEN 32 ELSE 60 END
-                                   ELSE differential END)
-                       <> CASE WHEN differential THEN 4 ELSE 1 END),
-           ARRAY(SELECT DISTINCT t.tgrelid FROM triggers t
-                 WHERE t.tgrelid NOT IN (SELECT m FROM members)
-                    OR (NOT differential AND t.tgname <> 'pgstream_part_' || source))
+    SELECT ARRAY(
+        SELECT m FROM pgstream._partition_members(source) m
+        WHERE wanted
+          AND (SELECT count(*) FROM pg_trigger t
+               WHERE t.tgrelid = m AND t.tgenabled = 'A' AND t.tgnargs = 1
+                 AND t.tgargs = convert_to(source::text, 'SQL_ASCII') || '\x00'::bytea
+                 AND ((t.tgname = 'pgstream_part_' || source
+                       AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+                       AND t.tgtype = CASE WHEN differential THEN 32 ELSE 60 END)
+                      OR (differential
+                          AND t.tgname IN ('pgstream_part_' || source || '_ins',
+                                           'pgstream_part_' || source || '_upd',
+                                           'pgstream_part_' || source || '_del')
+                          AND t.tgfoid = 'pgstream._capture_rows()'::regprocedure)))
+              <> CASE WHEN differential THEN 4 ELSE 1 END)
+$$;
+
+-- The relations with member triggers of `source` that should not have them: tables detached
+-- since, row triggers no reader needs (not `differential`), all of them when not `wanted`.
+CREATE FUNCTION pgstream._member_triggers_extra(source oid, wanted boolean, differential boolean)
+RETURNS oid[]
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY(
+        SELECT DISTINCT t.tgrelid FROM pg_trigger t
+        WHERE t.tgname IN ('pgstream_part_' || source, 'pgstream_part_' || source || '_ins',
+                           'pgstream_part_' || source || '_upd', 'pgstream_part_' || source || '_del')
+          AND (NOT wanted
+               OR t.tgrelid NOT IN (SELECT pgstream._partition_members(source))
+               OR (NOT differential AND t.tgname <> 'pgstream_part_' || source)))
+$$;
+
+-- Whether a partition of `source`'s tree is being detached concurrently: its rows left the
+-- view of new transactions before the DDL's event trigger records them (at the end of the
+-- second transaction). Its readers recompute until then.
+CREATE FUNCTION pgstream._detach_pending(source oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_inherits i
+                   WHERE i.inhdetachpending
+                     AND (i.inhparent = source OR i.inhparent IN (SELECT pgstream._partition_members(source))))
 $$;
 
 -- The buffer of `source` and its reading view exist, the buffer keeps every needed column with
@@ -137,7 +164,8 @@ AS $$
     SELECT s.has_buffer AND s.missing IS NULL AND NOT s.retyped AND s.row_triggers = 3
        AND s.statement_trigger IS NOT NULL
        AND to_regclass(format('pgstream.%I', '_rows_' || source)) IS NOT NULL
-       AND cardinality((pgstream._member_capture(source, true, true)).incomplete) = 0
+       AND cardinality(pgstream._members_incomplete(source, true, true)) = 0
+       AND NOT pgstream._detach_pending(source)
     FROM pgstream._capture_state(source) s
 $$;
 
@@ -158,12 +186,14 @@ AS $$
                                    WHERE r.tgrelid = source AND r.tgenabled = 'A'
                                      AND r.tgname IN ('pgstream_rows_ins', 'pgstream_rows_upd', 'pgstream_rows_del')
                                      AND r.tgfoid = 'pgstream._capture_rows()'::regprocedure) = 3)))
-       AND cardinality((pgstream._member_capture(source, true, EXISTS (
+       AND cardinality(pgstream._members_incomplete(source, true, EXISTS (
                SELECT 1 FROM pg_trigger t WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture'
-                 AND t.tgtype = 32))).incomplete) = 0
+                 AND t.tgtype = 32))) = 0
+       AND NOT pgstream._detach_pending(source)
 $$;
 
-REVOKE ALL ON FUNCTION pgstream._member_capture(oid, boolean, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgstream._members_incomplete(oid, boolean, boolean),
+    pgstream._member_triggers_extra(oid, boolean, boolean) FROM PUBLIC;
 
 -- Which tables an ALTER TABLE attached or detached (src/capture/trigger_toggles.rs).
 CREATE FUNCTION pgstream._partitions_moved(pg_ddl_command, kind text) RETURNS text[]
@@ -183,6 +213,15 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'sync_partitions_sql_wrapper';
 REVOKE ALL ON FUNCTION pgstream._sync_partitions(oid, text[], text[], boolean) FROM PUBLIC;
 
+-- Whether a catalog row is this transaction's (src/capture/trigger_toggles.rs).
+CREATE FUNCTION pgstream."_changed_in_this_transaction"(
+	"relation" oid /* pgrx_pg_sys::submodules::oids::Oid */
+) RETURNS bool /* bool */
+STRICT VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'changed_in_this_transaction_wrapper';
+REVOKE ALL ON FUNCTION pgstream._changed_in_this_transaction(oid) FROM PUBLIC;
+
 -- DDL can change what a query returns without any row changing (ALTER TABLE, CREATE OR
 -- REPLACE VIEW or FUNCTION, REVOKE, ...): any DDL outside temporary schemas is recorded as a
 -- change of every source (source_relid 0), so the next refresh of every stream table recomputes.
@@ -192,6 +231,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     command record;
+    attached text[];
+    detached text[];
     detached_late text[];
 BEGIN
     IF pgstream._engine_ddl_running() THEN
@@ -228,16 +269,21 @@ BEGIN
     -- A partition tree changed (ATTACH / DETACH PARTITION, CREATE TABLE ... PARTITION OF): the
     -- members of a captured one get their triggers, and the rows that joined or left it are
     -- recorded as the source's changes (src/capture/partitions.rs).
+    -- (Other ALTERs of a tree, DISABLE TRIGGER among them, leave its triggers as they are.)
     FOR command IN
-        SELECT c.objid, c.command FROM pg_event_trigger_ddl_commands() c
+        SELECT c.objid, c.command, c.command_tag FROM pg_event_trigger_ddl_commands() c
         JOIN pg_class r ON r.oid = c.objid
         WHERE c.classid = 'pg_class'::regclass AND c.objsubid = 0 AND (r.relkind = 'p' OR r.relispartition)
+          AND c.command_tag IN ('CREATE TABLE', 'ALTER TABLE')
     LOOP
+        attached := pgstream._partitions_moved(command.command, 'attach');
+        detached := pgstream._partitions_moved(command.command, 'detach');
         detached_late := pgstream._partitions_moved(command.command, 'detach concurrently');
-        PERFORM pgstream._sync_partitions(command.objid,
-            pgstream._partitions_moved(command.command, 'attach'),
-            pgstream._partitions_moved(command.command, 'detach') || detached_late,
-            cardinality(detached_late) = 0);
+        IF command.command_tag = 'CREATE TABLE'
+           OR cardinality(attached) + cardinality(detached) + cardinality(detached_late) > 0 THEN
+            PERFORM pgstream._sync_partitions(command.objid, attached, detached || detached_late,
+                                              cardinality(detached_late) = 0);
+        END IF;
     END LOOP;
 END
 $$;
@@ -282,9 +328,12 @@ BEGIN
     -- A dropped partition of a captured partitioned source took its rows along: the source
     -- counts as truncated (its member triggers, named after the source, went with it).
     INSERT INTO pgstream_changes.statements (source_relid, operation)
-    SELECT DISTINCT substring(o.object_identity FROM '^pgstream_part_([0-9]+)')::oid, 'TRUNCATE'
-    FROM pg_event_trigger_dropped_objects() o
-    WHERE o.object_type = 'trigger' AND o.object_identity ~ '^pgstream_part_[0-9]+(_ins|_upd|_del)? on '
+    SELECT DISTINCT n::oid, 'TRUNCATE' FROM (
+        SELECT substring(o.object_identity FROM '^pgstream_part_([0-9]{1,10})')::int8 AS n
+        FROM pg_event_trigger_dropped_objects() o
+        WHERE o.object_type = 'trigger'
+          AND o.object_identity ~ '^pgstream_part_[0-9]{1,10}(_ins|_upd|_del)? on ') named
+    WHERE n <= 4294967295
     ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE';
 END
 $$;

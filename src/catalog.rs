@@ -494,11 +494,22 @@ pub fn unchanged_since(id: i64, snapshot: &str) -> bool {
     .unwrap_or(false)
 }
 
+/// How a failed refresh counts towards suspending its stream table.
+#[derive(Clone, Copy)]
+pub struct Suspension {
+    /// Failures in a row that suspend it.
+    pub max_consecutive_errors: i32,
+    /// Seconds after its last success (or creation) during which this failure does not suspend
+    /// it (0: it may): a relation it reads was missing, as during a deployment.
+    pub grace_seconds: i32,
+}
+
 /// Records a failed refresh of stream table `id` from a transaction of its own (the
 /// scheduler's, or the error-recorder worker's); suspends the table once it has failed
-/// `max_consecutive_errors` times in a row. Returns whether this failure suspended it, or
-/// `None` when the row is locked by another transaction (the failing one) or gone.
-pub fn record_failure(id: i64, message: &str, max_consecutive_errors: i32) -> Option<bool> {
+/// `max_consecutive_errors` times in a row, outside the grace period. Returns whether this
+/// failure suspended it, or `None` when the row is locked by another transaction (the failing
+/// one) or gone.
+pub fn record_failure(id: i64, message: &str, suspension: Suspension) -> Option<bool> {
     settings::with_settings(&[(c"search_path", "pg_catalog, pg_temp")], || {
         Spi::get_one_with_args::<bool>(
             "UPDATE pgstream.pgs_stream_tables s SET \
@@ -506,12 +517,20 @@ pub fn record_failure(id: i64, message: &str, max_consecutive_errors: i32) -> Op
          failed_refreshes = s.failed_refreshes + 1, \
          consecutive_errors = s.consecutive_errors + 1, \
          last_error = $2, last_error_at = pg_catalog.clock_timestamp(), \
-         status = CASE WHEN s.consecutive_errors + 1 >= $3 THEN 'SUSPENDED' ELSE s.status END \
+         status = CASE WHEN s.consecutive_errors + 1 >= $3 \
+                            AND pg_catalog.clock_timestamp() - COALESCE(s.last_refresh_at, s.created_at) \
+                                >= pg_catalog.make_interval(secs => $4) \
+                       THEN 'SUSPENDED' ELSE s.status END \
          FROM (SELECT pgs_id, status AS old_status FROM pgstream.pgs_stream_tables \
                WHERE pgs_id = $1 FOR UPDATE SKIP LOCKED) locked \
          WHERE s.pgs_id = locked.pgs_id \
          RETURNING s.status = 'SUSPENDED' AND locked.old_status <> 'SUSPENDED'",
-            &[id.into(), message.into(), max_consecutive_errors.into()],
+            &[
+                id.into(),
+                message.into(),
+                suspension.max_consecutive_errors.into(),
+                f64::from(suspension.grace_seconds).into(),
+            ],
         )
         .ok()
         .flatten()

@@ -11,6 +11,12 @@ pub static MIN_SCHEDULE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(10);
 /// Failures in a row after which a stream table is suspended (`pgstream.max_consecutive_errors`).
 pub static MAX_CONSECUTIVE_ERRORS: GucSetting<i32> = GucSetting::<i32>::new(3);
 
+/// Seconds since its last success during which failures of a scheduled refresh because a
+/// relation its query reads does not exist never suspend it (`pgstream.missing_relation_grace`):
+/// a deployment re-creating views (dbt drops a view's dependents with CASCADE and makes them again
+/// later in the run) is not a broken stream table.
+pub static MISSING_RELATION_GRACE: GucSetting<i32> = GucSetting::<i32>::new(900);
+
 /// Change rows over source rows above which an AUTO refresh recomputes
 /// (`pgstream.auto_full_fraction`).
 pub static AUTO_FULL_FRACTION: GucSetting<f64> = GucSetting::<f64>::new(0.05);
@@ -64,6 +70,16 @@ pub fn register() {
         1_000_000,
         GucContext::Sighup,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pgstream.missing_relation_grace",
+        c"Seconds after its last success during which a scheduled refresh failing because a relation its query reads does not exist does not count towards suspension.",
+        c"Deployments (dbt run) drop and re-create views; 0 counts every failure.",
+        &MISSING_RELATION_GRACE,
+        0,
+        86_400 * 7,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_float_guc(
         c"pgstream.auto_full_fraction",

@@ -5,7 +5,7 @@
 //! its rows are gone by the time the event trigger runs; see sql/ddl_events.sql.)
 
 use super::objects::buffer_table;
-use super::setup::{as_engine_ddl, lock_for_setup, sync};
+use super::setup::{as_engine_ddl, sync, try_lock_for_setup};
 use super::trigger::{append_sql, buffer_of, columns, Event, RowsFrom};
 use crate::catalog;
 use pgrx::prelude::*;
@@ -60,19 +60,41 @@ fn leaves(tables: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
 }
 
 /// The tables named `names` that this transaction made partitions of `parent` (`attached`) or
-/// stopped being partitions (not `attached`): their catalog rows are this transaction's.
-fn moved_tables(parent: pg_sys::Oid, names: &[String], attached: bool) -> Vec<pg_sys::Oid> {
+/// that stopped being partitions of `root`'s tree (not `attached`: they still have its member
+/// triggers, which a table created meanwhile under the same name in another schema has not).
+fn moved_tables(
+    root: pg_sys::Oid,
+    parent: pg_sys::Oid,
+    names: &[String],
+    attached: bool,
+) -> Vec<pg_sys::Oid> {
     if names.is_empty() {
         return Vec::new();
     }
     oids(
         "SELECT COALESCE(array_agg(c.oid), '{}') FROM pg_catalog.pg_class c \
-         WHERE c.relname::pg_catalog.text = ANY ($2) AND c.relkind IN ('r', 'p') \
-           AND c.xmin = pg_catalog.pg_current_xact_id()::pg_catalog.xid \
-           AND c.relispartition = $3 \
-           AND (NOT $3 OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i \
-                                  WHERE i.inhrelid = c.oid AND i.inhparent = $1))",
-        &[parent.into(), names.to_vec().into(), attached.into()],
+         WHERE c.relname::pg_catalog.text = ANY ($3) AND c.relkind IN ('r', 'p') \
+           AND c.relispartition = $4 AND pgstream._changed_in_this_transaction(c.oid) \
+           AND CASE WHEN $4 \
+                    THEN EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i \
+                                 WHERE i.inhrelid = c.oid AND i.inhparent = $2) \
+                    ELSE EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
+                                 WHERE t.tgrelid = c.oid AND t.tgname = 'pgstream_part_' || $1::pg_catalog.text) \
+               END",
+        &[root.into(), parent.into(), names.to_vec().into(), attached.into()],
+    )
+}
+
+/// Tables in the subtrees of `tables` that are sources themselves (a partition read directly,
+/// captured by its own triggers): joining or leaving a tree changes how their writes are seen.
+fn own_sources(tables: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
+    oids(
+        "SELECT COALESCE(array_agg(DISTINCT x), '{}') \
+         FROM (SELECT unnest($1::pg_catalog.oid[]) \
+               UNION ALL SELECT pgstream._partition_members(t) FROM unnest($1::pg_catalog.oid[]) t) s(x) \
+         WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g \
+                       WHERE g.tgrelid = x AND g.tgname = 'pgstream_capture')",
+        &[tables.to_vec().into()],
     )
 }
 
@@ -85,9 +107,10 @@ fn sync_partitions(
     let Some(root) = captured_root(relation) else {
         return;
     };
-    lock_for_setup([root]);
-    let joined = leaves(&moved_tables(relation, attached, true));
-    let left = leaves(&moved_tables(relation, detached, false));
+    let attached = moved_tables(root, relation, attached, true);
+    let detached = moved_tables(root, relation, detached, false);
+    let joined = leaves(&attached);
+    let left = leaves(&detached);
     let buffered = unsafe { buffer_of(root) }.is_some();
     let mut changed = false;
     if buffered && rows_known {
@@ -104,8 +127,21 @@ fn sync_partitions(
         let whole = buffered && !rows_known;
         record(root, if whole { "TRUNCATE" } else { "INSERT" });
     }
-    // Triggers for new members, none for tables that left (where that can be done now).
-    sync(&[root]);
+    for table in own_sources(&[attached, detached].concat()) {
+        record(table, "TRUNCATE");
+    }
+    // Triggers for new members, none for tables that left, unless a set-up of the source is
+    // under way elsewhere: this DDL holds its tables' locks already, a set-up takes its lock
+    // first and the tables' after (waiting here could deadlock). Members left without their
+    // triggers make the next refresh recompute and put them in place.
+    if try_lock_for_setup(root) {
+        sync(&[root]);
+    } else {
+        pgrx::log!(
+            "pg_stream_dbt: the capture of source {} is being set up elsewhere; its new partitions get their triggers at its next refresh",
+            root.to_u32()
+        );
+    }
 }
 
 /// The relation `relid` as SQL.

@@ -112,6 +112,19 @@ pub fn lock_for_setup(sources: impl IntoIterator<Item = pg_sys::Oid>) {
     }
 }
 
+/// Takes the set-up lock of `source` if no other transaction holds it (see [`lock_for_setup`]).
+pub fn try_lock_for_setup(source: pg_sys::Oid) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2::pg_catalog.int4)",
+        &[
+            CAPTURE_SETUP_LOCK_KEY.into(),
+            (source.to_u32() as i32).into(),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("taking the capture set-up lock failed: {e}"))
+    .unwrap_or(false)
+}
+
 /// Makes the capture objects of `sources` match their readers as the catalog says now. Takes the
 /// set-up lock of every source ([`lock_for_setup`]) before changing anything.
 pub fn sync(sources: &[pg_sys::Oid]) {
@@ -231,7 +244,7 @@ fn sync_members(source: pg_sys::Oid, wanted: bool, differential: bool) {
     // An extension still at 0.2.0 or older (the library is newer until ALTER EXTENSION UPDATE)
     // captures no partitioned table: nothing to do.
     let current_sql = Spi::get_one::<bool>(
-        "SELECT pg_catalog.to_regprocedure('pgstream._member_capture(oid, boolean, boolean)') IS NOT NULL",
+        "SELECT pg_catalog.to_regprocedure('pgstream._members_incomplete(oid, boolean, boolean)') IS NOT NULL",
     )
     .ok()
     .flatten()
@@ -242,7 +255,7 @@ fn sync_members(source: pg_sys::Oid, wanted: bool, differential: bool) {
     let relid = source.to_u32();
     let member_capture = |what: &str| {
         Spi::get_one_with_args::<Vec<pg_sys::Oid>>(
-            &format!("SELECT {what} FROM pgstream._member_capture($1, $2, $3)"),
+            &format!("SELECT pgstream.{what}($1, $2, $3)"),
             &[source.into(), wanted.into(), differential.into()],
         )
         .unwrap_or_else(|e| panic!("reading the partitions of source {source:?} failed: {e}"))
@@ -250,7 +263,7 @@ fn sync_members(source: pg_sys::Oid, wanted: bool, differential: bool) {
     };
     let statement = member_statement_trigger(relid);
     let rows = member_row_triggers(relid);
-    for holder in member_capture("extra") {
+    for holder in member_capture("_member_triggers_extra") {
         if !try_lock_exclusively(holder) {
             continue;
         }
@@ -263,7 +276,7 @@ fn sync_members(source: pg_sys::Oid, wanted: bool, differential: bool) {
             run(&format!("DROP TRIGGER IF EXISTS {statement} ON {table}"));
         }
     }
-    for member in member_capture("incomplete") {
+    for member in member_capture("_members_incomplete") {
         let table = relation(member);
         let install = |name: &str, event: &str, referencing: &str, function: &str| {
             run(&format!(
@@ -480,6 +493,32 @@ fn drop_private_tables() {
 /// object the dump brought along goes (named after another database's oids), then the sources
 /// of every stream table get what their readers need.
 pub fn rebuild_after_restore() {
-    catalog::as_catalog_owner(|| as_engine_ddl(drop_private_tables));
+    catalog::as_catalog_owner(|| {
+        as_engine_ddl(|| {
+            drop_private_tables();
+            drop_foreign_member_triggers();
+        })
+    });
     sync_all();
+}
+
+/// Drops member triggers naming a partitioned source that is not above their table (a restored
+/// dump brings them along named after another database's oids).
+fn drop_foreign_member_triggers() {
+    let statements = Spi::get_one::<Vec<String>>(
+        "SELECT COALESCE(array_agg(format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::pg_catalog.regclass)), '{}') \
+         FROM pg_catalog.pg_trigger t \
+         WHERE t.tgname ~ '^pgstream_part_[0-9]{1,10}(_ins|_upd|_del)?$' \
+           AND t.tgfoid IN ('pgstream._capture_statement()'::pg_catalog.regprocedure, \
+                            'pgstream._capture_rows()'::pg_catalog.regprocedure) \
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(t.tgrelid) a \
+                           WHERE a.relid::pg_catalog.oid::pg_catalog.text \
+                                 = substring(t.tgname FROM '^pgstream_part_([0-9]+)'))",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    for statement in statements {
+        run(&statement);
+    }
 }

@@ -91,8 +91,9 @@ pub unsafe extern "C-unwind" fn pgstream_partitions_moved(
             }
             _ => false,
         };
-        // (The subcommand's object address is not set for these; its RangeVar names the table
-        // as written, resolved by the caller among the tables this transaction changed.)
+        // (The subcommand's object address is not set for these on PostgreSQL 15; its RangeVar
+        // names the table as written, resolved by the caller among the tables this
+        // transaction changed: this function runs under the event trigger's search_path.)
         if wanted && !cmd.def.is_null() && (*cmd.def).type_ == pg_sys::NodeTag::T_PartitionCmd {
             let name = (*(cmd.def as *mut pg_sys::PartitionCmd)).name;
             if !name.is_null() && !(*name).relname.is_null() {
@@ -119,4 +120,23 @@ pub extern "C" fn pg_finfo_pgstream_partitions_moved() -> &'static pg_sys::Pg_fi
 pub extern "C" fn pg_finfo_pgstream_toggles_triggers() -> &'static pg_sys::Pg_finfo_record {
     const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
     &V1
+}
+
+/// `pgstream._changed_in_this_transaction(relation)`: whether the catalog row of `relation` was
+/// written by this transaction or one of its subtransactions (ATTACH and DETACH PARTITION
+/// rewrite the row of the table they move).
+#[pg_extern(volatile, schema = "pgstream", name = "_changed_in_this_transaction")]
+fn changed_in_this_transaction(relation: pg_sys::Oid) -> bool {
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(relation),
+        );
+        if tuple.is_null() {
+            return false;
+        }
+        let xmin = pg_sys::HeapTupleHeaderGetXmin((*tuple).t_data);
+        pg_sys::ReleaseSysCache(tuple);
+        pg_sys::TransactionIdIsCurrentTransactionId(xmin)
+    }
 }

@@ -92,7 +92,13 @@ pub extern "C-unwind" fn pgstream_refresh_error_recorder_main(_arg: pg_sys::Datu
         text
     };
     let max = gucs::MAX_CONSECUTIVE_ERRORS.get();
-    let outcome = BackgroundWorker::transaction(|| catalog::record_failure(id, &message, max));
+    // (A refresh someone ran by hand and saw fail counts at once.)
+    let suspension = catalog::Suspension {
+        max_consecutive_errors: max,
+        grace_seconds: 0,
+    };
+    let outcome =
+        BackgroundWorker::transaction(|| catalog::record_failure(id, &message, suspension));
     if outcome == Some(true) {
         warning!(
             "pg_stream_dbt: stream table {id} suspended after {max} consecutive failed refreshes; \

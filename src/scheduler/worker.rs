@@ -4,20 +4,38 @@
 use super::plan::{self, Scheduled};
 use crate::catalog;
 use crate::gucs;
-use crate::refresh::{self, subxact::error_message, FailureRecording, Skipping};
+use crate::refresh::subxact::{error_message, missing_relation};
+use crate::refresh::{self, FailureRecording, Skipping};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use std::time::Duration;
 
-/// Runs `body` in its own transaction; an error aborts the transaction and is returned as text.
-fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
+/// A transaction that failed: its error message, and whether it said a relation is missing.
+struct Failure {
+    message: String,
+    missing_relation: bool,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Runs `body` in its own transaction; an error aborts the transaction and is returned.
+fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Failure> {
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
     let result = PgTryBuilder::new(move || Ok(body()))
-        .catch_others(|caught| Err(error_message(&caught)))
+        .catch_others(|caught| {
+            Err(Failure {
+                message: error_message(&caught),
+                missing_relation: missing_relation(&caught),
+            })
+        })
         .execute();
     unsafe {
         if result.is_ok() {
@@ -122,14 +140,23 @@ fn tick() {
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
     for id in plan::due_in_order(&tables, now) {
         pgrx::check_for_interrupts!();
-        if let Err(message) = in_transaction(move || refresh_scheduled(id)) {
+        if let Err(failure) = in_transaction(move || refresh_scheduled(id)) {
             let name = in_transaction(move || catalog::find_by_id(id).map(|t| t.display_name()))
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| format!("#{id}"));
-            log!("pg_stream_dbt scheduler: refresh of {name} failed: {message}");
+            log!("pg_stream_dbt scheduler: refresh of {name} failed: {failure}");
             let max = gucs::MAX_CONSECUTIVE_ERRORS.get();
-            let outcome = in_transaction(move || catalog::record_failure(id, &message, max));
+            let suspension = catalog::Suspension {
+                max_consecutive_errors: max,
+                grace_seconds: if failure.missing_relation {
+                    gucs::MISSING_RELATION_GRACE.get()
+                } else {
+                    0
+                },
+            };
+            let message = failure.message;
+            let outcome = in_transaction(move || catalog::record_failure(id, &message, suspension));
             if let Ok(Some(true)) = outcome {
                 warning!(
                     "pg_stream_dbt: stream table {name} suspended after {max} consecutive failed \

@@ -206,14 +206,7 @@ def _transaction(conn, rng, tables=BASE_TABLES):
     with conn.cursor() as cur:
         for _ in range(rng.randint(1, 5)):
             statement, params = _random_statement(rng, tables)
-            if statement.startswith("DO"):
-                # DDL in a transaction of its own, as users run it: ATTACH and DETACH lock the
-                # default partition, and after earlier writes that deadlocks with any reader.
-                conn.commit()
-                cur.execute(statement, params)
-                conn.commit()
-            else:
-                cur.execute(statement, params)
+            cur.execute(statement, params)
     conn.commit()
 
 

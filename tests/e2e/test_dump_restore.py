@@ -22,6 +22,7 @@ STREAM_TABLES = [
     ("ranked", "SELECT id, rank() OVER (ORDER BY amount) AS r FROM orders", "AUTO"),
     ("full_copy", "SELECT * FROM customers", "FULL"),
     ("on_stream", "SELECT count(*) AS n, sum(total) AS total FROM per_customer", "DIFFERENTIAL"),
+    ("by_kind", "SELECT kind, count(*) AS n FROM events GROUP BY kind", "DIFFERENTIAL"),  # a partitioned source
 ]
 
 
@@ -41,6 +42,10 @@ def _populate(db):
     db.sql("INSERT INTO orders SELECT g, 'c' || (g % 10 + 1), g FROM generate_series(1, 50) g")
     db.sql("CREATE VIEW order_regions AS SELECT o.amount, c.region FROM orders o "
            "JOIN customers c ON c.name = o.customer")
+    db.sql("CREATE TABLE events (id int, kind text) PARTITION BY LIST (kind)")
+    db.sql("CREATE TABLE events_a PARTITION OF events FOR VALUES IN ('a')")
+    db.sql("CREATE TABLE events_rest PARTITION OF events DEFAULT")
+    db.sql("INSERT INTO events SELECT g, (ARRAY['a', 'b', 'c'])[1 + g % 3] FROM generate_series(1, 30) g")
     for name, query, mode in STREAM_TABLES:
         db.sql("SELECT pgstream.create_stream_table(%s, %s, '1s', %s)", (name, query, mode))
     # Pending changes the dump's stream tables have not seen yet.
@@ -84,7 +89,15 @@ def _assert_restored_works(db, target_name, kinds_before):
         target.sql("INSERT INTO orders VALUES (60, 'c2', 7), (61, 'c3', 70)")
         target.sql("DELETE FROM orders WHERE id = 10")
         target.sql("UPDATE customers SET region = 'east' WHERE name = 'c4'")
+        target.sql("INSERT INTO events_a VALUES (100, 'a'); UPDATE events SET kind = 'a' WHERE id = 2")
         _check(target)
+        # The member triggers the dump brought along (named after the dumped database's oids)
+        # are gone; the restored tree has its own.
+        assert target.value("SELECT count(*) FROM pg_trigger t WHERE t.tgname LIKE 'pgstream\\_part\\_%' "
+                            "AND NOT EXISTS (SELECT 1 FROM pg_partition_ancestors(t.tgrelid) a "
+                            "WHERE t.tgname LIKE 'pgstream\\_part\\_' || a.relid::oid || '%')") == 0
+        assert target.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'events_a'::regclass "
+                            "AND tgname LIKE 'pgstream\\_part\\_%'") == 4
         modes = dict(target.sql("SELECT pgs_name, last_refresh_kind FROM pgstream.pgs_stream_tables"))
         for name, _, mode in STREAM_TABLES:
             if mode == "DIFFERENTIAL":

@@ -52,6 +52,13 @@ def assert_differential(db):
     assert_current(db)
 
 
+def assert_incremental(db):
+    """Refreshed DIFFERENTIAL, or SKIPPED where nothing changed since the last refresh."""
+    kinds = refresh_all(db)
+    assert all(kind in ("DIFFERENTIAL", "SKIPPED") for kind, _ in kinds.values()), kinds
+    assert_current(db)
+
+
 def member_triggers(db, table):
     return db.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname LIKE 'pgstream\\_part\\_%%'",
                     (table,))
@@ -116,6 +123,67 @@ def test_attach_detach_and_new_partitions_are_applied_as_the_rows_they_move(even
     assert_differential(db)
 
 
+def test_moves_in_subtransactions_and_same_named_tables_elsewhere(events):
+    db = events
+    # ATTACH and DETACH inside savepoints (their catalog rows are a subtransaction's).
+    db.sql("CREATE TABLE ev_w (LIKE ev)")
+    db.sql("INSERT INTO ev_w SELECT g, 'w', g, 'saved' FROM generate_series(1, 10) g")
+    db.sql("BEGIN; SAVEPOINT a; ALTER TABLE ev ATTACH PARTITION ev_w FOR VALUES IN ('w'); RELEASE a; "
+           "SAVEPOINT b; ALTER TABLE ev DETACH PARTITION ev_n; COMMIT")
+    assert_differential(db)
+    # A savepoint rolled back: nothing moved, nothing recorded.
+    db.sql("BEGIN; SAVEPOINT a; ALTER TABLE ev DETACH PARTITION ev_w; ROLLBACK TO a; COMMIT")
+    assert member_triggers(db, "ev_w") == 4
+    assert_incremental(db)
+    # The detached table's name taken in another schema in the same transaction: only the
+    # table that left counts.
+    db.sql("CREATE SCHEMA archive")
+    db.sql("BEGIN; CREATE TABLE archive.ev_w (LIKE ev); "
+           "INSERT INTO archive.ev_w VALUES (1, 'w', 1, 'archive'), (2, 'w', 2, 'archive'); "
+           "ALTER TABLE ev DETACH PARTITION public.ev_w; COMMIT")
+    assert_differential(db)
+    # And attached back from a search_path that finds it first.
+    db.sql("BEGIN; SET LOCAL search_path = public, archive; "
+           "ALTER TABLE ev ATTACH PARTITION ev_w FOR VALUES IN ('w'); COMMIT")
+    assert_differential(db)
+
+
+def test_writes_and_tree_changes_in_one_transaction_beside_a_refreshing_session(events):
+    import threading
+    db = events
+    db.sql("CREATE TABLE ev_w (LIKE ev)")
+    db.sql("INSERT INTO ev_w SELECT g, 'w', g, 'w' FROM generate_series(1, 10) g")
+    stop = threading.Event()
+    errors = []
+
+    def refresh_loop():
+        conn = db.connect(autocommit=False)
+        while not stop.is_set():
+            try:
+                with conn.cursor() as cur:
+                    for name in QUERIES:
+                        cur.execute("SELECT pgstream.refresh_stream_table(%s)", (name,))
+                conn.commit()
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+                conn.rollback()
+
+    thread = threading.Thread(target=refresh_loop)
+    thread.start()
+    try:
+        for i in range(6):
+            db.sql(f"BEGIN; INSERT INTO ev VALUES ({10000 + i}, 'n', 91, 'loop'); "
+                   "UPDATE ev_s_hi SET amount = amount + 1 WHERE id % 5 = 0; "
+                   + ("ALTER TABLE ev ATTACH PARTITION ev_w FOR VALUES IN ('w'); " if i % 2 == 0
+                      else "ALTER TABLE ev DETACH PARTITION ev_w; ")
+                   + "DELETE FROM ev_n WHERE id % 11 = 0; COMMIT")
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors
+    assert_incremental(db)
+
+
 def test_a_dropped_or_truncated_partition_makes_readers_recompute(events):
     db = events
     db.sql("DROP TABLE ev_n")
@@ -133,6 +201,9 @@ def test_a_dropped_or_truncated_partition_makes_readers_recompute(events):
 def test_a_partition_whose_triggers_were_off_makes_readers_recompute(events):
     db = events
     db.sql("ALTER TABLE ev_s_hi DISABLE TRIGGER ALL")
+    # Left off as the user asked (a bulk load), like on any table.
+    assert db.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ev_s_hi'::regclass "
+                    "AND tgname LIKE 'pgstream\\_part\\_%' AND tgenabled = 'D'") == 4
     db.sql("INSERT INTO ev_s_hi VALUES (8000, 's', 99, 'unseen')")
     db.sql("ALTER TABLE ev_s_hi ENABLE TRIGGER ALL")
     kinds = refresh_all(db)
@@ -204,6 +275,16 @@ def test_trees_that_cannot_be_captured_are_recomputed_and_triggers_go_with_the_r
     db.sql("DROP EXTENSION pg_stream_dbt CASCADE")
     assert db.value("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgstream%'") == 0
     db.sql("INSERT INTO ev VALUES (1, 'n', 1, 'after')")
+
+
+def test_a_users_trigger_named_like_a_member_trigger_changes_nothing(events):
+    db = events
+    db.sql("CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$")
+    db.sql("CREATE TABLE other (a int)")
+    db.sql("CREATE TRIGGER pgstream_part_99999999999 AFTER INSERT ON other FOR EACH STATEMENT EXECUTE FUNCTION noop()")
+    db.sql("ALTER TABLE other DISABLE TRIGGER ALL")
+    db.sql("DROP TABLE other")
+    assert_differential(db)
 
 
 def test_a_plain_owner_attaches_and_detaches_its_own_partitions(db):

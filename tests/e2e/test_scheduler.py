@@ -140,6 +140,37 @@ def test_failing_table_is_suspended_and_resumes(db):
     wait_for(lambda: db.value("SELECT count(*) FROM st") == 1, what="refresh after resume")
 
 
+def test_a_relation_missing_for_a_while_does_not_suspend(db):
+    """A deployment drops a view a stream table reads and makes it again (dbt's view
+    materialization drops the old view's dependents with CASCADE): the failures meanwhile do not
+    suspend the stream table within pgstream.missing_relation_grace of its last success."""
+    db.sql("CREATE TABLE src (a int)")
+    db.sql("INSERT INTO src VALUES (1)")
+    db.sql("CREATE VIEW v AS SELECT a FROM src")
+    db.sql("SELECT pgstream.create_stream_table('st', 'SELECT a FROM v', '1s', 'DIFFERENTIAL')")
+    db.sql("DROP VIEW v")
+    wait_for(lambda: db.value("SELECT consecutive_errors FROM pgstream.pgs_stream_tables") >= 5,
+             what="five failed refreshes")
+    assert db.value("SELECT status FROM pgstream.pgs_stream_tables") == "ACTIVE"
+    assert "does not exist" in db.value("SELECT last_error FROM pgstream.pgs_stream_tables")
+    db.sql("CREATE VIEW v AS SELECT a FROM src")
+    db.sql("INSERT INTO src VALUES (2)")
+    wait_for(lambda: db.value("SELECT count(*) FROM st") == 2, what="the refresh after the view is back")
+    assert db.value("SELECT consecutive_errors FROM pgstream.pgs_stream_tables") == 0
+    # Without the grace, the third failure in a row suspends it as any other.
+    db.sql("ALTER SYSTEM SET pgstream.missing_relation_grace = 0")
+    db.sql("SELECT pg_reload_conf()")
+    try:
+        time.sleep(0.5)
+        db.sql("DROP VIEW v")
+        wait_for(lambda: db.value("SELECT status FROM pgstream.pgs_stream_tables") == "SUSPENDED",
+                 what="auto-suspend without grace")
+        assert db.value("SELECT consecutive_errors FROM pgstream.pgs_stream_tables") == 3
+    finally:
+        db.sql("ALTER SYSTEM RESET pgstream.missing_relation_grace")
+        db.sql("SELECT pg_reload_conf()")
+
+
 def test_scheduler_stops_when_disabled_and_resumes(db):
     db.sql("CREATE TABLE src (a int)")
     db.sql("SELECT pgstream.create_stream_table('st', 'SELECT a FROM src', '1s', 'FULL')")
