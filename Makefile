@@ -1,5 +1,5 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch bench-deployment bench-deployment-smoke
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch bench-deployment bench-deployment-smoke bench-parallel bench-parallel-smoke
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
@@ -30,6 +30,12 @@ bench-refresh-10m: ## the fixed 1000-row change set at 100k vs 10M rows (DIFFERE
 	bench/refresh --10m
 bench-refresh-smoke: ## bench/refresh at 10k/20k rows with short DML loops: does it all work? (seconds)
 	bench/refresh --smoke
+bench-parallel: ## 200 stream tables due at once: refreshed one after the other vs by parallel refresh workers
+	bench/parallel
+
+bench-parallel-smoke: ## bench/parallel with 20 stream tables over 20k rows: does it all work? (seconds)
+	bench/parallel --smoke
+
 bench-deployment: ## a living dbt deployment for one compressed hour: stream_table vs materialized_view vs table (about 15 minutes)
 	bench/deployment
 bench-deployment-smoke: ## bench/deployment at 20k rows, a 12-minute "hour" of 2 s minutes: does it all work? (under 2 minutes)

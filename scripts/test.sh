@@ -35,8 +35,9 @@ PG_BIN="${PG_BIN}" "${VENV}/bin/python" -m pytest -q -p no:cacheprovider "${ROOT
 say "tier 4: the dbt-pgstream integration flow on dbt 1.8, 1.9, 1.10 and 1.11"
 "${ROOT}/scripts/dbt_integration.sh"
 
-say "tier 5: benchmark smoke (bench/refresh --smoke: every measurement runs, numbers not judged)"
+say "tier 5: benchmark smoke (bench/refresh --smoke, bench/parallel --smoke: every measurement runs, numbers not judged)"
 "${ROOT}/bench/refresh" --smoke
+"${ROOT}/bench/parallel" --smoke
 if [[ "${PG_MAJOR}" == 15 && -z "${SKIP_OTHER_MAJORS:-}" ]]; then
     say "tier 6: PostgreSQL 18 and 16 (end-to-end tests and the dbt 1.11 flow on each; SKIP_OTHER_MAJORS=1 skips)"
     "${ROOT}/scripts/test_major.sh" 18

@@ -11,6 +11,10 @@ pub static MIN_SCHEDULE_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(10);
 /// Failures in a row after which a stream table is suspended (`pgstream.max_consecutive_errors`).
 pub static MAX_CONSECUTIVE_ERRORS: GucSetting<i32> = GucSetting::<i32>::new(3);
 
+/// Due stream tables of one database refreshed at once (`pgstream.max_parallel_refreshes`; 0:
+/// one per CPU core; 1: one after the other in the database's scheduler worker).
+pub static MAX_PARALLEL_REFRESHES: GucSetting<i32> = GucSetting::<i32>::new(0);
+
 /// Seconds since its last success during which failures of a scheduled refresh because a
 /// relation its query reads does not exist never suspend it (`pgstream.missing_relation_grace`):
 /// a deployment re-creating views (dbt drops a view's dependents with CASCADE and makes them again
@@ -68,6 +72,16 @@ pub fn register() {
         &MAX_CONSECUTIVE_ERRORS,
         1,
         1_000_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pgstream.max_parallel_refreshes",
+        c"Due stream tables of one database refreshed at once, each by a refresh worker (0: one per CPU core).",
+        c"1 refreshes them one after the other in the database's scheduler worker. Each refresh worker takes a max_worker_processes slot; without one the scheduler worker refreshes the table itself.",
+        &MAX_PARALLEL_REFRESHES,
+        0,
+        1024,
         GucContext::Sighup,
         GucFlags::default(),
     );

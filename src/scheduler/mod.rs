@@ -2,7 +2,8 @@
 //! extension, each refreshing that database's due stream tables in dependency order.
 
 pub mod launcher;
-pub use pgstream_core::scheduler::plan;
+pub use pgstream_core::scheduler::{dispatch, plan};
+pub mod refresher;
 pub mod worker;
 
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};

@@ -1,13 +1,16 @@
 //! A per-database scheduler worker: each tick, refresh the due stream tables in dependency
-//! order, each in its own transaction as the table's owner; count and record failures.
+//! order (several at once in refresh workers), each in its own transaction as the table's
+//! owner; count and record failures.
 
 use super::plan::{self, Scheduled};
+use super::{dispatch, refresher};
 use crate::catalog;
 use crate::gucs;
 use crate::refresh::subxact::{error_message, missing_relation};
 use crate::refresh::{self, FailureRecording, Skipping};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A transaction that failed: its error message, and whether it said a relation is missing.
@@ -126,8 +129,9 @@ fn refresh_scheduled(id: i64) -> Option<String> {
     Some(table.display_name())
 }
 
-/// One tick: refresh what is due, upstream first.
-fn tick() {
+/// One tick: refresh what is due, upstream first; several at once (refresh workers) when
+/// `pgstream.max_parallel_refreshes` allows.
+fn tick(database: pg_sys::Oid) {
     // A restored dump's stream tables are adopted before they are scheduled.
     if let Err(message) = in_transaction(catalog::adopt_restored_rows) {
         log!("pg_stream_dbt scheduler: adopting a restored catalog failed: {message}");
@@ -138,32 +142,78 @@ fn tick() {
         return;
     };
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
-    for id in plan::due_in_order(&tables, now) {
+    let due = plan::due_in_order(&tables, now);
+    let parallel = dispatch::parallel_refreshes(
+        gucs::MAX_PARALLEL_REFRESHES.get(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    if parallel <= 1 || due.len() <= 1 {
+        for id in due {
+            pgrx::check_for_interrupts!();
+            refresh_and_record(id);
+        }
+        return;
+    }
+    let upstream: BTreeMap<i64, Vec<i64>> =
+        tables.iter().map(|t| (t.id, t.upstream.clone())).collect();
+    let mut dispatch = dispatch::Dispatch::new(&due, &upstream);
+    let mut workers = BTreeMap::new();
+    while !dispatch.done() {
         pgrx::check_for_interrupts!();
-        if let Err(failure) = in_transaction(move || refresh_scheduled(id)) {
-            let name = in_transaction(move || catalog::find_by_id(id).map(|t| t.display_name()))
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| format!("#{id}"));
-            log!("pg_stream_dbt scheduler: refresh of {name} failed: {failure}");
-            let max = gucs::MAX_CONSECUTIVE_ERRORS.get();
-            let suspension = catalog::Suspension {
-                max_consecutive_errors: max,
-                grace_seconds: if failure.missing_relation {
-                    gucs::MISSING_RELATION_GRACE.get()
-                } else {
-                    0
-                },
-            };
-            let message = failure.message;
-            let outcome = in_transaction(move || catalog::record_failure(id, &message, suspension));
-            if let Ok(Some(true)) = outcome {
-                warning!(
-                    "pg_stream_dbt: stream table {name} suspended after {max} consecutive failed \
-                     refreshes; resume with pgstream.alter_stream_table('{name}', status => 'ACTIVE')"
-                );
+        for id in dispatch.start(parallel) {
+            match refresher::start(database, id) {
+                Some(worker) => {
+                    workers.insert(id, worker);
+                }
+                None => {
+                    // No worker slot free (max_worker_processes): refreshed here instead.
+                    refresh_and_record(id);
+                    dispatch.finish(id);
+                }
             }
         }
+        let finished: Vec<i64> = workers
+            .iter()
+            .filter(|(_, worker)| refresher::finished(worker))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in finished {
+            workers.remove(&id);
+            dispatch.finish(id);
+        }
+        if !dispatch.done() && !BackgroundWorker::wait_latch(Some(Duration::from_millis(10))) {
+            return; // the postmaster died
+        }
+    }
+}
+
+/// Refreshes stream table `id` in a transaction of its own and records a failure (suspending the
+/// table after too many in a row) in another.
+pub(super) fn refresh_and_record(id: i64) {
+    let Err(failure) = in_transaction(move || refresh_scheduled(id)) else {
+        return;
+    };
+    let name = in_transaction(move || catalog::find_by_id(id).map(|t| t.display_name()))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| format!("#{id}"));
+    log!("pg_stream_dbt scheduler: refresh of {name} failed: {failure}");
+    let max = gucs::MAX_CONSECUTIVE_ERRORS.get();
+    let suspension = catalog::Suspension {
+        max_consecutive_errors: max,
+        grace_seconds: if failure.missing_relation {
+            gucs::MISSING_RELATION_GRACE.get()
+        } else {
+            0
+        },
+    };
+    let message = failure.message;
+    let outcome = in_transaction(move || catalog::record_failure(id, &message, suspension));
+    if let Ok(Some(true)) = outcome {
+        warning!(
+            "pg_stream_dbt: stream table {name} suspended after {max} consecutive failed \
+             refreshes; resume with pgstream.alter_stream_table('{name}', status => 'ACTIVE')"
+        );
     }
 }
 
@@ -173,14 +223,10 @@ extern "C-unwind" {
     fn postgres_die(signal: std::ffi::c_int);
 }
 
-/// Entry point of a per-database worker; its argument is the database oid.
-#[pg_guard]
-#[no_mangle]
-pub extern "C-unwind" fn pgstream_scheduler_main(arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
-    // SIGTERM must interrupt a running refresh too (fast shutdown, pg_terminate_backend,
-    // DROP DATABASE ... WITH (FORCE)): PostgreSQL's own handler ends the worker at the next
-    // interrupt check.
+/// SIGTERM must interrupt a running refresh too (fast shutdown, pg_terminate_backend, DROP
+/// DATABASE ... WITH (FORCE)): PostgreSQL's own handler ends the worker at the next interrupt
+/// check.
+pub(super) fn die_on_sigterm() {
     // (PostgreSQL 18 names the backend's pqsignal pqsignal_be.)
     #[cfg(not(feature = "pg18"))]
     unsafe {
@@ -190,6 +236,14 @@ pub extern "C-unwind" fn pgstream_scheduler_main(arg: pg_sys::Datum) {
     unsafe {
         pg_sys::pqsignal_be(libc::SIGTERM, Some(postgres_die))
     };
+}
+
+/// Entry point of a per-database worker; its argument is the database oid.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn pgstream_scheduler_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
+    die_on_sigterm();
     let database = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
     if !gucs::ENABLED.get() {
@@ -225,7 +279,7 @@ pub extern "C-unwind" fn pgstream_scheduler_main(arg: pg_sys::Datum) {
             super::remember_without_extension(database.to_u32());
             return;
         }
-        tick();
+        tick(database);
         let interval = gucs::SCHEDULER_INTERVAL_MS.get().max(10) as u64;
         BackgroundWorker::wait_latch(Some(Duration::from_millis(interval)));
     }
