@@ -132,11 +132,14 @@ fn sync_partitions(
     }
     // Triggers for new members, none for tables that left, unless a set-up of the source is
     // under way elsewhere: this DDL holds its tables' locks already, a set-up takes its lock
-    // first and the tables' after (waiting here could deadlock). Members left without their
-    // triggers make the next refresh recompute and put them in place.
+    // first and the tables' after (waiting here could deadlock). The source then counts as
+    // truncated (the set-up may have read the members before this DDL, and writes to a member
+    // without its triggers are not captured): the next refresh recomputes and puts the triggers
+    // of members still without them in place.
     if try_lock_for_setup(root) {
         sync(&[root]);
     } else {
+        record(root, "TRUNCATE");
         pgrx::log!(
             "pg_stream_dbt: the capture of source {} is being set up elsewhere; its new partitions get their triggers at its next refresh",
             root.to_u32()

@@ -112,6 +112,20 @@ pub fn lock_for_setup(sources: impl IntoIterator<Item = pg_sys::Oid>) {
     }
 }
 
+/// Takes the set-up lock of every source in `sources` in share mode, to the end of the
+/// transaction: no set-up of those sources runs meanwhile (a refresh reading their capture as
+/// it is), while other refreshes of their readers go on at the same time. Taken after
+/// [`lock_for_setup`] in the same transaction it is free.
+pub fn share_setup_locks(sources: impl IntoIterator<Item = pg_sys::Oid>) {
+    for source in sorted_sources(sources) {
+        Spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2::pg_catalog.int4)",
+            &[CAPTURE_SETUP_LOCK_KEY.into(), (source as i32).into()],
+        )
+        .unwrap_or_else(|e| panic!("taking the capture set-up lock failed: {e}"));
+    }
+}
+
 /// Takes the set-up lock of `source` if no other transaction holds it (see [`lock_for_setup`]).
 pub fn try_lock_for_setup(source: pg_sys::Oid) -> bool {
     Spi::get_one_with_args::<bool>(

@@ -3,7 +3,10 @@
 
 pub mod launcher;
 pub use pgstream_core::scheduler::{dispatch, plan};
+mod pool;
 pub mod refresher;
+mod slots;
+use slots::REFRESH_SLOTS;
 pub mod worker;
 
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
@@ -99,6 +102,7 @@ pub fn register_at_preload() {
     PRELOADED.store(true, Ordering::Relaxed);
     pg_shmem_init!(RESCAN_GENERATION = AtomicU64::new(0));
     pg_shmem_init!(WITHOUT_EXTENSION = DatabasesWithoutExtension::default());
+    pg_shmem_init!(REFRESH_SLOTS = slots::Slots::default());
     BackgroundWorkerBuilder::new("pg_stream_dbt launcher")
         .set_type("pg_stream_dbt launcher")
         .set_library("pg_stream_dbt")

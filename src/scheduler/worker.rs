@@ -3,7 +3,7 @@
 //! owner; count and record failures.
 
 use super::plan::{self, Scheduled};
-use super::{dispatch, refresher};
+use super::{dispatch, pool};
 use crate::catalog;
 use crate::gucs;
 use crate::refresh::subxact::{error_message, missing_relation};
@@ -130,8 +130,8 @@ fn refresh_scheduled(id: i64) -> Option<String> {
 }
 
 /// One tick: refresh what is due, upstream first; several at once (refresh workers) when
-/// `pgstream.max_parallel_refreshes` allows.
-fn tick(database: pg_sys::Oid) {
+/// `pgstream.max_parallel_refreshes` allows. False when the postmaster died.
+fn tick(database: pg_sys::Oid) -> bool {
     // A restored dump's stream tables are adopted before they are scheduled.
     if let Err(message) = in_transaction(catalog::adopt_restored_rows) {
         log!("pg_stream_dbt scheduler: adopting a restored catalog failed: {message}");
@@ -139,52 +139,25 @@ fn tick(database: pg_sys::Oid) {
     let Ok(tables) =
         in_transaction(load_schedule).map_err(|e| log!("pg_stream_dbt scheduler: {e}"))
     else {
-        return;
+        return true;
     };
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
     let due = plan::due_in_order(&tables, now);
     let parallel = dispatch::parallel_refreshes(
         gucs::MAX_PARALLEL_REFRESHES.get(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
+        unsafe { pg_sys::max_worker_processes },
     );
     if parallel <= 1 || due.len() <= 1 {
         for id in due {
             pgrx::check_for_interrupts!();
             refresh_and_record(id);
         }
-        return;
+        return true;
     }
     let upstream: BTreeMap<i64, Vec<i64>> =
         tables.iter().map(|t| (t.id, t.upstream.clone())).collect();
-    let mut dispatch = dispatch::Dispatch::new(&due, &upstream);
-    let mut workers = BTreeMap::new();
-    while !dispatch.done() {
-        pgrx::check_for_interrupts!();
-        for id in dispatch.start(parallel) {
-            match refresher::start(database, id) {
-                Some(worker) => {
-                    workers.insert(id, worker);
-                }
-                None => {
-                    // No worker slot free (max_worker_processes): refreshed here instead.
-                    refresh_and_record(id);
-                    dispatch.finish(id);
-                }
-            }
-        }
-        let finished: Vec<i64> = workers
-            .iter()
-            .filter(|(_, worker)| refresher::finished(worker))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in finished {
-            workers.remove(&id);
-            dispatch.finish(id);
-        }
-        if !dispatch.done() && !BackgroundWorker::wait_latch(Some(Duration::from_millis(10))) {
-            return; // the postmaster died
-        }
-    }
+    pool::refresh_in_parallel(database, &due, &upstream, parallel)
 }
 
 /// Refreshes stream table `id` in a transaction of its own and records a failure (suspending the
@@ -261,6 +234,7 @@ pub extern "C-unwind" fn pgstream_scheduler_main(arg: pg_sys::Datum) {
         );
         return;
     }
+    pool::stop_workers_on_exit();
     log!(
         "pg_stream_dbt scheduler started for database {}",
         database.to_u32()
@@ -279,8 +253,10 @@ pub extern "C-unwind" fn pgstream_scheduler_main(arg: pg_sys::Datum) {
             super::remember_without_extension(database.to_u32());
             return;
         }
-        tick(database);
         let interval = gucs::SCHEDULER_INTERVAL_MS.get().max(10) as u64;
-        BackgroundWorker::wait_latch(Some(Duration::from_millis(interval)));
+        if !tick(database) || !BackgroundWorker::wait_latch(Some(Duration::from_millis(interval))) {
+            log!("pg_stream_dbt scheduler stopping: the postmaster died");
+            return;
+        }
     }
 }

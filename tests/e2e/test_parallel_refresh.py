@@ -1,7 +1,8 @@
 """Parallel refresh: a database's due stream tables are refreshed by up to
 pgstream.max_parallel_refreshes refresh workers at once, readers after what they read (see also
-test_scheduler.py's chain, which runs under the default of one worker per core), and a refresh
-worker that is terminated stops neither the scheduler nor the other refreshes."""
+test_scheduler.py's chain, which runs under the default of one worker per core); the workers stay
+between ticks and stop with their scheduler worker; a refresh worker that is terminated stops
+neither the scheduler nor the other refreshes."""
 
 import time
 
@@ -36,8 +37,10 @@ def slow_tables(db):
     set_limit(db, None)
 
 
-def refreshers(db):
-    return db.sql("SELECT pid FROM pg_stat_activity WHERE backend_type = %s AND datname = current_database()",
+def refreshers(db, busy=True):
+    """The refresh workers of this database (those refreshing a stream table now, with busy)."""
+    return db.sql("SELECT pid FROM pg_stat_activity WHERE backend_type = %s AND datname = current_database()"
+                  + (" AND state = 'active' AND query LIKE 'refresh of stream table #%%'" if busy else ""),
                   (REFRESHER,))
 
 
@@ -75,6 +78,26 @@ def test_a_limit_of_one_refreshes_in_the_scheduler_worker_itself(db, slow_tables
     assert most_at_once(db, 3) == 0
     after = refresh_counts(db)
     assert all(after[name] > before[name] for name in slow_tables), (before, after)
+
+
+def test_refresh_workers_stay_between_ticks_and_stop_with_their_scheduler(db, slow_tables):
+    set_limit(db, 2)
+    wait_for(lambda: len(refreshers(db)) > 0, what="refresh workers")
+    time.sleep(1)
+    first = {pid for (pid,) in refreshers(db, busy=False)}
+    assert len(first) == 2, first
+    before = refresh_counts(db)
+    time.sleep(3)  # several ticks
+    after = refresh_counts(db)
+    assert all(after[name] > before[name] for name in slow_tables), (before, after)
+    assert {pid for (pid,) in refreshers(db, busy=False)} == first, "the same warm workers"
+    db.sql("ALTER SYSTEM SET pgstream.enabled = off")
+    db.sql("SELECT pg_reload_conf()")
+    try:
+        wait_for(lambda: not refreshers(db, busy=False), what="the refresh workers to stop with the scheduler")
+    finally:
+        db.sql("ALTER SYSTEM RESET pgstream.enabled")
+        db.sql("SELECT pg_reload_conf()")
 
 
 def test_a_terminated_refresh_worker_stops_neither_the_scheduler_nor_the_others(db, slow_tables):

@@ -16,18 +16,22 @@ pub struct Dispatch {
 
 impl Dispatch {
     /// `due`: the tick's tables, upstream first (`plan::due_in_order`); `upstream`: the stream
-    /// tables each reads (any, due or not: only the due ones are waited for).
+    /// tables each reads (any, due or not). A table waits only for the due tables it reads that
+    /// come before it in `due`, so a cycle of stream tables cannot make the tick wait forever:
+    /// its tables run in the tick's order, as they would one at a time.
     pub fn new(due: &[i64], upstream: &BTreeMap<i64, Vec<i64>>) -> Self {
-        let due_set: BTreeSet<i64> = due.iter().copied().collect();
+        let position: BTreeMap<i64, usize> =
+            due.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let waits_for = due
             .iter()
-            .map(|id| {
+            .enumerate()
+            .map(|(at, id)| {
                 let ups = upstream
                     .get(id)
                     .into_iter()
                     .flatten()
                     .copied()
-                    .filter(|u| *u != *id && due_set.contains(u))
+                    .filter(|u| position.get(u).is_some_and(|p| *p < at))
                     .collect();
                 (*id, ups)
             })
@@ -79,12 +83,48 @@ impl Dispatch {
 }
 
 /// The number of refreshes to run at once for `setting` (`pgstream.max_parallel_refreshes`; 0:
-/// one per CPU core of the machine, `cores`).
-pub fn parallel_refreshes(setting: i32, cores: usize) -> usize {
+/// one per CPU core of the machine, `cores`, but at most a quarter of `max_worker_processes`,
+/// which parallel query, logical replication and other extensions share).
+pub fn parallel_refreshes(setting: i32, cores: usize, max_worker_processes: i32) -> usize {
     if setting > 0 {
         setting as usize
     } else {
-        cores.max(1)
+        let quarter = usize::try_from(max_worker_processes / 4).unwrap_or(0);
+        cores.min(quarter).max(1)
+    }
+}
+
+/// What a refresh worker is started with (its `bgw_extra`): the database's oid, the generation
+/// of its shared-memory slot and the pid of the scheduler worker that owns the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerExtra {
+    pub database: u32,
+    pub generation: u32,
+    pub scheduler: i32,
+}
+
+impl std::fmt::Display for WorkerExtra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {}",
+            self.database, self.generation, self.scheduler
+        )
+    }
+}
+
+impl WorkerExtra {
+    /// Reads what `to_string` wrote; `None` for anything else.
+    pub fn parse(extra: &str) -> Option<Self> {
+        let mut parts = extra.split(' ');
+        let database = parts.next()?.parse().ok()?;
+        let generation = parts.next()?.parse().ok()?;
+        let scheduler = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(WorkerExtra {
+            database,
+            generation,
+            scheduler,
+        })
     }
 }
 
@@ -142,16 +182,49 @@ mod tests {
     }
 
     #[test]
+    fn a_cycle_of_stream_tables_runs_in_the_ticks_order_instead_of_waiting_forever() {
+        // 1 reads 2 and 2 reads 1: the tick's order puts 1 first, so only 2 waits.
+        let ups = upstream(&[(1, &[2]), (2, &[1])]);
+        let mut d = Dispatch::new(&[1, 2], &ups);
+        assert_eq!(d.start(4), vec![1]);
+        d.finish(1);
+        assert_eq!(d.start(4), vec![2]);
+        d.finish(2);
+        assert!(d.done());
+    }
+
+    #[test]
     fn a_limit_of_zero_still_runs_one() {
         let mut d = Dispatch::new(&[1, 2], &BTreeMap::new());
         assert_eq!(d.start(0), vec![1]);
     }
 
     #[test]
-    fn the_default_is_one_per_core() {
-        assert_eq!(parallel_refreshes(0, 2), 2);
-        assert_eq!(parallel_refreshes(0, 0), 1);
-        assert_eq!(parallel_refreshes(3, 2), 3);
-        assert_eq!(parallel_refreshes(1, 8), 1);
+    fn a_worker_extra_reads_back_what_was_written_and_nothing_else() {
+        let extra = WorkerExtra {
+            database: 16384,
+            generation: u32::MAX,
+            scheduler: 4242,
+        };
+        assert_eq!(WorkerExtra::parse(&extra.to_string()), Some(extra));
+        assert_eq!(
+            extra.to_string().len() <= 96,
+            true,
+            "fits bgw_extra (128 bytes)"
+        );
+        for bad in ["", "16384 7", "x 7 1", "-1 7 1", "1 2 3 4", "1  2 3"] {
+            assert_eq!(WorkerExtra::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_is_one_per_core_within_a_quarter_of_the_worker_processes() {
+        assert_eq!(parallel_refreshes(0, 2, 8), 2);
+        assert_eq!(parallel_refreshes(0, 16, 8), 2);
+        assert_eq!(parallel_refreshes(0, 16, 64), 16);
+        assert_eq!(parallel_refreshes(0, 0, 8), 1);
+        assert_eq!(parallel_refreshes(0, 4, 3), 1);
+        assert_eq!(parallel_refreshes(3, 2, 8), 3);
+        assert_eq!(parallel_refreshes(1, 8, 8), 1);
     }
 }
