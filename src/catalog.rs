@@ -665,6 +665,47 @@ pub fn update_sources(id: i64, analyzed: &crate::query::AnalyzedQuery) {
     })
 }
 
+/// Whether the catalog records exactly `sources` (relation, kind, columns read) for stream
+/// table `id`: then what its sources' change capture must provide is unchanged.
+pub fn records_sources(id: i64, sources: &[Source]) -> bool {
+    type Key = (u32, String, Option<Vec<String>>);
+    let normalize = |mut keys: Vec<Key>| {
+        for key in &mut keys {
+            if let Some(columns) = key.2.as_mut() {
+                columns.sort();
+            }
+        }
+        keys.sort();
+        keys
+    };
+    let recorded: Vec<Key> =
+        Spi::connect(|client| {
+            client
+            .select(
+                "SELECT source_relid, source_kind, used_columns FROM pgstream.pgs_dependencies \
+                 WHERE pgs_id = $1",
+                None,
+                &[id.into()],
+            )
+            .map(|rows| {
+                rows.map(|row| {
+                    (
+                        row.get::<pg_sys::Oid>(1).ok().flatten().map_or(0, |o| o.to_u32()),
+                        row.get::<String>(2).ok().flatten().unwrap_or_default(),
+                        row.get::<Vec<String>>(3).ok().flatten(),
+                    )
+                })
+                .collect()
+            })
+        })
+        .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"));
+    let wanted: Vec<Key> = sources
+        .iter()
+        .map(|s| (s.relid.to_u32(), s.kind.clone(), s.used_columns.clone()))
+        .collect();
+    normalize(recorded) == normalize(wanted)
+}
+
 /// The relations stream table `id` reads (views and base tables), by oid.
 pub fn source_oids(id: i64) -> Vec<pg_sys::Oid> {
     Spi::get_one_with_args::<Vec<pg_sys::Oid>>(

@@ -67,15 +67,26 @@ fn rederive_sources(table: &StreamTable) -> bool {
     let analyzed = crate::query::analyze(&table.display_name(), &table.defining_query);
     crate::query::drop_probe();
     let previous_sources = catalog::source_oids(table.id);
-    crate::capture::setup::lock_for_setup(
-        previous_sources
-            .iter()
-            .copied()
-            .chain(analyzed.sources.iter().map(|s| s.relid)),
-    );
-    catalog::update_sources(table.id, &analyzed);
-    catalog::sync_capture_of(table.id, &previous_sources);
     let changed = table.meaning.as_deref() != Some(analyzed.meaning.as_str());
+    // The same meaning, mode and relations and columns read: their capture needs nothing new
+    // (nothing later in this refresh syncs it), and readers of the same sources re-analyzing
+    // after the same DDL do not wait for each other.
+    let capture_unchanged = !changed
+        && table.effective_mode.is_some()
+        && catalog::records_sources(table.id, &analyzed.sources);
+    if capture_unchanged {
+        crate::capture::setup::share_setup_locks(previous_sources.iter().copied());
+        catalog::update_sources(table.id, &analyzed);
+    } else {
+        crate::capture::setup::lock_for_setup(
+            previous_sources
+                .iter()
+                .copied()
+                .chain(analyzed.sources.iter().map(|s| s.relid)),
+        );
+        catalog::update_sources(table.id, &analyzed);
+        catalog::sync_capture_of(table.id, &previous_sources);
+    }
     if changed {
         pgrx::log!(
             "pg_stream_dbt: what the query of {} depends on changed; it is recomputed",

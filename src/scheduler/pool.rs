@@ -99,8 +99,9 @@ fn grow(pool: &mut Pool, database: pg_sys::Oid, wanted: usize) {
 }
 
 /// Notes the refreshes that ended (the dispatch's readers may start) and drops the workers
-/// that left, giving their slots up.
-fn collect(pool: &mut Pool, dispatch: &mut Dispatch) {
+/// that left, giving their slots up; returns how many left.
+fn collect(pool: &mut Pool, dispatch: &mut Dispatch) -> usize {
+    let before = pool.workers.len();
     pool.workers.retain_mut(|worker| {
         let slot = worker.slot();
         let stopped = refresher::stopped(&worker.handle);
@@ -128,6 +129,7 @@ fn collect(pool: &mut Pool, dispatch: &mut Dispatch) {
             unsafe { pg_sys::MemoryContextReset(context) };
         }
     }
+    before - pool.workers.len()
 }
 
 /// Refreshes `due` (upstream first; `upstream`: the stream tables each reads) with up to
@@ -141,13 +143,18 @@ pub fn refresh_in_parallel(
 ) -> bool {
     POOL.with_borrow_mut(|pool| {
         let mut dispatch = Dispatch::new(due, upstream);
+        let wanted = parallel.min(due.len()).min(slots::SLOTS);
         collect(pool, &mut dispatch);
-        grow(pool, database, parallel.min(due.len()).min(slots::SLOTS));
+        grow(pool, database, wanted);
         loop {
             pgrx::check_for_interrupts!();
-            collect(pool, &mut dispatch);
+            let left = collect(pool, &mut dispatch);
             if dispatch.done() {
                 return true;
+            }
+            if left > 0 {
+                // A worker was terminated or failed: another takes its place for this tick.
+                grow(pool, database, wanted);
             }
             if pool.workers.is_empty() {
                 // No refresh worker (slots or max_worker_processes ran out): one at a time here.
