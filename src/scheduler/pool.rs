@@ -3,7 +3,7 @@
 
 use super::dispatch::Dispatch;
 use super::refresher;
-use super::slots::{self, DONE, IDLE};
+use super::slots::{self, DONE, EXITED, IDLE};
 use super::worker::refresh_and_record;
 use pgrx::bgworkers::{BackgroundWorker, DynamicBackgroundWorker};
 use pgrx::prelude::*;
@@ -45,25 +45,52 @@ pub fn stop_workers_on_exit() {
     unsafe { pg_sys::before_shmem_exit(Some(stop_workers), pg_sys::Datum::from(0)) };
 }
 
+#[pg_guard]
 unsafe extern "C-unwind" fn stop_workers(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
-    let _ = POOL.try_with(|pool| {
-        if let Ok(pool) = pool.try_borrow() {
-            for worker in &pool.workers {
+    // From shared memory, not the pool: a FATAL exit can come while the pool is borrowed.
+    slots::release_owned();
+}
+
+/// At every tick: drops the workers that left and asks idle ones beyond `parallel` to leave
+/// (all of them when refreshes run one at a time), so a lowered limit takes effect and unused
+/// slots go back to the cluster.
+pub fn settle(parallel: usize) {
+    POOL.with_borrow_mut(|pool| {
+        let keep = if parallel <= 1 { 0 } else { parallel };
+        let mut serving = 0;
+        for worker in pool.workers.iter_mut().filter(|w| !w.left) {
+            serving += 1;
+            if serving > keep && worker.busy.is_none() {
                 let slot = worker.slot();
-                let pid = slot.worker();
-                if pid != 0 && slots::alive(pid) {
-                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                if slot.transition(worker.generation, IDLE, EXITED) {
+                    slots::wake(slot.worker());
                 }
-                slot.release();
+                worker.left = true;
             }
         }
-    });
+        pool.workers.retain(|worker| {
+            let gone = worker.busy.is_none() && refresher::stopped(&worker.handle);
+            if gone {
+                worker.slot().release();
+            }
+            !gone
+        });
+        reset_handles_when_empty(pool);
+    })
+}
+
+fn reset_handles_when_empty(pool: &mut Pool) {
+    if pool.workers.is_empty() {
+        if let Some(context) = pool.handles {
+            unsafe { pg_sys::MemoryContextReset(context) };
+        }
+    }
 }
 
 /// Starts refresh workers until `wanted` serve this scheduler worker (fewer when the shared
 /// slots or max_worker_processes run out).
 fn grow(pool: &mut Pool, database: pg_sys::Oid, wanted: usize) {
-    while pool.workers.len() < wanted {
+    while pool.workers.iter().filter(|w| !w.left).count() < wanted {
         let Some((index, generation)) = slots::claim() else {
             log!(
                 "pg_stream_dbt scheduler: all {} refresh worker slots are taken",
@@ -124,11 +151,7 @@ fn collect(pool: &mut Pool, dispatch: &mut Dispatch) -> usize {
         }
         !stopped
     });
-    if pool.workers.is_empty() {
-        if let Some(context) = pool.handles {
-            unsafe { pg_sys::MemoryContextReset(context) };
-        }
-    }
+    reset_handles_when_empty(pool);
     before - pool.workers.len()
 }
 
@@ -164,7 +187,13 @@ pub fn refresh_in_parallel(
                 }
                 continue;
             }
-            let limit = pool.workers.iter().filter(|w| !w.left).count().max(1);
+            let limit = pool
+                .workers
+                .iter()
+                .filter(|w| !w.left)
+                .count()
+                .min(parallel)
+                .max(1);
             for id in dispatch.start(limit) {
                 let idle = pool
                     .workers

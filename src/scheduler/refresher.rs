@@ -71,6 +71,13 @@ fn report_activity(refreshing: Option<i64>) {
     unsafe { pg_sys::pgstat_report_activity(state, text.as_ptr()) };
 }
 
+#[pg_guard]
+unsafe extern "C-unwind" fn detach_on_exit(_code: std::ffi::c_int, index: pg_sys::Datum) {
+    if let Some(slot) = slots::slot(index.value()) {
+        slot.detach_worker();
+    }
+}
+
 /// Entry point of a refresh worker: its argument is its slot's index, its extra the database's
 /// oid, the slot's generation and the scheduler worker's pid.
 #[pg_guard]
@@ -94,6 +101,8 @@ pub extern "C-unwind" fn pgstream_refresher_main(arg: pg_sys::Datum) {
     if !slot.attach_worker(generation) {
         return; // the slot was claimed again before this worker started
     }
+    // However it exits (FATAL included), its pid leaves the slot.
+    unsafe { pg_sys::before_shmem_exit(Some(detach_on_exit), pg_sys::Datum::from(index as usize)) };
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(database)), None);
     report_activity(None);
     let mut idle_since = Instant::now();
@@ -116,8 +125,8 @@ pub extern "C-unwind" fn pgstream_refresher_main(arg: pg_sys::Datum) {
                 idle_since = Instant::now();
                 continue;
             }
+            Some(EXITED) | None => break, // asked to leave, or the slot is no longer its own
             Some(_) => {}
-            None => break,
         }
         if idle_since.elapsed() >= IDLE_EXIT && slot.transition(generation, IDLE, EXITED) {
             break;

@@ -70,6 +70,22 @@ pub fn wake(pid: i32) {
     }
 }
 
+/// Releases every slot this backend owns and asks their refresh workers to stop (SIGTERM to
+/// the pid each worker registered for itself and clears when it exits).
+pub fn release_owned() {
+    let me = unsafe { pg_sys::MyProcPid };
+    for slot in &REFRESH_SLOTS.get().slots {
+        if slot.owner.load(Ordering::SeqCst) != me {
+            continue;
+        }
+        let worker = slot.worker.load(Ordering::SeqCst);
+        if alive(worker) {
+            unsafe { libc::kill(worker, libc::SIGTERM) };
+        }
+        slot.release();
+    }
+}
+
 /// Slot `index` (which the caller got from `claim` or as its worker argument).
 pub fn slot(index: usize) -> Option<&'static Slot> {
     REFRESH_SLOTS.get().slots.get(index)
@@ -145,18 +161,29 @@ impl Slot {
     }
 
     /// The refresh worker of generation `generation` starts serving; false when the slot is no
-    /// longer that generation's.
+    /// longer that generation's. (Its pid is set first and the generation checked after, so a
+    /// worker of an earlier generation starting late never keeps the current one out.)
     pub fn attach_worker(&self, generation: u32) -> bool {
-        self.state(generation).is_some()
-            && self
+        let me = unsafe { pg_sys::MyProcPid };
+        for _ in 0..100 {
+            if self.state(generation).is_none() {
+                return false;
+            }
+            if self
                 .worker
-                .compare_exchange(
-                    0,
-                    unsafe { pg_sys::MyProcPid },
-                    Ordering::SeqCst,
-                    Ordering::SeqCst,
-                )
+                .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
+            {
+                if self.state(generation).is_some() {
+                    return true;
+                }
+                self.detach_worker();
+                return false;
+            }
+            // A late worker of an earlier generation holds the pid field for a moment.
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
     }
 
     /// The refresh worker leaves (its pid is cleared if the slot is still its own).

@@ -148,6 +148,7 @@ fn tick(database: pg_sys::Oid) -> bool {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         unsafe { pg_sys::max_worker_processes },
     );
+    pool::settle(parallel);
     if parallel <= 1 || due.len() <= 1 {
         for id in due {
             pgrx::check_for_interrupts!();

@@ -67,6 +67,10 @@ def test_due_tables_are_refreshed_by_workers_up_to_the_limit(db, slow_tables):
     time.sleep(2)
     after = refresh_counts(db)
     assert all(after[name] > before[name] for name in slow_tables), (before, after)
+    # A lowered limit takes effect: the worker beyond it leaves.
+    set_limit(db, 2)
+    wait_for(lambda: len(refreshers(db, busy=False)) <= 2, what="the third refresh worker to leave")
+    assert most_at_once(db, 3) == 2
     failed = db.value("SELECT sum(failed_refreshes) FROM pgstream.pgs_stream_tables")
     assert failed == 0
 
@@ -78,6 +82,8 @@ def test_a_limit_of_one_refreshes_in_the_scheduler_worker_itself(db, slow_tables
     assert most_at_once(db, 3) == 0
     after = refresh_counts(db)
     assert all(after[name] > before[name] for name in slow_tables), (before, after)
+    # The refresh workers of the earlier ticks were asked to leave.
+    wait_for(lambda: not refreshers(db, busy=False), what="the idle refresh workers to leave")
 
 
 def test_refresh_workers_stay_between_ticks_and_stop_with_their_scheduler(db, slow_tables):
