@@ -207,11 +207,7 @@ mod tests {
             scheduler: 4242,
         };
         assert_eq!(WorkerExtra::parse(&extra.to_string()), Some(extra));
-        assert_eq!(
-            extra.to_string().len() <= 96,
-            true,
-            "fits bgw_extra (128 bytes)"
-        );
+        assert!(extra.to_string().len() <= 96, "fits bgw_extra (128 bytes)");
         for bad in ["", "16384 7", "x 7 1", "-1 7 1", "1 2 3 4", "1  2 3"] {
             assert_eq!(WorkerExtra::parse(bad), None, "{bad:?}");
         }
