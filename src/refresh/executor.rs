@@ -196,7 +196,9 @@ impl Execution<'_> {
         match &self.root_identity {
             Identity::Key(key) => {
                 let work = self.work("full", stage, &sql::shaped_like("", &target, columns));
-                self.restricted(&sql::capture_fresh(&work, &stage.full_sql, columns));
+                let filled = self
+                    .restricted(&sql::capture_fresh(&work, &stage.full_sql, columns))
+                    .0 as i64;
                 work_tables::analyze(&[&work], 1);
                 let counts = self
                     .plain(&sql::full_keyed_counts(&target, &work, columns, key))
@@ -204,7 +206,8 @@ impl Execution<'_> {
                 let [delete, merge] = sql::full_keyed(&target, &work, columns, key);
                 let deleted = self.plain(&delete).0 as i64;
                 self.plain(&merge);
-                work_tables::empty(&[&work], LARGE);
+                // (A small result is deleted: TRUNCATE makes a new file every refresh.)
+                work_tables::empty(&[&work], filled);
                 AppliedChanges {
                     inserted: counts.first().copied().flatten().unwrap_or(0),
                     updated: counts.get(1).copied().flatten().unwrap_or(0),
