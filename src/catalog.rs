@@ -754,46 +754,8 @@ fn forget_covered_changes(id: i64) {
 
 /// Records what refresh_mode resolved to for stream table `id` and why (when it is FULL under
 /// AUTO). A change of the effective mode makes the next refresh FULL (row capture of its
-/// sources starts only now) and puts row capture on or off its sources. An unchanged mode
-/// changes no capture: it takes its sources' set-up locks in share mode only, so the refreshes
-/// of stream tables reading the same sources run at the same time (the refresh checked and
-/// repaired its capture before).
+/// sources starts only now) and puts row capture on or off its sources.
 pub fn set_effective_mode(id: i64, mode: &str, reason: Option<&str>) {
-    let (current_mode, current_reason) = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT effective_mode, mode_reason FROM pgstream.pgs_stream_tables WHERE pgs_id = $1",
-                None,
-                &[id.into()],
-            )
-            .map(|rows| {
-                rows.into_iter()
-                    .next()
-                    .map(|row| {
-                        (
-                            row.get::<String>(1).ok().flatten(),
-                            row.get::<String>(2).ok().flatten(),
-                        )
-                    })
-                    .unwrap_or_default()
-            })
-    })
-    .unwrap_or_else(|e| panic!("reading pgstream.pgs_stream_tables failed: {e}"));
-    if current_mode.as_deref() == Some(mode) {
-        crate::capture::setup::share_setup_locks(source_oids(id));
-        as_catalog_owner(|| {
-            if current_reason.as_deref() != reason {
-                run(
-                    "UPDATE pgstream.pgs_stream_tables SET mode_reason = $2 WHERE pgs_id = $1",
-                    &[id.into(), reason.into()],
-                );
-            }
-            if mode == "FULL" {
-                run("SELECT pgstream._drop_state_of($1)", &[id.into()]);
-            }
-        });
-        return;
-    }
     crate::capture::setup::lock_for_setup(source_oids(id));
     as_catalog_owner(|| {
         run(

@@ -103,13 +103,7 @@ fn sorted_sources(sources: impl IntoIterator<Item = pg_sys::Oid>) -> Vec<u32> {
 /// catalog row and then syncs its capture takes these locks *before* touching the row: the
 /// locks always come first, and two such transactions cannot wait for each other.
 pub fn lock_for_setup(sources: impl IntoIterator<Item = pg_sys::Oid>) {
-    for source in sorted_sources(sources) {
-        Spi::run_with_args(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1, $2::pg_catalog.int4)",
-            &[CAPTURE_SETUP_LOCK_KEY.into(), (source as i32).into()],
-        )
-        .unwrap_or_else(|e| panic!("taking the capture set-up lock failed: {e}"));
-    }
+    take_setup_locks(sources, "pg_advisory_xact_lock");
 }
 
 /// Takes the set-up lock of every source in `sources` in share mode, to the end of the
@@ -117,9 +111,14 @@ pub fn lock_for_setup(sources: impl IntoIterator<Item = pg_sys::Oid>) {
 /// it is), while other refreshes of their readers go on at the same time. Taken after
 /// [`lock_for_setup`] in the same transaction it is free.
 pub fn share_setup_locks(sources: impl IntoIterator<Item = pg_sys::Oid>) {
+    take_setup_locks(sources, "pg_advisory_xact_lock_shared");
+}
+
+/// The set-up locks of `sources` in oid order, by `function` (exclusive or shared).
+fn take_setup_locks(sources: impl IntoIterator<Item = pg_sys::Oid>, function: &str) {
     for source in sorted_sources(sources) {
         Spi::run_with_args(
-            "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, $2::pg_catalog.int4)",
+            &format!("SELECT pg_catalog.{function}($1, $2::pg_catalog.int4)"),
             &[CAPTURE_SETUP_LOCK_KEY.into(), (source as i32).into()],
         )
         .unwrap_or_else(|e| panic!("taking the capture set-up lock failed: {e}"));

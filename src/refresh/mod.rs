@@ -76,7 +76,6 @@ fn rederive_sources(table: &StreamTable) -> bool {
         && catalog::records_sources(table.id, &analyzed.sources);
     if capture_unchanged {
         crate::capture::setup::share_setup_locks(previous_sources.iter().copied());
-        catalog::update_sources(table.id, &analyzed);
     } else {
         crate::capture::setup::lock_for_setup(
             previous_sources
@@ -84,7 +83,9 @@ fn rederive_sources(table: &StreamTable) -> bool {
                 .copied()
                 .chain(analyzed.sources.iter().map(|s| s.relid)),
         );
-        catalog::update_sources(table.id, &analyzed);
+    }
+    catalog::update_sources(table.id, &analyzed);
+    if !capture_unchanged {
         catalog::sync_capture_of(table.id, &previous_sources);
     }
     if changed {

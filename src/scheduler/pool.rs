@@ -68,23 +68,9 @@ pub fn settle(parallel: usize) {
                 worker.left = true;
             }
         }
-        pool.workers.retain(|worker| {
-            let gone = worker.busy.is_none() && refresher::stopped(&worker.handle);
-            if gone {
-                worker.slot().release();
-            }
-            !gone
-        });
-        reset_handles_when_empty(pool);
+        // Between ticks no worker is busy: collecting only drops the stopped ones.
+        collect(pool, &mut Dispatch::new(&[], &BTreeMap::new()));
     })
-}
-
-fn reset_handles_when_empty(pool: &mut Pool) {
-    if pool.workers.is_empty() {
-        if let Some(context) = pool.handles {
-            unsafe { pg_sys::MemoryContextReset(context) };
-        }
-    }
 }
 
 /// Starts refresh workers until `wanted` serve this scheduler worker (fewer when the shared
@@ -151,7 +137,11 @@ fn collect(pool: &mut Pool, dispatch: &mut Dispatch) -> usize {
         }
         !stopped
     });
-    reset_handles_when_empty(pool);
+    if pool.workers.is_empty() {
+        if let Some(context) = pool.handles {
+            unsafe { pg_sys::MemoryContextReset(context) };
+        }
+    }
     before - pool.workers.len()
 }
 
@@ -167,7 +157,6 @@ pub fn refresh_in_parallel(
     POOL.with_borrow_mut(|pool| {
         let mut dispatch = Dispatch::new(due, upstream);
         let wanted = parallel.min(due.len()).min(slots::SLOTS);
-        collect(pool, &mut dispatch);
         grow(pool, database, wanted);
         loop {
             pgrx::check_for_interrupts!();

@@ -135,5 +135,5 @@ pub extern "C-unwind" fn pgstream_refresher_main(arg: pg_sys::Datum) {
             break; // the postmaster died
         }
     }
-    slot.detach_worker();
+    // (detach_on_exit clears its pid from the slot as the worker exits.)
 }
