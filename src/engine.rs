@@ -7,6 +7,7 @@ use crate::error::{OrRaise, StreamError};
 use crate::gucs;
 use crate::modes::{RefreshMode, Status};
 use crate::normalize;
+use crate::partitioning::PartitionSpec;
 use crate::query;
 use crate::refresh::{self, FailureRecording, Skipping};
 use crate::resolve;
@@ -54,6 +55,8 @@ pub struct Definition<'a> {
     pub schedule: &'a str,
     pub refresh_mode: RefreshMode,
     pub status: Option<Status>,
+    /// Make it a partitioned table (`None`: a plain table).
+    pub partition_by: Option<&'a PartitionSpec>,
 }
 
 /// Creates stream table `schema.name` (the name must be free) and populates it when
@@ -76,8 +79,19 @@ pub fn create_from_probe(
     let qualified = pgrx::spi::quote_qualified_identifier(schema, name);
     let identity = identity_of(&analyzed.statement);
     let index = free_identity_index_name(schema, name, &identity);
-    for statement in table_statements(&qualified, index.as_deref(), &identity) {
+    if let Some(spec) = definition.partition_by {
+        crate::partitioned::require_result_columns(&shown, spec, &query::probe_columns());
+    }
+    for statement in table_statements(
+        &qualified,
+        index.as_deref(),
+        &identity,
+        definition.partition_by,
+    ) {
         Spi::run(&statement).unwrap_or_else(|e| panic!("creating table {shown} failed: {e}"));
+    }
+    if let Some(spec) = definition.partition_by {
+        crate::partitioned::create_own_partitions(schema, name, spec);
     }
     query::drop_probe();
     let row_key = match &identity {
@@ -144,27 +158,69 @@ pub fn free_identity_index_name(schema: &str, name: &str, identity: &Identity) -
 
 /// The statements creating a stream table `qualified` from the probe view with `identity`:
 /// its key's unique index, or the `__pgs_row_id` column of a multiset (index named `index`).
-pub fn table_statements(qualified: &str, index: Option<&str>, identity: &Identity) -> Vec<String> {
+/// A partitioned one is made from the probe's columns (CREATE TABLE AS cannot partition), its
+/// unique index extended by the partition columns the identity lacks.
+pub fn table_statements(
+    qualified: &str,
+    index: Option<&str>,
+    identity: &Identity,
+    partition_by: Option<&PartitionSpec>,
+) -> Vec<String> {
     let probe = query::PROBE_VIEW;
-    let named = index
-        .map(|i| format!("{} ", pgrx::spi::quote_identifier(i)))
-        .unwrap_or_default();
-    match identity {
-        Identity::Key(key) => {
-            let mut statements = vec![format!("CREATE TABLE {qualified} AS SELECT * FROM {probe} WITH NO DATA")];
-            if !key.is_empty() {
-                statements.push(crate::delta::statements::key_index(qualified, index, key));
-            }
-            statements
-        }
-        Identity::Multiset => vec![
+    let row_id = "\"__pgs_row_id\"".to_string();
+    let mut statements = match (identity, partition_by) {
+        (Identity::Key(_), None) => vec![format!(
+            "CREATE TABLE {qualified} AS SELECT * FROM {probe} WITH NO DATA"
+        )],
+        (Identity::Multiset, None) => vec![
             format!(
-                "CREATE TABLE {qualified} AS SELECT __pgs_q.*, NULL::pg_catalog.int8 AS \"__pgs_row_id\" \
+                "CREATE TABLE {qualified} AS SELECT __pgs_q.*, NULL::pg_catalog.int8 AS {row_id} \
                  FROM {probe} __pgs_q WITH NO DATA"
             ),
-            format!("ALTER TABLE {qualified} ALTER COLUMN \"__pgs_row_id\" SET NOT NULL"),
-            format!("CREATE UNIQUE INDEX {named}ON {qualified} (\"__pgs_row_id\")"),
+            format!("ALTER TABLE {qualified} ALTER COLUMN {row_id} SET NOT NULL"),
         ],
+        (Identity::Key(_), Some(spec)) => vec![format!(
+            "CREATE TABLE {qualified} (LIKE {probe}) {}",
+            spec.partition_by_clause()
+        )],
+        (Identity::Multiset, Some(spec)) => vec![format!(
+            "CREATE TABLE {qualified} (LIKE {probe}, {row_id} pg_catalog.int8 NOT NULL) {}",
+            spec.partition_by_clause()
+        )],
+    };
+    statements.extend(identity_index(qualified, index, identity, partition_by));
+    statements
+}
+
+/// The unique index identifying the rows of stream table `qualified` (none for a one-row
+/// result), named `index` when given; on a partitioned table extended by the partition columns
+/// the identity lacks (PostgreSQL requires them).
+pub fn identity_index(
+    qualified: &str,
+    index: Option<&str>,
+    identity: &Identity,
+    partition_by: Option<&PartitionSpec>,
+) -> Option<String> {
+    let extra = partition_by.map_or(Vec::new(), |spec| match identity {
+        Identity::Key(key) => spec.columns_missing_from(key),
+        Identity::Multiset => spec.columns.clone(),
+    });
+    match identity {
+        Identity::Key(key) if key.is_empty() => None,
+        Identity::Key(key) => Some(crate::delta::statements::key_index(
+            qualified, index, key, &extra,
+        )),
+        Identity::Multiset => {
+            let mut columns = vec!["\"__pgs_row_id\"".to_string()];
+            columns.extend(extra.iter().map(|c| crate::sql_text::quote_ident(c)));
+            let named = index
+                .map(|i| format!("{} ", pgrx::spi::quote_identifier(i)))
+                .unwrap_or_default();
+            Some(format!(
+                "CREATE UNIQUE INDEX {named}ON {qualified} ({})",
+                columns.join(", ")
+            ))
+        }
     }
 }
 

@@ -143,6 +143,19 @@ fn as_invalid_query<R>(stream_table: &str, body: impl FnOnce() -> R + std::panic
         .execute()
 }
 
+/// The probe view's output columns, in order.
+pub fn probe_columns() -> Vec<String> {
+    Spi::get_one_with_args::<Vec<String>>(
+        "SELECT COALESCE(array_agg(attname::text ORDER BY attnum), '{}') \
+         FROM pg_catalog.pg_attribute \
+         WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+        &[PROBE_VIEW.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default()
+}
+
 /// Drops the probe view made by [`analyze`].
 pub fn drop_probe() {
     Spi::run(&format!("DROP VIEW {PROBE_VIEW}"))

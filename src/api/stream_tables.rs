@@ -2,8 +2,9 @@
 
 use super::required;
 use crate::engine;
-use crate::error::OrRaise;
+use crate::error::{OrRaise, StreamError};
 use crate::modes::{RefreshMode, Status};
+use crate::partitioning::{PartitionSpec, ACCEPTED_PARTITION_BY};
 use crate::refresh::{self, FailureRecording, Skipping};
 use crate::resolve;
 use pgrx::prelude::*;
@@ -16,6 +17,7 @@ fn create_stream_table(
     schedule: default!(Option<&str>, "'1m'"),
     refresh_mode: default!(Option<&str>, "'DIFFERENTIAL'"),
     initialize: default!(Option<bool>, true),
+    partition_by: default!(Option<&str>, "NULL"),
 ) {
     let name = required(name, "name");
     let query = required(query, "query");
@@ -24,6 +26,15 @@ fn create_stream_table(
     let mode = RefreshMode::parse(required(refresh_mode, "refresh_mode")).or_raise();
     let initialize = required(initialize, "initialize");
     let schedule = engine::validate_schedule(schedule);
+    let partition_by = partition_by.map(|text| {
+        PartitionSpec::parse(text).unwrap_or_else(|e| {
+            StreamError::InvalidParameter {
+                message: e.to_string(),
+                hint: format!("partition_by accepts {ACCEPTED_PARTITION_BY}."),
+            }
+            .raise()
+        })
+    });
     let (schema, table) = resolve::creation_target(name);
     engine::create(
         &schema,
@@ -33,6 +44,7 @@ fn create_stream_table(
             schedule: &schedule,
             refresh_mode: mode,
             status: None,
+            partition_by: partition_by.as_ref(),
         },
         initialize,
     );
@@ -59,6 +71,39 @@ fn alter_stream_table(
 fn drop_stream_table(name: Option<&str>) {
     let table = resolve::existing_stream_table(required(name, "name"));
     engine::drop(&table, false);
+}
+
+/// Adds a partition to a RANGE or LIST partitioned stream table (a LIST one takes `in_values`,
+/// a RANGE one `from_values` and `to_values`, MINVALUE / MAXVALUE allowed), moving the rows it
+/// takes from the DEFAULT partition; returns how many it moved.
+#[pg_extern(volatile, schema = "pgstream")]
+fn add_partition(
+    stream_table: Option<&str>,
+    partition: Option<&str>,
+    in_values: default!(Option<Vec<String>>, "NULL"),
+    from_values: default!(Option<Vec<String>>, "NULL"),
+    to_values: default!(Option<Vec<String>>, "NULL"),
+) -> i64 {
+    let table = resolve::existing_stream_table(required(stream_table, "stream_table"));
+    let (schema, name) = resolve::creation_target(required(partition, "partition"));
+    resolve::require_owner(&table);
+    let shown = table.display_name();
+    let Some(spec) = crate::partitioned::spec_of(table.relid) else {
+        StreamError::InvalidParameter {
+            message: format!("stream table {shown} is not partitioned"),
+            hint: "Create it with partition_by to partition it.".into(),
+        }
+        .raise()
+    };
+    let bound = crate::partitioned::bound_clause(
+        &shown,
+        &spec,
+        in_values.as_deref(),
+        from_values.as_deref(),
+        to_values.as_deref(),
+    );
+    refresh::lock_stream_table(&table);
+    crate::partitioned::add_partition(&table, &schema, &name, &bound)
 }
 
 /// Refreshes a stream table now. A failure is recorded in the catalog and raised.
@@ -101,6 +146,16 @@ fn explain_stream_table(
         None => "multiset: __pgs_row_id (hash of the row text + copy number)".to_string(),
     };
     rows.push(("row_identity".into(), Some(identity)));
+    if let Some(spec) = crate::partitioned::spec_of(table.relid) {
+        let own = spec.own_partitions(&table.name);
+        let own: Vec<&str> = own.iter().map(|p| p.name.as_str()).collect();
+        let partitioning = format!(
+            "PARTITION BY {}; the engine's partitions: {}",
+            spec.describe(),
+            own.join(", ")
+        );
+        rows.push(("partitioning".into(), Some(partitioning)));
+    }
     let identity_reason = match &planned {
         Ok(plan) => plan.root_identity.reason.clone(),
         Err(_) => refresh::with_query_settings(&table, || {

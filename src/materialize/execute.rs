@@ -55,6 +55,7 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
                 &crate::query_settings::decode(&st.query_settings),
                 &crate::query_settings::decode(&crate::settings::pinned_now()),
             ),
+            partition_by: crate::partitioned::spec_of(st.relid),
         }),
         (Some(oid), None) => Target::OtherRelation {
             kind: relation_kind(*oid).1,
@@ -75,6 +76,7 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
         schedule: &config.schedule,
         refresh_mode: config.refresh_mode,
         status: config.status,
+        partition_by: config.partition_by.as_ref(),
     };
     let mut result = json!({
         "stream_table": shown,

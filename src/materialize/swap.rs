@@ -6,6 +6,7 @@ use crate::catalog::{self, display_name, NewStreamTable, StreamTable};
 use crate::engine::{self, Definition};
 use crate::error::StreamError;
 use crate::normalize;
+use crate::partitioned;
 use crate::query::{self, AnalyzedQuery, PROBE_VIEW};
 use crate::refresh::{self, FailureRecording, Skipping};
 use crate::resolve;
@@ -62,6 +63,7 @@ pub fn recreate(
         // Same columns and the same row identity: the table can stay.
         if column_signature(PROBE_VIEW) == column_signature(&old.qualified())
             && engine::identity_of(&analyzed.statement) == crate::refresh::mode::identity_of(old)
+            && partitioned::spec_of(old.relid).as_ref() == definition.partition_by
         {
             query::drop_probe();
             return redefine_in_place(old, &analyzed, definition);
@@ -185,7 +187,10 @@ fn build_beside_and_swap(
         }
         .raise();
     }
-    let new = engine::create_from_probe(schema, &temporary, analyzed, definition, true);
+    let carried = partitions_to_carry(&previous, schema, name, definition);
+    let new = engine::create_from_probe(schema, &temporary, analyzed, definition, false);
+    let renames = partitioned::carry_partitions(schema, &temporary, &carried);
+    refresh::refresh_now(&new, FailureRecording::None, Skipping::Never);
     keep_owner(old_relid, new.relid);
     copy_grants_and_comments(old_relid, new.relid);
     let dependents = dependents_of(old_relid);
@@ -227,6 +232,16 @@ fn build_beside_and_swap(
     ))
     .unwrap_or_else(|e| panic!("renaming the new stream table failed: {e}"));
     rename_identity_index(schema, &temporary, name, new.row_key.is_some());
+    if let Some(spec) = definition.partition_by {
+        let own: Vec<(String, String)> = spec
+            .own_partitions(&temporary)
+            .into_iter()
+            .zip(spec.own_partitions(name))
+            .map(|(from, to)| (from.name, to.name))
+            .collect();
+        partitioned::rename_carried(schema, &own);
+    }
+    partitioned::rename_carried(schema, &renames);
     catalog::rename(new.id, schema, name);
     let readers = catalog::repoint_readers(old_relid, new.relid);
     if !readers.is_empty() {
@@ -242,6 +257,39 @@ fn build_beside_and_swap(
         dropped_dependents: dependents,
         readers,
     }
+}
+
+/// The partitions users added to the stream table being recreated, when the new one is
+/// partitioned the same way (they are made again, and filled by the refresh); otherwise a
+/// warning names the ones that go.
+fn partitions_to_carry(
+    previous: &Previous,
+    schema: &str,
+    name: &str,
+    definition: &Definition,
+) -> Vec<partitioned::UserPartition> {
+    let Previous::StreamTable(old) = previous else {
+        return Vec::new();
+    };
+    let Some(old_spec) = partitioned::spec_of(old.relid) else {
+        return Vec::new();
+    };
+    let own: Vec<String> = old_spec
+        .own_partitions(&old.name)
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let users = partitioned::user_partitions(old.relid, &own);
+    if definition.partition_by == Some(&old_spec) || users.is_empty() {
+        return users;
+    }
+    let names: Vec<&str> = users.iter().map(|p| p.name.as_str()).collect();
+    warning!(
+        "pg_stream_dbt: {} is recreated with another partition_by; its partitions {} are dropped",
+        display_name(schema, name),
+        names.join(", ")
+    );
+    Vec::new()
 }
 
 /// Gives `new` the owner of `old` (a member of the owning role may recreate a stream table;

@@ -122,7 +122,9 @@ impl Execution<'_> {
         catalog::as_catalog_owner(|| {
             crate::capture::setup::as_engine_ddl(|| {
                 match &stage.identity {
-                    Identity::Key(key) if !key.is_empty() => ddl(&sql::key_index(&aux, None, key)),
+                    Identity::Key(key) if !key.is_empty() => {
+                        ddl(&sql::key_index(&aux, None, key, &[]))
+                    }
                     Identity::Key(_) => {}
                     Identity::Multiset => {
                         ddl(&format!("CREATE UNIQUE INDEX ON {aux} (\"__pgs_row_id\")"))

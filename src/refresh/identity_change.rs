@@ -36,28 +36,20 @@ pub fn reidentify(table: &StreamTable, from: &Identity, to: &Identity) -> i64 {
                 }
             }
         }
-        let index = crate::engine::free_identity_index_name(&table.schema, &table.name, to);
-        match to {
-            Identity::Multiset => {
-                run(
-                    table,
-                    &format!(
-                        "ALTER TABLE {qualified} ADD COLUMN \"__pgs_row_id\" pg_catalog.int8 NOT NULL"
-                    ),
-                );
-                let named = index
-                    .map(|i| format!("{} ", pgrx::spi::quote_identifier(&i)))
-                    .unwrap_or_default();
-                run(
-                    table,
-                    &format!("CREATE UNIQUE INDEX {named}ON {qualified} (\"__pgs_row_id\")"),
-                );
-            }
-            Identity::Key(key) if !key.is_empty() => run(
+        if matches!(to, Identity::Multiset) {
+            run(
                 table,
-                &crate::delta::statements::key_index(&qualified, index.as_deref(), key),
-            ),
-            Identity::Key(_) => {}
+                &format!(
+                    "ALTER TABLE {qualified} ADD COLUMN \"__pgs_row_id\" pg_catalog.int8 NOT NULL"
+                ),
+            );
+        }
+        let index = crate::engine::free_identity_index_name(&table.schema, &table.name, to);
+        let partition_by = crate::partitioned::spec_of(table.relid);
+        let statement =
+            crate::engine::identity_index(&qualified, index.as_deref(), to, partition_by.as_ref());
+        if let Some(statement) = statement {
+            run(table, &statement);
         }
     });
     catalog::set_row_key(

@@ -321,6 +321,29 @@ def test_partitioned_sources_equal_their_query_after_random_changes(db):
     assert PARTITION_DDL["run"] >= 2, PARTITION_DDL
 
 
+def test_partitioned_stream_tables_equal_their_query_after_random_changes(db):
+    """QUERIES into stream tables that are themselves partitioned (HASH on their first column,
+    three partitions): changed rows move between partitions as the refresh applies them."""
+    seed = SEED + 5
+    _create_schema(db, random.Random(seed))
+    for name, query in QUERIES:
+        with db.conn.cursor() as cur:
+            cur.execute(f"SELECT * FROM ({query}) q LIMIT 0")
+            first = cur.description[0].name
+        db.sql("SELECT pgstream.create_stream_table(%s, %s, '1m', 'DIFFERENTIAL', "
+               "partition_by => format('HASH (%%I) PARTITIONS 3', %s::text))", (name, query, first))
+    partitioned = db.value("SELECT count(*) FROM pgstream.pgs_stream_tables s "
+                           "JOIN pg_class c ON c.oid = s.pgs_relid WHERE c.relkind = 'p'")
+    assert partitioned == len(QUERIES)
+    modes = dict(db.sql("SELECT pgs_name, effective_mode FROM pgstream.pgs_stream_tables"))
+    assert all(modes[name] == "DIFFERENTIAL" for name, _ in QUERIES), modes
+    _check(db, QUERIES, -1, seed)
+    kinds = _run_oracle(db, QUERIES, max(ROUNDS // 5, 5), seed)
+    assert kinds["DIFFERENTIAL"] > 4 * kinds["FULL"], kinds
+    # Rows are spread over the partitions.
+    assert db.value("SELECT count(DISTINCT tableoid) FROM q_columns") == 3
+
+
 def test_chains_of_three_stream_tables(db):
     rng = random.Random(SEED + 1)
     _create_schema(db, rng)

@@ -5,7 +5,7 @@ DIFFERENTIAL, with the changes made before the upgrade applied after it."""
 import pytest
 
 # Every version users may have, oldest first; the last one is the current version.
-EARLIER_VERSIONS = ["0.1.0", "0.2.0"]
+EARLIER_VERSIONS = ["0.1.0", "0.2.0", "0.3.0"]
 
 # The extension's own objects, each with what defines it (not oids or creation order).
 OBJECTS_SQL = """

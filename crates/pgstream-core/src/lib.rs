@@ -8,6 +8,7 @@ pub mod materialize;
 pub mod modes;
 pub mod names;
 pub mod normalize;
+pub mod partitioning;
 pub mod query_settings;
 pub mod refresh_reason;
 pub mod schedule;

@@ -8,7 +8,8 @@
   should_full_refresh(): `--full-refresh` or the model's `full_refresh` config),
   on_configuration_change (default 'apply'), status (default: keep), empty (dbt's
   `--empty` flag: the SQL's refs and sources are emptied subqueries), refresh_on_run
-  (default false: an unchanged stream table is refreshed in the same call). The database
+  (default false: an unchanged stream table is refreshed in the same call), partition_by
+  (default none: e.g. 'RANGE (ordered_on)', a partitioned stream table). The database
   validates every value and names the key of a bad one.
 #}
 {% macro pgstream_materialize_config() -%}
@@ -29,6 +30,7 @@
       'status': ((status | string) if status is not none else none),
       'empty': (true if (flags.EMPTY is defined and flags.EMPTY) else false),
       'refresh_on_run': (false if refresh_on_run is none else refresh_on_run),
+      'partition_by': config.get('partition_by'),
   }) }}
 {%- endmacro %}
 

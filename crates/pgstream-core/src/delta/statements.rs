@@ -363,11 +363,12 @@ fn delta_columns(input: &super::ir::TableInput) -> String {
     columns.join(", ")
 }
 
-/// A keyed relation's identity index: unique on (key hash, key columns), NULLs equal; named
-/// `index` (an unqualified identifier) when given, else as PostgreSQL chooses.
-pub fn key_index(relation: &str, index: Option<&str>, key: &[String]) -> String {
+/// A keyed relation's identity index: unique on (key hash, key columns, `extra` columns), NULLs
+/// equal; named `index` (an unqualified identifier) when given, else as PostgreSQL chooses.
+/// (`extra`: the partition columns a partitioned stream table's key lacks.)
+pub fn key_index(relation: &str, index: Option<&str>, key: &[String], extra: &[String]) -> String {
     let mut parts = vec![format!("({})", key_hash_sql(None, key))];
-    parts.extend(key.iter().map(|c| quote_ident(c)));
+    parts.extend(key.iter().chain(extra).map(|c| quote_ident(c)));
     let named = index
         .map(|i| format!("{} ", quote_ident(i)))
         .unwrap_or_default();
@@ -703,5 +704,5 @@ pub fn algebraic_outputs(
 
 /// The state table's identity index: unique on its keys' hash and its keys, NULLs equal.
 pub fn state_index(state: &str, plan: &super::algebraic::AlgebraicPlan) -> String {
-    key_index(state, None, &state_keys(plan))
+    key_index(state, None, &state_keys(plan), &[])
 }

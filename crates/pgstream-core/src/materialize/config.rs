@@ -2,6 +2,7 @@
 //! (pure, no SPI).
 
 use crate::modes::{RefreshMode, Status};
+use crate::partitioning::{PartitionSpec, ACCEPTED_PARTITION_BY};
 use crate::schedule::Schedule;
 use serde_json::Value;
 
@@ -33,6 +34,8 @@ pub struct MaterializeConfig {
     /// An unchanged (or altered) stream table is refreshed within the call, so what follows in
     /// the same `dbt build` (tests) reads current rows.
     pub refresh_on_run: bool,
+    /// The stream table is a partitioned table (`None`: a plain table).
+    pub partition_by: Option<PartitionSpec>,
 }
 
 /// Keys materialize() accepts, in the order the error message lists them.
@@ -45,6 +48,7 @@ pub const ACCEPTED_KEYS: &[&str] = &[
     "status",
     "empty",
     "refresh_on_run",
+    "partition_by",
 ];
 
 /// A config value materialize() refuses; `key` is the offending key.
@@ -67,6 +71,7 @@ impl Default for MaterializeConfig {
             status: None,
             empty: false,
             refresh_on_run: false,
+            partition_by: None,
         }
     }
 }
@@ -177,6 +182,13 @@ impl MaterializeConfig {
                 "full_refresh" => parsed.full_refresh = boolean(key, value)?,
                 "empty" => parsed.empty = boolean(key, value)?,
                 "refresh_on_run" => parsed.refresh_on_run = boolean(key, value)?,
+                "partition_by" => {
+                    let spec = text(key, value, ACCEPTED_PARTITION_BY)?;
+                    parsed.partition_by = Some(
+                        PartitionSpec::parse(spec)
+                            .map_err(|e| error(key, e.why, ACCEPTED_PARTITION_BY))?,
+                    );
+                }
                 _ => unreachable!("every accepted key is handled"),
             }
         }
@@ -210,7 +222,7 @@ mod tests {
         let parsed = MaterializeConfig::parse(&json!({
             "schedule": " 5m ", "refresh_mode": "full", "initialize": false,
             "full_refresh": true, "on_configuration_change": "Fail", "status": "suspended",
-            "empty": true, "refresh_on_run": true
+            "empty": true, "refresh_on_run": true, "partition_by": "range (day)"
         }))
         .unwrap();
         assert_eq!(
@@ -224,6 +236,7 @@ mod tests {
                 status: Some(Status::Suspended),
                 empty: true,
                 refresh_on_run: true,
+                partition_by: Some(PartitionSpec::parse("RANGE (day)").unwrap()),
             }
         );
     }
@@ -258,6 +271,16 @@ mod tests {
                 "apply, continue, fail",
             ),
             (json!({"status": "PAUSED"}), "status", "ACTIVE, SUSPENDED"),
+            (
+                json!({"partition_by": "BY DAY"}),
+                "partition_by",
+                "RANGE (column",
+            ),
+            (
+                json!({"partition_by": ["day"]}),
+                "partition_by",
+                "LIST (column)",
+            ),
             (json!([1, 2]), "config", "an object"),
             (json!("1m"), "config", "an object"),
         ];

@@ -2,6 +2,7 @@
 //! `on_configuration_change` (pure, no SPI).
 
 use super::config::{MaterializeConfig, OnConfigurationChange};
+use crate::partitioning::PartitionSpec;
 
 /// What currently holds the name materialize() was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub struct Existing {
     /// The pinned session settings (query_settings) that differ between the stream table and
     /// this session, as `name from -> to`.
     pub settings_changes: Vec<String>,
+    /// How the table is partitioned (`None`: a plain table).
+    pub partition_by: Option<PartitionSpec>,
 }
 
 /// One setting that differs between the stream table and the model's config.
@@ -151,6 +154,19 @@ pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> De
             ),
         };
     }
+    if existing.partition_by != config.partition_by {
+        let shown = |spec: &Option<PartitionSpec>| {
+            spec.as_ref()
+                .map_or("none".to_string(), PartitionSpec::describe)
+        };
+        return Decision::Recreate {
+            reason: format!(
+                "partition_by changed ({} -> {})",
+                shown(&existing.partition_by),
+                shown(&config.partition_by)
+            ),
+        };
+    }
     let changes = config_changes(existing, config);
     if changes.is_empty() {
         if !existing.populated && config.initialize {
@@ -187,6 +203,7 @@ mod tests {
             status: "ACTIVE".into(),
             populated: true,
             settings_changes: vec![],
+            partition_by: None,
         })
     }
 
@@ -279,6 +296,38 @@ mod tests {
             ..config()
         };
         assert_eq!(plan(&unpopulated, "h1", &no_init), Decision::Unchanged);
+    }
+
+    #[test]
+    fn a_changed_partition_by_recreates_the_stream_table() {
+        let by_day = MaterializeConfig {
+            partition_by: Some(PartitionSpec::parse("RANGE (day)").unwrap()),
+            ..config()
+        };
+        assert_eq!(
+            plan(&existing(), "h1", &by_day),
+            Decision::Recreate {
+                reason: "partition_by changed (none -> RANGE (day))".into()
+            }
+        );
+        let partitioned = Target::StreamTable(Existing {
+            partition_by: Some(PartitionSpec::parse("range(DAY)").unwrap()),
+            ..match existing() {
+                Target::StreamTable(e) => e,
+                _ => unreachable!(),
+            }
+        });
+        assert_eq!(plan(&partitioned, "h1", &by_day), Decision::Unchanged);
+        let hashed = MaterializeConfig {
+            partition_by: Some(PartitionSpec::parse("HASH (day) PARTITIONS 8").unwrap()),
+            ..config()
+        };
+        assert_eq!(
+            plan(&partitioned, "h1", &hashed),
+            Decision::Recreate {
+                reason: "partition_by changed (RANGE (day) -> HASH (day) PARTITIONS 8)".into()
+            }
+        );
     }
 
     #[test]

@@ -1,0 +1,270 @@
+//! Partitioned stream tables: their `partition_by` read back from the table, the partitions the
+//! engine makes, and the partitions a recreate carries over.
+
+use crate::error::StreamError;
+use crate::partitioning::PartitionSpec;
+use crate::resolve;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_qualified_identifier};
+
+/// How relation `relid` is partitioned, as a `partition_by` (`None`: not a partitioned table).
+/// For HASH, the partition count is the largest modulus of its partitions.
+pub fn spec_of(relid: pg_sys::Oid) -> Option<PartitionSpec> {
+    let (keydef, modulus) = Spi::get_two_with_args::<String, i32>(
+        "SELECT pg_catalog.pg_get_partkeydef($1), \
+                (SELECT max(pg_catalog.substring(pg_catalog.lower( \
+                        pg_catalog.pg_get_expr(c.relpartbound, c.oid)), 'modulus (\\d+)')::int) \
+                   FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+                  WHERE i.inhparent = $1)",
+        &[relid.into()],
+    )
+    .unwrap_or_else(|e| panic!("reading the partition key of relation {relid:?} failed: {e}"));
+    let mut spec = PartitionSpec::parse(&keydef?).ok()?;
+    if let Some(modulus) = modulus {
+        spec.hash_partitions = modulus as u32;
+    }
+    Some(spec)
+}
+
+/// Refuses `spec` for a result without one of its columns (before anything is created).
+pub fn require_result_columns(shown: &str, spec: &PartitionSpec, result_columns: &[String]) {
+    for column in &spec.columns {
+        if !result_columns.contains(column) {
+            StreamError::InvalidParameter {
+                message: format!(
+                    "partition_by \"{}\" of stream table {shown} names column \"{column}\", \
+                     which the query's result does not have",
+                    spec.describe()
+                ),
+                hint: format!(
+                    "Partition by columns of the result: {}.",
+                    result_columns.join(", ")
+                ),
+            }
+            .raise();
+        }
+    }
+}
+
+/// Makes the partitions the engine owns for partitioned stream table `schema.table`.
+pub fn create_own_partitions(schema: &str, table: &str, spec: &PartitionSpec) {
+    let parent = quote_qualified_identifier(schema, table);
+    for partition in spec.own_partitions(table) {
+        if resolve::relation_oid(schema, &partition.name).is_some() {
+            StreamError::AlreadyExists {
+                name: crate::catalog::display_name(schema, &partition.name),
+            }
+            .raise();
+        }
+        create_partition(schema, &partition.name, &parent, &partition.bound);
+    }
+}
+
+fn create_partition(schema: &str, name: &str, parent: &str, bound: &str) {
+    let statement = format!(
+        "CREATE TABLE {} PARTITION OF {parent} {bound}",
+        quote_qualified_identifier(schema, name)
+    );
+    Spi::run(&statement).unwrap_or_else(|e| panic!("creating partition {name} failed: {e}"));
+}
+
+/// A partition of an existing stream table that is not one the engine makes: its name and its
+/// bound (`FOR VALUES ...`).
+pub struct UserPartition {
+    pub name: String,
+    pub bound: String,
+}
+
+/// The partitions of `relid` other than `own` names (the ones users added), in name order.
+pub fn user_partitions(relid: pg_sys::Oid, own: &[String]) -> Vec<UserPartition> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT c.relname::text, pg_catalog.pg_get_expr(c.relpartbound, c.oid) \
+                   FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+                  WHERE i.inhparent = $1 AND NOT c.relname::text = ANY ($2) ORDER BY 1",
+                None,
+                &[relid.into(), own.to_vec().into()],
+            )
+            .map(|rows| {
+                rows.filter_map(|r| {
+                    Some(UserPartition {
+                        name: r.get::<String>(1).ok()??,
+                        bound: r.get::<String>(2).ok()??,
+                    })
+                })
+                .collect()
+            })
+    })
+    .unwrap_or_else(|e| panic!("reading partitions of relation {relid:?} failed: {e}"))
+}
+
+/// Gives the new partitioned stream table `schema.parent` a partition like each of `carried`
+/// (under a temporary name, as the old ones still hold theirs); returns (temporary, final) names
+/// for [`rename_carried`] once the old table is gone.
+pub fn carry_partitions(
+    schema: &str,
+    parent: &str,
+    carried: &[UserPartition],
+) -> Vec<(String, String)> {
+    let parent = quote_qualified_identifier(schema, parent);
+    carried
+        .iter()
+        .enumerate()
+        .map(|(n, partition)| {
+            let temporary =
+                crate::names::with_suffix(&format!("__pgs_part_{n}_{}", partition.name), "");
+            create_partition(schema, &temporary, &parent, &partition.bound);
+            (temporary, partition.name.clone())
+        })
+        .collect()
+}
+
+/// Renames partitions from the temporary names [`carry_partitions`] gave to their final ones.
+pub fn rename_carried(schema: &str, renames: &[(String, String)]) {
+    for (from, to) in renames {
+        let statement = format!(
+            "ALTER TABLE {} RENAME TO {}",
+            quote_qualified_identifier(schema, from),
+            quote_identifier(to)
+        );
+        Spi::run(&statement).unwrap_or_else(|e| panic!("renaming partition {from} failed: {e}"));
+    }
+}
+
+/// A bound value as SQL: MINVALUE / MAXVALUE as keywords, anything else a quoted literal (cast
+/// by PostgreSQL to the partition column's type).
+fn bound_value(value: &str) -> String {
+    match value.trim().to_ascii_uppercase().as_str() {
+        "MINVALUE" | "MAXVALUE" => value.trim().to_ascii_uppercase(),
+        _ => crate::sql_text::quote_literal(value),
+    }
+}
+
+/// The `FOR VALUES` clause of a new RANGE or LIST partition from its values.
+pub fn bound_clause(
+    shown: &str,
+    spec: &PartitionSpec,
+    in_values: Option<&[String]>,
+    from_values: Option<&[String]>,
+    to_values: Option<&[String]>,
+) -> String {
+    use crate::partitioning::Strategy;
+    let list = |values: &[String]| {
+        values
+            .iter()
+            .map(|v| bound_value(v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let refuse = |message: String| -> ! {
+        StreamError::InvalidParameter {
+            message,
+            hint: format!(
+                "{shown} is partitioned by {}: give {}.",
+                spec.describe(),
+                match spec.strategy {
+                    Strategy::List => "in_values (the list values of the new partition)",
+                    Strategy::Range =>
+                        "from_values and to_values (one value per partition column each)",
+                    Strategy::Hash => "nothing: its hash partitions cover every row",
+                }
+            ),
+        }
+        .raise()
+    };
+    match (spec.strategy, in_values, from_values, to_values) {
+        (Strategy::List, Some(values), None, None) if !values.is_empty() => {
+            format!("FOR VALUES IN ({})", list(values))
+        }
+        (Strategy::Range, None, Some(from), Some(to))
+            if from.len() == spec.columns.len() && to.len() == spec.columns.len() =>
+        {
+            format!("FOR VALUES FROM ({}) TO ({})", list(from), list(to))
+        }
+        (Strategy::Hash, ..) => refuse(format!(
+            "stream table {shown} is HASH partitioned; partitions cannot be added to it"
+        )),
+        _ => refuse(format!(
+            "the bound of a new partition of stream table {shown} does not match its partitioning"
+        )),
+    }
+}
+
+/// Adds partition `schema.name` with `bound` to partitioned stream table `table` (whose refresh
+/// lock the caller holds), moving the rows it takes from the engine's DEFAULT partition:
+/// PostgreSQL refuses a partition whose rows sit in the default one. Returns the rows moved.
+pub fn add_partition(
+    table: &crate::catalog::StreamTable,
+    schema: &str,
+    name: &str,
+    bound: &str,
+) -> i64 {
+    let spec = spec_of(table.relid).expect("the caller checked the stream table is partitioned");
+    let parent = table.qualified();
+    let default = spec
+        .own_partitions(&table.name)
+        .into_iter()
+        .find(|p| p.bound == "DEFAULT")
+        .map(|p| p.name)
+        .filter(|d| {
+            Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i \
+                   JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+                  WHERE i.inhparent = $1 AND c.relname = $2 AND c.relpartbound IS NOT NULL \
+                    AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT')",
+                &[table.relid.into(), d.as_str().into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+        });
+    let run = |statement: &str| {
+        Spi::run(statement).unwrap_or_else(|e| {
+            panic!(
+                "adding partition {name} to {} failed: {e}",
+                table.display_name()
+            )
+        })
+    };
+    let Some(default) = default else {
+        create_partition(schema, name, &parent, bound);
+        return 0;
+    };
+    let default = quote_qualified_identifier(&table.schema, &default);
+    let partition = quote_qualified_identifier(schema, name);
+    run(&format!("ALTER TABLE {parent} DETACH PARTITION {default}"));
+    create_partition(schema, name, &parent, bound);
+    let constraint = Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.pg_get_partition_constraintdef($1::pg_catalog.regclass)",
+        &[partition.as_str().into()],
+    )
+    .ok()
+    .flatten()
+    .expect("a partition of a partitioned table has a partition constraint");
+    let columns = Spi::get_one_with_args::<String>(
+        "SELECT string_agg(pg_catalog.quote_ident(attname), ', ' ORDER BY attnum) \
+           FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
+        &[table.relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let moved = Spi::connect_mut(|client| {
+        client
+            .update(
+                &format!(
+                    "WITH moved AS (DELETE FROM {default} WHERE {constraint} RETURNING {columns}) \
+                     INSERT INTO {partition} ({columns}) SELECT {columns} FROM moved"
+                ),
+                None,
+                &[],
+            )
+            .map(|t| t.len() as i64)
+    })
+    .unwrap_or_else(|e| panic!("moving rows into partition {name} failed: {e}"));
+    run(&format!(
+        "ALTER TABLE {parent} ATTACH PARTITION {default} DEFAULT"
+    ));
+    moved
+}
