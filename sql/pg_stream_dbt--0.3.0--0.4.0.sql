@@ -13,7 +13,7 @@ CREATE FUNCTION pgstream."create_stream_table"(
 ) RETURNS void
 VOLATILE
 LANGUAGE c
-AS 'MODULE_PATHNAME', 'create_stream_table_wrapper';
+AS 'MODULE_PATHNAME', 'create_stream_table_v4_wrapper';
 
 -- add_partition: a partition added to a RANGE or LIST partitioned stream table, with the rows it
 -- takes moved out of the DEFAULT partition.

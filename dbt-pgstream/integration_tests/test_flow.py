@@ -248,6 +248,13 @@ def test_shop_marts_are_differential_and_equal_their_queries(project):
                        SCHEMA) == [(3,)]
     assert project.sql(f"select count(*) from {SCHEMA}.shop_order_summary") == [(100,)]
     assert project.sql(f"select count(*) from {SCHEMA}.shop_customer_summary") == [(20,)]
+    # shop_order_summary is partitioned by status (config partition_by); a partition of its own for
+    # completed orders takes their rows out of the DEFAULT partition.
+    summary = f"{SCHEMA}.shop_order_summary"
+    assert project.sql("select pg_get_partkeydef(%s::regclass)", summary) == [("LIST (status)",)]
+    moved, = project.sql("select pgstream.add_partition(%s, %s, in_values => array['completed'])",
+                         summary, summary + "_completed")[0]
+    assert moved == project.sql(f"select count(*) from {summary} where status = 'completed'")[0][0] > 0
 
 
 @pytest.mark.parametrize("round_name", list(SHOP_ROUNDS))
@@ -275,6 +282,11 @@ def test_shop_changes_reached_the_marts(project):
                        "where status = 'return_pending'") == [(7,)]
     assert project.sql(f"select count(*) from {SCHEMA}.shop_monthly_revenue "
                        "where order_month = timestamp '2025-07-01'") == [(1,)]
+    # Orders that moved to or from 'completed' moved between the partitions of shop_order_summary.
+    placed = dict(project.sql(f"select tableoid::regclass::text, array_agg(distinct status) "
+                              f"from {SCHEMA}.shop_order_summary group by 1"))
+    assert placed[f"{SCHEMA}.shop_order_summary_completed"] == ["completed"], placed
+    assert "completed" not in placed[f"{SCHEMA}.shop_order_summary_default"], placed
 
 
 def test_shop_rerun_is_unchanged_then_differential_again(project):

@@ -9,9 +9,11 @@ use crate::refresh::{self, FailureRecording, Skipping};
 use crate::resolve;
 use pgrx::prelude::*;
 
-/// Creates stream table `name` defined by `query`, and populates it when `initialize`.
-#[pg_extern(volatile, schema = "pgstream")]
-fn create_stream_table(
+/// Creates stream table `name` defined by `query`, and populates it when `initialize`; a
+/// partitioned table when `partition_by` is given. (SQL `pgstream.create_stream_table` since
+/// 0.4.0, which added `partition_by`.)
+#[pg_extern(volatile, schema = "pgstream", name = "create_stream_table")]
+fn create_stream_table_v4(
     name: Option<&str>,
     query: Option<&str>,
     schedule: default!(Option<&str>, "'1m'"),
@@ -48,6 +50,19 @@ fn create_stream_table(
         },
         initialize,
     );
+}
+
+/// The five-argument `create_stream_table` of versions before 0.4.0: its C symbol stays for
+/// their SQL definitions, which point at it until `ALTER EXTENSION pg_stream_dbt UPDATE`.
+#[pg_extern(volatile, sql = false)]
+fn create_stream_table(
+    name: Option<&str>,
+    query: Option<&str>,
+    schedule: Option<&str>,
+    refresh_mode: Option<&str>,
+    initialize: Option<bool>,
+) {
+    create_stream_table_v4(name, query, schedule, refresh_mode, initialize, None)
 }
 
 /// Changes a stream table's schedule, refresh mode or status; NULL keeps the current value.

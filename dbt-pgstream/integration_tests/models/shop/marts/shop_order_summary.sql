@@ -1,4 +1,6 @@
--- Shop "orders" mart: every order with its payments split by method (stream table, DIFFERENTIAL).
+-- Shop "orders" mart: every order with its payments split by method (stream table, DIFFERENTIAL),
+-- partitioned by status (rows move between partitions as orders move on).
+{{ config(partition_by='LIST (status)') }}
 {% set payment_methods = ['credit_card', 'coupon', 'bank_transfer', 'gift_card'] %}
 
 with orders as (
