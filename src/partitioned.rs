@@ -13,17 +13,41 @@ pub fn spec_of(relid: pg_sys::Oid) -> Option<PartitionSpec> {
     let (keydef, modulus) = Spi::get_two_with_args::<String, i32>(
         "SELECT pg_catalog.pg_get_partkeydef($1), \
                 (SELECT max(pg_catalog.substring(pg_catalog.lower( \
-                        pg_catalog.pg_get_expr(c.relpartbound, c.oid)), 'modulus (\\d+)')::int) \
+                        pg_catalog.pg_get_expr(c.relpartbound, c.oid)), \
+                        '^for values with [(]modulus ([0-9]+),')::int) \
                    FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
                   WHERE i.inhparent = $1)",
         &[relid.into()],
     )
     .unwrap_or_else(|e| panic!("reading the partition key of relation {relid:?} failed: {e}"));
     let mut spec = PartitionSpec::parse(&keydef?).ok()?;
-    if let Some(modulus) = modulus {
+    if let (crate::partitioning::Strategy::Hash, Some(modulus)) = (spec.strategy, modulus) {
         spec.hash_partitions = modulus as u32;
     }
     Some(spec)
+}
+
+/// Whether a partition bound (`pg_get_expr(relpartbound)`) is one the engine makes: DEFAULT,
+/// or a hash partition's. (SQL, for queries over pg_inherits joined to pg_class `c`.)
+const OWN_BOUND_SQL: &str = "(pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT' \
+     OR pg_catalog.pg_get_expr(c.relpartbound, c.oid) LIKE 'FOR VALUES WITH %')";
+
+/// The engine's own partitions of `relid` (by their bounds, whatever they are called now), as
+/// qualified names.
+pub fn own_partitions_of(relid: pg_sys::Oid) -> Vec<String> {
+    Spi::get_one_with_args::<Vec<String>>(
+        &format!(
+            "SELECT COALESCE(array_agg(pg_catalog.quote_ident(n.nspname) || '.' || \
+                    pg_catalog.quote_ident(c.relname) ORDER BY c.relname), '{{}}') \
+               FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+              WHERE i.inhparent = $1 AND {OWN_BOUND_SQL}"
+        ),
+        &[relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default()
 }
 
 /// Refuses `spec` for a result without one of its columns (before anything is created).
@@ -68,29 +92,36 @@ fn create_partition(schema: &str, name: &str, parent: &str, bound: &str) {
     Spi::run(&statement).unwrap_or_else(|e| panic!("creating partition {name} failed: {e}"));
 }
 
-/// A partition of an existing stream table that is not one the engine makes: its name and its
-/// bound (`FOR VALUES ...`).
+/// A partition of an existing stream table that is not one the engine makes: its schema, name
+/// and bound (`FOR VALUES ...`).
 pub struct UserPartition {
+    pub schema: String,
     pub name: String,
     pub bound: String,
 }
 
-/// The partitions of `relid` other than `own` names (the ones users added), in name order.
-pub fn user_partitions(relid: pg_sys::Oid, own: &[String]) -> Vec<UserPartition> {
+/// The partitions of `relid` other than the engine's own (the ones users added), in name order.
+pub fn user_partitions(relid: pg_sys::Oid) -> Vec<UserPartition> {
     Spi::connect(|client| {
         client
             .select(
-                "SELECT c.relname::text, pg_catalog.pg_get_expr(c.relpartbound, c.oid) \
-                   FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
-                  WHERE i.inhparent = $1 AND NOT c.relname::text = ANY ($2) ORDER BY 1",
+                &format!(
+                    "SELECT n.nspname::text, c.relname::text, \
+                            pg_catalog.pg_get_expr(c.relpartbound, c.oid) \
+                       FROM pg_catalog.pg_inherits i \
+                       JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                      WHERE i.inhparent = $1 AND NOT {OWN_BOUND_SQL} ORDER BY 2"
+                ),
                 None,
-                &[relid.into(), own.to_vec().into()],
+                &[relid.into()],
             )
             .map(|rows| {
                 rows.filter_map(|r| {
                     Some(UserPartition {
-                        name: r.get::<String>(1).ok()??,
-                        bound: r.get::<String>(2).ok()??,
+                        schema: r.get::<String>(1).ok()??,
+                        name: r.get::<String>(2).ok()??,
+                        bound: r.get::<String>(3).ok()??,
                     })
                 })
                 .collect()
@@ -100,13 +131,14 @@ pub fn user_partitions(relid: pg_sys::Oid, own: &[String]) -> Vec<UserPartition>
 }
 
 /// Gives the new partitioned stream table `schema.parent` a partition like each of `carried`
-/// (under a temporary name, as the old ones still hold theirs); returns (temporary, final) names
-/// for [`rename_carried`] once the old table is gone.
+/// (in the carried partition's schema, under a temporary name, as the old ones still hold
+/// theirs); returns (schema, temporary, final) names for [`rename_carried`] once the old table
+/// is gone.
 pub fn carry_partitions(
     schema: &str,
     parent: &str,
     carried: &[UserPartition],
-) -> Vec<(String, String)> {
+) -> Vec<(String, String, String)> {
     let parent = quote_qualified_identifier(schema, parent);
     carried
         .iter()
@@ -114,15 +146,15 @@ pub fn carry_partitions(
         .map(|(n, partition)| {
             let temporary =
                 crate::names::with_suffix(&format!("__pgs_part_{n}_{}", partition.name), "");
-            create_partition(schema, &temporary, &parent, &partition.bound);
-            (temporary, partition.name.clone())
+            create_partition(&partition.schema, &temporary, &parent, &partition.bound);
+            (partition.schema.clone(), temporary, partition.name.clone())
         })
         .collect()
 }
 
 /// Renames partitions from the temporary names [`carry_partitions`] gave to their final ones.
-pub fn rename_carried(schema: &str, renames: &[(String, String)]) {
-    for (from, to) in renames {
+pub fn rename_carried(renames: &[(String, String, String)]) {
+    for (schema, from, to) in renames {
         let statement = format!(
             "ALTER TABLE {} RENAME TO {}",
             quote_qualified_identifier(schema, from),
@@ -137,7 +169,9 @@ pub fn rename_carried(schema: &str, renames: &[(String, String)]) {
 fn bound_value(value: &str) -> String {
     match value.trim().to_ascii_uppercase().as_str() {
         "MINVALUE" | "MAXVALUE" => value.trim().to_ascii_uppercase(),
-        _ => crate::sql_text::quote_literal(value),
+        // PostgreSQL's own quoting (E'' with doubled backslashes where needed): a literal
+        // whatever standard_conforming_strings says.
+        _ => pgrx::spi::quote_literal(value),
     }
 }
 
@@ -200,25 +234,7 @@ pub fn add_partition(
     name: &str,
     bound: &str,
 ) -> i64 {
-    let spec = spec_of(table.relid).expect("the caller checked the stream table is partitioned");
     let parent = table.qualified();
-    let default = spec
-        .own_partitions(&table.name)
-        .into_iter()
-        .find(|p| p.bound == "DEFAULT")
-        .map(|p| p.name)
-        .filter(|d| {
-            Spi::get_one_with_args::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i \
-                   JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
-                  WHERE i.inhparent = $1 AND c.relname = $2 AND c.relpartbound IS NOT NULL \
-                    AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT')",
-                &[table.relid.into(), d.as_str().into()],
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-        });
     let run = |statement: &str| {
         Spi::run(statement).unwrap_or_else(|e| {
             panic!(
@@ -227,11 +243,19 @@ pub fn add_partition(
             )
         })
     };
+    let default = Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+           FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+          WHERE i.inhparent = $1 AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'",
+        &[table.relid.into()],
+    )
+    .ok()
+    .flatten();
     let Some(default) = default else {
         create_partition(schema, name, &parent, bound);
         return 0;
     };
-    let default = quote_qualified_identifier(&table.schema, &default);
     let partition = quote_qualified_identifier(schema, name);
     run(&format!("ALTER TABLE {parent} DETACH PARTITION {default}"));
     create_partition(schema, name, &parent, bound);

@@ -100,8 +100,16 @@ fn add_partition(
     to_values: default!(Option<Vec<String>>, "NULL"),
 ) -> i64 {
     let table = resolve::existing_stream_table(required(stream_table, "stream_table"));
-    let (schema, name) = resolve::creation_target(required(partition, "partition"));
     resolve::require_owner(&table);
+    // Under the refresh lock, read again: a recreate may have replaced the table meanwhile.
+    refresh::lock_stream_table(&table);
+    let Some(table) = crate::catalog::find_by_id(table.id) else {
+        StreamError::NotFound {
+            name: table.display_name(),
+        }
+        .raise()
+    };
+    let (schema, name) = resolve::creation_target(required(partition, "partition"));
     let shown = table.display_name();
     let Some(spec) = crate::partitioned::spec_of(table.relid) else {
         StreamError::InvalidParameter {
@@ -117,7 +125,6 @@ fn add_partition(
         from_values.as_deref(),
         to_values.as_deref(),
     );
-    refresh::lock_stream_table(&table);
     crate::partitioned::add_partition(&table, &schema, &name, &bound)
 }
 
@@ -162,8 +169,7 @@ fn explain_stream_table(
     };
     rows.push(("row_identity".into(), Some(identity)));
     if let Some(spec) = crate::partitioned::spec_of(table.relid) {
-        let own = spec.own_partitions(&table.name);
-        let own: Vec<&str> = own.iter().map(|p| p.name.as_str()).collect();
+        let own = crate::partitioned::own_partitions_of(table.relid);
         let partitioning = format!(
             "PARTITION BY {}; the engine's partitions: {}",
             spec.describe(),

@@ -187,6 +187,10 @@ fn build_beside_and_swap(
         }
         .raise();
     }
+    if let Previous::StreamTable(old) = &previous {
+        // No partition added (or refresh run) between reading its partitions and dropping it.
+        refresh::lock_stream_table(old);
+    }
     let carried = partitions_to_carry(&previous, schema, name, definition);
     let new = engine::create_from_probe(schema, &temporary, analyzed, definition, false);
     let renames = partitioned::carry_partitions(schema, &temporary, &carried);
@@ -233,15 +237,15 @@ fn build_beside_and_swap(
     .unwrap_or_else(|e| panic!("renaming the new stream table failed: {e}"));
     rename_identity_index(schema, &temporary, name, new.row_key.is_some());
     if let Some(spec) = definition.partition_by {
-        let own: Vec<(String, String)> = spec
+        let own: Vec<(String, String, String)> = spec
             .own_partitions(&temporary)
             .into_iter()
             .zip(spec.own_partitions(name))
-            .map(|(from, to)| (from.name, to.name))
+            .map(|(from, to)| (schema.to_string(), from.name, to.name))
             .collect();
-        partitioned::rename_carried(schema, &own);
+        partitioned::rename_carried(&own);
     }
-    partitioned::rename_carried(schema, &renames);
+    partitioned::rename_carried(&renames);
     catalog::rename(new.id, schema, name);
     let readers = catalog::repoint_readers(old_relid, new.relid);
     if !readers.is_empty() {
@@ -274,12 +278,7 @@ fn partitions_to_carry(
     let Some(old_spec) = partitioned::spec_of(old.relid) else {
         return Vec::new();
     };
-    let own: Vec<String> = old_spec
-        .own_partitions(&old.name)
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
-    let users = partitioned::user_partitions(old.relid, &own);
+    let users = partitioned::user_partitions(old.relid);
     if definition.partition_by == Some(&old_spec) || users.is_empty() {
         return users;
     }

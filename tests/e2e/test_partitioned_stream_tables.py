@@ -62,7 +62,7 @@ def test_each_strategy_makes_the_engines_partitions_and_a_fitting_identity_index
     assert db.value("SELECT count(DISTINCT tableoid) FROM pairs") == 3
     explained = dict(db.sql("SELECT property, value FROM pgstream.explain_stream_table('pairs')"))
     assert explained["partitioning"] == ("PARTITION BY HASH (customer) PARTITIONS 3; "
-                                         "the engine's partitions: pairs_p0, pairs_p1, pairs_p2")
+                                         "the engine's partitions: public.pairs_p0, public.pairs_p1, public.pairs_p2")
     create(db, "plain", ROWS, None)
     assert "partitioning" not in dict(db.sql("SELECT property, value FROM pgstream.explain_stream_table('plain')"))
     assert db.value("SELECT relkind FROM pg_class WHERE oid = 'plain'::regclass") == "r"
@@ -193,3 +193,34 @@ def test_drop_removes_every_partition(orders):
     db.sql("SELECT pgstream.add_partition('o', 'o_shipped', in_values => ARRAY['shipped'])")
     db.sql("SELECT pgstream.drop_stream_table('o')")
     assert db.value("SELECT count(*) FROM pg_class WHERE relname LIKE 'o\\_%' AND relkind IN ('r', 'p')") == 0
+
+
+def test_partitions_are_known_by_their_bounds_and_schemas_not_their_names(orders):
+    """A renamed DEFAULT partition is still the one add_partition moves rows out of; a user's
+    partition in another schema is made again there by a recreate; a LIST value that looks like a
+    hash bound does not make the stream table look HASH partitioned."""
+    db = orders
+    create(db, "o", ROWS, "LIST (status)")
+    db.sql("ALTER TABLE o_default RENAME TO o_rest")
+    db.sql("CREATE SCHEMA archive")
+    assert db.value("SELECT pgstream.add_partition('o', 'archive.o_shipped', in_values => ARRAY['shipped'])") == 200
+    assert db.value("SELECT pgstream.add_partition('o', 'o_odd', in_values => ARRAY['for values with (modulus 5, x'])") == 0
+    explained = dict(db.sql("SELECT property, value FROM pgstream.explain_stream_table('o')"))
+    assert explained["partitioning"] == "PARTITION BY LIST (status); the engine's partitions: public.o_rest"
+    wider = ROWS.replace("amount FROM", "amount, day FROM")
+    result = db.value("SELECT pgstream_dbt.materialize('o', %s, '{\"partition_by\": \"LIST (status)\"}')", (wider,))
+    assert result["action"] == "recreated", result
+    assert placement(db, "o", "status") == {"o_default": ["placed", "returned"], "archive.o_shipped": ["shipped"]}
+    assert db.value("SELECT to_regclass('o_odd')") is not None
+    assert db.multiset_difference("o", wider) == 0
+
+
+def test_bound_values_stay_literals_without_standard_conforming_strings(orders):
+    db = orders
+    create(db, "o", ROWS, "LIST (status)")
+    db.sql("SET standard_conforming_strings = off")
+    value = "\\'); DROP TABLE orders; --"
+    assert db.value("SELECT pgstream.add_partition('o', 'o_odd', in_values => ARRAY[%s])", (value,)) == 0
+    db.sql("SET standard_conforming_strings = on")
+    assert db.value("SELECT to_regclass('orders')") is not None
+    assert db.value("SELECT count(*) FROM pg_class WHERE relname = 'o_odd'") == 1
