@@ -1,10 +1,12 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch bench-deployment bench-deployment-smoke bench-parallel bench-parallel-smoke
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch bench-deployment bench-deployment-smoke bench-parallel bench-parallel-smoke test-citus
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
 test:          ## set up, run every test tier
 	scripts/test.sh
+test-citus:    ## Citus 14.0.1 (shared source tarball) on PostgreSQL 18: a coordinator and two workers, tests/citus
+	scripts/test_citus.sh
 setup:
 	scripts/setup.sh
 install:

@@ -64,6 +64,28 @@ AS $$
     SELECT relid FROM tree
 $$;
 
+-- What kind of Citus table `relation` is (NULL: none, or Citus is not installed). Writes to a
+-- distributed or reference table run on the workers' shards: triggers on the coordinator's
+-- table never fire, so its changes cannot be captured there.
+CREATE FUNCTION pgstream._citus_kind(relation oid) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT CASE WHEN partmethod = ''n'' AND repmodel = ''t'' THEN ''Citus reference table'' '
+            '            WHEN partmethod = ''n'' THEN ''Citus single-shard or local table'' '
+            '            ELSE ''Citus distributed table'' END '
+            'FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1'
+        INTO kind USING relation;
+    RETURN kind;
+END
+$$;
+
 -- Why a relation's changes cannot be captured by statement triggers on it (NULL: they can).
 -- Writes through an inheritance parent, logical replication apply (row triggers only), crash
 -- recovery of unlogged tables, catalog updates and row-level security policies all change what a
@@ -93,6 +115,7 @@ AS $$
                                          JOIN pg_class m ON m.oid = t WHERE m.relpersistence <> 'p')
             THEN 'unlogged partition'
         WHEN c.relrowsecurity THEN 'row-level security'
+        WHEN pgstream._citus_kind(c.oid) IS NOT NULL THEN pgstream._citus_kind(c.oid)
         WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r
                      WHERE r.srrelid = c.oid OR r.srrelid IN (SELECT pgstream._partition_members(c.oid)))
             THEN 'logical replication target'

@@ -1,6 +1,7 @@
 -- pg_stream_dbt 0.3.0 -> 0.4.0 (ALTER EXTENSION pg_stream_dbt UPDATE): create_stream_table takes
 -- partition_by (a stream table may be a partitioned table); add_partition is new. Stream tables, catalog rows, capture
--- triggers and change buffers are kept as they are.
+-- triggers and change buffers are kept as they are. Citus tables count as sources whose changes
+-- cannot be captured (the capture triggers on a coordinator never fire for writes to shards).
 
 DROP FUNCTION pgstream.create_stream_table(text, text, text, text, bool);
 CREATE FUNCTION pgstream."create_stream_table"(
@@ -27,3 +28,64 @@ CREATE FUNCTION pgstream."add_partition"(
 VOLATILE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'add_partition_wrapper';
+
+-- Citus tables cannot be captured on the coordinator: their readers are FULL, never skipped.
+-- What kind of Citus table `relation` is (NULL: none, or Citus is not installed). Writes to a
+-- distributed or reference table run on the workers' shards: triggers on the coordinator's
+-- table never fire, so its changes cannot be captured there.
+CREATE FUNCTION pgstream._citus_kind(relation oid) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind text;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT CASE WHEN partmethod = ''n'' AND repmodel = ''t'' THEN ''Citus reference table'' '
+            '            WHEN partmethod = ''n'' THEN ''Citus single-shard or local table'' '
+            '            ELSE ''Citus distributed table'' END '
+            'FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1'
+        INTO kind USING relation;
+    RETURN kind;
+END
+$$;
+
+-- Why a relation's changes cannot be captured by statement triggers on it (NULL: they can).
+-- Writes through an inheritance parent, logical replication apply (row triggers only), crash
+-- recovery of unlogged tables, catalog updates and row-level security policies all change what a
+-- query sees without firing them. A partitioned table is captured at every member of its tree
+-- (writes through it and writes to a partition directly); a partition read by itself is not
+-- (its triggers are its root's), nor a tree with a foreign or unlogged partition.
+CREATE OR REPLACE FUNCTION pgstream._capture_blocker(relation oid) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN c.oid IS NULL THEN 'source missing'
+        WHEN c.oid < 16384 OR c.relnamespace = 'pg_catalog'::regnamespace THEN 'system catalog'
+        WHEN c.relkind = 'm' THEN 'materialized view'
+        WHEN c.relkind = 'f' THEN 'foreign table'
+        WHEN c.relkind NOT IN ('r', 'p') THEN 'not a table'
+        WHEN c.relpersistence = 't' THEN 'temporary table'
+        WHEN c.relpersistence = 'u' THEN 'unlogged table'
+        WHEN c.relispartition THEN 'partition'
+        WHEN c.relkind = 'r' AND (c.relhassubclass
+                                  OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
+            THEN 'inheritance'
+        WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pgstream._partition_members(c.oid) t
+                                         JOIN pg_class m ON m.oid = t WHERE m.relkind = 'f')
+            THEN 'foreign partition'
+        WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pgstream._partition_members(c.oid) t
+                                         JOIN pg_class m ON m.oid = t WHERE m.relpersistence <> 'p')
+            THEN 'unlogged partition'
+        WHEN c.relrowsecurity THEN 'row-level security'
+        WHEN pgstream._citus_kind(c.oid) IS NOT NULL THEN pgstream._citus_kind(c.oid)
+        WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r
+                     WHERE r.srrelid = c.oid OR r.srrelid IN (SELECT pgstream._partition_members(c.oid)))
+            THEN 'logical replication target'
+    END
+    FROM (SELECT relation AS wanted) w LEFT JOIN pg_class c ON c.oid = w.wanted
+$$;
+

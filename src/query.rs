@@ -38,7 +38,10 @@ pub fn analyze(stream_table: &str, query: &str) -> AnalyzedQuery {
     let statement = single_statement_text(stream_table, query);
     let create_probe = format!("CREATE TEMPORARY VIEW {PROBE_VIEW} AS\n{statement}\n");
     as_invalid_query(stream_table, || {
-        Spi::run(&create_probe).unwrap_or_else(|e| panic!("creating the probe view failed: {e}"))
+        without_ddl_propagation(|| {
+            Spi::run(&create_probe)
+                .unwrap_or_else(|e| panic!("creating the probe view failed: {e}"))
+        })
     });
 
     let reserved = Spi::get_one_with_args::<String>(
@@ -108,6 +111,17 @@ fn plan_reads_system_relations() -> bool {
     .unwrap_or(serde_json::Value::Null);
     fn walk(value: &serde_json::Value) -> bool {
         match value {
+            // Citus ships intermediate results through a pg_catalog function, not a catalog.
+            serde_json::Value::Object(map)
+                if map
+                    .get("Function Name")
+                    .and_then(|f| f.as_str())
+                    .is_some_and(|f| {
+                        f == "read_intermediate_result" || f == "read_intermediate_results"
+                    }) =>
+            {
+                map.iter().any(|(key, v)| key != "Schema" && walk(v))
+            }
             serde_json::Value::Object(map) => map.iter().any(|(key, v)| {
                 (key == "Schema"
                     && v.as_str().is_some_and(|s| {
@@ -158,8 +172,40 @@ pub fn probe_columns() -> Vec<String> {
 
 /// Drops the probe view made by [`analyze`].
 pub fn drop_probe() {
-    Spi::run(&format!("DROP VIEW {PROBE_VIEW}"))
-        .unwrap_or_else(|e| panic!("dropping the probe view failed: {e}"));
+    without_ddl_propagation(|| {
+        Spi::run(&format!("DROP VIEW {PROBE_VIEW}"))
+            .unwrap_or_else(|e| panic!("dropping the probe view failed: {e}"))
+    });
+}
+
+/// Runs `body` (DDL of objects that are the coordinator's own: the probe view, capture objects)
+/// with Citus's DDL propagation off where Citus is loaded: Citus would try to propagate the
+/// probe view to its workers and trips over its `pg_temp` schema (docs/CITUS_PROBE.md). The setting is put back afterwards; on an
+/// error the transaction (or subtransaction) ends and PostgreSQL restores it.
+pub fn without_ddl_propagation<R>(body: impl FnOnce() -> R) -> R {
+    const SETTING: &str = "citus.enable_ddl_propagation";
+    let previous = Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.current_setting($1, true)",
+        &[SETTING.into()],
+    )
+    .ok()
+    .flatten();
+    let set = |value: &str| {
+        Spi::run_with_args(
+            "SELECT pg_catalog.set_config($1, $2, true)",
+            &[SETTING.into(), value.into()],
+        )
+        .unwrap_or_else(|e| panic!("setting {SETTING} failed: {e}"))
+    };
+    match previous {
+        Some(previous) => {
+            set("off");
+            let result = body();
+            set(&previous);
+            result
+        }
+        None => body(),
+    }
 }
 
 /// The relations the probe view depends on, from the dependencies PostgreSQL recorded for its

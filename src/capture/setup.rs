@@ -148,9 +148,11 @@ pub fn sync(sources: &[pg_sys::Oid]) {
     lock_for_setup(sources.iter().copied());
     catalog::as_catalog_owner(|| {
         as_engine_ddl(|| {
-            for source in sorted {
-                sync_source(pg_sys::Oid::from(source));
-            }
+            crate::query::without_ddl_propagation(|| {
+                for source in sorted {
+                    sync_source(pg_sys::Oid::from(source));
+                }
+            })
         })
     })
 }
