@@ -5,6 +5,7 @@
 set -euo pipefail
 export PG_MAJOR=18
 source "$(dirname "$0")/lib.sh"
+[[ -n "${SKIP_SETUP:-}" ]] || "${ROOT}/scripts/setup.sh"
 "${ROOT}/scripts/pg_majors.sh" 18
 "${ROOT}/scripts/citus.sh" build
 "${ROOT}/scripts/install.sh"

@@ -733,6 +733,27 @@ pub fn sync_capture_of(id: i64, also: &[pg_sys::Oid]) {
     crate::capture::setup::sync(&sources);
 }
 
+/// Whether a capture set-up could complete the capture of stream table `id`'s sources: some
+/// source lacks capture and is capturable (or is gone, or carries capture objects to take away).
+/// A source that cannot be captured (a Citus table, an unlogged table, ...) and has nothing to
+/// take away is not set up again on every refresh: that would take its set-up lock each time
+/// and serialize the refreshes of its readers for nothing.
+pub fn capture_repairable(id: i64) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d \
+                        CROSS JOIN LATERAL pgstream._capture_blocker(d.source_relid) b(blocker) \
+                        WHERE d.pgs_id = $1 AND d.source_kind <> 'view' \
+                          AND NOT pgstream._statements_captured(d.source_relid) \
+                          AND (b.blocker IS NULL OR b.blocker = 'source missing' \
+                               OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
+                                          WHERE t.tgrelid = d.source_relid \
+                                            AND t.tgname LIKE 'pgstream\\_%')))",
+        &[id.into()],
+    )
+    .unwrap_or_else(|e| panic!("reading the capture of stream table {id} failed: {e}"))
+    .unwrap_or(true)
+}
+
 /// Adopts the rows of a restored catalog (a dump of another database restored here): see
 /// `pgstream._adopt_restored_rows`. Cheap when there is nothing to adopt.
 pub fn adopt_restored_rows() {

@@ -451,7 +451,7 @@ pub fn refresh_now(
     }
     // Capture that is missing or out of date is put right before the refresh's snapshot.
     let changes = catalog::change_state(table.id, consumed_snapshot.as_deref(), owner);
-    let capture_repaired = !changes.capture_complete
+    let capture_repaired = (!changes.capture_complete && catalog::capture_repairable(table.id))
         || (table.effective_mode.as_deref() == Some("DIFFERENTIAL")
             && !changes.row_capture_complete);
     if capture_repaired {
