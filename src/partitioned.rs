@@ -90,6 +90,23 @@ fn create_partition(schema: &str, name: &str, parent: &str, bound: &str) {
         quote_qualified_identifier(schema, name)
     );
     Spi::run(&statement).unwrap_or_else(|e| panic!("creating partition {name} failed: {e}"));
+    // Owned like the stream table (a member of its owning role may add one): its refreshes,
+    // add_partition and recreate detach, attach and drop it as that owner.
+    let owner = Spi::get_one_with_args::<String>(
+        "SELECT (SELECT format('ALTER TABLE %s OWNER TO %I', c.oid::pg_catalog.regclass, \
+                               pg_catalog.pg_get_userbyid(p.relowner)) \
+                   FROM pg_catalog.pg_class c, pg_catalog.pg_class p \
+                  WHERE c.oid = $1::pg_catalog.regclass AND p.oid = $2::pg_catalog.regclass \
+                    AND c.relowner <> p.relowner)",
+        &[
+            quote_qualified_identifier(schema, name).into(),
+            parent.into(),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("reading the owner of partition {name} failed: {e}"));
+    if let Some(statement) = owner {
+        Spi::run(&statement).unwrap_or_else(|e| panic!("{statement} failed: {e}"));
+    }
 }
 
 /// A partition of an existing stream table that is not one the engine makes: its schema, name
@@ -164,14 +181,23 @@ pub fn rename_carried(renames: &[(String, String, String)]) {
     }
 }
 
-/// A bound value as SQL: MINVALUE / MAXVALUE as keywords, anything else a quoted literal (cast
-/// by PostgreSQL to the partition column's type).
-fn bound_value(value: &str) -> String {
-    match value.trim().to_ascii_uppercase().as_str() {
-        "MINVALUE" | "MAXVALUE" => value.trim().to_ascii_uppercase(),
+/// A bound value as SQL: a quoted literal (cast by PostgreSQL to the partition column's type),
+/// NULL for a missing one (a LIST partition may take NULL), and in a RANGE bound MINVALUE /
+/// MAXVALUE as keywords (in a LIST they are values like any other).
+fn bound_value(value: Option<&str>, range: bool) -> String {
+    match value {
+        None => "NULL".into(),
+        Some(value)
+            if range
+                && ["MINVALUE", "MAXVALUE"]
+                    .iter()
+                    .any(|k| value.trim().eq_ignore_ascii_case(k)) =>
+        {
+            value.trim().to_ascii_uppercase()
+        }
         // PostgreSQL's own quoting (E'' with doubled backslashes where needed): a literal
         // whatever standard_conforming_strings says.
-        _ => pgrx::spi::quote_literal(value),
+        Some(value) => pgrx::spi::quote_literal(value),
     }
 }
 
@@ -179,15 +205,16 @@ fn bound_value(value: &str) -> String {
 pub fn bound_clause(
     shown: &str,
     spec: &PartitionSpec,
-    in_values: Option<&[String]>,
-    from_values: Option<&[String]>,
-    to_values: Option<&[String]>,
+    in_values: Option<&[Option<String>]>,
+    from_values: Option<&[Option<String>]>,
+    to_values: Option<&[Option<String>]>,
 ) -> String {
     use crate::partitioning::Strategy;
-    let list = |values: &[String]| {
+    let range = spec.strategy == Strategy::Range;
+    let list = |values: &[Option<String>]| {
         values
             .iter()
-            .map(|v| bound_value(v))
+            .map(|v| bound_value(v.as_deref(), range))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -198,19 +225,24 @@ pub fn bound_clause(
                 "{shown} is partitioned by {}: give {}.",
                 spec.describe(),
                 match spec.strategy {
-                    Strategy::List => "in_values (the list values of the new partition)",
+                    Strategy::List => "in_values (the list values of the new partition, NULL allowed)",
                     Strategy::Range =>
-                        "from_values and to_values (one value per partition column each)",
+                        "from_values and to_values (one value, MINVALUE or MAXVALUE per partition column each)",
                     Strategy::Hash => "nothing: its hash partitions cover every row",
                 }
             ),
         }
         .raise()
     };
+    let has_null =
+        |values: Option<&[Option<String>]>| values.is_some_and(|v| v.iter().any(Option::is_none));
     match (spec.strategy, in_values, from_values, to_values) {
         (Strategy::List, Some(values), None, None) if !values.is_empty() => {
             format!("FOR VALUES IN ({})", list(values))
         }
+        (Strategy::Range, None, from, to) if has_null(from) || has_null(to) => refuse(format!(
+            "a range bound of a new partition of stream table {shown} is NULL"
+        )),
         (Strategy::Range, None, Some(from), Some(to))
             if from.len() == spec.columns.len() && to.len() == spec.columns.len() =>
         {

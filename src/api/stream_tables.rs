@@ -95,9 +95,9 @@ fn drop_stream_table(name: Option<&str>) {
 fn add_partition(
     stream_table: Option<&str>,
     partition: Option<&str>,
-    in_values: default!(Option<Vec<String>>, "NULL"),
-    from_values: default!(Option<Vec<String>>, "NULL"),
-    to_values: default!(Option<Vec<String>>, "NULL"),
+    in_values: default!(Option<Vec<Option<String>>>, "NULL"),
+    from_values: default!(Option<Vec<Option<String>>>, "NULL"),
+    to_values: default!(Option<Vec<Option<String>>>, "NULL"),
 ) -> i64 {
     let table = resolve::existing_stream_table(required(stream_table, "stream_table"));
     resolve::require_owner(&table);

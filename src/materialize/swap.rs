@@ -191,6 +191,14 @@ fn build_beside_and_swap(
         // No partition added (or refresh run) between reading its partitions and dropping it.
         refresh::lock_stream_table(old);
     }
+    if let Some(spec) = definition.partition_by {
+        // Named as users know it (the table built beside has a temporary name).
+        partitioned::require_result_columns(
+            &display_name(schema, name),
+            spec,
+            &crate::query::probe_columns(),
+        );
+    }
     let carried = partitions_to_carry(&previous, schema, name, definition);
     let new = engine::create_from_probe(schema, &temporary, analyzed, definition, false);
     let renames = partitioned::carry_partitions(schema, &temporary, &carried);
@@ -294,15 +302,20 @@ fn partitions_to_carry(
 /// Gives `new` the owner of `old` (a member of the owning role may recreate a stream table;
 /// the table must stay the role's).
 fn keep_owner(old: pg_sys::Oid, new: pg_sys::Oid) {
-    let statement = Spi::get_one_with_args::<String>(
-        "SELECT format('ALTER TABLE %s OWNER TO %I', $2::regclass, pg_catalog.pg_get_userbyid(o.relowner)) \
-         FROM pg_catalog.pg_class o, pg_catalog.pg_class n \
-         WHERE o.oid = $1 AND n.oid = $2 AND o.relowner <> n.relowner",
+    // The new table and its partitions (ALTER TABLE ... OWNER TO does not recurse to them).
+    let statements = Spi::get_one_with_args::<Vec<String>>(
+        "WITH RECURSIVE tree(oid) AS (SELECT $2::pg_catalog.oid UNION ALL \
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.oid) \
+         SELECT COALESCE(array_agg(format('ALTER TABLE %s OWNER TO %I', n.oid::regclass, \
+                                          pg_catalog.pg_get_userbyid(o.relowner))), '{}') \
+         FROM tree JOIN pg_catalog.pg_class n ON n.oid = tree.oid, pg_catalog.pg_class o \
+         WHERE o.oid = $1 AND o.relowner <> n.relowner",
         &[old.into(), new.into()],
     )
     .ok()
-    .flatten();
-    if let Some(statement) = statement {
+    .flatten()
+    .unwrap_or_default();
+    for statement in statements {
         Spi::run(&statement).unwrap_or_else(|e| panic!("{statement} failed: {e}"));
     }
 }
@@ -342,16 +355,21 @@ fn copy_grants_and_comments(old: pg_sys::Oid, new: pg_sys::Oid) {
 
 /// Objects (views, mostly) that depend on relation `relid` and would go with it.
 fn dependents_of(relid: pg_sys::Oid) -> Vec<String> {
+    // Of the table and of its partitions (a view on a partition goes with the table).
     Spi::get_one_with_args::<Vec<String>>(
-        "SELECT COALESCE(array_agg(DISTINCT COALESCE( \
+        "WITH RECURSIVE tree(oid) AS (SELECT $1::pg_catalog.oid UNION ALL \
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.oid) \
+         SELECT COALESCE(array_agg(DISTINCT COALESCE( \
                 (SELECT 'view ' || r.ev_class::regclass::text FROM pg_catalog.pg_rewrite r \
                  WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = d.objid \
-                   AND r.ev_class <> $1), \
+                   AND r.ev_class NOT IN (SELECT oid FROM tree)), \
                 pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid))), '{}') \
          FROM pg_catalog.pg_depend d \
-         WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = $1 AND d.deptype = 'n' \
+         WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid IN (SELECT oid FROM tree) \
+           AND d.deptype = 'n' \
            AND NOT (d.classid = 'pg_catalog.pg_rewrite'::regclass \
-                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid AND r.ev_class = $1))",
+                    AND EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r \
+                                WHERE r.oid = d.objid AND r.ev_class IN (SELECT oid FROM tree)))",
         &[relid.into()],
     )
     .ok()

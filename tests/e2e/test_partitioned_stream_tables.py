@@ -224,3 +224,85 @@ def test_bound_values_stay_literals_without_standard_conforming_strings(orders):
     db.sql("SET standard_conforming_strings = on")
     assert db.value("SELECT to_regclass('orders')") is not None
     assert db.value("SELECT count(*) FROM pg_class WHERE relname = 'o_odd'") == 1
+
+
+def test_list_partitions_take_null_and_keyword_like_values_range_bounds_refuse_null(orders):
+    db = orders
+    db.sql("UPDATE orders SET status = NULL WHERE id % 50 = 0")
+    db.sql("UPDATE orders SET status = 'minvalue' WHERE id % 50 = 1")
+    create(db, "o", ROWS, "LIST (status)")
+    # NULL is a list value; MINVALUE in a LIST is a value like any other, not the keyword.
+    assert db.value("SELECT pgstream.add_partition('o', 'o_odd', in_values => ARRAY[NULL, 'minvalue'])") == 24
+    assert db.value("SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'o_odd'") == \
+        "FOR VALUES IN (NULL, 'minvalue')"
+    assert db.value("SELECT count(*) FROM o_odd WHERE status IS NULL") == 12
+    db.sql("UPDATE orders SET status = NULL WHERE id = 2")
+    assert refresh(db, "o") == "DIFFERENTIAL"
+    assert db.value("SELECT count(*) FROM o_odd WHERE status IS NULL") == 13
+    assert db.multiset_difference("o", ROWS) == 0
+    create(db, "by_day", BY_DAY, "RANGE (day)")
+    error = db.error("SELECT pgstream.add_partition('by_day', 'd', from_values => ARRAY[NULL], to_values => ARRAY['2025-02-01'])")
+    assert error.pgcode == "22023" and "range bound of a new partition of stream table public.by_day is NULL" in error.pgerror, \
+        error.pgerror
+    assert "MINVALUE or MAXVALUE" in error.diag.message_hint
+    assert db.value("SELECT pgstream.add_partition('by_day', 'd', from_values => ARRAY['minvalue'], "
+                    "to_values => ARRAY['2025-01-11'])") == 10
+    assert db.value("SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'd'") == \
+        "FOR VALUES FROM (MINVALUE) TO ('2025-01-11')"
+
+
+def test_recreate_names_the_stream_table_drops_views_on_partitions_and_keeps_owners(orders):
+    db = orders
+    role = db.name + "_owner"
+    db.sql(f'CREATE ROLE "{role}"')
+    try:
+        db.sql(f'GRANT SELECT ON orders TO "{role}"; GRANT CREATE ON SCHEMA public TO "{role}"')
+        db.sql(f'SET ROLE "{role}"')
+        create(db, "o", ROWS, "LIST (status)")
+        db.sql("RESET ROLE")
+        # The superuser adds a partition: it is owned like the stream table all the same.
+        db.sql("SELECT pgstream.add_partition('o', 'o_shipped', in_values => ARRAY['shipped'])")
+        db.sql("CREATE VIEW shipped_view AS SELECT * FROM o_shipped")
+
+        def owners():
+            return dict(db.sql("SELECT relname::text, pg_get_userbyid(relowner)::text FROM pg_class "
+                               "WHERE relname IN ('o', 'o_default', 'o_shipped')"))
+
+        assert owners() == {"o": role, "o_default": role, "o_shipped": role}
+        # A new query without the partition column: refused under the stream table's own name.
+        error = db.error("SELECT pgstream_dbt.materialize('o', 'SELECT id, amount FROM orders', "
+                         "'{\"partition_by\": \"LIST (status)\"}')")
+        assert error.pgcode == "22023" and "of stream table public.o names column \"status\"" in error.pgerror, error.pgerror
+        assert "__pgs_swap" not in error.pgerror
+        # Recreated (by the superuser, as dbt's runner might): the view on a partition goes with
+        # the old table, named in a warning; the new table and partitions keep their owner.
+        db.conn.notices.clear()
+        wider = ROWS.replace("amount FROM", "amount, day FROM")
+        result = db.value("SELECT pgstream_dbt.materialize('o', %s, '{\"partition_by\": \"LIST (status)\"}')", (wider,))
+        assert result["action"] == "recreated", result
+        assert any("shipped_view" in n for n in db.conn.notices), db.conn.notices
+        assert db.value("SELECT to_regclass('shipped_view')") is None
+        assert owners() == {"o": role, "o_default": role, "o_shipped": role}
+        assert db.multiset_difference("o", wider) == 0
+    finally:
+        db.sql("RESET ROLE")
+        db.sql("DROP VIEW IF EXISTS shipped_view")
+        db.sql("SELECT pgstream.drop_stream_table('o')")
+        db.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+
+
+def test_on_configuration_change_governs_a_partition_by_change(orders):
+    db = orders
+
+    def materialize(config):
+        return db.value("SELECT pgstream_dbt.materialize('o', %s, %s::jsonb)", (ROWS, config))
+
+    assert materialize('{"partition_by": "LIST (status)"}')["action"] == "created"
+    error = db.error("SELECT pgstream_dbt.materialize('o', %s, %s::jsonb)",
+                     (ROWS, '{"partition_by": "HASH (id)", "on_configuration_change": "fail"}'))
+    assert "partition_by: LIST (status) -> HASH (id) PARTITIONS 4" in error.pgerror, error.pgerror
+    result = materialize('{"partition_by": "HASH (id)", "on_configuration_change": "continue"}')
+    assert result["action"] == "unchanged" and "partition_by: LIST (status) -> HASH" in result["warnings"][0], result
+    assert db.value("SELECT pg_get_partkeydef('o'::regclass)") == "LIST (status)"
+    assert materialize('{"partition_by": "HASH (id)"}')["action"] == "recreated"
+    assert db.value("SELECT pg_get_partkeydef('o'::regclass)") == "HASH (id)"

@@ -107,7 +107,8 @@ pub fn config_changes(existing: &Existing, config: &MaterializeConfig) -> Vec<Ch
 
 /// Decides what materialize() does for `target`, given the model's query hash and config.
 /// A query change or a full refresh always recreates (with the new config);
-/// `on_configuration_change` governs changes of schedule, refresh mode and status alone.
+/// `on_configuration_change` governs changes of schedule, refresh mode, status and partitioning
+/// (applied by recreating).
 pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> Decision {
     if config.empty {
         return match target {
@@ -154,20 +155,24 @@ pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> De
             ),
         };
     }
-    if existing.partition_by != config.partition_by {
+    let mut changes = config_changes(existing, config);
+    // A changed partitioning is a configuration change too (dbt's on_configuration_change
+    // governs it), applied by recreating: a table cannot be re-partitioned in place.
+    let repartitioned = existing.partition_by != config.partition_by;
+    if repartitioned {
         let shown = |spec: &Option<PartitionSpec>| {
             spec.as_ref()
                 .map_or("none".to_string(), PartitionSpec::describe)
         };
-        return Decision::Recreate {
-            reason: format!(
-                "partition_by changed ({} -> {})",
-                shown(&existing.partition_by),
-                shown(&config.partition_by)
-            ),
-        };
+        changes.insert(
+            0,
+            Change {
+                key: "partition_by",
+                from: shown(&existing.partition_by),
+                to: shown(&config.partition_by),
+            },
+        );
     }
-    let changes = config_changes(existing, config);
     if changes.is_empty() {
         if !existing.populated && config.initialize {
             return Decision::Populate;
@@ -175,6 +180,12 @@ pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> De
         return Decision::Unchanged;
     }
     match config.on_configuration_change {
+        OnConfigurationChange::Apply if repartitioned => Decision::Recreate {
+            reason: format!(
+                "partition_by changed ({} -> {})",
+                changes[0].from, changes[0].to
+            ),
+        },
         OnConfigurationChange::Apply => Decision::Alter { changes },
         OnConfigurationChange::Continue => Decision::Keep { changes },
         OnConfigurationChange::Fail => Decision::Refuse { changes },
@@ -327,6 +338,37 @@ mod tests {
             Decision::Recreate {
                 reason: "partition_by changed (RANGE (day) -> HASH (day) PARTITIONS 8)".into()
             }
+        );
+        let refusing = MaterializeConfig {
+            on_configuration_change: OnConfigurationChange::Fail,
+            schedule: "5m".into(),
+            ..hashed.clone()
+        };
+        let expected = vec![
+            Change {
+                key: "partition_by",
+                from: "RANGE (day)".into(),
+                to: "HASH (day) PARTITIONS 8".into(),
+            },
+            Change {
+                key: "schedule",
+                from: "1m".into(),
+                to: "5m".into(),
+            },
+        ];
+        assert_eq!(
+            plan(&partitioned, "h1", &refusing),
+            Decision::Refuse {
+                changes: expected.clone()
+            }
+        );
+        let continuing = MaterializeConfig {
+            on_configuration_change: OnConfigurationChange::Continue,
+            ..refusing
+        };
+        assert_eq!(
+            plan(&partitioned, "h1", &continuing),
+            Decision::Keep { changes: expected }
         );
     }
 
