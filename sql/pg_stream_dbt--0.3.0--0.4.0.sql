@@ -3,6 +3,11 @@
 -- triggers and change buffers are kept as they are. Citus tables count as sources whose changes
 -- cannot be captured (the capture triggers on a coordinator never fire for writes to shards).
 
+-- Whoever may execute the old create_stream_table may execute the new one (an administrator
+-- may have revoked it from PUBLIC): its privileges are kept across the DROP and CREATE.
+SELECT pg_catalog.set_config('pg_stream_dbt_upgrade.create_acl', COALESCE(p.proacl::text, ''), true)
+FROM pg_catalog.pg_proc p
+WHERE p.oid = 'pgstream.create_stream_table(text, text, text, text, bool)'::pg_catalog.regprocedure;
 DROP FUNCTION pgstream.create_stream_table(text, text, text, text, bool);
 CREATE FUNCTION pgstream."create_stream_table"(
 	"name" TEXT,
@@ -15,6 +20,28 @@ CREATE FUNCTION pgstream."create_stream_table"(
 VOLATILE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'create_stream_table_v4_wrapper';
+DO $$
+DECLARE
+    acl text := current_setting('pg_stream_dbt_upgrade.create_acl', true);
+    item record;
+    fn constant text := 'pgstream.create_stream_table(text, text, text, text, bool, text)';
+BEGIN
+    IF acl IS NULL OR acl = '' THEN
+        RETURN;  -- the default privileges, as the new function has
+    END IF;
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+    FOR item IN
+        SELECT a.grantee, a.is_grantable FROM pg_catalog.aclexplode(acl::pg_catalog.aclitem[]) a
+        WHERE a.privilege_type = 'EXECUTE'
+          AND a.grantee <> (SELECT proowner FROM pg_catalog.pg_proc WHERE oid = fn::pg_catalog.regprocedure)
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s%s', fn,
+                       CASE WHEN item.grantee = 0 THEN 'PUBLIC'
+                            ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(item.grantee)) END,
+                       CASE WHEN item.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END
+$$;
 
 -- add_partition: a partition added to a RANGE or LIST partitioned stream table, with the rows it
 -- takes moved out of the DEFAULT partition.

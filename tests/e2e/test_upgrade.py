@@ -98,3 +98,22 @@ def test_update_from_an_earlier_version_keeps_stream_tables_and_equals_a_fresh_i
             "ALTER TABLE orders ENABLE TRIGGER USER")
     old.sql("SELECT pgstream.refresh_stream_table('amounts')")
     assert old.multiset_difference("amounts", queries["amounts"]) == 0
+
+
+def test_update_keeps_who_may_execute_create_stream_table(db, fresh_database):
+    """0.4.0 replaces create_stream_table (a new argument): privileges an administrator set on
+    it are kept, not reset to PUBLIC's default."""
+    old = fresh_database
+    role = old.name + "_creator"
+    old.sql(f'CREATE ROLE "{role}"')
+    try:
+        old.sql("CREATE EXTENSION pg_stream_dbt VERSION '0.3.0'")
+        old.sql("REVOKE EXECUTE ON FUNCTION pgstream.create_stream_table(text, text, text, text, bool) FROM PUBLIC")
+        old.sql(f'GRANT EXECUTE ON FUNCTION pgstream.create_stream_table(text, text, text, text, bool) TO "{role}"')
+        old.sql("ALTER EXTENSION pg_stream_dbt UPDATE")
+        new = "pgstream.create_stream_table(text, text, text, text, bool, text)"
+        assert old.value(f"SELECT has_function_privilege('public', '{new}', 'EXECUTE')") is False
+        assert old.value(f"SELECT has_function_privilege(%s, '{new}', 'EXECUTE')", (role,)) is True
+    finally:
+        old.sql("DROP EXTENSION IF EXISTS pg_stream_dbt CASCADE")
+        old.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
