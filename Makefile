@@ -1,5 +1,5 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch bench-deployment bench-deployment-smoke bench-parallel bench-parallel-smoke test-citus
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch bench-deployment bench-deployment-smoke bench-parallel bench-parallel-smoke test-citus bench-citus
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
@@ -47,3 +47,5 @@ bench-tpch:    ## the 22 TPC-H queries: stream table refresh vs REFRESH MATERIAL
 
 bench-refresh-baseline: ## FULL refresh vs REFRESH MATERIALIZED VIEW [CONCURRENTLY] (before DIFFERENTIAL)
 	bench/refresh_baseline
+bench-citus:   ## FULL stream tables over Citus tables vs the same data local, beside RMV and local DIFFERENTIAL (PostgreSQL 18, release build)
+	bench/citus

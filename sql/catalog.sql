@@ -18,6 +18,8 @@ CREATE TABLE pgstream.pgs_installation (
 INSERT INTO pgstream.pgs_installation DEFAULT VALUES;
 COMMENT ON TABLE pgstream.pgs_installation IS 'pg_stream_dbt: this installation''s id (new in a restored database)';
 
+-- Executable by PUBLIC on purpose: the default of the catalog's installation column, and all
+-- it tells is this installation's random id.
 CREATE FUNCTION pgstream._installation() RETURNS uuid
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -101,8 +103,8 @@ COMMENT ON TABLE pgstream.pgs_dependencies IS
     'pg_stream_dbt: the relations each stream table reads (views and the base tables behind them)';
 
 -- Change capture: one row per data-changing statement on a relation a stream table reads,
--- written by the pgstream_capture statement trigger. In its own schema, which ordinary
--- users can neither read nor write.
+-- written by the pgstream_capture statement trigger. In its own schema, whose tables ordinary
+-- users can neither read nor write (they may name them: USAGE below).
 CREATE SCHEMA pgstream_changes;
 REVOKE ALL ON SCHEMA pgstream_changes FROM PUBLIC;
 -- Names only: every table in it denies PUBLIC (buffers, statements, the sequence), and a stream
@@ -118,7 +120,7 @@ CREATE UNIQUE INDEX statements_source_xid_idx ON pgstream_changes.statements (so
 REVOKE ALL ON pgstream_changes.statements FROM PUBLIC;
 
 -- Row changes for DIFFERENTIAL refresh go to one buffer table per source read by a DIFFERENTIAL
--- stream table (sql/capture.sql); __pgs_seq orders the changes of one transaction.
+-- stream table (made by src/capture/setup.rs); __pgs_seq orders the changes of one transaction.
 CREATE SEQUENCE pgstream_changes.row_seq;
 REVOKE ALL ON SEQUENCE pgstream_changes.row_seq FROM PUBLIC;
 

@@ -1,5 +1,5 @@
-//! The only place that reads and writes the catalog tables pgstream.pgs_stream_tables and
-//! pgstream.pgs_dependencies.
+//! The engine's gateway to the catalog tables pgstream.pgs_stream_tables and
+//! pgstream.pgs_dependencies (a few readers elsewhere: see docs/ARCHITECTURE.md section 3).
 
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;

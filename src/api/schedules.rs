@@ -21,7 +21,8 @@ fn is_valid_schedule(schedule: &str) -> bool {
 }
 
 /// Asks the scheduler launcher to look for databases that need a worker (run by CREATE
-/// EXTENSION); does nothing when the library is not preloaded.
+/// EXTENSION); does nothing when the library is not preloaded. Executable by PUBLIC on purpose:
+/// it only wakes the launcher, which starts workers where the extension is installed anyway.
 #[pg_extern(volatile, schema = "pgstream")]
 fn request_scheduler_rescan() {
     crate::scheduler::request_rescan();

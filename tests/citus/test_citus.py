@@ -105,9 +105,9 @@ def test_full_stream_tables_over_distributed_and_reference_tables_equal_their_qu
     kinds = {k for (k,) in sql(db, "SELECT DISTINCT last_refresh_kind FROM pgstream.pgs_stream_tables")}
     assert kinds == {"FULL"}, kinds
     # Nothing of the change capture was put on the distributed or reference tables or their shards.
-    assert sql(db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgstream%%'")[0][0] == 0
+    assert sql(db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgstream%'")[0][0] == 0
     shards = sql(db, "SELECT result FROM run_command_on_workers("
-                     "$$SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgstream%%'$$)")
+                     "$$SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgstream%'$$)")
     assert shards == [("0",), ("0",)], shards
 
 

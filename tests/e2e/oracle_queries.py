@@ -1,7 +1,7 @@
 """The differential oracle's query corpus (tests/e2e/test_differential_oracle.py): the schema
 of its sources, the queries refreshed DIFFERENTIAL, those refreshed under AUTO, chains of
-stream tables, and queries left out of the run because the engine gets them wrong
-(FIXED_BUGS: the engine bugs it found, each with a minimal reproduction)."""
+stream tables, and FIXED_BUGS: the engine bugs it found, each with a minimal reproduction, run
+and checked like the rest."""
 
 SCHEMA = """
 CREATE TABLE o_cust (id int PRIMARY KEY, region text, tier int);

@@ -3,14 +3,26 @@
 //! Nothing here rewrites SQL text: a user's string literal is never touched.
 
 use super::ir::marker_index;
-use super::Unsupported;
+use super::ir::Unsupported;
 use sqlparser::ast::{
-    BinaryOperator, Expr, Ident, ObjectName, Query, Select, SelectItem, SetExpr, Statement,
-    TableAlias, TableFactor, TableWithJoins, UnaryOperator, VisitMut, VisitorMut,
+    BinaryOperator, Expr, Ident, LimitClause, ObjectName, Query, Select, SelectItem, SetExpr,
+    Statement, TableAlias, TableFactor, TableWithJoins, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use std::ops::ControlFlow;
+
+/// Whether `query` keeps no rows: `LIMIT 0` or `FETCH FIRST 0 ROWS`.
+pub fn limits_to_no_rows(query: &Query) -> bool {
+    let zero = |e: &Expr| matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.parse::<f64>() == Ok(0.0)));
+    let limit_zero = matches!(&query.limit_clause,
+        Some(LimitClause::LimitOffset { limit: Some(limit), .. }) if zero(limit));
+    let fetch_zero = query
+        .fetch
+        .as_ref()
+        .is_some_and(|f| !f.percent && f.quantity.as_ref().is_some_and(zero));
+    limit_zero || fetch_zero
+}
 
 /// Parses `sql` as exactly one query.
 pub fn parse_query(sql: &str) -> Result<Query, Unsupported> {

@@ -5,7 +5,7 @@
 use super::ast::{and_all, folded, generated_expr, named_factor};
 use super::cut::{as_filter_subquery, conjuncts, single_occurrence, single_occurrence_factor};
 use super::ir::null_marker;
-use super::{Catalog, Unsupported};
+use super::ir::{Catalog, Unsupported};
 use sqlparser::ast::{
     Expr, JoinConstraint, JoinOperator, Select, SelectItem, SetExpr, TableAlias, TableFactor,
 };

@@ -2,7 +2,7 @@
 //! CTE, view or subquery around them) (delta planning).
 
 use super::ast::folded;
-use super::Unsupported;
+use super::ir::{Unsupported, TOP_LEVEL};
 use sqlparser::ast::{
     Distinct, Expr, GroupByExpr, Query, Select, TableFactor, Value, Visit, Visitor,
 };
@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 pub fn location_of(aliases: &[String]) -> String {
     match aliases.last() {
         Some(alias) => format!("CTE, view or subquery \"{alias}\""),
-        None => super::TOP_LEVEL.to_string(),
+        None => TOP_LEVEL.to_string(),
     }
 }
 
@@ -54,7 +54,7 @@ impl Visitor for ConstructCheck {
         }
         if (query.limit_clause.is_some() || query.fetch.is_some())
             && query.order_by.is_none()
-            && !super::cut::limits_to_no_rows(query)
+            && !super::ast::limits_to_no_rows(query)
         {
             return self.refuse(
                 "LIMIT / OFFSET / FETCH without ORDER BY (which rows it keeps is not defined)",

@@ -5,7 +5,7 @@ use super::ast::{
     derived, folded, marker_factor, parse_query, restore_subqueries, take_subqueries,
 };
 use super::ir::TableInput;
-use super::{Catalog, Relation, Unsupported};
+use super::ir::{Catalog, Relation, Unsupported, TOP_LEVEL};
 use sqlparser::ast::{
     Expr, Ident, InTarget, ObjectNamePart, Query, SetExpr, TableAlias, TableAliasColumnDef,
     TableFactor, TableWithJoins, Visit, Visitor,
@@ -43,7 +43,7 @@ pub fn expand(sql: &str, catalog: &dyn Catalog) -> Result<Expanded, Unsupported>
         catalog,
         tables: Vec::new(),
     };
-    expander.query(&mut query, &[], 0, super::TOP_LEVEL)?;
+    expander.query(&mut query, &[], 0, TOP_LEVEL)?;
     Ok(Expanded {
         query,
         tables: expander.tables,

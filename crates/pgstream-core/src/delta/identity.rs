@@ -2,8 +2,9 @@
 //! for a query no plan can be made for, the identity of its row-shape skeleton (delta planning).
 
 use super::ast::{parse_query, subquery_of};
+use super::ir::{Catalog, PlanRequest, Unsupported};
 use super::ir::{Identity, IdentityChoice, Names};
-use super::{plan, Catalog, PlanRequest};
+use super::plan;
 use sqlparser::ast::{Expr, Query, Value, VisitMut, VisitorMut};
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -31,10 +32,7 @@ pub fn identity_of(query: &str, catalog: &dyn Catalog) -> IdentityChoice {
     }
 }
 
-fn planned_identity(
-    query: &str,
-    catalog: &dyn Catalog,
-) -> Result<IdentityChoice, super::Unsupported> {
+fn planned_identity(query: &str, catalog: &dyn Catalog) -> Result<IdentityChoice, Unsupported> {
     let request = PlanRequest {
         names: Names { id: 0 },
         changed: Some(&HashSet::new()),

@@ -8,8 +8,8 @@ use super::ast::{
 };
 use super::blocks::Block;
 use super::filters::{self, Combined};
+use super::ir::Unsupported;
 use super::ir::{null_marker_index, Input, Names, Role};
-use super::Unsupported;
 use crate::sql_text::quote_ident;
 use sqlparser::ast::{Select, TableAlias, TableFactor, VisitMut, VisitorMut};
 use std::ops::ControlFlow;

@@ -1,7 +1,7 @@
 //! Unit tests of delta planning: stages, identities, refusals and the generated SQL.
 
 use super::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A small schema: a(id PK, k, v) oid 1, b(k, w) oid 2, c(x) oid 3, customers(id PK, name) 4,
 /// orders(id PK, customer_id, amount, placed_at) 5, payments(id PK, order_id, method, amount) 6,

@@ -6,14 +6,14 @@
 
 use super::ast::{
     and_all, as_marker, column_ref, derived, expr_with, folded, generated_expr, generated_query,
-    generated_select, ident, item, marker_factor, query_of, replace_occurrences, restrict,
-    select_from, table_alias, wildcard,
+    generated_select, ident, item, limits_to_no_rows, marker_factor, query_of, replace_occurrences,
+    restrict, select_from, table_alias, wildcard,
 };
 use super::checks::location_of;
 use super::expand::{has_sublinks, Expanded};
 use super::ir::Input;
+use super::ir::{Catalog, Unsupported, TOP_LEVEL};
 use super::scope::{self, ScopeItem};
-use super::{Catalog, Unsupported};
 use sqlparser::ast::{
     BinaryOperator, Distinct, Expr, GroupByExpr, InTarget, Join, JoinConstraint, JoinOperator,
     LimitClause, OrderByExpr, OrderByKind, Query, Select, SelectItem, SetExpr, SetOperator,
@@ -81,14 +81,14 @@ pub fn cut(expanded: Expanded, catalog: &dyn Catalog) -> Result<Drafts, Unsuppor
         stages: Vec::new(),
         counter: 0,
     };
-    let root = cutter.stage_of(expanded.query, super::TOP_LEVEL)?;
+    let root = cutter.stage_of(expanded.query, TOP_LEVEL)?;
     // The stream table shows exactly the query's columns: a grouped query whose keys are not all
     // among them is kept as a stage (with its keys), the query a projection over it.
     let last = cutter.stages.last().expect("a root stage");
     if last.kind == DraftKind::Grouped && !cutter.keys_visible(last) {
         cutter.stages.last_mut().expect("a root stage").location = "the query (its groups)".into();
-        let (query, kind) = cutter.over_stage(root, false, super::TOP_LEVEL);
-        cutter.push(query, kind, super::TOP_LEVEL);
+        let (query, kind) = cutter.over_stage(root, false, TOP_LEVEL);
+        cutter.push(query, kind, TOP_LEVEL);
     }
     Ok(Drafts {
         stages: cutter.stages,

@@ -110,18 +110,6 @@ pub fn group_keys(select: &Select, location: &str) -> Result<Vec<Expr>, Unsuppor
         .collect()
 }
 
-/// Whether `query` keeps no rows: `LIMIT 0` or `FETCH FIRST 0 ROWS`.
-pub fn limits_to_no_rows(query: &Query) -> bool {
-    let zero = |e: &Expr| matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.parse::<f64>() == Ok(0.0)));
-    let limit_zero = matches!(&query.limit_clause,
-        Some(LimitClause::LimitOffset { limit: Some(limit), .. }) if zero(limit));
-    let fetch_zero = query
-        .fetch
-        .as_ref()
-        .is_some_and(|f| !f.percent && f.quantity.as_ref().is_some_and(zero));
-    limit_zero || fetch_zero
-}
-
 /// The conjuncts of a condition (AND, through parentheses).
 pub fn conjuncts(expr: Expr) -> Vec<Expr> {
     let mut out = Vec::new();

@@ -6,11 +6,11 @@ use super::algebraic::{self, AlgebraicPlan, GroupedStage};
 use super::ast::{folded, generated_expr, generated_select, item, query_of, restrict};
 use super::blocks::{self, Block};
 use super::cut::{aggregate_calls, group_keys, Draft, DraftKind, Drafts};
+use super::ir::{Catalog, PlanRequest, Unsupported, TOP_LEVEL};
 use super::ir::{Identity, IdentityChoice, Input, Names, StageIndex, TableInput};
 use super::keys::{self, KeyContext};
 use super::scope;
 use super::terms::Reader;
-use super::{Catalog, PlanRequest, Unsupported};
 use crate::sql_text::quote_ident;
 use sqlparser::ast::{Expr, Query, Select, SelectItem, SetExpr};
 
@@ -76,7 +76,7 @@ impl Plan {
         Plan {
             stages: vec![StagePlan {
                 index: 0,
-                location: super::TOP_LEVEL.into(),
+                location: TOP_LEVEL.into(),
                 kind: StageKind::Linear,
                 identity: identity.clone(),
                 columns,
