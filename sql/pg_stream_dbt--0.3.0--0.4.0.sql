@@ -25,10 +25,18 @@ DECLARE
     acl text := current_setting('pg_stream_dbt_upgrade.create_acl', true);
     item record;
     fn constant text := 'pgstream.create_stream_table(text, text, text, text, bool, text)';
+    initial aclitem[];
+    had_initial boolean;
 BEGIN
     IF acl IS NULL OR acl = '' THEN
         RETURN;  -- the default privileges, as the new function has
     END IF;
+    -- GRANT and REVOKE in an extension script also become the object's initial privileges
+    -- (pg_init_privs), which pg_dump leaves out: the administrator's privileges are put back as
+    -- the administrator's, and the initial ones stay those of a fresh install.
+    SELECT i.initprivs, true INTO initial, had_initial FROM pg_catalog.pg_init_privs i
+    WHERE i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+      AND i.objoid = fn::pg_catalog.regprocedure AND i.objsubid = 0;
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
     FOR item IN
         SELECT a.grantee, a.is_grantable FROM pg_catalog.aclexplode(acl::pg_catalog.aclitem[]) a
@@ -40,6 +48,15 @@ BEGIN
                             ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(item.grantee)) END,
                        CASE WHEN item.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
+    IF had_initial THEN
+        UPDATE pg_catalog.pg_init_privs SET initprivs = initial
+        WHERE classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+          AND objoid = fn::pg_catalog.regprocedure AND objsubid = 0;
+    ELSE
+        DELETE FROM pg_catalog.pg_init_privs
+        WHERE classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+          AND objoid = fn::pg_catalog.regprocedure AND objsubid = 0;
+    END IF;
 END
 $$;
 

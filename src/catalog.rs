@@ -5,6 +5,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::SpiHeapTupleData;
 
+use crate::modes::{EffectiveMode, RefreshKind};
 use crate::settings::{self, Restriction};
 
 /// One row of pgstream.pgs_stream_tables, the parts the engine acts on.
@@ -22,8 +23,8 @@ pub struct StreamTable {
     pub query_settings: Vec<String>,
     /// Where the last refresh left off in the sources' changes.
     pub consumed: Option<Position>,
-    /// What refresh_mode resolved to (FULL or DIFFERENTIAL), NULL until decided.
-    pub effective_mode: Option<String>,
+    /// What refresh_mode resolved to, None until decided.
+    pub effective_mode: Option<EffectiveMode>,
     pub relid: pg_sys::Oid,
     pub schema: String,
     pub name: String,
@@ -132,7 +133,7 @@ fn stream_table_from_row(row: &SpiHeapTupleData) -> StreamTable {
             own_xid: column(row, 13),
             own_seq: column(row, 14),
         }),
-        effective_mode: column(row, 15),
+        effective_mode: column::<String>(row, 15).and_then(|m| EffectiveMode::parse(&m)),
         populated: column(row, 17).unwrap_or(false),
         row_key: column(row, 18),
         meaning: column(row, 19),
@@ -311,8 +312,8 @@ pub fn delete(id: i64) {
 
 /// What one successful refresh did.
 pub struct RefreshStats<'a> {
-    /// `FULL` (recomputed), `DIFFERENTIAL` (changes applied) or `SKIPPED` (no source changed).
-    pub kind: &'static str,
+    /// Recomputed, changes applied, or skipped (nothing to do).
+    pub kind: RefreshKind,
     /// Why it was FULL or SKIPPED.
     pub reason: Option<&'a str>,
     /// The source changes this refresh covered.
@@ -350,7 +351,7 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
         stats.duration_ms.into(),
         stats.rows_inserted.into(),
         stats.rows_deleted.into(),
-        stats.kind.into(),
+        stats.kind.as_str().into(),
         stats.covered.snapshot.as_str().into(),
         stats.covered.own_xid.as_deref().into(),
         stats.covered.own_seq.into(),
@@ -371,7 +372,7 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
             ),
             &args[..if with_reason { 11 } else { 10 }],
         );
-        if stats.kind != "SKIPPED" {
+        if stats.kind != RefreshKind::Skipped {
             forget_covered_changes(id);
         }
     })
@@ -734,10 +735,10 @@ pub fn sync_capture_of(id: i64, also: &[pg_sys::Oid]) {
 }
 
 /// Whether a capture set-up could complete the capture of stream table `id`'s sources: some
-/// source lacks capture and is capturable (or is gone, or carries capture objects to take away).
-/// A source that cannot be captured (a Citus table, an unlogged table, ...) and has nothing to
-/// take away is not set up again on every refresh: that would take its set-up lock each time
-/// and serialize the refreshes of its readers for nothing.
+/// source lacks capture and is capturable (or is gone, or has capture triggers to take away, on
+/// itself or, partitioned, on members of its tree). A source that cannot be captured (a Citus
+/// table, an unlogged table, ...) with nothing to take away is not set up again on every
+/// refresh: that would take its set-up lock each time and serialize its readers' refreshes.
 pub fn capture_repairable(id: i64) -> bool {
     Spi::get_one_with_args::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d \
@@ -747,7 +748,10 @@ pub fn capture_repairable(id: i64) -> bool {
                           AND (b.blocker IS NULL OR b.blocker = 'source missing' \
                                OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
                                           WHERE t.tgrelid = d.source_relid \
-                                            AND t.tgname LIKE 'pgstream\\_%')))",
+                                            AND pg_catalog.starts_with(t.tgname, 'pgstream_')) \
+                               OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t, \
+                                                 (SELECT 'pgstream_part_' || d.source_relid::pg_catalog.text) m(p) \
+                                          WHERE t.tgname IN (m.p, m.p || '_ins', m.p || '_upd', m.p || '_del'))))",
         &[id.into()],
     )
     .unwrap_or_else(|e| panic!("reading the capture of stream table {id} failed: {e}"))
@@ -776,7 +780,7 @@ fn forget_covered_changes(id: i64) {
 /// Records what refresh_mode resolved to for stream table `id` and why (when it is FULL under
 /// AUTO). A change of the effective mode makes the next refresh FULL (row capture of its
 /// sources starts only now) and puts row capture on or off its sources.
-pub fn set_effective_mode(id: i64, mode: &str, reason: Option<&str>) {
+pub fn set_effective_mode(id: i64, mode: EffectiveMode, reason: Option<&str>) {
     crate::capture::setup::lock_for_setup(source_oids(id));
     as_catalog_owner(|| {
         run(
@@ -784,9 +788,9 @@ pub fn set_effective_mode(id: i64, mode: &str, reason: Option<&str>) {
              consumed_snapshot = CASE WHEN effective_mode IS DISTINCT FROM $2 THEN NULL \
                                       ELSE consumed_snapshot END \
              WHERE pgs_id = $1",
-            &[id.into(), mode.into(), reason.into()],
+            &[id.into(), mode.as_str().into(), reason.into()],
         );
-        if mode == "FULL" {
+        if mode == EffectiveMode::Full {
             run("SELECT pgstream._drop_state_of($1)", &[id.into()]);
         }
     });

@@ -150,7 +150,10 @@ fn explain_stream_table(
     let mode = RefreshMode::parse(&table.refresh_mode).unwrap_or(RefreshMode::Full);
     let mut rows: Vec<(String, Option<String>)> = vec![
         ("refresh_mode".into(), Some(table.refresh_mode.clone())),
-        ("effective_mode".into(), table.effective_mode.clone()),
+        (
+            "effective_mode".into(),
+            table.effective_mode.map(|m| m.as_str().to_string()),
+        ),
     ];
     let planned = refresh::with_query_settings(&table, || refresh::mode::plan(&table, None, true));
     let reason = match (&planned, mode) {

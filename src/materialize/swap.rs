@@ -355,7 +355,8 @@ fn copy_grants_and_comments(old: pg_sys::Oid, new: pg_sys::Oid) {
 
 /// Objects (views, mostly) that depend on relation `relid` and would go with it.
 fn dependents_of(relid: pg_sys::Oid) -> Vec<String> {
-    // Of the table and of its partitions (a view on a partition goes with the table).
+    // Of the table and of the tables that inherit from it: partitions (a view on a partition goes
+    // with the table) or, for a plain table being replaced, inheritance children.
     Spi::get_one_with_args::<Vec<String>>(
         "WITH RECURSIVE tree(oid) AS (SELECT $1::pg_catalog.oid UNION ALL \
              SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.oid) \

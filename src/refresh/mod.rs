@@ -14,7 +14,8 @@ pub mod work_tables;
 use crate::catalog::{self, Position, RefreshStats, StreamTable};
 use crate::delta::{Identity, Names, Plan};
 use crate::error::StreamError;
-use crate::modes::RefreshMode;
+use crate::modes::{EffectiveMode, RefreshKind, RefreshMode};
+use crate::refresh_decision::{self, Fact, Found, Next, Planned, Step};
 use crate::resolve;
 use crate::settings::{self, Restriction};
 use executor::{AppliedChanges, Execution};
@@ -132,7 +133,7 @@ pub fn with_query_settings<R>(table: &StreamTable, body: impl FnOnce() -> R) -> 
 
 /// What one refresh did and the position it covered.
 struct Outcome {
-    kind: &'static str,
+    kind: RefreshKind,
     applied: AppliedChanges,
     covered: Position,
     /// Why it was FULL or SKIPPED (None for DIFFERENTIAL).
@@ -255,17 +256,66 @@ fn refresh_as_owner(
             (&snapshot, first_state, false)
         };
         let covered = covered_position(snapshot);
-        let decision = match (mode, table.effective_mode.as_deref()) {
-            (RefreshMode::Full, Some("FULL")) => Decision::Full { reason: None },
-            (RefreshMode::Auto, Some("FULL")) if !meaning_changed => {
-                Decision::Full { reason: None }
-            }
-            (_, Some("DIFFERENTIAL")) if !meaning_changed => Decision::Differential,
-            (_, known) => {
-                let decision = mode::decide_and_record(&table, mode, known.is_none());
-                table =
-                    catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
-                decision
+        let mut found = Found {
+            mode,
+            recorded: table.effective_mode,
+            meaning_changed,
+            may_skip: context.may_skip,
+            only_ddl: table.consumed.is_some()
+                && table.depends_only_on_sources
+                && state.changed.is_empty()
+                && !state.truncated
+                && state.capture_complete,
+            trust: crate::refresh_reason::ChangeTrust {
+                covered_before: table.consumed.is_some(),
+                meaning_changed,
+                truncated: state.truncated,
+                capture_complete: state.capture_complete && !context.capture_repaired,
+                row_capture_complete: state.row_capture_complete && !context.capture_repaired,
+            },
+            decided: None,
+            planned: None,
+            volume: None,
+        };
+        let changed: HashSet<u32> = state.changed.iter().copied().collect();
+        // The facts the decision asks for, found out in its order; the change volume last (it
+        // fills the change sets, which the step then applies or discards).
+        let mut differential_plan = None;
+        let decided = loop {
+            match refresh_decision::next(&found) {
+                Next::Do(step) => break Some(step),
+                Next::Find(Fact::ChangeVolume) => break None,
+                Next::Find(Fact::EffectiveMode) => {
+                    let decision =
+                        mode::decide_and_record(&table, mode, table.effective_mode.is_none());
+                    table = catalog::find_by_id(table.id)
+                        .expect("the stream table being refreshed exists");
+                    found.decided = Some(match decision {
+                        Decision::Full { reason } => (EffectiveMode::Full, reason),
+                        Decision::Differential => (EffectiveMode::Differential, None),
+                    });
+                }
+                Next::Find(Fact::Plan) => {
+                    found.planned = Some(match mode::plan(&table, Some(&changed), true) {
+                        Ok(plan) => {
+                            let planned = Planned {
+                                error: None,
+                                identity_changed: plan.root_identity.identity
+                                    != mode::identity_of(&table),
+                                private_tables_exist: private_tables_exist(&plan, &names),
+                                nothing_changed: changed.is_empty(),
+                            };
+                            differential_plan = Some(plan);
+                            planned
+                        }
+                        Err(e) => Planned {
+                            error: Some(e.to_string()),
+                            identity_changed: false,
+                            private_tables_exist: true,
+                            nothing_changed: false,
+                        },
+                    });
+                }
             }
         };
         let table = &table;
@@ -289,6 +339,30 @@ fn refresh_as_owner(
                 root_identity: root_identity.clone(),
             }
         }
+        // The change sets, filled to weigh them (cost-based AUTO) before the step is decided.
+        let (step, filled) = match (decided, &differential_plan) {
+            (Some(step), _) => (step, None),
+            (None, Some(plan)) => {
+                let filled =
+                    execution(table, owner, plan, names, snapshot, &params, &actual).fill_deltas();
+                let thresholds = crate::gucs::full_fractions();
+                found.volume = Some(crate::change_volume::threshold(mode, thresholds).and_then(
+                    |_| {
+                        crate::change_volume::full_instead(
+                            mode,
+                            filled.rows,
+                            source_rows(plan),
+                            thresholds,
+                        )
+                    },
+                ));
+                match refresh_decision::next(&found) {
+                    Next::Do(step) => (step, Some(filled)),
+                    Next::Find(fact) => panic!("the refresh decision asked for {fact:?} last"),
+                }
+            }
+            (None, None) => panic!("the refresh decision weighed changes it had not planned"),
+        };
         // FULL into the table with identity `identity`, moved to it first if it has another.
         let full = |plan: &Plan, identity: &Identity, reason: String| {
             let deleted = if *identity != actual {
@@ -300,99 +374,62 @@ fn refresh_as_owner(
                 execution(table, owner, plan, names, snapshot, &params, identity).full();
             applied.deleted += deleted;
             Outcome {
-                kind: "FULL",
+                kind: RefreshKind::Full,
                 applied,
                 covered: covered.clone(),
                 reason: Some(reason),
             }
         };
-        // Recompute every stage (building what it keeps), in the identity the plan has now
-        // (its sources' keys may have changed, or the table is an older version's).
-        let recompute = |reason: String| {
-            let plan = mode::plan(table, None, false).unwrap_or_else(|e| {
-                StreamError::NotDifferential {
-                    name: table.display_name(),
-                    construct: e.to_string(),
-                }
-                .raise()
-            });
-            full(&plan, &plan.root_identity.identity, reason)
-        };
-        if let Decision::Full { reason } = decision {
-            // Only DDL that left the query's meaning as it was: nothing to recompute.
-            let only_ddl = table.consumed.is_some()
-                && table.depends_only_on_sources
-                && state.changed.is_empty()
-                && !state.truncated
-                && state.capture_complete;
-            if context.may_skip && only_ddl && !meaning_changed {
-                return Outcome {
-                    kind: "SKIPPED",
-                    applied: AppliedChanges::default(),
-                    covered: covered.clone(),
-                    reason: Some("only DDL that left its query's meaning as it was".into()),
-                };
-            }
-            // The identity follows its sources' keys: looked at again after DDL on them.
-            let identity = if meaning_changed {
-                crate::engine::identity_of(&table.defining_query)
-            } else {
-                actual.clone()
-            };
-            let plan = Plan::single(&table.defining_query, data_columns(table), identity.clone());
-            let reason = reason.unwrap_or_else(|| match table.effective_mode.as_deref() {
-                Some("FULL") if mode == RefreshMode::Full => "refresh_mode FULL".into(),
-                _ => "its query is refreshed FULL".into(),
-            });
-            return full(&plan, &identity, reason);
-        }
-        let untrusted = crate::refresh_reason::untrusted(crate::refresh_reason::ChangeTrust {
-            covered_before: table.consumed.is_some(),
-            meaning_changed,
-            truncated: state.truncated,
-            capture_complete: state.capture_complete && !context.capture_repaired,
-            row_capture_complete: state.row_capture_complete && !context.capture_repaired,
-        });
-        if let Some(why) = untrusted {
-            return recompute(why.to_string());
-        }
-        let changed: HashSet<u32> = state.changed.iter().copied().collect();
-        let plan = match mode::plan(table, Some(&changed), true) {
-            Ok(plan) => plan,
-            Err(e) => return recompute(format!("its changes could not be planned: {e}")),
-        };
-        if plan.root_identity.identity != actual {
-            return recompute("its row identity changed (its sources' keys changed)".into());
-        }
-        if !private_tables_exist(&plan, &names) {
-            return recompute("the private tables of its inner stages were missing".into());
-        }
-        if changed.is_empty() {
-            return Outcome {
-                kind: "DIFFERENTIAL",
-                applied: AppliedChanges::default(),
-                covered: covered.clone(),
-                reason: None,
-            };
-        }
-        let execution = execution(table, owner, &plan, names, snapshot, &params, &actual);
-        let deltas = execution.fill_deltas();
-        // Cost-based AUTO: so many change rows that recomputing is cheaper.
-        let thresholds = crate::gucs::full_fractions();
-        if crate::change_volume::threshold(mode, thresholds).is_some() {
-            let source_rows = source_rows(&plan);
-            if let Some(why) =
-                crate::change_volume::full_instead(mode, deltas.rows, source_rows, thresholds)
-            {
-                deltas.discard();
-                return recompute(why);
-            }
-        }
-        Outcome {
-            kind: "DIFFERENTIAL",
-            applied: execution.differential(deltas),
+        let differential = |applied: AppliedChanges| Outcome {
+            kind: RefreshKind::Differential,
+            applied,
             covered: covered.clone(),
             reason: None,
+        };
+        match step {
+            Step::Skip { why } => Outcome {
+                kind: RefreshKind::Skipped,
+                applied: AppliedChanges::default(),
+                covered: covered.clone(),
+                reason: Some(why),
+            },
+            Step::Full { why, new_identity } => {
+                // The identity follows its sources' keys: looked at again after DDL on them.
+                let identity = if new_identity {
+                    crate::engine::identity_of(&table.defining_query)
+                } else {
+                    actual.clone()
+                };
+                let plan =
+                    Plan::single(&table.defining_query, data_columns(table), identity.clone());
+                full(&plan, &identity, why)
+            }
+            // Recompute every stage (building what it keeps), in the identity the plan has now
+            // (its sources' keys may have changed, or the table is an older version's).
+            Step::Recompute { why } => {
+                if let Some(filled) = filled {
+                    filled.discard();
+                }
+                let plan = mode::plan(table, None, false).unwrap_or_else(|e| {
+                    StreamError::NotDifferential {
+                        name: table.display_name(),
+                        construct: e.to_string(),
+                    }
+                    .raise()
+                });
+                full(&plan, &plan.root_identity.identity, why)
+            }
+            Step::NothingToApply => differential(AppliedChanges::default()),
+            Step::ApplyChanges => {
+                let plan = differential_plan
+                    .as_ref()
+                    .expect("changes are applied as planned");
+                let filled = filled.expect("changes are applied once filled");
+                differential(
+                    execution(table, owner, plan, names, snapshot, &params, &actual)
+                        .differential(filled),
+                )
+            }
         }
     })
 }
@@ -425,7 +462,7 @@ pub fn refresh_now(
     // DIFFERENTIAL stream table (which a recompute would not change either). A manual FULL
     // refresh always recomputes (it also repairs rows someone changed by hand).
     let may_skip =
-        skipping == Skipping::Allowed || table.effective_mode.as_deref() == Some("DIFFERENTIAL");
+        skipping == Skipping::Allowed || table.effective_mode == Some(EffectiveMode::Differential);
     if let (true, true, Some(consumed)) = (
         may_skip,
         table.depends_only_on_sources,
@@ -436,7 +473,7 @@ pub fn refresh_now(
             catalog::record_success(
                 table.id,
                 &RefreshStats {
-                    kind: "SKIPPED",
+                    kind: RefreshKind::Skipped,
                     reason: Some("no source changed since the last refresh"),
                     covered,
                     started_at,
@@ -452,7 +489,7 @@ pub fn refresh_now(
     // Capture that is missing or out of date is put right before the refresh's snapshot.
     let changes = catalog::change_state(table.id, consumed_snapshot.as_deref(), owner);
     let capture_repaired = (!changes.capture_complete && catalog::capture_repairable(table.id))
-        || (table.effective_mode.as_deref() == Some("DIFFERENTIAL")
+        || (table.effective_mode == Some(EffectiveMode::Differential)
             && !changes.row_capture_complete);
     if capture_repaired {
         catalog::sync_capture_of(table.id, &[]);

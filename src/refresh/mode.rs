@@ -6,7 +6,7 @@ use super::plan_catalog::SpiCatalog;
 use crate::catalog::{self, StreamTable};
 use crate::delta::{self, Identity, Names, Plan, PlanRequest, Unsupported};
 use crate::error::StreamError;
-use crate::modes::RefreshMode;
+use crate::modes::{EffectiveMode, RefreshMode};
 use std::collections::HashSet;
 
 /// The refresh a stream table gets.
@@ -94,9 +94,11 @@ pub fn decide_and_record(table: &StreamTable, mode: RefreshMode, announce: bool)
                     table.display_name()
                 );
             }
-            catalog::set_effective_mode(table.id, "FULL", reason.as_deref());
+            catalog::set_effective_mode(table.id, EffectiveMode::Full, reason.as_deref());
         }
-        Decision::Differential => catalog::set_effective_mode(table.id, "DIFFERENTIAL", None),
+        Decision::Differential => {
+            catalog::set_effective_mode(table.id, EffectiveMode::Differential, None)
+        }
     }
     decision
 }

@@ -56,16 +56,14 @@ def refresh_counts(db):
     return dict(db.sql("SELECT pgs_name, total_refreshes FROM pgstream.pgs_stream_tables"))
 
 
-def every_table_refreshes(db, tables, while_checking=lambda: None, timeout=20):
+def every_table_refreshes(db, tables, timeout=20):
     """Waits until each of `tables` has refreshed again (no fixed window: a slow machine takes
-    longer per tick), calling `while_checking` on every poll; returns the most busy refresh
-    workers seen meanwhile."""
+    longer per tick); returns the most busy refresh workers seen meanwhile."""
     before, most = refresh_counts(db), 0
 
     def done():
         nonlocal most
         most = max(most, len(refreshers(db)))
-        while_checking()
         after = refresh_counts(db)
         return all(after[name] > before[name] for name in tables)
 
@@ -91,12 +89,11 @@ def test_due_tables_are_refreshed_by_workers_up_to_the_limit(db, slow_tables):
 
 def test_a_limit_of_one_refreshes_in_the_scheduler_worker_itself(db, slow_tables):
     set_limit(db, 1)
-    time.sleep(3)  # a tick started under the default limit ends
-    wait_for(lambda: not refreshers(db), what="the refresh workers of the earlier tick to finish")
+    # The refresh workers of the earlier ticks are asked to leave (once the tick under way,
+    # started under the default limit, has ended).
+    wait_for(lambda: not refreshers(db, busy=False), what="the refresh workers to leave")
     assert most_at_once(db, 3) == 0
     assert every_table_refreshes(db, slow_tables) == 0
-    # The refresh workers of the earlier ticks were asked to leave.
-    wait_for(lambda: not refreshers(db, busy=False), what="the idle refresh workers to leave")
 
 
 def test_refresh_workers_stay_between_ticks_and_stop_with_their_scheduler(db, slow_tables):

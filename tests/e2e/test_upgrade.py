@@ -114,6 +114,11 @@ def test_update_keeps_who_may_execute_create_stream_table(db, fresh_database):
         new = "pgstream.create_stream_table(text, text, text, text, bool, text)"
         assert old.value(f"SELECT has_function_privilege('public', '{new}', 'EXECUTE')") is False
         assert old.value(f"SELECT has_function_privilege(%s, '{new}', 'EXECUTE')", (role,)) is True
+        # And they are the administrator's, not the extension's initial privileges (which
+        # pg_dump leaves out): those are a fresh install's.
+        initial = ("SELECT initprivs::text FROM pg_init_privs WHERE classoid = 'pg_proc'::regclass "
+                   f"AND objoid = '{new}'::regprocedure")
+        assert old.value(initial) == db.value(initial)
     finally:
         old.sql("DROP EXTENSION IF EXISTS pg_stream_dbt CASCADE")
         old.sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')

@@ -10,6 +10,7 @@ pub mod names;
 pub mod normalize;
 pub mod partitioning;
 pub mod query_settings;
+pub mod refresh_decision;
 pub mod refresh_reason;
 pub mod schedule;
 pub mod scheduler;

@@ -1,4 +1,5 @@
-//! Refresh modes and stream-table statuses: the accepted values and their parsing (pure, no SPI).
+//! Refresh modes, effective modes, refresh kinds and stream-table statuses: the values the
+//! catalog holds and their parsing (pure, no SPI).
 
 use std::fmt;
 
@@ -15,6 +16,49 @@ pub enum RefreshMode {
 pub enum Status {
     Active,
     Suspended,
+}
+
+/// How a stream table is actually refreshed (its refresh_mode decided: AUTO is one of these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EffectiveMode {
+    Full,
+    Differential,
+}
+
+/// What one refresh did (the catalog's last_refresh_kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshKind {
+    Full,
+    Differential,
+    Skipped,
+}
+
+impl EffectiveMode {
+    /// The catalog's value (None for anything else: not decided yet).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "FULL" => Some(Self::Full),
+            "DIFFERENTIAL" => Some(Self::Differential),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Differential => "DIFFERENTIAL",
+        }
+    }
+}
+
+impl RefreshKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Differential => "DIFFERENTIAL",
+            Self::Skipped => "SKIPPED",
+        }
+    }
 }
 
 /// A value outside the accepted set, with what is accepted.
@@ -100,6 +144,15 @@ mod tests {
         let err = RefreshMode::parse("INCREMENTAL").unwrap_err();
         assert_eq!(err.value, "INCREMENTAL");
         assert_eq!(err.accepted, ACCEPTED_REFRESH_MODES);
+    }
+
+    #[test]
+    fn effective_modes_and_kinds_round_trip() {
+        for mode in [EffectiveMode::Full, EffectiveMode::Differential] {
+            assert_eq!(EffectiveMode::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(EffectiveMode::parse("AUTO"), None);
+        assert_eq!(RefreshKind::Skipped.as_str(), "SKIPPED");
     }
 
     #[test]
