@@ -256,16 +256,21 @@ fn refresh_as_owner(
             (&snapshot, first_state, false)
         };
         let covered = covered_position(snapshot);
+        // Only DDL since its last refresh (read again once the effective mode is decided: a
+        // changed one clears the covered position).
+        let only_ddl = |table: &StreamTable| {
+            table.consumed.is_some()
+                && table.depends_only_on_sources
+                && state.changed.is_empty()
+                && !state.truncated
+                && state.capture_complete
+        };
         let mut found = Found {
             mode,
             recorded: table.effective_mode,
             meaning_changed,
             may_skip: context.may_skip,
-            only_ddl: table.consumed.is_some()
-                && table.depends_only_on_sources
-                && state.changed.is_empty()
-                && !state.truncated
-                && state.capture_complete,
+            only_ddl: only_ddl(&table),
             trust: crate::refresh_reason::ChangeTrust {
                 covered_before: table.consumed.is_some(),
                 meaning_changed,
@@ -290,6 +295,8 @@ fn refresh_as_owner(
                         mode::decide_and_record(&table, mode, table.effective_mode.is_none());
                     table = catalog::find_by_id(table.id)
                         .expect("the stream table being refreshed exists");
+                    found.only_ddl = only_ddl(&table);
+                    found.trust.covered_before = table.consumed.is_some();
                     found.decided = Some(match decision {
                         Decision::Full { reason } => (EffectiveMode::Full, reason),
                         Decision::Differential => (EffectiveMode::Differential, None),

@@ -19,7 +19,9 @@ pub struct Found {
     /// Since the last refresh only DDL happened: no source changed or was truncated, capture is
     /// complete, and the query depends on nothing but its sources.
     pub only_ddl: bool,
-    /// What the change rows since the last refresh can be trusted for.
+    /// What the change rows since the last refresh can be trusted for. This and `only_ddl`
+    /// are read again once the effective mode is decided anew: a changed one clears the
+    /// covered position.
     pub trust: ChangeTrust,
     /// [`Fact::EffectiveMode`]: the effective mode decided again, with why it is FULL.
     pub decided: Option<(EffectiveMode, Option<String>)>,
@@ -222,6 +224,11 @@ mod tests {
         assert_eq!(next(&f), full("its query is refreshed FULL", false));
         f.decided = Some((D, None));
         assert_eq!(next(&f), Next::Find(Fact::Plan));
+        // Decided DIFFERENTIAL anew (from FULL): nothing covered yet, so every stage is built.
+        f.trust.covered_before = false;
+        assert!(
+            matches!(next(&f), Next::Do(Step::Recompute { why }) if why.starts_with("no earlier refresh"))
+        );
     }
 
     #[test]
