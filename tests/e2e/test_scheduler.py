@@ -11,6 +11,11 @@ import pytest
 from conftest import connect, wait_for
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# The cluster under test (scripts/cluster.sh: CLUSTER_DIR, default .cluster) and its binaries
+# (PG_BIN, which scripts/test.sh and test_major.sh pass): another major's run must not read or
+# restart the PostgreSQL 15 cluster.
+CLUSTER_DIR = os.environ.get("CLUSTER_DIR") or os.path.join(ROOT, ".cluster")
+PG_BIN = os.environ.get("PG_BIN") or "/usr/lib/postgresql/15/bin"
 
 
 def scheduler_running(db):
@@ -128,7 +133,7 @@ def test_failing_table_is_suspended_and_resumes(db):
         what="auto-suspend",
     )
     assert db.value("SELECT consecutive_errors FROM pgstream.pgs_stream_tables") == 3
-    with open(os.path.join(ROOT, ".cluster", "server.log")) as log:
+    with open(os.path.join(CLUSTER_DIR, "server.log")) as log:
         assert "suspended after 3 consecutive failed refreshes" in log.read()
     failed = db.value("SELECT failed_refreshes FROM pgstream.pgs_stream_tables")
     time.sleep(1.5)
@@ -226,10 +231,10 @@ def test_server_restart_and_crash_bring_the_scheduler_back(db):
     db.sql("CREATE TABLE src (a int)")
     db.sql("SELECT pgstream.create_stream_table('st', 'SELECT a FROM src', '1s', 'FULL')")
     db.close()
-    data = os.path.join(ROOT, ".cluster", "data")
-    log = os.path.join(ROOT, ".cluster", "server.log")
+    data = os.path.join(CLUSTER_DIR, "data")
+    log = os.path.join(CLUSTER_DIR, "server.log")
     subprocess.run(
-        ["runuser", "-u", "postgres", "--", "env", "-u", "RUST_BACKTRACE", "/usr/lib/postgresql/15/bin/pg_ctl",
+        ["runuser", "-u", "postgres", "--", "env", "-u", "RUST_BACKTRACE", os.path.join(PG_BIN, "pg_ctl"),
          "-D", data, "-l", log, "-m", "fast", "-w", "restart"],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
