@@ -640,7 +640,7 @@ pub fn last_refresh_kind(id: i64) -> Option<String> {
 pub fn hold_off_change_cleanup() {
     Spi::run_with_args(
         "SELECT pg_catalog.pg_advisory_xact_lock_shared($1, 0)",
-        &[crate::capture::objects::CLEANUP_LOCK_KEY.into()],
+        &[crate::lock_keys::CHANGE_CLEANUP.into()],
     )
     .unwrap_or_else(|e| panic!("taking the capture lock failed: {e}"));
 }

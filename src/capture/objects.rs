@@ -74,14 +74,6 @@ pub fn reader_view(relid: u32) -> String {
     format!("pgstream.\"_rows_{relid}\"")
 }
 
-/// First key of the transaction advisory lock taken (in source oid order) before the capture
-/// objects of a source are changed; the second key is the source's oid.
-pub const CAPTURE_SETUP_LOCK_KEY: i32 = 0x7067_7375; // "pgsu"
-
-/// First key of the advisory lock that keeps change-record cleanup away from stream tables being
-/// created or redefined (which hold it shared); also in sql/capture.sql `_forget_covered`.
-pub const CLEANUP_LOCK_KEY: i32 = 0x7067_7363; // "pgsc"
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,7 +82,6 @@ mod tests {
     fn names_follow_the_source_oid() {
         assert_eq!(buffer_table(16384), "pgstream_changes.\"rows_16384\"");
         assert_eq!(reader_view(16384), "pgstream.\"_rows_16384\"");
-        assert_eq!(CLEANUP_LOCK_KEY, 1_885_827_939);
         assert_eq!(member_statement_trigger(7), "pgstream_part_7");
         let rows: Vec<String> = member_row_triggers(7).into_iter().map(|t| t.0).collect();
         assert_eq!(

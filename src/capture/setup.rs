@@ -6,7 +6,7 @@
 
 use super::objects::{
     buffer_table, member_row_triggers, member_statement_trigger, reader_view, BUFFER_HEADER,
-    CAPTURE_SETUP_LOCK_KEY, ROW_TRIGGERS, STATEMENT_TRIGGER,
+    ROW_TRIGGERS, STATEMENT_TRIGGER,
 };
 use crate::catalog;
 use pgrx::prelude::*;
@@ -119,7 +119,10 @@ fn take_setup_locks(sources: impl IntoIterator<Item = pg_sys::Oid>, function: &s
     for source in sorted_sources(sources) {
         Spi::run_with_args(
             &format!("SELECT pg_catalog.{function}($1, $2::pg_catalog.int4)"),
-            &[CAPTURE_SETUP_LOCK_KEY.into(), (source as i32).into()],
+            &[
+                crate::lock_keys::CAPTURE_SETUP.into(),
+                (source as i32).into(),
+            ],
         )
         .unwrap_or_else(|e| panic!("taking the capture set-up lock failed: {e}"));
     }
@@ -130,7 +133,7 @@ pub fn try_lock_for_setup(source: pg_sys::Oid) -> bool {
     Spi::get_one_with_args::<bool>(
         "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2::pg_catalog.int4)",
         &[
-            CAPTURE_SETUP_LOCK_KEY.into(),
+            crate::lock_keys::CAPTURE_SETUP.into(),
             (source.to_u32() as i32).into(),
         ],
     )

@@ -13,9 +13,6 @@ use crate::resolve;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
 
-/// First key of the two-key advisory lock materialize() takes per model name.
-const MATERIALIZE_LOCK_KEY: i32 = 0x7067_736d; // "pgsm"
-
 fn changes_json(changes: &[Change]) -> Value {
     Value::Array(
         changes
@@ -37,7 +34,7 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
     let shown = display_name(&schema, name);
     Spi::run_with_args(
         "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
-        &[MATERIALIZE_LOCK_KEY.into(), shown.as_str().into()],
+        &[crate::lock_keys::MATERIALIZE.into(), shown.as_str().into()],
     )
     .unwrap_or_else(|e| panic!("taking the materialize lock failed: {e}"));
 

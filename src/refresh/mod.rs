@@ -24,17 +24,13 @@ use pgrx::prelude::*;
 use snapshot::{Params, RefreshSnapshot};
 use std::collections::HashSet;
 
-/// First key of the two-key advisory locks the engine takes on a stream table
-/// (the second key is the table's oid).
-pub const ADVISORY_LOCK_KEY: i32 = 0x7067_7364; // "pgsd"
-
 /// Takes the transaction-scoped advisory lock that serializes refresh, alter and drop of one
 /// stream table.
 pub fn lock_stream_table(table: &StreamTable) {
     Spi::run_with_args(
         "SELECT pg_catalog.pg_advisory_xact_lock($1, $2::pg_catalog.int4)",
         &[
-            ADVISORY_LOCK_KEY.into(),
+            crate::lock_keys::STREAM_TABLE.into(),
             (table.relid.to_u32() as i32).into(),
         ],
     )

@@ -66,15 +66,14 @@ fn extension_installed() -> Option<bool> {
     .flatten()
 }
 
-/// First key of the session advisory lock a worker holds on its database (second: the oid),
-/// so that a restarted launcher can never run two workers for one database.
-const WORKER_LOCK_KEY: i32 = 0x7067_7377; // "pgsw"
-
 fn take_database_lock(database: pg_sys::Oid) -> bool {
     in_transaction(move || {
         Spi::get_one_with_args::<bool>(
             "SELECT pg_catalog.pg_try_advisory_lock($1, $2::pg_catalog.int4)",
-            &[WORKER_LOCK_KEY.into(), (database.to_u32() as i32).into()],
+            &[
+                crate::lock_keys::SCHEDULER_WORKER.into(),
+                (database.to_u32() as i32).into(),
+            ],
         )
         .ok()
         .flatten()

@@ -4,6 +4,7 @@
 
 pub mod change_volume;
 pub mod delta;
+pub mod lock_keys;
 pub mod materialize;
 pub mod modes;
 pub mod names;
