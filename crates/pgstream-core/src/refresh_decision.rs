@@ -195,7 +195,22 @@ mod tests {
             (Differential, Some(D), false, Next::Find(Fact::Plan)),
             (Differential, Some(D), true, Next::Find(Fact::EffectiveMode)),
             (Differential, None, false, Next::Find(Fact::EffectiveMode)),
+            (Differential, None, true, Next::Find(Fact::EffectiveMode)),
+            (
+                Differential,
+                Some(F),
+                false,
+                Next::Find(Fact::EffectiveMode),
+            ),
+            (Differential, Some(F), true, Next::Find(Fact::EffectiveMode)),
             (Auto, None, false, Next::Find(Fact::EffectiveMode)),
+            (Auto, None, true, Next::Find(Fact::EffectiveMode)),
+            (Auto, Some(D), true, Next::Find(Fact::EffectiveMode)),
+            (Full, None, false, Next::Find(Fact::EffectiveMode)),
+            (Full, None, true, Next::Find(Fact::EffectiveMode)),
+            // A FULL stream table whose mode record still says DIFFERENTIAL (ALTER resets it).
+            (Full, Some(D), false, Next::Find(Fact::Plan)),
+            (Full, Some(D), true, Next::Find(Fact::EffectiveMode)),
         ];
         for (mode, recorded, meaning_changed, expected) in cases {
             let mut f = found(mode, recorded);
@@ -245,6 +260,16 @@ mod tests {
         );
         f.meaning_changed = true;
         assert_eq!(next(&f), full("refresh_mode FULL", true));
+        // A FULL refresh does not care whether the change rows can be trusted.
+        f.meaning_changed = false;
+        f.may_skip = false;
+        f.trust.truncated = true;
+        assert_eq!(next(&f), full("refresh_mode FULL", false));
+        // Only DDL never skips a DIFFERENTIAL refresh: it goes on to plan (and applies nothing).
+        let mut d = found(RefreshMode::Differential, Some(D));
+        d.may_skip = true;
+        d.only_ddl = true;
+        assert_eq!(next(&d), Next::Find(Fact::Plan));
     }
 
     #[test]
