@@ -90,21 +90,23 @@ fn create_partition(schema: &str, name: &str, parent: &str, bound: &str) {
         quote_qualified_identifier(schema, name)
     );
     Spi::run(&statement).unwrap_or_else(|e| panic!("creating partition {name} failed: {e}"));
-    // Owned like the stream table (a member of its owning role may add one): its refreshes,
-    // add_partition and recreate detach, attach and drop it as that owner.
-    let owner = Spi::get_one_with_args::<String>(
-        "SELECT (SELECT format('ALTER TABLE %s OWNER TO %I', c.oid::pg_catalog.regclass, \
-                               pg_catalog.pg_get_userbyid(p.relowner)) \
-                   FROM pg_catalog.pg_class c, pg_catalog.pg_class p \
-                  WHERE c.oid = $1::pg_catalog.regclass AND p.oid = $2::pg_catalog.regclass \
-                    AND c.relowner <> p.relowner)",
-        &[
-            quote_qualified_identifier(schema, name).into(),
-            parent.into(),
-        ],
+}
+
+/// Gives `root` and every table in its partition (or inheritance) tree the owner of `model`
+/// (ALTER TABLE ... OWNER TO does not recurse to partitions).
+pub fn give_owner_of(model: pg_sys::Oid, root: pg_sys::Oid) {
+    let statements = Spi::get_one_with_args::<Vec<String>>(
+        "WITH RECURSIVE tree(oid) AS (SELECT $2::pg_catalog.oid UNION ALL \
+             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.oid) \
+         SELECT COALESCE(array_agg(format('ALTER TABLE %s OWNER TO %I', n.oid::pg_catalog.regclass, \
+                                          pg_catalog.pg_get_userbyid(o.relowner))), '{}') \
+         FROM tree JOIN pg_catalog.pg_class n ON n.oid = tree.oid, pg_catalog.pg_class o \
+         WHERE o.oid = $1 AND o.relowner <> n.relowner",
+        &[model.into(), root.into()],
     )
-    .unwrap_or_else(|e| panic!("reading the owner of partition {name} failed: {e}"));
-    if let Some(statement) = owner {
+    .unwrap_or_else(|e| panic!("reading the owners of a partition tree failed: {e}"))
+    .unwrap_or_default();
+    for statement in statements {
         Spi::run(&statement).unwrap_or_else(|e| panic!("{statement} failed: {e}"));
     }
 }
@@ -284,13 +286,20 @@ pub fn add_partition(
     )
     .ok()
     .flatten();
-    let Some(default) = default else {
+    // Owned like the stream table whoever adds it (a member of its owning role may): its
+    // refreshes, later add_partition calls and recreates detach, attach and drop it as that owner.
+    let create = || {
         create_partition(schema, name, &parent, bound);
+        let partition = resolve::relation_oid(schema, name).expect("the new partition exists");
+        give_owner_of(table.relid, partition);
+    };
+    let Some(default) = default else {
+        create();
         return 0;
     };
     let partition = quote_qualified_identifier(schema, name);
     run(&format!("ALTER TABLE {parent} DETACH PARTITION {default}"));
-    create_partition(schema, name, &parent, bound);
+    create();
     let constraint = Spi::get_one_with_args::<String>(
         "SELECT pg_catalog.pg_get_partition_constraintdef($1::pg_catalog.regclass)",
         &[partition.as_str().into()],

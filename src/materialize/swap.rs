@@ -203,7 +203,9 @@ fn build_beside_and_swap(
     let new = engine::create_from_probe(schema, &temporary, analyzed, definition, false);
     let renames = partitioned::carry_partitions(schema, &temporary, &carried);
     refresh::refresh_now(&new, FailureRecording::None, Skipping::Never);
-    keep_owner(old_relid, new.relid);
+    // The owner of the old table (a member of the owning role may recreate a stream table; the
+    // table and its partitions must stay the role's).
+    partitioned::give_owner_of(old_relid, new.relid);
     copy_grants_and_comments(old_relid, new.relid);
     let dependents = dependents_of(old_relid);
     match previous {
@@ -297,27 +299,6 @@ fn partitions_to_carry(
         names.join(", ")
     );
     Vec::new()
-}
-
-/// Gives `new` the owner of `old` (a member of the owning role may recreate a stream table;
-/// the table must stay the role's).
-fn keep_owner(old: pg_sys::Oid, new: pg_sys::Oid) {
-    // The new table and its partitions (ALTER TABLE ... OWNER TO does not recurse to them).
-    let statements = Spi::get_one_with_args::<Vec<String>>(
-        "WITH RECURSIVE tree(oid) AS (SELECT $2::pg_catalog.oid UNION ALL \
-             SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.oid) \
-         SELECT COALESCE(array_agg(format('ALTER TABLE %s OWNER TO %I', n.oid::regclass, \
-                                          pg_catalog.pg_get_userbyid(o.relowner))), '{}') \
-         FROM tree JOIN pg_catalog.pg_class n ON n.oid = tree.oid, pg_catalog.pg_class o \
-         WHERE o.oid = $1 AND o.relowner <> n.relowner",
-        &[old.into(), new.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_default();
-    for statement in statements {
-        Spi::run(&statement).unwrap_or_else(|e| panic!("{statement} failed: {e}"));
-    }
 }
 
 /// Re-grants on `new` what was granted on `old` (beyond its owner), and copies the table

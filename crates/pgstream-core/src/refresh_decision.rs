@@ -134,15 +134,8 @@ pub fn next(found: &Found) -> Next {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::refresh_reason::TRUSTED;
     use EffectiveMode::{Differential as D, Full as F};
-
-    const TRUSTED: ChangeTrust = ChangeTrust {
-        covered_before: true,
-        meaning_changed: false,
-        truncated: false,
-        capture_complete: true,
-        row_capture_complete: true,
-    };
 
     fn found(mode: RefreshMode, recorded: Option<EffectiveMode>) -> Found {
         Found {

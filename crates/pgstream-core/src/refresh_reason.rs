@@ -17,6 +17,16 @@ pub struct ChangeTrust {
     pub row_capture_complete: bool,
 }
 
+/// Changes every condition trusts (tests start from it).
+#[cfg(test)]
+pub(crate) const TRUSTED: ChangeTrust = ChangeTrust {
+    covered_before: true,
+    meaning_changed: false,
+    truncated: false,
+    capture_complete: true,
+    row_capture_complete: true,
+};
+
 /// Why the changes cannot be applied (the first reason that holds, most telling first), or
 /// None when they can.
 pub fn untrusted(trust: ChangeTrust) -> Option<&'static str> {
@@ -38,14 +48,6 @@ pub fn untrusted(trust: ChangeTrust) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const TRUSTED: ChangeTrust = ChangeTrust {
-        covered_before: true,
-        meaning_changed: false,
-        truncated: false,
-        capture_complete: true,
-        row_capture_complete: true,
-    };
 
     #[test]
     fn every_condition_has_its_reason_and_the_first_one_wins() {
