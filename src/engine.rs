@@ -114,8 +114,8 @@ pub fn create_from_probe(
             query_settings: &analyzed.settings,
             meaning: &analyzed.meaning,
             schedule: definition.schedule,
-            refresh_mode: definition.refresh_mode.as_str(),
-            status: definition.status.unwrap_or(Status::Active).as_str(),
+            refresh_mode: definition.refresh_mode,
+            status: definition.status.unwrap_or(Status::Active),
             row_key: row_key.as_deref(),
         },
         &analyzed.sources,
@@ -238,12 +238,7 @@ pub fn alter(
         // query's sources are locked by planning it (see setup::lock_for_setup).
         crate::capture::setup::lock_for_setup(catalog::source_oids(table.id));
     }
-    catalog::update_settings(
-        table.id,
-        schedule.map(str::trim),
-        refresh_mode.map(RefreshMode::as_str),
-        status.map(Status::as_str),
-    );
+    catalog::update_settings(table.id, schedule.map(str::trim), refresh_mode, status);
     if let Some(mode) = refresh_mode {
         let table = catalog::find_by_id(table.id).expect("the stream table being altered exists");
         refresh::with_query_settings(&table, || {

@@ -2,7 +2,7 @@
 
 pub use pgstream_core::{
     change_volume, delta, lock_keys, modes, names, normalize, partitioning, query_settings,
-    refresh_decision, refresh_reason, schedule, sql_text,
+    refresh_decision, refresh_reason, relation_kind, schedule, sql_text,
 };
 
 pub mod api;

@@ -3,6 +3,7 @@
 
 use crate::catalog::Source;
 use crate::error::StreamError;
+use crate::relation_kind::{RelationKind, SourceKind};
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use std::ffi::CString;
@@ -68,7 +69,7 @@ pub fn analyze(stream_table: &str, query: &str) -> AnalyzedQuery {
         Some("a read of a system catalog".to_string())
     } else {
         std::iter::once((probe, None))
-            .chain(sources.iter().filter(|s| s.kind == "view").map(|s| {
+            .chain(sources.iter().filter(|s| s.kind.is_view()).map(|s| {
                 (
                     s.relid,
                     Some(crate::catalog::display_name(&s.schema, &s.name)),
@@ -225,13 +226,7 @@ fn probe_sources() -> Vec<Source> {
                  AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass \
             WHERE d.refobjid <> v.oid) \
         SELECT c.oid, n.nspname::text, c.relname::text, \
-               CASE WHEN st.pgs_id IS NOT NULL THEN 'stream table' \
-                    WHEN c.relkind = 'r' THEN 'table' \
-                    WHEN c.relkind = 'p' THEN 'partitioned table' \
-                    WHEN c.relkind = 'v' THEN 'view' \
-                    WHEN c.relkind = 'm' THEN 'materialized view' \
-                    WHEN c.relkind = 'f' THEN 'foreign table' \
-                    ELSE c.relkind::text END, \
+               st.pgs_id IS NOT NULL, c.relkind::text, \
                CASE WHEN bool_or(reads.att = 0) THEN NULL \
                     ELSE array_agg(DISTINCT a.attname::text) END \
         FROM reads JOIN pg_catalog.pg_class c ON c.oid = reads.relid \
@@ -250,8 +245,14 @@ fn probe_sources() -> Vec<Source> {
                     relid: row.get(1).ok().flatten().unwrap_or(pg_sys::InvalidOid),
                     schema: row.get(2).ok().flatten().unwrap_or_default(),
                     name: row.get(3).ok().flatten().unwrap_or_default(),
-                    kind: row.get(4).ok().flatten().unwrap_or_default(),
-                    used_columns: row.get(5).ok().flatten(),
+                    kind: if row.get::<bool>(4).ok().flatten().unwrap_or(false) {
+                        SourceKind::StreamTable
+                    } else {
+                        SourceKind::Relation(RelationKind::from_relkind(
+                            &row.get::<String>(5).ok().flatten().unwrap_or_default(),
+                        ))
+                    },
+                    used_columns: row.get(6).ok().flatten(),
                 })
                 .collect()
             })

@@ -147,9 +147,9 @@ fn explain_stream_table(
     name: Option<&str>,
 ) -> TableIterator<'static, (name!(property, String), name!(value, Option<String>))> {
     let table = resolve::existing_stream_table(required(name, "name"));
-    let mode = RefreshMode::parse(&table.refresh_mode).unwrap_or(RefreshMode::Full);
+    let mode = table.refresh_mode;
     let mut rows: Vec<(String, Option<String>)> = vec![
-        ("refresh_mode".into(), Some(table.refresh_mode.clone())),
+        ("refresh_mode".into(), Some(mode.as_str().to_string())),
         (
             "effective_mode".into(),
             table.effective_mode.map(|m| m.as_str().to_string()),

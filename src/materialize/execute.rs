@@ -3,12 +3,13 @@
 use super::config::MaterializeConfig;
 use super::planner::{self, describe_changes, Change, Decision, Existing, Target};
 use super::swap::{self, Previous};
-use crate::catalog::display_name;
+use crate::catalog::{display_name, StreamTable};
 use crate::engine::{self, Definition};
 use crate::error::StreamError;
 use crate::names::ObjectName;
 use crate::normalize;
 use crate::refresh::{self, FailureRecording, Skipping};
+use crate::relation_kind::RelationKind;
 use crate::resolve;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
@@ -40,24 +41,6 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
 
     let relid = resolve::relation_oid(&schema, name);
     let existing = relid.and_then(resolve::find_stream_table);
-    let target = match (&relid, &existing) {
-        (None, _) => Target::Missing,
-        (Some(_), Some(st)) => Target::StreamTable(Existing {
-            query_hash: st.query_hash.clone(),
-            schedule: st.schedule.clone(),
-            refresh_mode: st.refresh_mode.clone(),
-            status: st.status.clone(),
-            populated: st.populated,
-            settings_changes: crate::query_settings::differences(
-                &crate::query_settings::decode(&st.query_settings),
-                &crate::query_settings::decode(&crate::settings::pinned_now()),
-            ),
-            partition_by: crate::partitioned::spec_of(st.relid),
-        }),
-        (Some(oid), None) => Target::OtherRelation {
-            kind: relation_kind(*oid).1,
-        },
-    };
     // Under `dbt run --empty` every ref and source is an emptied subquery: the query to store
     // is the one a normal run compiles.
     let (query, restored) = if config.empty {
@@ -65,134 +48,39 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
     } else {
         (query.to_string(), 0)
     };
-    let query = query.as_str();
-    let query_hash = normalize::query_hash(query);
-    let previous_hash = existing.as_ref().and_then(|st| st.query_hash.clone());
-    let definition = Definition {
-        query,
-        schedule: &config.schedule,
-        refresh_mode: config.refresh_mode,
-        status: config.status,
-        partition_by: config.partition_by.as_ref(),
+    let query_hash = normalize::query_hash(&query);
+    let call = Call {
+        schema: &schema,
+        name,
+        shown: &shown,
+        relid,
+        existing: existing.as_ref(),
+        definition: Definition {
+            query: &query,
+            schedule: &config.schedule,
+            refresh_mode: config.refresh_mode,
+            status: config.status,
+            partition_by: config.partition_by.as_ref(),
+        },
+        config,
+        restored,
     };
     let mut result = json!({
         "stream_table": shown,
         "query_hash": query_hash,
-        "previous_query_hash": previous_hash,
+        "previous_query_hash": existing.as_ref().and_then(|st| st.query_hash.clone()),
         "changes": [],
         "warnings": [],
     });
-    let decision = planner::plan(&target, &query_hash, config);
-    let (action, reason) = match decision {
-        Decision::Create => {
-            engine::create(&schema, name, &definition, config.initialize);
-            ("created", "stream table did not exist".to_string())
-        }
-        Decision::CreateEmpty => {
-            engine::create(&schema, name, &definition, false);
-            (
-                "created",
-                format!(
-                    "stream table did not exist; created without rows for dbt --empty \
-                     ({restored} emptied ref/source relations restored in its stored query)"
-                ),
-            )
-        }
-        Decision::LeaveForEmptyRun { kind } => (
-            "unchanged",
-            format!("dbt --empty leaves the existing {kind} as it is"),
-        ),
-        Decision::Unchanged => ("unchanged", "query and configuration unchanged".to_string()),
-        Decision::Populate => {
-            let table = existing.as_ref().expect("populate needs a stream table");
-            refresh::refresh_now(table, FailureRecording::None, Skipping::Never);
-            result["refreshed"] = json!(true);
-            (
-                "unchanged",
-                "query and configuration unchanged; populated (it had never been refreshed)"
-                    .to_string(),
-            )
-        }
-        Decision::Alter { changes } => {
-            let table = existing.as_ref().expect("alter needs a stream table");
-            let touched = |key: &str| changes.iter().any(|c| c.key == key);
-            engine::alter(
-                table,
-                touched("schedule").then_some(config.schedule.as_str()),
-                touched("refresh_mode").then_some(config.refresh_mode),
-                config.status.filter(|_| touched("status")),
-            );
-            result["changes"] = changes_json(&changes);
-            (
-                "altered",
-                format!("configuration changed ({})", describe_changes(&changes)),
-            )
-        }
-        Decision::Keep { changes } => {
-            let warning = format!(
-                "{shown} has configuration changes that were not applied because \
-                 on_configuration_change is 'continue': {}",
-                describe_changes(&changes)
-            );
-            warning!("pg_stream_dbt: {warning}");
-            result["changes"] = changes_json(&changes);
-            result["warnings"] = json!([warning]);
-            (
-                "unchanged",
-                "on_configuration_change is 'continue'; configuration changes not applied"
-                    .to_string(),
-            )
-        }
-        Decision::Refuse { changes } => StreamError::ConfigurationChangeRefused {
-            name: shown.clone(),
-            changes: describe_changes(&changes),
-        }
-        .raise(),
-        Decision::NameTaken { kind } => StreamError::NotAStreamTableToReplace {
-            name: shown.clone(),
-            kind,
-        }
-        .raise(),
-        Decision::Recreate { reason } => {
-            let previous = match (&existing, relid) {
-                (Some(st), _) => Previous::StreamTable(st),
-                (None, Some(oid)) => Previous::Relation {
-                    relid: oid,
-                    relkind: relation_kind(oid).0,
-                },
-                (None, None) => unreachable!("recreate needs an existing relation"),
-            };
-            let recreated = swap::recreate(&schema, name, previous, &definition);
-            result["in_place"] = json!(recreated.in_place);
-            result["readers"] = json!(recreated.readers);
-            if !recreated.dropped_dependents.is_empty() {
-                result["warnings"] = json!([format!(
-                    "dropped objects that depended on the old table: {}",
-                    recreated.dropped_dependents.join(", ")
-                )]);
-            }
-            ("recreated", reason)
-        }
-    };
+    let decision = planner::plan(&call.target(), &query_hash, config);
+    let (action, reason) = call.carry_out(decision, &mut result);
     // refresh_on_run: a stream table this call left in place (unchanged, altered, kept) is
     // refreshed now, so what follows in the same `dbt build` reads current rows.
     let reason = match action {
         "unchanged" | "altered"
             if config.refresh_on_run && !config.empty && result.get("refreshed").is_none() =>
         {
-            let table = resolve::relation_oid(&schema, name)
-                .and_then(resolve::find_stream_table)
-                .expect("the stream table materialize() kept exists");
-            let applied = refresh::refresh_now(&table, FailureRecording::None, Skipping::Never);
-            let kind = crate::catalog::last_refresh_kind(table.id).unwrap_or_default();
-            result["refreshed"] = json!(true);
-            result["refresh"] = json!({
-                "kind": kind,
-                "inserted": applied.inserted,
-                "updated": applied.updated,
-                "deleted": applied.deleted,
-            });
-            format!("{reason}; refreshed ({kind}, refresh_on_run)")
+            call.refresh_on_run(reason, &mut result)
         }
         _ => reason,
     };
@@ -201,8 +89,171 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
     result
 }
 
-/// (relkind, readable kind) of relation `relid`.
-fn relation_kind(relid: pg_sys::Oid) -> (String, String) {
+/// One materialize() call: the name, what holds it, and the definition the model asks for.
+struct Call<'a> {
+    schema: &'a str,
+    name: &'a str,
+    /// The name for messages.
+    shown: &'a str,
+    relid: Option<pg_sys::Oid>,
+    existing: Option<&'a StreamTable>,
+    definition: Definition<'a>,
+    config: &'a MaterializeConfig,
+    /// The emptied ref/source relations a `--empty` run's query had restored.
+    restored: usize,
+}
+
+impl Call<'_> {
+    /// What holds the name, as the pure planner sees it.
+    fn target(&self) -> Target {
+        match (self.relid, self.existing) {
+            (None, _) => Target::Missing,
+            (Some(_), Some(st)) => Target::StreamTable(Existing {
+                query_hash: st.query_hash.clone(),
+                schedule: st.schedule.clone(),
+                refresh_mode: st.refresh_mode,
+                status: st.status,
+                populated: st.populated,
+                settings_changes: crate::query_settings::differences(
+                    &crate::query_settings::decode(&st.query_settings),
+                    &crate::query_settings::decode(&crate::settings::pinned_now()),
+                ),
+                partition_by: crate::partitioned::spec_of(st.relid),
+            }),
+            (Some(oid), None) => Target::OtherRelation {
+                kind: relation_kind(oid),
+            },
+        }
+    }
+
+    /// Carries out `decision`; returns the action and its reason, and fills in `result`.
+    fn carry_out(&self, decision: Decision, result: &mut Value) -> (&'static str, String) {
+        let shown = self.shown;
+        match decision {
+            Decision::Create => {
+                engine::create(
+                    self.schema,
+                    self.name,
+                    &self.definition,
+                    self.config.initialize,
+                );
+                ("created", "stream table did not exist".to_string())
+            }
+            Decision::CreateEmpty => {
+                engine::create(self.schema, self.name, &self.definition, false);
+                (
+                    "created",
+                    format!(
+                        "stream table did not exist; created without rows for dbt --empty \
+                         ({} emptied ref/source relations restored in its stored query)",
+                        self.restored
+                    ),
+                )
+            }
+            Decision::LeaveForEmptyRun { kind } => (
+                "unchanged",
+                format!("dbt --empty leaves the existing {kind} as it is"),
+            ),
+            Decision::Unchanged => ("unchanged", "query and configuration unchanged".to_string()),
+            Decision::Populate => {
+                let table = self.existing.expect("populate needs a stream table");
+                refresh::refresh_now(table, FailureRecording::None, Skipping::Never);
+                result["refreshed"] = json!(true);
+                (
+                    "unchanged",
+                    "query and configuration unchanged; populated (it had never been refreshed)"
+                        .to_string(),
+                )
+            }
+            Decision::Alter { changes } => {
+                let table = self.existing.expect("alter needs a stream table");
+                let touched = |key: &str| changes.iter().any(|c| c.key == key);
+                engine::alter(
+                    table,
+                    touched("schedule").then_some(self.config.schedule.as_str()),
+                    touched("refresh_mode").then_some(self.config.refresh_mode),
+                    self.config.status.filter(|_| touched("status")),
+                );
+                result["changes"] = changes_json(&changes);
+                (
+                    "altered",
+                    format!("configuration changed ({})", describe_changes(&changes)),
+                )
+            }
+            Decision::Keep { changes } => {
+                let warning = format!(
+                    "{shown} has configuration changes that were not applied because \
+                     on_configuration_change is 'continue': {}",
+                    describe_changes(&changes)
+                );
+                warning!("pg_stream_dbt: {warning}");
+                result["changes"] = changes_json(&changes);
+                result["warnings"] = json!([warning]);
+                (
+                    "unchanged",
+                    "on_configuration_change is 'continue'; configuration changes not applied"
+                        .to_string(),
+                )
+            }
+            Decision::Refuse { changes } => StreamError::ConfigurationChangeRefused {
+                name: shown.to_string(),
+                changes: describe_changes(&changes),
+            }
+            .raise(),
+            Decision::NameTaken { kind } => StreamError::NotAStreamTableToReplace {
+                name: shown.to_string(),
+                kind,
+            }
+            .raise(),
+            Decision::Recreate { reason } => {
+                self.recreate(result);
+                ("recreated", reason)
+            }
+        }
+    }
+
+    /// Recreates the stream table (or replaces the relation holding its name).
+    fn recreate(&self, result: &mut Value) {
+        let previous = match (self.existing, self.relid) {
+            (Some(st), _) => Previous::StreamTable(st),
+            (None, Some(oid)) => Previous::Relation {
+                relid: oid,
+                kind: relation_kind(oid),
+            },
+            (None, None) => unreachable!("recreate needs an existing relation"),
+        };
+        let recreated = swap::recreate(self.schema, self.name, previous, &self.definition);
+        result["in_place"] = json!(recreated.in_place);
+        result["readers"] = json!(recreated.readers);
+        if !recreated.dropped_dependents.is_empty() {
+            result["warnings"] = json!([format!(
+                "dropped objects that depended on the old table: {}",
+                recreated.dropped_dependents.join(", ")
+            )]);
+        }
+    }
+
+    /// Refreshes the stream table this call left in place (`refresh_on_run`); returns `reason`
+    /// with what the refresh did.
+    fn refresh_on_run(&self, reason: String, result: &mut Value) -> String {
+        let table = resolve::relation_oid(self.schema, self.name)
+            .and_then(resolve::find_stream_table)
+            .expect("the stream table materialize() kept exists");
+        let applied = refresh::refresh_now(&table, FailureRecording::None, Skipping::Never);
+        let kind = crate::catalog::last_refresh_kind(table.id).unwrap_or_default();
+        result["refreshed"] = json!(true);
+        result["refresh"] = json!({
+            "kind": kind,
+            "inserted": applied.inserted,
+            "updated": applied.updated,
+            "deleted": applied.deleted,
+        });
+        format!("{reason}; refreshed ({kind}, refresh_on_run)")
+    }
+}
+
+/// The kind of relation `relid`.
+fn relation_kind(relid: pg_sys::Oid) -> RelationKind {
     let relkind = Spi::get_one_with_args::<String>(
         "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = $1",
         &[relid.into()],
@@ -210,16 +261,5 @@ fn relation_kind(relid: pg_sys::Oid) -> (String, String) {
     .ok()
     .flatten()
     .unwrap_or_default();
-    let readable = match relkind.as_str() {
-        "r" => "table",
-        "p" => "partitioned table",
-        "v" => "view",
-        "m" => "materialized view",
-        "f" => "foreign table",
-        "S" => "sequence",
-        "i" | "I" => "index",
-        "c" => "composite type",
-        _ => "relation",
-    };
-    (relkind, readable.to_string())
+    RelationKind::from_relkind(&relkind)
 }

@@ -9,6 +9,7 @@ use crate::normalize;
 use crate::partitioned;
 use crate::query::{self, AnalyzedQuery, PROBE_VIEW};
 use crate::refresh::{self, FailureRecording, Skipping};
+use crate::relation_kind::RelationKind;
 use crate::resolve;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_qualified_identifier};
@@ -16,10 +17,10 @@ use pgrx::spi::{quote_identifier, quote_qualified_identifier};
 /// What currently holds the name being recreated.
 pub enum Previous<'a> {
     StreamTable(&'a StreamTable),
-    /// A relation that is not a stream table: its oid and relkind.
+    /// A relation that is not a stream table: its oid and kind.
     Relation {
         relid: pg_sys::Oid,
-        relkind: String,
+        kind: RelationKind,
     },
 }
 
@@ -110,11 +111,8 @@ fn redefine_in_place(
             query_settings: &analyzed.settings,
             meaning: &analyzed.meaning,
             schedule: definition.schedule,
-            refresh_mode: definition.refresh_mode.as_str(),
-            status: definition
-                .status
-                .map(|s| s.as_str())
-                .unwrap_or(old.status.as_str()),
+            refresh_mode: definition.refresh_mode,
+            status: definition.status.unwrap_or(old.status),
             row_key: old.row_key.as_deref(),
         },
         &analyzed.sources,
@@ -210,23 +208,19 @@ fn build_beside_and_swap(
     let dependents = dependents_of(old_relid);
     match previous {
         Previous::StreamTable(old) => engine::drop(old, !dependents.is_empty()),
-        Previous::Relation { relkind, .. } => {
-            let kind = match relkind.as_str() {
-                "r" | "p" => "TABLE",
-                "v" => "VIEW",
-                "m" => "MATERIALIZED VIEW",
-                "f" => "FOREIGN TABLE",
-                other => StreamError::InvalidParameter {
+        Previous::Relation { kind, .. } => {
+            let Some(keyword) = kind.drop_keyword() else {
+                StreamError::InvalidParameter {
                     message: format!(
-                        "relation {} cannot be replaced by a stream table (relkind {other})",
+                        "relation {} cannot be replaced by a stream table (it is a {kind})",
                         display_name(schema, name)
                     ),
                     hint: "Drop it yourself, or choose another name.".into(),
                 }
-                .raise(),
+                .raise()
             };
             Spi::run(&format!(
-                "DROP {kind} {} CASCADE",
+                "DROP {keyword} {} CASCADE",
                 quote_qualified_identifier(schema, name)
             ))
             .unwrap_or_else(|e| panic!("dropping the old relation failed: {e}"));

@@ -9,12 +9,8 @@ use crate::error::StreamError;
 use crate::modes::{EffectiveMode, RefreshMode};
 use std::collections::HashSet;
 
-/// The refresh a stream table gets.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
-    Full { reason: Option<String> },
-    Differential,
-}
+/// The refresh a stream table gets: its effective mode, with why when it is FULL under AUTO.
+pub type Decision = (EffectiveMode, Option<String>);
 
 /// The identity a stream table has (its catalog row says).
 pub fn identity_of(table: &StreamTable) -> Identity {
@@ -67,38 +63,32 @@ pub fn plan_query(
 /// error; AUTO that cannot be had is FULL with the reason.
 pub fn decide(table: &StreamTable, mode: RefreshMode) -> Decision {
     if mode == RefreshMode::Full {
-        return Decision::Full { reason: None };
+        return (EffectiveMode::Full, None);
     }
     match plan(table, None, false) {
-        Ok(_) => Decision::Differential,
+        Ok(_) => (EffectiveMode::Differential, None),
         Err(unsupported) if mode == RefreshMode::Differential => StreamError::NotDifferential {
             name: table.display_name(),
             construct: unsupported.to_string(),
         }
         .raise(),
-        Err(unsupported) => Decision::Full {
-            reason: Some(format!("{unsupported} cannot be maintained differentially")),
-        },
+        Err(unsupported) => (
+            EffectiveMode::Full,
+            Some(format!("{unsupported} cannot be maintained differentially")),
+        ),
     }
 }
 
 /// Decides and records the effective mode of `table` under `mode`; tells the user with a
 /// NOTICE when AUTO falls back to FULL, and `announce` is set.
 pub fn decide_and_record(table: &StreamTable, mode: RefreshMode, announce: bool) -> Decision {
-    let decision = decide(table, mode);
-    match &decision {
-        Decision::Full { reason } => {
-            if let (Some(reason), true) = (reason, announce) {
-                pgrx::notice!(
-                    "stream table {} is refreshed FULL: {reason} (refresh_mode AUTO)",
-                    table.display_name()
-                );
-            }
-            catalog::set_effective_mode(table.id, EffectiveMode::Full, reason.as_deref());
-        }
-        Decision::Differential => {
-            catalog::set_effective_mode(table.id, EffectiveMode::Differential, None)
-        }
+    let (effective, reason) = decide(table, mode);
+    if let (Some(reason), true) = (&reason, announce) {
+        pgrx::notice!(
+            "stream table {} is refreshed FULL: {reason} (refresh_mode AUTO)",
+            table.display_name()
+        );
     }
-    decision
+    catalog::set_effective_mode(table.id, effective, reason.as_deref());
+    (effective, reason)
 }

@@ -6,6 +6,7 @@ use super::plan::{self, Scheduled};
 use super::{dispatch, pool};
 use crate::catalog;
 use crate::gucs;
+use crate::modes::Status;
 use crate::refresh::subxact::{error_message, missing_relation};
 use crate::refresh::{self, FailureRecording, Skipping};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
@@ -121,7 +122,7 @@ pub fn load_schedule() -> Vec<Scheduled> {
 /// Refreshes stream table `id` (as its owner: refresh_now switches); returns its name.
 fn refresh_scheduled(id: i64) -> Option<String> {
     let table = catalog::find_by_id(id)?;
-    if table.status != "ACTIVE" {
+    if table.status != Status::Active {
         return None;
     }
     refresh::refresh_now(&table, FailureRecording::None, Skipping::Allowed);

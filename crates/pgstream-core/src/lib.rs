@@ -13,6 +13,7 @@ pub mod partitioning;
 pub mod query_settings;
 pub mod refresh_decision;
 pub mod refresh_reason;
+pub mod relation_kind;
 pub mod schedule;
 pub mod scheduler;
 pub mod sql_text;

@@ -1,6 +1,6 @@
 //! The refresh decision: from what a refresh has found out, what it does (skip, recompute or
 //! apply the changes), or which fact it must find out first (pure, no SPI; the refresh in
-//! `src/refresh/mod.rs` gathers the facts this asks for and carries out the step).
+//! `src/refresh/owner.rs` gathers the facts this asks for and carries out the step).
 
 use crate::modes::{EffectiveMode, RefreshMode};
 use crate::refresh_reason::{untrusted, ChangeTrust};

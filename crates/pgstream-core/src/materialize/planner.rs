@@ -2,7 +2,9 @@
 //! `on_configuration_change` (pure, no SPI).
 
 use super::config::{MaterializeConfig, OnConfigurationChange};
+use crate::modes::{RefreshMode, Status};
 use crate::partitioning::PartitionSpec;
+use crate::relation_kind::RelationKind;
 
 /// What currently holds the name materialize() was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,7 +13,7 @@ pub enum Target {
     StreamTable(Existing),
     /// A relation that is not a stream table (e.g. a table an earlier dbt materialization made).
     OtherRelation {
-        kind: String,
+        kind: RelationKind,
     },
 }
 
@@ -20,8 +22,8 @@ pub enum Target {
 pub struct Existing {
     pub query_hash: Option<String>,
     pub schedule: String,
-    pub refresh_mode: String,
-    pub status: String,
+    pub refresh_mode: RefreshMode,
+    pub status: Status,
     /// Whether it was ever refreshed (one created by `dbt run --empty` or without `initialize`
     /// was not).
     pub populated: bool,
@@ -83,21 +85,18 @@ pub fn config_changes(existing: &Existing, config: &MaterializeConfig) -> Vec<Ch
             to: config.schedule.clone(),
         });
     }
-    if !existing
-        .refresh_mode
-        .eq_ignore_ascii_case(config.refresh_mode.as_str())
-    {
+    if existing.refresh_mode != config.refresh_mode {
         changes.push(Change {
             key: "refresh_mode",
-            from: existing.refresh_mode.clone(),
+            from: existing.refresh_mode.as_str().to_string(),
             to: config.refresh_mode.as_str().to_string(),
         });
     }
     if let Some(status) = config.status {
-        if !existing.status.eq_ignore_ascii_case(status.as_str()) {
+        if existing.status != status {
             changes.push(Change {
                 key: "status",
-                from: existing.status.clone(),
+                from: existing.status.as_str().to_string(),
                 to: status.as_str().to_string(),
             });
         }
@@ -116,7 +115,9 @@ pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> De
             Target::StreamTable(_) => Decision::LeaveForEmptyRun {
                 kind: "stream table".into(),
             },
-            Target::OtherRelation { kind } => Decision::LeaveForEmptyRun { kind: kind.clone() },
+            Target::OtherRelation { kind } => Decision::LeaveForEmptyRun {
+                kind: kind.describe().into(),
+            },
         };
     }
     let existing = match target {
@@ -126,7 +127,11 @@ pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> De
                 reason: format!("full refresh replaces the existing {kind}"),
             }
         }
-        Target::OtherRelation { kind } => return Decision::NameTaken { kind: kind.clone() },
+        Target::OtherRelation { kind } => {
+            return Decision::NameTaken {
+                kind: kind.describe().into(),
+            }
+        }
         Target::StreamTable(existing) => existing,
     };
     if config.full_refresh {
@@ -204,14 +209,13 @@ pub fn describe_changes(changes: &[Change]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modes::{RefreshMode, Status};
 
     fn existing() -> Target {
         Target::StreamTable(Existing {
             query_hash: Some("h1".into()),
             schedule: "1m".into(),
-            refresh_mode: "FULL".into(),
-            status: "ACTIVE".into(),
+            refresh_mode: RefreshMode::Full,
+            status: Status::Active,
             populated: true,
             settings_changes: vec![],
             partition_by: None,
@@ -285,7 +289,7 @@ mod tests {
             );
         }
         let view = Target::OtherRelation {
-            kind: "view".into(),
+            kind: RelationKind::View,
         };
         assert_eq!(
             plan(&view, "h9", &empty),
@@ -430,12 +434,11 @@ mod tests {
     }
 
     #[test]
-    fn status_is_managed_only_when_configured_and_mode_compares_case_insensitively() {
+    fn status_is_managed_only_when_configured() {
         let Target::StreamTable(mut suspended) = existing() else {
             unreachable!()
         };
-        suspended.status = "SUSPENDED".into();
-        suspended.refresh_mode = "full".into();
+        suspended.status = Status::Suspended;
         let target = Target::StreamTable(suspended);
         assert_eq!(plan(&target, "h1", &config()), Decision::Unchanged);
         let activate = MaterializeConfig {
@@ -451,7 +454,7 @@ mod tests {
     #[test]
     fn a_relation_that_is_not_a_stream_table_needs_a_full_refresh() {
         let table = Target::OtherRelation {
-            kind: "table".into(),
+            kind: RelationKind::Table,
         };
         assert_eq!(
             plan(&table, "h1", &config()),

@@ -1,0 +1,126 @@
+//! What refreshes did: a success's statistics and covered position, a failure's error streak
+//! and suspension (columns of pgstream.pgs_stream_tables).
+
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+
+use super::{as_catalog_owner, run, Position};
+use crate::modes::RefreshKind;
+use crate::settings;
+
+/// What one successful refresh did.
+pub struct RefreshStats<'a> {
+    /// Recomputed, changes applied, or skipped (nothing to do).
+    pub kind: RefreshKind,
+    /// Why it was FULL or SKIPPED.
+    pub reason: Option<&'a str>,
+    /// The source changes this refresh covered.
+    pub covered: Position,
+    pub started_at: TimestampWithTimeZone,
+    pub duration_ms: f64,
+    pub rows_inserted: i64,
+    pub rows_updated: i64,
+    pub rows_deleted: i64,
+}
+
+/// Whether the catalog has the column `last_refresh_reason` (0.2.0 on; a database keeps 0.1.0's
+/// catalog until ALTER EXTENSION pg_stream_dbt UPDATE, and refreshes must go on meanwhile).
+fn has_reason_column() -> bool {
+    unsafe {
+        let namespace = pg_sys::get_namespace_oid(c"pgstream".as_ptr(), true);
+        let relid = pg_sys::get_relname_relid(c"pgs_stream_tables".as_ptr(), namespace);
+        relid != pg_sys::InvalidOid
+            && pg_sys::get_attnum(relid, c"last_refresh_reason".as_ptr()) != 0
+    }
+}
+
+/// Records a successful refresh and clears the error streak.
+pub fn record_success(id: i64, stats: &RefreshStats) {
+    // Until ALTER EXTENSION ... UPDATE, a database may still have 0.1.0's catalog (no reason).
+    let with_reason = has_reason_column();
+    let reason_column = if with_reason {
+        ", last_refresh_reason = $11"
+    } else {
+        ""
+    };
+    let args: [DatumWithOid; 11] = [
+        id.into(),
+        stats.started_at.into(),
+        stats.duration_ms.into(),
+        stats.rows_inserted.into(),
+        stats.rows_deleted.into(),
+        stats.kind.as_str().into(),
+        stats.covered.snapshot.as_str().into(),
+        stats.covered.own_xid.as_deref().into(),
+        stats.covered.own_seq.into(),
+        stats.rows_updated.into(),
+        stats.reason.into(),
+    ];
+    as_catalog_owner(|| {
+        run(
+            &format!(
+                "UPDATE pgstream.pgs_stream_tables SET \
+             last_refresh_at = $2, last_refresh_duration_ms = $3, \
+             last_rows_inserted = $4, last_rows_deleted = $5, last_rows_updated = $10, \
+             total_refreshes = total_refreshes + 1, \
+             total_refresh_time_ms = total_refresh_time_ms + $3, \
+             consecutive_errors = 0, last_refresh_kind = $6, consumed_snapshot = $7::pg_snapshot, \
+             consumed_own_xid = $8::xid8, consumed_own_seq = $9{reason_column} \
+             WHERE pgs_id = $1"
+            ),
+            &args[..if with_reason { 11 } else { 10 }],
+        );
+        if stats.kind != RefreshKind::Skipped {
+            forget_covered_changes(id);
+        }
+    })
+}
+
+/// Deletes the change records of stream table `id`'s sources that every reader of those
+/// sources has covered, and the DDL records every stream table has covered.
+fn forget_covered_changes(id: i64) {
+    run("SELECT pgstream._forget_covered($1)", &[id.into()]);
+}
+
+/// How a failed refresh counts towards suspending its stream table.
+#[derive(Clone, Copy)]
+pub struct Suspension {
+    /// Failures in a row that suspend it.
+    pub max_consecutive_errors: i32,
+    /// Seconds after its last success (or creation) during which this failure does not suspend
+    /// it (0: it may): a relation it reads was missing, as during a deployment.
+    pub grace_seconds: i32,
+}
+
+/// Records a failed refresh of stream table `id` from a transaction of its own (the
+/// scheduler's, or the error-recorder worker's); suspends the table once it has failed
+/// `max_consecutive_errors` times in a row, outside the grace period. Returns whether this
+/// failure suspended it, or `None` when the row is locked by another transaction (the failing
+/// one) or gone.
+pub fn record_failure(id: i64, message: &str, suspension: Suspension) -> Option<bool> {
+    settings::with_settings(&[(c"search_path", "pg_catalog, pg_temp")], || {
+        Spi::get_one_with_args::<bool>(
+            "UPDATE pgstream.pgs_stream_tables s SET \
+         total_refreshes = s.total_refreshes + 1, \
+         failed_refreshes = s.failed_refreshes + 1, \
+         consecutive_errors = s.consecutive_errors + 1, \
+         last_error = $2, last_error_at = pg_catalog.clock_timestamp(), \
+         status = CASE WHEN s.consecutive_errors + 1 >= $3 \
+                            AND pg_catalog.clock_timestamp() - COALESCE(s.last_refresh_at, s.created_at) \
+                                >= pg_catalog.make_interval(secs => $4) \
+                       THEN 'SUSPENDED' ELSE s.status END \
+         FROM (SELECT pgs_id, status AS old_status FROM pgstream.pgs_stream_tables \
+               WHERE pgs_id = $1 FOR UPDATE SKIP LOCKED) locked \
+         WHERE s.pgs_id = locked.pgs_id \
+         RETURNING s.status = 'SUSPENDED' AND locked.old_status <> 'SUSPENDED'",
+            &[
+                id.into(),
+                message.into(),
+                suspension.max_consecutive_errors.into(),
+                f64::from(suspension.grace_seconds).into(),
+            ],
+        )
+        .ok()
+        .flatten()
+    })
+}

@@ -1,0 +1,402 @@
+//! One refresh as the stream table's owner, inside its snapshot: read what changed (analyzing
+//! the query again after DDL), gather the facts the pure refresh decision asks for, carry out
+//! the step it chose.
+
+use super::executor::{AppliedChanges, Execution, FilledDeltas};
+use super::mode;
+use super::snapshot::{self, Params, RefreshSnapshot};
+use super::{data_columns, identity_change, rederive_sources, retype};
+use crate::catalog::{self, ChangeState, Position, StreamTable};
+use crate::delta::{Identity, Names, Plan};
+use crate::error::StreamError;
+use crate::modes::{RefreshKind, RefreshMode};
+use crate::refresh_decision::{self, Fact, Found, Next, Planned, Step};
+use crate::refresh_reason::ChangeTrust;
+use pgrx::prelude::*;
+use std::collections::HashSet;
+
+/// What `refresh_now` found out before the refresh's own snapshot.
+#[derive(Clone, Copy)]
+pub(super) struct RefreshContext {
+    /// DDL happened since the last refresh.
+    pub ddl_pending: bool,
+    /// A refresh with nothing to do may be skipped.
+    pub may_skip: bool,
+    /// Capture objects of a source were missing or out of date and were put right just now:
+    /// changes made meanwhile may not have been recorded.
+    pub capture_repaired: bool,
+}
+
+/// What one refresh did and the position it covered.
+pub(super) struct Outcome {
+    pub kind: RefreshKind,
+    pub applied: AppliedChanges,
+    pub covered: Position,
+    /// Why it was FULL or SKIPPED (None for DIFFERENTIAL).
+    pub reason: Option<String>,
+}
+
+/// Refreshes `table` in the current (sub)transaction as its owner: decides, runs, returns.
+pub(super) fn refresh_as_owner(
+    table: &StreamTable,
+    owner: pg_sys::Oid,
+    mode: RefreshMode,
+    context: RefreshContext,
+) -> Outcome {
+    // Taken first: DDL committed before it is in the catalogs read below, DDL after it is the
+    // next refresh's.
+    let first = RefreshSnapshot::take();
+    let params = Params {
+        snapshot: table.consumed.as_ref().map(|p| p.snapshot.clone()),
+        own_xid: table.consumed.as_ref().and_then(|p| p.own_xid.clone()),
+        own_seq: table.consumed.as_ref().and_then(|p| p.own_seq),
+    };
+    snapshot::connected(|| {
+        let read = read_changes(table, &first, &params, owner, context.ddl_pending);
+        let snapshot = read.after_ddl.as_ref().unwrap_or(&first);
+        let mut refresh = Refresh {
+            covered: covered_position(snapshot),
+            table: read.table,
+            owner,
+            names: Names { id: table.id },
+            snapshot,
+            params: params.clone(),
+        };
+        let mut found = refresh.found(mode, &read.state, read.meaning_changed, context);
+        let changed: HashSet<u32> = read.state.changed.iter().copied().collect();
+        let gathered = refresh.gather(&mut found, &read.state, &changed);
+        let (step, filled) = match gathered.step {
+            Some(step) => (step, None),
+            None => refresh.weigh_changes(&mut found, gathered.plan.as_ref()),
+        };
+        refresh.carry_out(step, gathered.plan.as_ref(), filled)
+    })
+}
+
+/// The change state a refresh acts on, read after the query was analyzed again if DDL ran.
+struct ReadChanges {
+    /// The catalog row as it is now (analyzing again rewrites it).
+    table: StreamTable,
+    state: ChangeState,
+    /// What the query depends on changed.
+    meaning_changed: bool,
+    /// After DDL: the snapshot the state was read in, which the refresh runs in.
+    after_ddl: Option<RefreshSnapshot>,
+}
+
+/// Reads the change state of `table` in `snapshot`; after DDL analyzes its query again and reads
+/// the state anew in a later snapshot.
+fn read_changes(
+    table: &StreamTable,
+    snapshot: &RefreshSnapshot,
+    params: &Params,
+    owner: pg_sys::Oid,
+    ddl_pending: bool,
+) -> ReadChanges {
+    let state = catalog::change_state_in(snapshot, params, table.id, owner);
+    if !ddl_pending && !state.ddl_pending {
+        return ReadChanges {
+            table: table.clone(),
+            state,
+            meaning_changed: false,
+            after_ddl: None,
+        };
+    }
+    let meaning_changed = rederive_sources(table);
+    let table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
+    if meaning_changed {
+        retype::follow_query_types(&table);
+    }
+    // Capture objects may have changed (a buffer widened, made or rebuilt: its ALTER waited for
+    // every transaction writing the old shape). Read in a snapshot taken now, in which those
+    // writes are committed: none is left for a later refresh to read in a shape it was not
+    // written in.
+    let after_ddl = RefreshSnapshot::take();
+    let state = catalog::change_state_in(&after_ddl, params, table.id, owner);
+    ReadChanges {
+        table,
+        state,
+        meaning_changed,
+        after_ddl: Some(after_ddl),
+    }
+}
+
+/// What the fact gathering ended with: the step when the decision told it without weighing the
+/// changes, and the DIFFERENTIAL plan when one was made.
+struct Gathered {
+    step: Option<Step>,
+    plan: Option<Plan>,
+}
+
+/// A refresh once its change state is read: the table as the catalog has it, the snapshot it
+/// runs in and the position it covers.
+struct Refresh<'a> {
+    table: StreamTable,
+    owner: pg_sys::Oid,
+    names: Names,
+    snapshot: &'a RefreshSnapshot,
+    params: Params,
+    covered: Position,
+}
+
+impl Refresh<'_> {
+    /// Whether only DDL happened since the last refresh (read again once the effective mode is
+    /// decided: a changed one clears the covered position).
+    fn only_ddl(&self, state: &ChangeState) -> bool {
+        self.table.consumed.is_some()
+            && self.table.depends_only_on_sources
+            && state.changed.is_empty()
+            && !state.truncated
+            && state.capture_complete
+    }
+
+    /// The facts known before the decision asks for more.
+    fn found(
+        &self,
+        mode: RefreshMode,
+        state: &ChangeState,
+        meaning_changed: bool,
+        context: RefreshContext,
+    ) -> Found {
+        Found {
+            mode,
+            recorded: self.table.effective_mode,
+            meaning_changed,
+            may_skip: context.may_skip,
+            only_ddl: self.only_ddl(state),
+            trust: ChangeTrust {
+                covered_before: self.table.consumed.is_some(),
+                meaning_changed,
+                truncated: state.truncated,
+                capture_complete: state.capture_complete && !context.capture_repaired,
+                row_capture_complete: state.row_capture_complete && !context.capture_repaired,
+            },
+            decided: None,
+            planned: None,
+            volume: None,
+        }
+    }
+
+    /// Finds out the facts the decision asks for, in its order, until it names a step or asks
+    /// for the change volume (found last: it fills the change sets, which the step then applies
+    /// or discards).
+    fn gather(
+        &mut self,
+        found: &mut Found,
+        state: &ChangeState,
+        changed: &HashSet<u32>,
+    ) -> Gathered {
+        let mut plan = None;
+        loop {
+            match refresh_decision::next(found) {
+                Next::Do(step) => {
+                    return Gathered {
+                        step: Some(step),
+                        plan,
+                    }
+                }
+                Next::Find(Fact::ChangeVolume) => return Gathered { step: None, plan },
+                Next::Find(Fact::EffectiveMode) => {
+                    let decided = mode::decide_and_record(
+                        &self.table,
+                        found.mode,
+                        self.table.effective_mode.is_none(),
+                    );
+                    self.table = catalog::find_by_id(self.table.id)
+                        .expect("the stream table being refreshed exists");
+                    found.only_ddl = self.only_ddl(state);
+                    found.trust.covered_before = self.table.consumed.is_some();
+                    found.decided = Some(decided);
+                }
+                Next::Find(Fact::Plan) => {
+                    let (planned, made) = self.plan_changes(changed);
+                    found.planned = Some(planned);
+                    plan = made;
+                }
+            }
+        }
+    }
+
+    /// Plans the changes of the sources in `changed`: what planning found, and the plan.
+    fn plan_changes(&self, changed: &HashSet<u32>) -> (Planned, Option<Plan>) {
+        match mode::plan(&self.table, Some(changed), true) {
+            Ok(plan) => (
+                Planned {
+                    error: None,
+                    identity_changed: plan.root_identity.identity != mode::identity_of(&self.table),
+                    private_tables_exist: private_tables_exist(&plan, &self.names),
+                    nothing_changed: changed.is_empty(),
+                },
+                Some(plan),
+            ),
+            Err(e) => (
+                Planned {
+                    error: Some(e.to_string()),
+                    identity_changed: false,
+                    private_tables_exist: true,
+                    nothing_changed: false,
+                },
+                None,
+            ),
+        }
+    }
+
+    /// Fills the change sets of `plan` and weighs their rows against the sources' (cost-based
+    /// AUTO); returns the step the decision then names, with the filled sets.
+    fn weigh_changes(
+        &self,
+        found: &mut Found,
+        plan: Option<&Plan>,
+    ) -> (Step, Option<FilledDeltas>) {
+        let plan = plan.expect("the refresh decision weighed changes it had not planned");
+        let filled = self
+            .execution(plan, &mode::identity_of(&self.table))
+            .fill_deltas();
+        let thresholds = crate::gucs::full_fractions();
+        found.volume = Some(
+            crate::change_volume::threshold(found.mode, thresholds).and_then(|_| {
+                crate::change_volume::full_instead(
+                    found.mode,
+                    filled.rows,
+                    source_rows(plan),
+                    thresholds,
+                )
+            }),
+        );
+        match refresh_decision::next(found) {
+            Next::Do(step) => (step, Some(filled)),
+            Next::Find(fact) => panic!("the refresh decision asked for {fact:?} last"),
+        }
+    }
+
+    fn execution<'p>(&'p self, plan: &'p Plan, identity: &Identity) -> Execution<'p> {
+        Execution {
+            table: &self.table,
+            owner: self.owner,
+            plan,
+            names: self.names,
+            snapshot: self.snapshot,
+            params: self.params.clone(),
+            root_identity: identity.clone(),
+        }
+    }
+
+    fn outcome(
+        &self,
+        kind: RefreshKind,
+        applied: AppliedChanges,
+        reason: Option<String>,
+    ) -> Outcome {
+        Outcome {
+            kind,
+            applied,
+            covered: self.covered.clone(),
+            reason,
+        }
+    }
+
+    /// FULL by `plan` into the table with identity `identity`, moved to it first if it has
+    /// another.
+    fn full(&self, plan: &Plan, identity: &Identity, reason: String) -> Outcome {
+        let actual = mode::identity_of(&self.table);
+        let deleted = if *identity != actual {
+            identity_change::reidentify(&self.table, &actual, identity)
+        } else {
+            0
+        };
+        let mut applied = self.execution(plan, identity).full();
+        applied.deleted += deleted;
+        self.outcome(RefreshKind::Full, applied, Some(reason))
+    }
+
+    /// Carries out `step`: `plan` is the DIFFERENTIAL plan (if one was made), `filled` its
+    /// change sets (if they were filled).
+    fn carry_out(self, step: Step, plan: Option<&Plan>, filled: Option<FilledDeltas>) -> Outcome {
+        let table = &self.table;
+        match step {
+            Step::Skip { why } => {
+                self.outcome(RefreshKind::Skipped, AppliedChanges::default(), Some(why))
+            }
+            Step::Full { why, new_identity } => {
+                // The identity follows its sources' keys: looked at again after DDL on them.
+                let identity = if new_identity {
+                    crate::engine::identity_of(&table.defining_query)
+                } else {
+                    mode::identity_of(table)
+                };
+                let plan =
+                    Plan::single(&table.defining_query, data_columns(table), identity.clone());
+                self.full(&plan, &identity, why)
+            }
+            // Recompute every stage (building what it keeps), in the identity the plan has now
+            // (its sources' keys may have changed, or the table is an older version's).
+            Step::Recompute { why } => {
+                if let Some(filled) = filled {
+                    filled.discard();
+                }
+                let plan = mode::plan(table, None, false).unwrap_or_else(|e| {
+                    StreamError::NotDifferential {
+                        name: table.display_name(),
+                        construct: e.to_string(),
+                    }
+                    .raise()
+                });
+                self.full(&plan, &plan.root_identity.identity, why)
+            }
+            Step::NothingToApply => {
+                self.outcome(RefreshKind::Differential, AppliedChanges::default(), None)
+            }
+            Step::ApplyChanges => {
+                let plan = plan.expect("changes are applied as planned");
+                let filled = filled.expect("changes are applied once filled");
+                let applied = self
+                    .execution(plan, &mode::identity_of(table))
+                    .differential(filled);
+                self.outcome(RefreshKind::Differential, applied, None)
+            }
+        }
+    }
+}
+
+/// The position a refresh covers, read in its snapshot.
+pub(super) fn covered_position(snapshot: &RefreshSnapshot) -> Position {
+    let row = snapshot.run_text(
+        "SELECT snapshot, own_xid::pg_catalog.text, own_seq::pg_catalog.text FROM pgstream._covered_position()",
+        &Params::default(),
+    );
+    Position {
+        snapshot: row.first().cloned().flatten().expect("a covered snapshot"),
+        own_xid: row.get(1).cloned().flatten(),
+        own_seq: row.get(2).cloned().flatten().and_then(|s| s.parse().ok()),
+    }
+}
+
+/// The planner's estimate of the rows of the sources `plan` reads changes of (0: unknown).
+fn source_rows(plan: &Plan) -> f64 {
+    let relids: Vec<pg_sys::Oid> = plan
+        .deltas
+        .iter()
+        .map(|input| pg_sys::Oid::from(input.relid))
+        .collect();
+    Spi::get_one_with_args::<f64>(
+        "SELECT COALESCE(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0)::pg_catalog.float8 \
+         FROM pg_catalog.pg_class c WHERE c.oid = ANY ($1)",
+        &[relids.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(0.0)
+}
+
+/// Whether every private table `plan` keeps between refreshes exists.
+fn private_tables_exist(plan: &Plan, names: &Names) -> bool {
+    let tables = plan.private_tables(names);
+    tables.is_empty()
+        || Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.bool_and(pg_catalog.to_regclass(t) IS NOT NULL) FROM pg_catalog.unnest($1::pg_catalog.text[]) t",
+            &[tables.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
