@@ -13,6 +13,22 @@
 -- replication apply, restores), so no change goes unseen. (pg_dump takes buffers and views along;
 -- a restored database drops them and builds its own: pgstream._adopt_restored_rows.)
 
+-- The change window, in one place for the SQL here (the delta SQL the engine generates writes
+-- the same predicate: delta::ir::CHANGE_WINDOW, held to this by a test): whether the change
+-- made by transaction `xid` is covered by a refresh's position — committed and visible in the
+-- snapshot it covered, or its own transaction's (`own_xid`) up to the change sequence number it
+-- reached (`own_seq`). Statement records have no sequence number: (xid, snapshot) only.
+-- Inlined by the planner (SQL, immutable, no SET clause), so every name is schema-qualified;
+-- executable by anyone (it reads nothing).
+CREATE FUNCTION pgstream._covered(xid xid8, snapshot pg_snapshot, seq bigint DEFAULT NULL,
+    own_xid xid8 DEFAULT NULL, own_seq bigint DEFAULT NULL) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.pg_visible_in_snapshot(xid, snapshot)
+           OR COALESCE(xid OPERATOR(pg_catalog.=) own_xid
+                       AND seq OPERATOR(pg_catalog.<=) own_seq, false)
+$$;
+
 -- One record per source and transaction is enough (a refresh only asks whether a source
 -- changed, and whether it was truncated): the unique index on (source_relid, xid) keeps it to one.
 -- On a partition of a captured partitioned table the trigger's argument names that table (the
@@ -292,8 +308,8 @@ BEGIN
         '  SELECT 1 FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id) '
         '  WHERE d.source_relid = $1 AND s.effective_mode = ''DIFFERENTIAL'' '
         '    AND (s.consumed_snapshot IS NULL '
-        '         OR NOT (pg_visible_in_snapshot(b.__pgs_xid, s.consumed_snapshot) '
-        '                 OR (b.__pgs_xid = s.consumed_own_xid AND b.__pgs_seq <= s.consumed_own_seq))))',
+        '         OR NOT pgstream._covered(b.__pgs_xid, s.consumed_snapshot, b.__pgs_seq, '
+        '                                  s.consumed_own_xid, s.consumed_own_seq)))',
         'rows_' || source) USING source;
 END
 $$;
@@ -341,7 +357,7 @@ AS $$
                        WHERE (c.source_relid = 0
                               OR c.source_relid IN (SELECT d.source_relid FROM pgstream.pgs_dependencies d
                                                     WHERE d.pgs_id = stream_table))
-                         AND NOT pg_visible_in_snapshot(c.xid, since))
+                         AND NOT pgstream._covered(c.xid, since))
        -- A snapshot from the future (a restored cluster) proves nothing.
        AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
        AND pgstream._capture_complete(stream_table)
@@ -359,7 +375,7 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
-                                    WHERE c.source_relid = 0 AND NOT pg_visible_in_snapshot(c.xid, since)),
+                                    WHERE c.source_relid = 0 AND NOT pgstream._covered(c.xid, since)),
            pgstream._capture_complete(stream_table),
            NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
                        WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
@@ -368,12 +384,12 @@ AS $$
            since IS NOT NULL AND EXISTS (SELECT 1 FROM pgstream_changes.statements c
                      JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
                                                      AND d.pgs_id = stream_table
-                     WHERE c.operation = 'TRUNCATE' AND NOT pg_visible_in_snapshot(c.xid, since)),
+                     WHERE c.operation = 'TRUNCATE' AND NOT pgstream._covered(c.xid, since)),
            CASE WHEN since IS NOT NULL THEN
                ARRAY(SELECT DISTINCT c.source_relid FROM pgstream_changes.statements c
                      JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
                                                      AND d.pgs_id = stream_table
-                     WHERE NOT pg_visible_in_snapshot(c.xid, since))
+                     WHERE NOT pgstream._covered(c.xid, since))
            END
 $$;
 
@@ -391,7 +407,7 @@ BEGIN
     DELETE FROM pgstream_changes.statements c WHERE c.source_relid = 0
        AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s
                        WHERE s.consumed_snapshot IS NULL
-                          OR NOT pg_visible_in_snapshot(c.xid, s.consumed_snapshot));
+                          OR NOT pgstream._covered(c.xid, s.consumed_snapshot));
     DELETE FROM pgstream_changes.statements c
     USING pgstream.pgs_dependencies mine
     WHERE mine.pgs_id = stream_table AND c.source_relid = mine.source_relid
@@ -399,7 +415,7 @@ BEGIN
                       JOIN pgstream.pgs_stream_tables s ON s.pgs_id = d.pgs_id
                       WHERE d.source_relid = c.source_relid
                         AND (s.consumed_snapshot IS NULL
-                             OR NOT pg_visible_in_snapshot(c.xid, s.consumed_snapshot)));
+                             OR NOT pgstream._covered(c.xid, s.consumed_snapshot)));
     PERFORM pgstream._forget_consumed_rows(d.source_relid) FROM pgstream.pgs_dependencies d
     WHERE d.pgs_id = stream_table AND d.source_kind <> 'view';
 END

@@ -133,3 +133,97 @@ AS $$
     FROM (SELECT relation AS wanted) w LEFT JOIN pg_class c ON c.oid = w.wanted
 $$;
 
+-- The change window in one function (pgstream._covered); the functions that wrote it out
+-- use it (a buffer row of a reader's own transaction is covered only when its position names
+-- that transaction).
+CREATE FUNCTION pgstream._covered(xid xid8, snapshot pg_snapshot, seq bigint DEFAULT NULL,
+    own_xid xid8 DEFAULT NULL, own_seq bigint DEFAULT NULL) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.pg_visible_in_snapshot(xid, snapshot)
+           OR COALESCE(xid OPERATOR(pg_catalog.=) own_xid
+                       AND seq OPERATOR(pg_catalog.<=) own_seq, false)
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._forget_consumed_rows(source oid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass(format('pgstream_changes.%I', 'rows_' || source)) IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format(
+        'DELETE FROM pgstream_changes.%I b WHERE NOT EXISTS ('
+        '  SELECT 1 FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id) '
+        '  WHERE d.source_relid = $1 AND s.effective_mode = ''DIFFERENTIAL'' '
+        '    AND (s.consumed_snapshot IS NULL '
+        '         OR NOT pgstream._covered(b.__pgs_xid, s.consumed_snapshot, b.__pgs_seq, '
+        '                                  s.consumed_own_xid, s.consumed_own_seq)))',
+        'rows_' || source) USING source;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM pgstream_changes.statements c
+                       WHERE (c.source_relid = 0
+                              OR c.source_relid IN (SELECT d.source_relid FROM pgstream.pgs_dependencies d
+                                                    WHERE d.pgs_id = stream_table))
+                         AND NOT pgstream._covered(c.xid, since))
+       -- A snapshot from the future (a restored cluster) proves nothing.
+       AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
+       AND pgstream._capture_complete(stream_table)
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot, reader oid,
+    OUT ddl_pending boolean, OUT capture_complete boolean, OUT row_capture_complete boolean,
+    OUT truncated boolean, OUT changed oid[])
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
+                                    WHERE c.source_relid = 0 AND NOT pgstream._covered(c.xid, since)),
+           pgstream._capture_complete(stream_table),
+           NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                       WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
+                         AND (NOT pgstream._row_capture_current(d.source_relid)
+                              OR NOT has_table_privilege(reader, d.source_relid, 'SELECT'))),
+           since IS NOT NULL AND EXISTS (SELECT 1 FROM pgstream_changes.statements c
+                     JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
+                                                     AND d.pgs_id = stream_table
+                     WHERE c.operation = 'TRUNCATE' AND NOT pgstream._covered(c.xid, since)),
+           CASE WHEN since IS NOT NULL THEN
+               ARRAY(SELECT DISTINCT c.source_relid FROM pgstream_changes.statements c
+                     JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
+                                                     AND d.pgs_id = stream_table
+                     WHERE NOT pgstream._covered(c.xid, since))
+           END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._forget_covered(stream_table bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(1885827939, 0) THEN  -- 0x70677363 'pgsc', held shared by creators
+        RETURN;
+    END IF;
+    DELETE FROM pgstream_changes.statements c WHERE c.source_relid = 0
+       AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s
+                       WHERE s.consumed_snapshot IS NULL
+                          OR NOT pgstream._covered(c.xid, s.consumed_snapshot));
+    DELETE FROM pgstream_changes.statements c
+    USING pgstream.pgs_dependencies mine
+    WHERE mine.pgs_id = stream_table AND c.source_relid = mine.source_relid
+      AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                      JOIN pgstream.pgs_stream_tables s ON s.pgs_id = d.pgs_id
+                      WHERE d.source_relid = c.source_relid
+                        AND (s.consumed_snapshot IS NULL
+                             OR NOT pgstream._covered(c.xid, s.consumed_snapshot)));
+    PERFORM pgstream._forget_consumed_rows(d.source_relid) FROM pgstream.pgs_dependencies d
+    WHERE d.pgs_id = stream_table AND d.source_kind <> 'view';
+END
+$$;

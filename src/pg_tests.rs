@@ -176,4 +176,50 @@ mod tests {
         Spi::run("INSERT INTO t VALUES (1); SELECT pgstream.refresh_stream_table('st')").unwrap();
         assert_eq!(count("SELECT count(*) FROM st"), 1);
     }
+
+    /// The delta SQL's change window (delta::ir::CHANGE_WINDOW) and the SQL one
+    /// (pgstream._covered) say the same of every change row: visible or not in the covered
+    /// snapshot, the reader's own transaction or not, before or after its sequence number, with
+    /// and without an own transaction.
+    #[pg_test]
+    fn the_delta_change_window_is_the_sql_one() {
+        Spi::run(
+            "CREATE TEMP TABLE buffer AS SELECT x::text::xid8 AS __pgs_xid, s::int8 AS __pgs_seq \
+             FROM generate_series(100, 106) x, generate_series(1, 3) s",
+        )
+        .unwrap();
+        let disagree = format!(
+            "SELECT count(*) FILTER (WHERE ({}) IS DISTINCT FROM NOT pgstream._covered(\
+                 __pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot, __pgs_b.__pgs_seq, \
+                 $2::pg_catalog.xid8, $3::pg_catalog.int8)), \
+             count(*) FILTER (WHERE {}) FROM buffer __pgs_b",
+            crate::delta::ir::CHANGE_WINDOW,
+            crate::delta::ir::CHANGE_WINDOW
+        );
+        let mut uncovered_counts = std::collections::BTreeSet::new();
+        for snapshot in ["103:105:103", "100:100:", "107:107:", "101:106:102,104"] {
+            for own_xid in [None, Some("104"), Some("103")] {
+                for own_seq in [None, Some(2i64)] {
+                    let (differ, uncovered) = Spi::connect(|client| {
+                        let row = client
+                            .select(
+                                &disagree,
+                                None,
+                                &[snapshot.into(), own_xid.into(), own_seq.into()],
+                            )?
+                            .first();
+                        Ok::<_, pgrx::spi::Error>((
+                            row.get::<i64>(1)?.unwrap(),
+                            row.get::<i64>(2)?.unwrap(),
+                        ))
+                    })
+                    .unwrap();
+                    assert_eq!(differ, 0, "{snapshot} {own_xid:?} {own_seq:?}");
+                    uncovered_counts.insert(uncovered);
+                }
+            }
+        }
+        // The grid tells covered from uncovered rows in many ways, not all or nothing.
+        assert!(uncovered_counts.len() > 3, "{uncovered_counts:?}");
+    }
 }

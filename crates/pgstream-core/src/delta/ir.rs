@@ -275,7 +275,9 @@ impl Names {
 
 /// The change rows of base table `relid` no earlier refresh of this stream table covered: not
 /// visible in the snapshot it covered (`$1`), nor its own transaction's (`$2`) up to the change
-/// sequence number it reached (`$3`). Written against the buffer alias `__pgs_b`.
+/// sequence number it reached (`$3`). Written against the buffer alias `__pgs_b`. The SQL
+/// side's twin is `pgstream._covered` (sql/capture.sql), held equal by an in-database test; it
+/// is written out here so that a new library refreshes a database not yet updated.
 pub const CHANGE_WINDOW: &str =
     "NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) \
      AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
