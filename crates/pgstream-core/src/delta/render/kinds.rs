@@ -27,6 +27,25 @@ pub(super) struct Rendered {
     pub order_index: Option<(StageIndex, Vec<IndexColumn>)>,
 }
 
+/// Renders a stage by its kind (a top-k's and a grouped stage's query change in place, a
+/// grouped stage may add hidden key columns).
+pub(super) fn by_kind(
+    ctx: &StageContext,
+    query: &mut Query,
+    columns: &mut Vec<String>,
+) -> Result<Rendered, Unsupported> {
+    match &ctx.draft.kind {
+        DraftKind::Grouped => grouped(ctx, query, columns),
+        DraftKind::Distinct => distinct(ctx, query, columns),
+        DraftKind::Linear => linear(ctx, query),
+        DraftKind::TopK {
+            order_by,
+            limit,
+            offset,
+        } => top_k(ctx, query, order_by, limit, offset.as_deref()),
+    }
+}
+
 /// A grouped stage: keys (hidden columns for keys not in its list), algebraic state when
 /// every aggregate allows, else the touched groups recomputed.
 pub(super) fn grouped(

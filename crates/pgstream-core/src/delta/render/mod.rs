@@ -15,8 +15,9 @@ use crate::sql_text::quote_ident;
 use sqlparser::ast::{Expr, Query, Select, SelectItem, SetExpr};
 
 mod kinds;
+mod stage;
 
-use kinds::{Rendered, StageContext};
+use kinds::StageContext;
 
 /// A query planned for DIFFERENTIAL refresh: its stages in refresh order (the root last).
 #[derive(Debug, Clone)]
@@ -225,201 +226,64 @@ pub fn render(
     catalog: &dyn Catalog,
     request: &PlanRequest,
 ) -> Result<Plan, Unsupported> {
-    let count = drafts.stages.len();
-    let mut stages: Vec<StagePlan> = Vec::with_capacity(count);
-    let mut tables: Vec<u32> = Vec::new();
-    let mut deltas: Vec<TableInput> = Vec::new();
-    let mut delta_indexes: Vec<(u32, String)> = Vec::new();
-    for (index, draft) in drafts.stages.iter().enumerate() {
-        // What it reads.
-        let mut own_tables: Vec<u32> = Vec::new();
-        let mut reads: Vec<StageIndex> = Vec::new();
-        for input in &draft.inputs {
-            match input {
-                Input::Table(t) => own_tables.push(t.relid),
-                Input::Stage(s) => {
-                    reads.push(*s);
-                    own_tables.extend(stages[*s].tables.iter().copied());
-                }
-            }
-        }
-        own_tables.sort_unstable();
-        own_tables.dedup();
-        reads.sort_unstable();
-        reads.dedup();
-        tables.extend(own_tables.iter().copied());
-        let input_changed = |i: usize| match &draft.inputs[i] {
-            Input::Table(t) => request.changed.is_none_or(|c| c.contains(&t.relid)),
-            Input::Stage(s) => stages[*s].changed,
-        };
-        for (i, input) in draft.inputs.iter().enumerate() {
-            if let Input::Table(t) = input {
-                if input_changed(i) && !deltas.iter().any(|d: &TableInput| d.relid == t.relid) {
-                    deltas.push(t.clone());
-                }
-            }
-        }
-        let changed = (0..draft.inputs.len()).any(input_changed);
-        let stage_columns = |s: usize| stages[s].columns[..stages[s].visible].to_vec();
-        let reader = Reader {
-            inputs: &draft.inputs,
-            names: request.names,
-            stage_columns: &stage_columns,
-            changed: &input_changed,
-            standalone: None,
-        };
-        let standalone_of = |s: usize| stages[s].standalone_sql.clone();
-        let describing = Reader {
-            inputs: &draft.inputs,
-            names: request.names,
-            stage_columns: &stage_columns,
-            changed: &input_changed,
-            standalone: Some(&standalone_of),
-        };
-        let occurrence_columns = |i: usize| match &draft.inputs[i] {
-            Input::Table(t) => t.columns.clone(),
-            Input::Stage(s) => stage_columns(*s),
-        };
-        let occurrence_key = |i: usize| match &draft.inputs[i] {
-            Input::Table(t) => catalog.table_key(t.relid),
-            Input::Stage(s) => match &stages[*s].identity {
-                Identity::Key(k) if k.iter().all(|c| stage_columns(*s).contains(c)) => {
-                    Some(k.clone())
-                }
-                _ => None,
-            },
-        };
-        let mut query = draft.query.clone();
-        let mut columns = draft.columns.clone();
-        let visible = columns.len();
-        let ctx = StageContext {
-            index,
-            draft,
-            catalog,
-            request,
-            reader: &reader,
-            describing: &describing,
-            occurrence_columns: &occurrence_columns,
-            occurrence_key: &occurrence_key,
-            changed,
-        };
-        let Rendered {
-            kind,
-            mut identity,
-            algebraic: algebraic_plan,
-            refresh,
-            order_index: mut pending_index,
-        } = match &draft.kind {
-            DraftKind::Grouped => kinds::grouped(&ctx, &mut query, &mut columns)?,
-            DraftKind::Distinct => kinds::distinct(&ctx, &query, &columns)?,
-            DraftKind::Linear => kinds::linear(&ctx, &query)?,
-            DraftKind::TopK {
-                order_by,
-                limit,
-                offset,
-            } => kinds::top_k(&ctx, &mut query, order_by, limit, offset.as_deref())?,
-        };
-        let mut pending_lookups: Vec<(StageIndex, String)> = Vec::new();
-        if request.render_terms {
-            for leaf in leaves(&query.body).into_iter().flatten() {
-                for block in blocks::blocks(leaf, catalog).unwrap_or_default() {
-                    for filter in &block.filters {
-                        match draft.inputs.get(filter.occurrence) {
-                            Some(Input::Table(t)) => delta_indexes.extend(
-                                filter.equality_columns().into_iter().map(|c| (t.relid, c)),
-                            ),
-                            Some(Input::Stage(s)) => pending_lookups
-                                .extend(filter.equality_columns().into_iter().map(|c| (*s, c))),
-                            None => {}
-                        }
-                    }
-                }
-            }
-        }
-        let mut full = query.clone();
-        reader.substitute(&mut full, &[], &[]);
-        let mut standalone = query.clone();
-        describing.substitute(&mut standalone, &[], &[]);
-        let standalone_sql = standalone.to_string();
-        // A key column must hash and sort (a unique index on its hash and it).
-        if let Identity::Key(key) = &identity {
-            if !key.is_empty() {
-                if let Some(described) = catalog.describe(&standalone_sql) {
-                    let unkeyable = key.iter().find_map(|k| {
-                        described
-                            .iter()
-                            .find(|(name, _)| name == k)
-                            .filter(|(_, type_name)| !catalog.keyable(type_name))
-                            .map(|(name, type_name)| (name.clone(), type_name.clone()))
-                    });
-                    if let Some((name, type_name)) = unkeyable {
-                        if kind == StageKind::Linear {
-                            identity = Identity::Multiset;
-                        } else {
-                            return Err(Unsupported::new(format!(
-                                "a GROUP BY / DISTINCT key {name} of type {type_name}, which has no hash function"
-                            ))
-                            .at(&draft.location));
-                        }
-                    }
-                }
-            }
-        }
-        if let Some((input, index_columns)) = pending_index.take() {
-            stages[input].order_index = Some(index_columns);
-        }
-        for (input, column) in pending_lookups {
-            let lower = &mut stages[input];
-            if lower.columns.contains(&column) && !lower.lookup_columns.contains(&column) {
-                lower.lookup_columns.push(column);
-            }
-        }
-        for s in &reads {
-            stages[*s].feeds = true;
-        }
-        stages.push(StagePlan {
-            index,
-            location: draft.location.clone(),
-            kind,
-            identity,
-            columns,
-            visible,
-            full_sql: full.to_string(),
-            refresh,
-            algebraic: algebraic_plan,
-            tables: own_tables,
-            reads,
-            feeds: false,
-            changed,
-            order_index: None,
-            lookup_columns: vec![],
-            standalone_sql,
-        });
-    }
-    tables.sort_unstable();
-    tables.dedup();
-    let root = stages.last().expect("a plan has a root");
-    let root_identity = IdentityChoice {
-        identity: root.identity.clone(),
-        reason: identity_reason(root),
+    let mut collected = Collected {
+        stages: Vec::with_capacity(drafts.stages.len()),
+        tables: Vec::new(),
+        deltas: Vec::new(),
+        delta_indexes: Vec::new(),
     };
-    deltas.sort_by_key(|d| d.relid);
-    delta_indexes.sort();
-    delta_indexes.dedup();
-    delta_indexes.retain(|(relid, column)| {
-        deltas.iter().any(|d| {
-            d.relid == *relid
-                && d.columns.contains(column)
-                && !d.absent.iter().any(|(a, _)| a == column)
-        })
-    });
-    Ok(Plan {
-        stages,
-        tables,
-        root_identity,
-        deltas,
-        delta_indexes,
-    })
+    for (index, draft) in drafts.stages.iter().enumerate() {
+        let stage = stage::render_stage(index, draft, &mut collected, catalog, request)?;
+        collected.stages.push(stage);
+    }
+    Ok(collected.into_plan())
+}
+
+/// What the stages rendered so far add up to.
+struct Collected {
+    stages: Vec<StagePlan>,
+    /// The captured tables read (repeats allowed until the plan is made).
+    tables: Vec<u32>,
+    /// The changed tables read, each once.
+    deltas: Vec<TableInput>,
+    /// Columns of delta tables dependent filters look up by (repeats allowed).
+    delta_indexes: Vec<(u32, String)>,
+}
+
+impl Collected {
+    /// The plan of all stages: tables sorted, delta indexes kept only on delta tables' columns.
+    fn into_plan(self) -> Plan {
+        let Collected {
+            stages,
+            mut tables,
+            mut deltas,
+            mut delta_indexes,
+        } = self;
+        tables.sort_unstable();
+        tables.dedup();
+        let root = stages.last().expect("a plan has a root");
+        let root_identity = IdentityChoice {
+            identity: root.identity.clone(),
+            reason: identity_reason(root),
+        };
+        deltas.sort_by_key(|d| d.relid);
+        delta_indexes.sort();
+        delta_indexes.dedup();
+        delta_indexes.retain(|(relid, column)| {
+            deltas.iter().any(|d| {
+                d.relid == *relid
+                    && d.columns.contains(column)
+                    && !d.absent.iter().any(|(a, _)| a == column)
+            })
+        });
+        Plan {
+            stages,
+            tables,
+            root_identity,
+            deltas,
+            delta_indexes,
+        }
+    }
 }
 
 /// Why the root has its identity (explain).
