@@ -201,6 +201,58 @@ pub fn plan(
     current_input: &dyn Fn(&[String], Option<&str>) -> String,
     rescan_table: &str,
 ) -> Option<AlgebraicPlan> {
+    let aggregates = kept_aggregates(stage)?;
+    let outputs: Vec<String> = stage
+        .outputs
+        .iter()
+        .map(|e| over_state(e, stage.keys, &aggregates, stage.same_column).map(|e| e.to_string()))
+        .collect::<Option<_>>()?;
+    let having = match stage.having {
+        Some(h) => Some(over_state(h, stage.keys, &aggregates, stage.same_column)?.to_string()),
+        None => None,
+    };
+    let input_sql = signed_input(&input_projection(stage.keys, &aggregates))?;
+    let mut parts = vec![row_count_state()];
+    parts.extend(
+        aggregates
+            .iter()
+            .enumerate()
+            .filter_map(|(j, a)| aggregate_state(j, a)),
+    );
+    let delta_sql = delta_sql(stage.keys.len(), &parts, &input_sql);
+    let mut state_projection: Vec<String> = keys_as_columns(stage.keys);
+    state_projection.extend(state_columns(&parts).map(|c| c.select.clone()));
+    let state_sql = current_input(&state_projection, None);
+    let rescan_sql = rescan_sql(stage.keys, &state_projection, current_input, rescan_table);
+    let conditions = |condition: fn(&StatePart) -> Option<&String>| {
+        let listed: Vec<&str> = parts
+            .iter()
+            .filter_map(condition)
+            .map(String::as_str)
+            .collect();
+        (!listed.is_empty()).then(|| format!("({})", listed.join(" OR ")))
+    };
+    Some(AlgebraicPlan {
+        keys: stage.keys.len(),
+        input_sql,
+        delta_sql,
+        state_sql,
+        rescan_sql,
+        state_columns: state_columns(&parts).map(|c| c.name.clone()).collect(),
+        new_state: state_columns(&parts).map(|c| c.new.clone()).collect(),
+        state_updates: state_columns(&parts).map(|c| c.update.clone()).collect(),
+        rescan_condition: conditions(|p| p.rescan.as_ref()),
+        new_group_rescan_condition: conditions(|p| p.new_group_rescan.as_ref()),
+        aggregates,
+        outputs,
+        having,
+        scalar: stage.keys.is_empty(),
+    })
+}
+
+/// The stage's aggregate calls as kept aggregates; None when one is not algebraic, or is a
+/// SUM / AVG of a type that is not exact.
+fn kept_aggregates(stage: &GroupedStage) -> Option<Vec<Aggregate>> {
     let mut aggregates = Vec::new();
     for (call, type_name) in stage.calls.iter().zip(stage.call_types) {
         let aggregate = algebraic_aggregate(call)?;
@@ -213,95 +265,167 @@ pub fn plan(
         }
         aggregates.push(aggregate);
     }
-    let outputs: Vec<String> = stage
-        .outputs
-        .iter()
-        .map(|e| over_state(e, stage.keys, &aggregates, stage.same_column).map(|e| e.to_string()))
-        .collect::<Option<_>>()?;
-    let having = match stage.having {
-        Some(h) => Some(over_state(h, stage.keys, &aggregates, stage.same_column)?.to_string()),
-        None => None,
-    };
-    // The input's columns: keys, then each aggregate's argument.
-    let mut projection: Vec<String> = stage
-        .keys
-        .iter()
+    Some(aggregates)
+}
+
+/// The keys as columns `__pgs_k<i>`.
+fn keys_as_columns(keys: &[Expr]) -> Vec<String> {
+    keys.iter()
         .enumerate()
         .map(|(i, k)| format!("{k} AS __pgs_k{i}"))
-        .collect();
+        .collect()
+}
+
+/// The input's columns: keys `__pgs_k<i>`, then each aggregate's argument `__pgs_a<j>`.
+fn input_projection(keys: &[Expr], aggregates: &[Aggregate]) -> Vec<String> {
+    let mut projection = keys_as_columns(keys);
     for (j, a) in aggregates.iter().enumerate() {
         if let Some(argument) = &a.argument {
             projection.push(format!("{argument} AS __pgs_a{j}"));
         }
     }
-    let input_sql = signed_input(&projection)?;
-    let keys_out: Vec<String> = (0..stage.keys.len())
-        .map(|i| format!("__pgs_i.__pgs_k{i}"))
-        .collect();
-    let mut delta_columns = vec!["sum(__pgs_i.__pgs_w)::pg_catalog.int8 AS __pgs_dn".to_string()];
-    let mut state_select = vec!["count(*)::pg_catalog.int8 AS __pgs_n".to_string()];
-    let mut state_columns = vec!["__pgs_n".to_string()];
-    let mut new_state = vec!["__pgs_d.__pgs_dn".to_string()];
-    let mut state_updates = vec!["__pgs_n = __pgs_s.__pgs_n + __pgs_d.__pgs_dn".to_string()];
-    let mut rescan = Vec::new();
-    let mut new_group_rescan = Vec::new();
-    for (j, a) in aggregates.iter().enumerate() {
-        let Some(argument) = &a.argument else {
-            continue;
-        };
-        let arg = format!("__pgs_i.__pgs_a{j}");
-        delta_columns.push(format!(
-            "COALESCE(sum(__pgs_i.__pgs_w) FILTER (WHERE {arg} IS NOT NULL), 0)::pg_catalog.int8 AS __pgs_dc{j}"
-        ));
-        state_select.push(format!("count({argument})::pg_catalog.int8 AS __pgs_c{j}"));
-        state_columns.push(format!("__pgs_c{j}"));
-        new_state.push(format!("__pgs_d.__pgs_dc{j}"));
-        state_updates.push(format!(
-            "__pgs_c{j} = __pgs_s.__pgs_c{j} + __pgs_d.__pgs_dc{j}"
-        ));
-        let live = format!("__pgs_s.__pgs_c{j} + __pgs_d.__pgs_dc{j} > 0");
-        match a.kind {
-            Kind::Sum | Kind::Avg => {
-                delta_columns.push(format!("sum(__pgs_i.__pgs_w * {arg}) AS __pgs_ds{j}"));
-                state_select.push(format!("sum({argument}) AS __pgs_s{j}"));
-                state_columns.push(format!("__pgs_s{j}"));
-                new_state.push(format!("__pgs_d.__pgs_ds{j}"));
-                state_updates.push(format!(
-                    "__pgs_s{j} = CASE WHEN {live} THEN COALESCE(__pgs_s.__pgs_s{j}, 0) + COALESCE(__pgs_d.__pgs_ds{j}, 0) END"
-                ));
-            }
-            Kind::Min | Kind::Max => {
-                let (f, op, extreme) = if a.kind == Kind::Min {
-                    ("min", "<=", "LEAST")
-                } else {
-                    ("max", ">=", "GREATEST")
-                };
-                delta_columns.push(format!(
-                    "{f}({arg}) FILTER (WHERE __pgs_i.__pgs_w > 0) AS __pgs_ins{j}"
-                ));
-                delta_columns.push(format!(
-                    "{f}({arg}) FILTER (WHERE __pgs_i.__pgs_w < 0) AS __pgs_del{j}"
-                ));
-                state_select.push(format!("{f}({argument}) AS __pgs_m{j}"));
-                state_columns.push(format!("__pgs_m{j}"));
-                new_state.push(format!("__pgs_d.__pgs_ins{j}"));
-                state_updates.push(format!(
-                    "__pgs_m{j} = CASE WHEN {live} THEN {extreme}(__pgs_s.__pgs_m{j}, __pgs_d.__pgs_ins{j}) END"
-                ));
-                rescan.push(format!("__pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j}"));
-                new_group_rescan.push(format!("__pgs_d.__pgs_del{j} IS NOT NULL"));
-            }
-            Kind::Count => {}
-            Kind::CountStar => unreachable!("COUNT(*) has no argument"),
-        }
+    projection
+}
+
+/// What the group's row count or one kept aggregate adds to the state: its columns of the
+/// per-group delta `__pgs_d` (over input rows `__pgs_i`), its state columns, and which groups
+/// it makes rescanned.
+struct StatePart {
+    deltas: Vec<String>,
+    columns: Vec<StateColumn>,
+    /// Groups whose extreme was deleted, on `__pgs_d` and `__pgs_s` (MIN / MAX).
+    rescan: Option<String>,
+    /// New groups that also lost rows, on `__pgs_d` (MIN / MAX).
+    new_group_rescan: Option<String>,
+}
+
+/// One state column: its name, its value from the input now (`AS` it), a new group's value
+/// from delta row `__pgs_d`, and its update of state `__pgs_s` by `__pgs_d`.
+struct StateColumn {
+    name: String,
+    select: String,
+    new: String,
+    update: String,
+}
+
+/// Every state column of `parts`, in order.
+fn state_columns(parts: &[StatePart]) -> impl Iterator<Item = &StateColumn> + Clone {
+    parts.iter().flat_map(|p| &p.columns)
+}
+
+/// The group's row count `__pgs_n` (every group has it: COUNT(*) reads it).
+fn row_count_state() -> StatePart {
+    StatePart {
+        deltas: vec!["sum(__pgs_i.__pgs_w)::pg_catalog.int8 AS __pgs_dn".to_string()],
+        columns: vec![StateColumn {
+            name: "__pgs_n".to_string(),
+            select: "count(*)::pg_catalog.int8 AS __pgs_n".to_string(),
+            new: "__pgs_d.__pgs_dn".to_string(),
+            update: "__pgs_n = __pgs_s.__pgs_n + __pgs_d.__pgs_dn".to_string(),
+        }],
+        rescan: None,
+        new_group_rescan: None,
     }
+}
+
+/// The state aggregate `j` keeps (None for COUNT(*), kept by the row count): the count of its
+/// non-NULL arguments, then a sum (SUM, AVG) or an extreme (MIN, MAX).
+fn aggregate_state(j: usize, aggregate: &Aggregate) -> Option<StatePart> {
+    let argument = aggregate.argument.as_ref()?;
+    let mut part = count_state(j, argument);
+    match aggregate.kind {
+        Kind::Sum | Kind::Avg => add_sum_state(&mut part, j, argument),
+        Kind::Min => add_extreme_state(&mut part, j, argument, ("min", "<=", "LEAST")),
+        Kind::Max => add_extreme_state(&mut part, j, argument, ("max", ">=", "GREATEST")),
+        Kind::Count => {}
+        Kind::CountStar => unreachable!("COUNT(*) has no argument"),
+    }
+    Some(part)
+}
+
+/// COUNT(argument) of aggregate `j`: its non-NULL arguments `__pgs_c<j>`.
+fn count_state(j: usize, argument: &Expr) -> StatePart {
+    let arg = format!("__pgs_i.__pgs_a{j}");
+    StatePart {
+        deltas: vec![format!(
+            "COALESCE(sum(__pgs_i.__pgs_w) FILTER (WHERE {arg} IS NOT NULL), 0)::pg_catalog.int8 AS __pgs_dc{j}"
+        )],
+        columns: vec![StateColumn {
+            name: format!("__pgs_c{j}"),
+            select: format!("count({argument})::pg_catalog.int8 AS __pgs_c{j}"),
+            new: format!("__pgs_d.__pgs_dc{j}"),
+            update: format!("__pgs_c{j} = __pgs_s.__pgs_c{j} + __pgs_d.__pgs_dc{j}"),
+        }],
+        rescan: None,
+        new_group_rescan: None,
+    }
+}
+
+/// Whether aggregate `j` still has non-NULL arguments after delta row `__pgs_d`.
+fn live(j: usize) -> String {
+    format!("__pgs_s.__pgs_c{j} + __pgs_d.__pgs_dc{j} > 0")
+}
+
+/// SUM / AVG of aggregate `j`: the sum of its arguments `__pgs_s<j>` (after the count).
+fn add_sum_state(part: &mut StatePart, j: usize, argument: &Expr) {
+    let live = live(j);
+    part.deltas.push(format!(
+        "sum(__pgs_i.__pgs_w * __pgs_i.__pgs_a{j}) AS __pgs_ds{j}"
+    ));
+    part.columns.push(StateColumn {
+        name: format!("__pgs_s{j}"),
+        select: format!("sum({argument}) AS __pgs_s{j}"),
+        new: format!("__pgs_d.__pgs_ds{j}"),
+        update: format!(
+            "__pgs_s{j} = CASE WHEN {live} THEN COALESCE(__pgs_s.__pgs_s{j}, 0) + COALESCE(__pgs_d.__pgs_ds{j}, 0) END"
+        ),
+    });
+}
+
+/// MIN / MAX of aggregate `j` (`f`, the comparison a deleted extreme meets, and the SQL
+/// function that keeps the extreme): the extreme `__pgs_m<j>`, moved by inserted rows, its
+/// group rescanned when a deleted row reached it.
+fn add_extreme_state(
+    part: &mut StatePart,
+    j: usize,
+    argument: &Expr,
+    (f, op, extreme): (&str, &str, &str),
+) {
+    let live = live(j);
+    let arg = format!("__pgs_i.__pgs_a{j}");
+    part.deltas.push(format!(
+        "{f}({arg}) FILTER (WHERE __pgs_i.__pgs_w > 0) AS __pgs_ins{j}"
+    ));
+    part.deltas.push(format!(
+        "{f}({arg}) FILTER (WHERE __pgs_i.__pgs_w < 0) AS __pgs_del{j}"
+    ));
+    part.columns.push(StateColumn {
+        name: format!("__pgs_m{j}"),
+        select: format!("{f}({argument}) AS __pgs_m{j}"),
+        new: format!("__pgs_d.__pgs_ins{j}"),
+        update: format!(
+            "__pgs_m{j} = CASE WHEN {live} THEN {extreme}(__pgs_s.__pgs_m{j}, __pgs_d.__pgs_ins{j}) END"
+        ),
+    });
+    part.rescan = Some(format!("__pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j}"));
+    part.new_group_rescan = Some(format!("__pgs_d.__pgs_del{j} IS NOT NULL"));
+}
+
+/// Per touched group: keys `__pgs_k<i>` and every part's delta columns over the input's signed
+/// rows `__pgs_i` (without keys, none when there is no input row).
+fn delta_sql(keys: usize, parts: &[StatePart], input_sql: &str) -> String {
+    let keys_out: Vec<String> = (0..keys).map(|i| format!("__pgs_i.__pgs_k{i}")).collect();
+    let delta_columns: Vec<&str> = parts
+        .iter()
+        .flat_map(|p| p.deltas.iter().map(String::as_str))
+        .collect();
     // (Without keys an aggregate returns a row even over no input: none then.)
     let group_by = if keys_out.is_empty() {
         " HAVING count(*) > 0".to_string()
     } else {
         format!(" GROUP BY {}", keys_out.join(", "))
     };
-    let delta_sql = format!(
+    format!(
         "SELECT {}{} FROM (\n{input_sql}\n) __pgs_i{group_by}",
         keys_out
             .iter()
@@ -309,75 +433,56 @@ pub fn plan(
             .map(|(i, k)| format!("{k} AS __pgs_k{i}, "))
             .collect::<String>(),
         delta_columns.join(", "),
-    );
-    let mut state_projection: Vec<String> = stage
-        .keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("{k} AS __pgs_k{i}"))
-        .collect();
-    state_projection.extend(state_select);
-    let key_list: Vec<String> = stage.keys.iter().map(|k| k.to_string()).collect();
-    let state_sql = current_input(&state_projection, None);
-    let rescan_sql = if stage.keys.is_empty() {
-        current_input(&state_projection, None)
-    } else {
-        // The groups to rescan, found in the input by plain equality (the input's indexes on
-        // its key columns serve it: a few groups never cost a scan of the whole input), and,
-        // only when a rescanned key has a NULL (a one-time test of the small rescan table), the
-        // groups with NULL keys, compared with NULLs equal. The two sets of groups are disjoint.
-        let equal: Vec<String> = key_list
+    )
+}
+
+/// The state of the groups in the rescan table `rescan_table` (`__pgs_k<i>...`) from the
+/// input now (every group's without keys).
+fn rescan_sql(
+    keys: &[Expr],
+    state_projection: &[String],
+    current_input: &dyn Fn(&[String], Option<&str>) -> String,
+    rescan_table: &str,
+) -> String {
+    if keys.is_empty() {
+        return current_input(state_projection, None);
+    }
+    // The groups to rescan, found in the input by plain equality (the input's indexes on
+    // its key columns serve it: a few groups never cost a scan of the whole input), and,
+    // only when a rescanned key has a NULL (a one-time test of the small rescan table), the
+    // groups with NULL keys, compared with NULLs equal. The two sets of groups are disjoint.
+    let key_list: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    let each_key = |pattern: &dyn Fn(usize, &str) -> String, joiner: &str| {
+        key_list
             .iter()
             .enumerate()
-            .map(|(i, k)| format!("__pgs_r.__pgs_k{i} = ({k})"))
-            .collect();
-        let same: Vec<String> = key_list
-            .iter()
-            .enumerate()
-            .map(|(i, k)| format!("__pgs_r.__pgs_k{i} IS NOT DISTINCT FROM ({k})"))
-            .collect();
-        let rescanned_null: Vec<String> = (0..key_list.len())
-            .map(|i| format!("__pgs_r.__pgs_k{i} IS NULL"))
-            .collect();
-        let input_null: Vec<String> = key_list.iter().map(|k| format!("({k}) IS NULL")).collect();
-        format!(
-            "{}\nUNION ALL\n{}",
-            current_input(
-                &state_projection,
-                Some(&format!(
-                    "EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {})",
-                    equal.join(" AND ")
-                )),
-            ),
-            current_input(
-                &state_projection,
-                Some(&format!(
-                    "EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {}) AND ({}) \
-                     AND EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {})",
-                    rescanned_null.join(" OR "),
-                    input_null.join(" OR "),
-                    same.join(" AND ")
-                )),
-            )
-        )
+            .map(|(i, k)| pattern(i, k))
+            .collect::<Vec<_>>()
+            .join(joiner)
     };
-    Some(AlgebraicPlan {
-        keys: stage.keys.len(),
-        aggregates,
-        input_sql,
-        delta_sql,
-        state_sql,
-        rescan_sql,
-        state_columns,
-        new_state,
-        state_updates,
-        rescan_condition: (!rescan.is_empty()).then(|| format!("({})", rescan.join(" OR "))),
-        new_group_rescan_condition: (!new_group_rescan.is_empty())
-            .then(|| format!("({})", new_group_rescan.join(" OR "))),
-        outputs,
-        having,
-        scalar: stage.keys.is_empty(),
-    })
+    let equal = each_key(&|i, k| format!("__pgs_r.__pgs_k{i} = ({k})"), " AND ");
+    let same = each_key(
+        &|i, k| format!("__pgs_r.__pgs_k{i} IS NOT DISTINCT FROM ({k})"),
+        " AND ",
+    );
+    let rescanned_null = each_key(&|i, _| format!("__pgs_r.__pgs_k{i} IS NULL"), " OR ");
+    let input_null = each_key(&|_, k| format!("({k}) IS NULL"), " OR ");
+    format!(
+        "{}\nUNION ALL\n{}",
+        current_input(
+            state_projection,
+            Some(&format!(
+                "EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {equal})"
+            )),
+        ),
+        current_input(
+            state_projection,
+            Some(&format!(
+                "EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {rescanned_null}) AND ({input_null}) \
+                 AND EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {same})"
+            )),
+        )
+    )
 }
 
 /// The state table's key columns, in order.
