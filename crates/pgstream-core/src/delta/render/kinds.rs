@@ -54,17 +54,13 @@ pub(super) fn grouped(
     columns: &mut Vec<String>,
 ) -> Result<Rendered, Unsupported> {
     let StageContext {
-        index,
         draft,
         catalog,
         request,
-        reader,
-        describing,
         occurrence_columns,
         changed,
         ..
     } = *ctx;
-    let located = |e: Unsupported| e.at(&draft.location);
     let visible = columns.len();
     let SetExpr::Select(select) = query.body.as_mut() else {
         unreachable!("grouped stages are one SELECT")
@@ -72,16 +68,61 @@ pub(super) fn grouped(
     let keys = group_keys(select, &draft.location)?;
     let scope_items = scope::items(select, &occurrence_columns);
     let same_column = |a: &Expr, b: &Expr| same_column(a, b, &scope_items);
-    // The output columns holding the keys; keys not in the select list become hidden
-    // columns (inner stages only: the root's keys are visible, see cut).
-    let outputs: Vec<Expr> = select
+    let outputs = output_exprs(select);
+    let key_columns = key_columns(select, columns, &keys, &outputs, &same_column);
+    let calls = stage_calls(select, visible, catalog);
+    let blocks = blocks::blocks(select, catalog).map_err(|e| e.at(&draft.location))?;
+    let stage = GroupedStage {
+        keys: &keys,
+        outputs: &outputs,
+        having: select.having.as_ref(),
+        calls: &calls,
+        same_column: &same_column,
+        call_types: &call_types(select, &calls, ctx.describing, catalog),
+    };
+    let algebraic_plan = algebraic_plan(ctx, select, &stage, &blocks);
+    let refresh = if !changed {
+        StageRefresh::Unchanged
+    } else if let Some(plan) = &algebraic_plan {
+        StageRefresh::Algebraic(Box::new(plan.clone()))
+    } else if !request.render_terms {
+        StageRefresh::Recompute
+    } else {
+        recomputed_groups(ctx, select, &keys, &blocks)?
+    };
+    Ok(Rendered {
+        kind: StageKind::Aggregate {
+            algebraic: algebraic_plan.is_some(),
+        },
+        identity: Identity::Key(key_columns),
+        algebraic: algebraic_plan,
+        refresh,
+        order_index: None,
+    })
+}
+
+/// The select-list expressions of a grouped stage, in output order.
+fn output_exprs(select: &Select) -> Vec<Expr> {
+    select
         .projection
         .iter()
         .map(|item| match item {
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
             _ => generated_expr("NULL"),
         })
-        .collect();
+        .collect()
+}
+
+/// The output columns holding the keys; keys not in the select list become hidden columns
+/// `__pgs_g<i>` added to `select` and `columns` (inner stages only: the root's keys are
+/// visible, see cut).
+fn key_columns(
+    select: &mut Select,
+    columns: &mut Vec<String>,
+    keys: &[Expr],
+    outputs: &[Expr],
+    same_column: &dyn Fn(&Expr, &Expr) -> bool,
+) -> Vec<String> {
     let mut key_columns = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         match outputs.iter().position(|o| o == key || same_column(o, key)) {
@@ -94,131 +135,151 @@ pub(super) fn grouped(
             }
         }
     }
-    let identity = Identity::Key(key_columns);
-    let calls = {
-        let mut calls = aggregate_calls(&select.projection[..visible].to_vec(), catalog);
-        for c in aggregate_calls(&select.having, catalog) {
-            if !calls.contains(&c) {
-                calls.push(c);
-            }
+    key_columns
+}
+
+/// The aggregate calls of the `visible` select list, then those only in HAVING.
+fn stage_calls(select: &Select, visible: usize, catalog: &dyn Catalog) -> Vec<Expr> {
+    let mut calls = aggregate_calls(&select.projection[..visible].to_vec(), catalog);
+    for c in aggregate_calls(&select.having, catalog) {
+        if !calls.contains(&c) {
+            calls.push(c);
         }
-        calls
+    }
+    calls
+}
+
+/// The grouped stage's algebraic plan, when its aggregates allow (without its signed input
+/// rendered when terms are not).
+fn algebraic_plan(
+    ctx: &StageContext,
+    select: &Select,
+    stage: &GroupedStage,
+    blocks: &[Block],
+) -> Option<AlgebraicPlan> {
+    let reader = ctx.reader;
+    let current_input = |projection: &[String], restriction: Option<&str>| {
+        current_input_sql(select, reader, projection, restriction)
     };
-    let blocks = blocks::blocks(select, catalog).map_err(located)?;
-    let call_types = call_types(select, &calls, describing, catalog);
-    let signed_input = |projection: &[String]| -> Option<String> {
-        let parsed = generated_select(&format!("SELECT {}", projection.join(", "))).projection;
-        let mut parts = Vec::new();
-        for block in &blocks {
-            let mut input = block.clone();
-            input.select.projection = parsed.clone();
-            input.select.group_by = sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]);
-            input.select.having = None;
-            for (coefficient, term) in reader.signed_terms(&input).ok()? {
-                parts.push(format!(
-                    "SELECT ({coefficient})::pg_catalog.int4 AS __pgs_w, __pgs_q.* FROM ({}) __pgs_q",
-                    query_of(term)
-                ));
-            }
-        }
-        if parts.is_empty() {
-            let mut input = select.clone();
-            input.projection = parsed;
-            input.group_by = sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]);
-            input.having = None;
-            reader.substitute(&mut input, &[], &[]);
-            parts.push(format!(
-                "SELECT 0::pg_catalog.int4 AS __pgs_w, __pgs_q.* FROM ({}) __pgs_q WHERE false",
-                query_of(*input)
-            ));
-        }
-        Some(parts.join("\nUNION ALL\n"))
-    };
-    let current_input = |projection: &[String], restriction: Option<&str>| -> String {
-        let mut input = select.clone();
-        input.projection =
-            generated_select(&format!("SELECT {}", projection.join(", "))).projection;
-        input.having = None;
-        if let Some(r) = restriction {
-            restrict(&mut input, generated_expr(r));
-        }
-        reader.substitute(&mut input, &[], &[]);
-        query_of(*input).to_string()
-    };
-    let stage = GroupedStage {
-        keys: &keys,
-        outputs: &outputs,
-        having: select.having.as_ref(),
-        calls: &calls,
-        same_column: &same_column,
-        call_types: &call_types,
-    };
-    let rescan = request.names.rescan(index);
-    let algebraic_plan = if request.render_terms {
-        algebraic::plan(&stage, &signed_input, &current_input, &rescan)
+    let rescan = ctx.request.names.rescan(ctx.index);
+    if ctx.request.render_terms {
+        let signed_input =
+            |projection: &[String]| signed_input_sql(select, blocks, reader, projection);
+        algebraic::plan(stage, &signed_input, &current_input, &rescan)
     } else {
         // Only deciding: whether it would be algebraic, without rendering terms.
-        algebraic::plan(&stage, &|_| Some(String::new()), &current_input, &rescan)
-    };
-    let kind = StageKind::Aggregate {
-        algebraic: algebraic_plan.is_some(),
-    };
-    let refresh = if !changed {
-        StageRefresh::Unchanged
-    } else if let Some(plan) = &algebraic_plan {
-        StageRefresh::Algebraic(Box::new(plan.clone()))
-    } else if !request.render_terms {
-        StageRefresh::Recompute
-    } else {
-        // Touched groups recomputed.
-        let mut parts = Vec::new();
-        for block in &blocks {
-            let mut input = block.clone();
-            input.select.projection = keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| item(k.clone(), &format!("__pgs_k{i}")))
-                .collect();
-            if keys.is_empty() {
-                input.select.projection = vec![item(generated_expr("0"), "__pgs_k0")];
-            }
-            input.select.group_by = sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]);
-            input.select.having = None;
-            for term in reader.touching_terms(&input).map_err(located)? {
-                parts.push(query_of(term).to_string());
-            }
+        algebraic::plan(stage, &|_| Some(String::new()), &current_input, &rescan)
+    }
+}
+
+/// The signed change of a grouped stage's input for `projection` (`__pgs_w`, then the
+/// projection), over its blocks; None when a block's terms cannot be rendered.
+fn signed_input_sql(
+    select: &Select,
+    blocks: &[Block],
+    reader: &Reader,
+    projection: &[String],
+) -> Option<String> {
+    let parsed = generated_select(&format!("SELECT {}", projection.join(", "))).projection;
+    let mut parts = Vec::new();
+    for block in blocks {
+        let mut input = block.clone();
+        input.select.projection = parsed.clone();
+        input.select.group_by = sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]);
+        input.select.having = None;
+        for (coefficient, term) in reader.signed_terms(&input).ok()? {
+            parts.push(format!(
+                "SELECT ({coefficient})::pg_catalog.int4 AS __pgs_w, __pgs_q.* FROM ({}) __pgs_q",
+                query_of(term)
+            ));
         }
-        let affected_sql = union_or_empty(parts, keys.len().max(1));
-        let affected = request.names.affected(index);
-        let fresh_sql = if keys.is_empty() {
-            let mut sel = select.clone();
-            reader.substitute(&mut sel, &[], &[]);
-            format!(
-                "{} WHERE EXISTS (SELECT 1 FROM {affected})",
-                wrap(&query_of(*sel))
-            )
-        } else {
-            let branch = |restriction: Expr| {
-                let mut sel = select.clone();
-                restrict(&mut sel, restriction);
-                reader.substitute(&mut sel, &[], &[]);
-                query_of(*sel).to_string()
-            };
-            let (non_null, null) = key_restrictions(&keys, &affected);
-            format!("{}\nUNION ALL\n{}", branch(non_null), branch(null))
-        };
-        StageRefresh::Keys {
-            affected_sql,
-            fresh_sql,
+    }
+    if parts.is_empty() {
+        let mut input = select.clone();
+        input.projection = parsed;
+        input.group_by = sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]);
+        input.having = None;
+        reader.substitute(&mut input, &[], &[]);
+        parts.push(format!(
+            "SELECT 0::pg_catalog.int4 AS __pgs_w, __pgs_q.* FROM ({}) __pgs_q WHERE false",
+            query_of(input)
+        ));
+    }
+    Some(parts.join("\nUNION ALL\n"))
+}
+
+/// A grouped stage's input read now for `projection`, with an optional `restriction`.
+fn current_input_sql(
+    select: &Select,
+    reader: &Reader,
+    projection: &[String],
+    restriction: Option<&str>,
+) -> String {
+    let mut input = select.clone();
+    input.projection = generated_select(&format!("SELECT {}", projection.join(", "))).projection;
+    input.having = None;
+    if let Some(r) = restriction {
+        restrict(&mut input, generated_expr(r));
+    }
+    reader.substitute(&mut input, &[], &[]);
+    query_of(input).to_string()
+}
+
+/// The refresh of a grouped stage that is not algebraic: the groups the changes touched, and
+/// their rows recomputed.
+fn recomputed_groups(
+    ctx: &StageContext,
+    select: &Select,
+    keys: &[Expr],
+    blocks: &[Block],
+) -> Result<StageRefresh, Unsupported> {
+    let reader = ctx.reader;
+    let mut parts = Vec::new();
+    for block in blocks {
+        let mut input = block.clone();
+        input.select.projection = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| item(k.clone(), &format!("__pgs_k{i}")))
+            .collect();
+        if keys.is_empty() {
+            input.select.projection = vec![item(generated_expr("0"), "__pgs_k0")];
         }
-    };
-    Ok(Rendered {
-        kind,
-        identity,
-        algebraic: algebraic_plan,
-        refresh,
-        order_index: None,
+        input.select.group_by = sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]);
+        input.select.having = None;
+        for term in reader
+            .touching_terms(&input)
+            .map_err(|e| e.at(&ctx.draft.location))?
+        {
+            parts.push(query_of(term).to_string());
+        }
+    }
+    let affected_sql = union_or_empty(parts, keys.len().max(1));
+    let affected = ctx.request.names.affected(ctx.index);
+    Ok(StageRefresh::Keys {
+        affected_sql,
+        fresh_sql: group_rows(select, reader, keys, &affected),
     })
+}
+
+/// The rows now of the groups in work table `affected` (all of them, when any, without keys).
+fn group_rows(select: &Select, reader: &Reader, keys: &[Expr], affected: &str) -> String {
+    if keys.is_empty() {
+        let mut sel = select.clone();
+        reader.substitute(&mut sel, &[], &[]);
+        return format!(
+            "{} WHERE EXISTS (SELECT 1 FROM {affected})",
+            wrap(&query_of(sel))
+        );
+    }
+    let branch = |restriction: Expr| {
+        let mut sel = select.clone();
+        restrict(&mut sel, restriction);
+        reader.substitute(&mut sel, &[], &[]);
+        query_of(sel).to_string()
+    };
+    let (non_null, null) = key_restrictions(keys, affected);
+    format!("{}\nUNION ALL\n{}", branch(non_null), branch(null))
 }
 
 /// A DISTINCT or UNION stage: keyed by all its columns, the touched keys recomputed.
