@@ -7,8 +7,8 @@ use super::ast::{
 use super::ir::TableInput;
 use super::ir::{Catalog, Relation, Unsupported, TOP_LEVEL};
 use sqlparser::ast::{
-    Expr, Ident, InTarget, ObjectNamePart, Query, SetExpr, TableAlias, TableAliasColumnDef,
-    TableFactor, TableWithJoins, Visit, Visitor,
+    Expr, Ident, InTarget, ObjectName, ObjectNamePart, Query, SetExpr, TableAlias,
+    TableAliasColumnDef, TableFactor, TableWithJoins, Visit, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -124,6 +124,8 @@ impl Expander<'_> {
         Ok(())
     }
 
+    /// Expands one FROM item: a named relation (CTE, view or table), a subquery or a
+    /// parenthesized join.
     fn factor(
         &mut self,
         factor: &mut TableFactor,
@@ -145,68 +147,8 @@ impl Expander<'_> {
                 if sample.is_some() {
                     return Err(Unsupported::new("TABLESAMPLE").at(location));
                 }
-                let parts: Vec<Ident> = name
-                    .0
-                    .iter()
-                    .map(|part| match part {
-                        ObjectNamePart::Identifier(ident) => Ok(ident.clone()),
-                        ObjectNamePart::Function(_) => {
-                            Err(Unsupported::new(format!("relation name {name}")).at(location))
-                        }
-                    })
-                    .collect::<Result<_, _>>()?;
-                let last = parts.last().cloned().expect("a name has a part");
-                let default_alias = || TableAlias {
-                    explicit: true,
-                    name: last.clone(),
-                    columns: vec![],
-                    at: None,
-                };
-                if parts.len() == 1 {
-                    let wanted = folded(&last);
-                    if let Some(cte) = scope.iter().rev().find(|c| c.name == wanted) {
-                        let mut alias = alias.clone().unwrap_or_else(default_alias);
-                        if alias.columns.is_empty() {
-                            alias.columns = cte.columns.clone();
-                        }
-                        *factor = derived(cte.query.clone(), Some(alias));
-                        return Ok(());
-                    }
-                }
-                let folded_parts: Vec<String> = parts.iter().map(folded).collect();
-                match self.catalog.relation(&folded_parts) {
-                    None => Err(
-                        Unsupported::new(format!("relation {name}, which does not exist"))
-                            .at(location),
-                    ),
-                    Some(Relation::NotCapturable { reason }) => Err(Unsupported::new(format!(
-                        "source {name}, a {reason} (its changes cannot be captured)"
-                    ))
-                    .at(location)),
-                    Some(Relation::View {
-                        name: view_name,
-                        definition,
-                    }) => {
-                        if depth >= MAX_VIEW_DEPTH {
-                            return Err(Unsupported::new(format!(
-                                "views nested deeper than {MAX_VIEW_DEPTH}"
-                            ))
-                            .at(location));
-                        }
-                        let mut view = parse_query(definition.trim().trim_end_matches(';'))?;
-                        self.query(&mut view, &[], depth + 1, &format!("view {view_name}"))?;
-                        let alias = alias.clone().unwrap_or_else(default_alias);
-                        *factor = derived(view, Some(alias));
-                        Ok(())
-                    }
-                    Some(Relation::Table(table)) => {
-                        let index = self.tables.len();
-                        self.tables.push(table);
-                        let alias = alias.clone().unwrap_or_else(default_alias);
-                        *factor = marker_factor(index, Some(alias));
-                        Ok(())
-                    }
-                }
+                *factor = self.named(name, alias.as_ref(), scope, depth, location)?;
+                Ok(())
             }
             TableFactor::Derived {
                 subquery,
@@ -232,6 +174,89 @@ impl Expander<'_> {
             other => Err(Unsupported::new(format!("FROM item {other}")).at(location)),
         }
     }
+
+    /// What relation `name` in FROM stands as: a CTE in scope or a view inlined as a subquery,
+    /// a captured table as an occurrence marker (aliased by its last name part by default).
+    fn named(
+        &mut self,
+        name: &ObjectName,
+        alias: Option<&TableAlias>,
+        scope: &[ScopedCte],
+        depth: usize,
+        location: &str,
+    ) -> Result<TableFactor, Unsupported> {
+        let parts = name_parts(name, location)?;
+        let last = parts.last().cloned().expect("a name has a part");
+        let alias = alias.cloned().unwrap_or(TableAlias {
+            explicit: true,
+            name: last.clone(),
+            columns: vec![],
+            at: None,
+        });
+        if parts.len() == 1 {
+            let wanted = folded(&last);
+            if let Some(cte) = scope.iter().rev().find(|c| c.name == wanted) {
+                let mut alias = alias;
+                if alias.columns.is_empty() {
+                    alias.columns = cte.columns.clone();
+                }
+                return Ok(derived(cte.query.clone(), Some(alias)));
+            }
+        }
+        let folded_parts: Vec<String> = parts.iter().map(folded).collect();
+        match self.catalog.relation(&folded_parts) {
+            None => {
+                Err(Unsupported::new(format!("relation {name}, which does not exist")).at(location))
+            }
+            Some(Relation::NotCapturable { reason }) => Err(Unsupported::new(format!(
+                "source {name}, a {reason} (its changes cannot be captured)"
+            ))
+            .at(location)),
+            Some(Relation::View {
+                name: view_name,
+                definition,
+            }) => {
+                let view = self.view(&view_name, &definition, depth, location)?;
+                Ok(derived(view, Some(alias)))
+            }
+            Some(Relation::Table(table)) => {
+                let index = self.tables.len();
+                self.tables.push(table);
+                Ok(marker_factor(index, Some(alias)))
+            }
+        }
+    }
+
+    /// View `view_name`'s definition parsed and expanded (views nested too deep refused).
+    fn view(
+        &mut self,
+        view_name: &str,
+        definition: &str,
+        depth: usize,
+        location: &str,
+    ) -> Result<Query, Unsupported> {
+        if depth >= MAX_VIEW_DEPTH {
+            return Err(
+                Unsupported::new(format!("views nested deeper than {MAX_VIEW_DEPTH}")).at(location),
+            );
+        }
+        let mut view = parse_query(definition.trim().trim_end_matches(';'))?;
+        self.query(&mut view, &[], depth + 1, &format!("view {view_name}"))?;
+        Ok(view)
+    }
+}
+
+/// The identifiers of a relation name (a function call in it refused).
+fn name_parts(name: &ObjectName, location: &str) -> Result<Vec<Ident>, Unsupported> {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => Ok(ident.clone()),
+            ObjectNamePart::Function(_) => {
+                Err(Unsupported::new(format!("relation name {name}")).at(location))
+            }
+        })
+        .collect()
 }
 
 /// Whether `node` contains a subquery expression (EXISTS, IN, scalar, ANY / ALL).
