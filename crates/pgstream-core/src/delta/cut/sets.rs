@@ -10,33 +10,30 @@ impl Cutter<'_> {
         mut query: Query,
         location: &str,
     ) -> Result<(Query, DraftKind), Unsupported> {
-        let (limit, offset) = match query.limit_clause.take() {
-            Some(LimitClause::LimitOffset {
-                limit,
-                offset,
-                limit_by,
-            }) if limit_by.is_empty() => (limit, offset.map(|o| o.value)),
-            Some(other) => return Err(Unsupported::new(format!("{other}")).at(location)),
-            None => (None, None),
-        };
-        let limit = match (limit, query.fetch.take()) {
-            (Some(limit), None) => limit,
-            (None, Some(fetch)) if !fetch.percent && !fetch.with_ties => {
-                fetch.quantity.unwrap_or_else(|| generated_expr("1"))
-            }
-            (None, Some(_)) => {
-                return Err(Unsupported::new("FETCH ... PERCENT / WITH TIES").at(location))
-            }
-            (limit, _) => limit.unwrap_or_else(|| generated_expr("ALL")),
-        };
-        for constant in std::iter::once(&limit).chain(offset.iter()) {
-            if !matches!(constant, Expr::Value(_)) {
-                return Err(Unsupported::new(format!(
-                    "LIMIT / OFFSET {constant} (only constants can be maintained)"
-                ))
-                .at(location));
-            }
-        }
+        let (limit, offset) = limit_and_offset(&mut query, location)?;
+        let order_by = self.order_by_outputs(&mut query, location)?;
+        let input = self.stage_of(
+            query,
+            &format!("{location} (rows before ORDER BY ... LIMIT)"),
+        )?;
+        let (body, _) = self.over_stage(input, false, location);
+        Ok((
+            body,
+            DraftKind::TopK {
+                order_by,
+                limit: Box::new(limit),
+                offset: offset.map(Box::new),
+            },
+        ))
+    }
+
+    /// The ORDER BY of a top-k, taken from `query`, as its output columns read from its input
+    /// stage `__pgs_in` (refused unless each item is an output column).
+    fn order_by_outputs(
+        &self,
+        query: &mut Query,
+        location: &str,
+    ) -> Result<Vec<OrderByExpr>, Unsupported> {
         let order_by = query
             .order_by
             .take()
@@ -44,45 +41,11 @@ impl Cutter<'_> {
         let OrderByKind::Expressions(order) = order_by.kind else {
             return Err(Unsupported::new("ORDER BY ALL").at(location));
         };
-        let names = self.names_of(&query);
-        let items: Vec<Option<Expr>> = match query.body.as_ref() {
-            SetExpr::Select(select) => select
-                .projection
-                .iter()
-                .map(|item| match item {
-                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                        Some(e.clone())
-                    }
-                    _ => None,
-                })
-                .collect(),
-            _ => vec![],
-        };
-        // Each ORDER BY item must be an output column (by name, position or expression).
+        let names = self.names_of(query);
+        let items = projection_exprs(query);
         let mut mapped = Vec::new();
         for o in order {
-            let column = match &o.expr {
-                Expr::Identifier(i) if names.contains(&folded(i)) => Some(folded(i)),
-                Expr::Value(v) => match &v.value {
-                    Value::Number(n, _) => n
-                        .parse::<usize>()
-                        .ok()
-                        .and_then(|p| names.get(p.wrapping_sub(1)).cloned()),
-                    _ => None,
-                },
-                other => items
-                    .iter()
-                    .position(|e| e.as_ref() == Some(other))
-                    .and_then(|p| names.get(p).cloned())
-                    .or_else(|| match other {
-                        Expr::CompoundIdentifier(parts) => parts
-                            .last()
-                            .map(folded)
-                            .filter(|n| names.iter().filter(|x| *x == n).count() == 1),
-                        _ => None,
-                    }),
-            };
-            let Some(column) = column else {
+            let Some(column) = output_column(&o.expr, &names, &items) else {
                 return Err(Unsupported::new(format!(
                     "ORDER BY {} with LIMIT (order by output columns of the query)",
                     o.expr
@@ -93,19 +56,7 @@ impl Cutter<'_> {
             mapped_item.expr = column_ref("__pgs_in", &column);
             mapped.push(mapped_item);
         }
-        let input = self.stage_of(
-            query,
-            &format!("{location} (rows before ORDER BY ... LIMIT)"),
-        )?;
-        let (body, _) = self.over_stage(input, false, location);
-        Ok((
-            body,
-            DraftKind::TopK {
-                order_by: mapped,
-                limit: Box::new(limit),
-                offset: offset.map(Box::new),
-            },
-        ))
+        Ok(mapped)
     }
 
     /// A tree of set operations as a stage body: UNION ALL of linear branches (a branch that is
@@ -203,5 +154,84 @@ impl Cutter<'_> {
                 Ok(*query.body)
             }
         }
+    }
+}
+
+/// The LIMIT (FETCH FIRST's quantity, 1 by default) and OFFSET of a top-k, taken from `query`;
+/// refused unless constants.
+fn limit_and_offset(
+    query: &mut Query,
+    location: &str,
+) -> Result<(Expr, Option<Expr>), Unsupported> {
+    let (limit, offset) = match query.limit_clause.take() {
+        Some(LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) if limit_by.is_empty() => (limit, offset.map(|o| o.value)),
+        Some(other) => return Err(Unsupported::new(format!("{other}")).at(location)),
+        None => (None, None),
+    };
+    let limit = match (limit, query.fetch.take()) {
+        (Some(limit), None) => limit,
+        (None, Some(fetch)) if !fetch.percent && !fetch.with_ties => {
+            fetch.quantity.unwrap_or_else(|| generated_expr("1"))
+        }
+        (None, Some(_)) => {
+            return Err(Unsupported::new("FETCH ... PERCENT / WITH TIES").at(location))
+        }
+        (limit, _) => limit.unwrap_or_else(|| generated_expr("ALL")),
+    };
+    for constant in std::iter::once(&limit).chain(offset.iter()) {
+        if !matches!(constant, Expr::Value(_)) {
+            return Err(Unsupported::new(format!(
+                "LIMIT / OFFSET {constant} (only constants can be maintained)"
+            ))
+            .at(location));
+        }
+    }
+    Ok((limit, offset))
+}
+
+/// The select-list expressions of a SELECT body (None for a wildcard; none for other bodies).
+fn projection_exprs(query: &Query) -> Vec<Option<Expr>> {
+    match query.body.as_ref() {
+        SetExpr::Select(select) => select
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    Some(e.clone())
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// The output column an ORDER BY item names: by name, by position, or by expression (a
+/// qualified column by its name when only one output has it).
+fn output_column(expr: &Expr, names: &[String], items: &[Option<Expr>]) -> Option<String> {
+    match expr {
+        Expr::Identifier(i) if names.contains(&folded(i)) => Some(folded(i)),
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n
+                .parse::<usize>()
+                .ok()
+                .and_then(|p| names.get(p.wrapping_sub(1)).cloned()),
+            _ => None,
+        },
+        other => items
+            .iter()
+            .position(|e| e.as_ref() == Some(other))
+            .and_then(|p| names.get(p).cloned())
+            .or_else(|| match other {
+                Expr::CompoundIdentifier(parts) => parts
+                    .last()
+                    .map(folded)
+                    .filter(|n| names.iter().filter(|x| *x == n).count() == 1),
+                _ => None,
+            }),
     }
 }
