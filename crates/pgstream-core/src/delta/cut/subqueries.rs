@@ -346,91 +346,25 @@ impl Cutter<'_> {
         location: &str,
     ) -> Result<Expr, Unsupported> {
         let here = format!("{location} (a scalar subquery)");
-        let refuse = |what: &str| Err(Unsupported::new(what.to_string()).at(&here));
+        let refuse = |what: &str| Unsupported::new(what.to_string()).at(&here);
         if !plain(&subquery) {
-            return refuse("a scalar subquery with ORDER BY, LIMIT or WITH");
+            return Err(refuse("a scalar subquery with ORDER BY, LIMIT or WITH"));
         }
         let outer_scope = self.scope_of(outer);
         let SetExpr::Select(select) = subquery.body.as_mut() else {
-            return refuse("a scalar subquery that is not one SELECT");
+            return Err(refuse("a scalar subquery that is not one SELECT"));
         };
-        let value = match select.projection.as_slice() {
-            [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e.clone(),
-            _ => return refuse("a scalar subquery of more than one column"),
-        };
-        let has_group_by =
-            matches!(&select.group_by, GroupByExpr::Expressions(e, _) if !e.is_empty());
-        if aggregate_calls(&value, self.catalog).is_empty()
-            || has_group_by
-            || select.having.is_some()
-        {
-            return refuse("a scalar subquery that is not an aggregate without GROUP BY");
-        }
+        let value = self.scalar_aggregate(select).map_err(refuse)?;
         let inner_scope = self.scope_of(select);
-        let mut keys: Vec<(Expr, Expr)> = Vec::new(); // (inner, outer)
-        let mut local = Vec::new();
-        for c in select.selection.take().map(conjuncts).unwrap_or_default() {
-            if !references_outside(&c, &inner_scope, &outer_scope) {
-                local.push(c);
-                continue;
-            }
-            match c {
-                Expr::BinaryOp {
-                    left,
-                    op: BinaryOperator::Eq,
-                    right,
-                } => {
-                    let left_outer = references_outside(left.as_ref(), &inner_scope, &outer_scope);
-                    let right_outer =
-                        references_outside(right.as_ref(), &inner_scope, &outer_scope);
-                    let left_inner = references_inside(left.as_ref(), &inner_scope);
-                    let right_inner = references_inside(right.as_ref(), &inner_scope);
-                    match (left_outer, right_outer) {
-                        (true, false) if !left_inner => keys.push((*right, *left)),
-                        (false, true) if !right_inner => keys.push((*left, *right)),
-                        _ => return refuse(
-                            "a scalar subquery correlated by a condition other than inner = outer",
-                        ),
-                    }
-                }
-                _ => {
-                    return refuse(
-                        "a scalar subquery correlated by a condition other than inner = outer",
-                    )
-                }
-            }
-        }
+        let Correlation { keys, local } =
+            correlation(select.selection.take(), &inner_scope, &outer_scope).map_err(refuse)?;
         if has_sublinks(&value) {
-            return refuse("a subquery inside a scalar subquery's result");
+            return Err(refuse("a subquery inside a scalar subquery's result"));
         }
         let alias = self.next_alias("__pgs_sq");
-        let mut projection: Vec<SelectItem> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, (inner, _))| item(inner.clone(), &format!("__pgs_k{i}")))
-            .collect();
-        projection.push(item(value.clone(), "__pgs_v"));
-        projection.push(item(generated_expr("true"), "__pgs_m"));
-        select.projection = projection;
-        select.selection = and_all(local);
-        select.group_by = GroupByExpr::Expressions(
-            keys.iter().map(|(inner, _)| inner.clone()).collect(),
-            vec![],
-        );
+        group_by_correlation(select, &keys, &value, local);
         let stage = self.stage_of(subquery, &here)?;
-        let factor = marker_factor(stage, Some(table_alias(&alias)));
-        if keys.is_empty() {
-            add_join(outer, factor, JoinOperator::CrossJoin(JoinConstraint::None));
-        } else {
-            let on = and_all(keys.iter().enumerate().map(|(i, (_, outer_expr))| {
-                expr_with(
-                    &format!("{alias}.__pgs_k{i} = __pgs_hole_0__"),
-                    &[outer_expr],
-                )
-            }))
-            .expect("keys");
-            add_join(outer, factor, JoinOperator::Left(JoinConstraint::On(on)));
-        }
+        join_scalar_stage(outer, stage, &alias, &keys);
         // A missing group (no rows matched) is what the subquery gives over no rows.
         let empty = empty_value(&value, self.catalog);
         let column = generated_expr(&format!("{alias}.__pgs_v"));
@@ -442,6 +376,24 @@ impl Cutter<'_> {
                 &[&column, &empty],
             )
         })
+    }
+
+    /// The one result of a scalar subquery's SELECT, refused unless it is an expression over
+    /// aggregates without GROUP BY or HAVING.
+    fn scalar_aggregate(&self, select: &Select) -> Result<Expr, &'static str> {
+        let value = match select.projection.as_slice() {
+            [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e.clone(),
+            _ => return Err("a scalar subquery of more than one column"),
+        };
+        let has_group_by =
+            matches!(&select.group_by, GroupByExpr::Expressions(e, _) if !e.is_empty());
+        if aggregate_calls(&value, self.catalog).is_empty()
+            || has_group_by
+            || select.having.is_some()
+        {
+            return Err("a scalar subquery that is not an aggregate without GROUP BY");
+        }
+        Ok(value)
     }
 
     /// A grouped SELECT whose HAVING or select list holds subqueries: the groups (keys and
@@ -491,5 +443,91 @@ impl Cutter<'_> {
         outer.selection = select.having.clone().map(rewrite);
         self.linearize(&mut outer, location)?;
         Ok((query_of(outer), DraftKind::Linear))
+    }
+}
+
+/// A scalar subquery's WHERE: its correlation keys and its local conditions.
+struct Correlation {
+    /// `(inner, outer)` of each condition `inner = outer`.
+    keys: Vec<(Expr, Expr)>,
+    local: Vec<Expr>,
+}
+
+/// A scalar subquery's WHERE split into its correlation keys (conditions `inner = outer`) and
+/// its local conditions; refused when correlated any other way.
+fn correlation(
+    selection: Option<Expr>,
+    inner_scope: &[ScopeItem],
+    outer_scope: &[ScopeItem],
+) -> Result<Correlation, &'static str> {
+    let mut keys: Vec<(Expr, Expr)> = Vec::new(); // (inner, outer)
+    let mut local = Vec::new();
+    for c in selection.map(conjuncts).unwrap_or_default() {
+        if !references_outside(&c, inner_scope, outer_scope) {
+            local.push(c);
+            continue;
+        }
+        let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = c
+        else {
+            return Err("a scalar subquery correlated by a condition other than inner = outer");
+        };
+        let left_outer = references_outside(left.as_ref(), inner_scope, outer_scope);
+        let right_outer = references_outside(right.as_ref(), inner_scope, outer_scope);
+        let left_inner = references_inside(left.as_ref(), inner_scope);
+        let right_inner = references_inside(right.as_ref(), inner_scope);
+        match (left_outer, right_outer) {
+            (true, false) if !left_inner => keys.push((*right, *left)),
+            (false, true) if !right_inner => keys.push((*left, *right)),
+            _ => {
+                return Err("a scalar subquery correlated by a condition other than inner = outer")
+            }
+        }
+    }
+    Ok(Correlation { keys, local })
+}
+
+/// A scalar subquery's SELECT as its aggregate stage: grouped by the inner correlation keys
+/// `__pgs_k<i>`, its value `__pgs_v` and a marker `__pgs_m` of groups that exist, filtered by
+/// its `local` conditions.
+fn group_by_correlation(
+    select: &mut Select,
+    keys: &[(Expr, Expr)],
+    value: &Expr,
+    local: Vec<Expr>,
+) {
+    let mut projection: Vec<SelectItem> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (inner, _))| item(inner.clone(), &format!("__pgs_k{i}")))
+        .collect();
+    projection.push(item(value.clone(), "__pgs_v"));
+    projection.push(item(generated_expr("true"), "__pgs_m"));
+    select.projection = projection;
+    select.selection = and_all(local);
+    select.group_by = GroupByExpr::Expressions(
+        keys.iter().map(|(inner, _)| inner.clone()).collect(),
+        vec![],
+    );
+}
+
+/// Joins a scalar subquery's `stage` to `outer` as `alias`: LEFT JOIN on the outer
+/// correlation keys, or a CROSS JOIN when uncorrelated (its one row always exists).
+fn join_scalar_stage(outer: &mut Select, stage: usize, alias: &str, keys: &[(Expr, Expr)]) {
+    let factor = marker_factor(stage, Some(table_alias(alias)));
+    if keys.is_empty() {
+        add_join(outer, factor, JoinOperator::CrossJoin(JoinConstraint::None));
+    } else {
+        let on = and_all(keys.iter().enumerate().map(|(i, (_, outer_expr))| {
+            expr_with(
+                &format!("{alias}.__pgs_k{i} = __pgs_hole_0__"),
+                &[outer_expr],
+            )
+        }))
+        .expect("keys");
+        add_join(outer, factor, JoinOperator::Left(JoinConstraint::On(on)));
     }
 }
