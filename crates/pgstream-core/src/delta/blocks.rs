@@ -246,13 +246,48 @@ fn false_expr() -> Expr {
     generated_expr("false")
 }
 
+/// Splits the outer joins of `block` into blocks of inner joins and blocks with one side
+/// padded with NULLs, added to `out` (refused past `MAX_OUTER_JOINS` deep).
 fn split_outer_joins(
     block: Block,
     depth: usize,
     catalog: &dyn Catalog,
     out: &mut Vec<Block>,
 ) -> Result<(), Unsupported> {
-    let found = block.select.from.iter().enumerate().find_map(|(t, table)| {
+    let Some((t, j)) = first_outer_join(&block) else {
+        out.push(block);
+        return Ok(());
+    };
+    if depth >= MAX_OUTER_JOINS {
+        return Err(Unsupported::new(format!(
+            "more than {MAX_OUTER_JOINS} outer joins in one SELECT"
+        )));
+    }
+    let split = JoinSplit {
+        block: &block,
+        t,
+        j,
+        depth,
+        catalog,
+    };
+    match block.select.from[t].joins[j].join_operator.clone() {
+        JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
+            let cond = on_condition(&c, "LEFT JOIN")?;
+            split.inner(&cond, out)?;
+            split.padded(JoinOperator::Left, false, &cond, "LEFT JOIN", out)
+        }
+        JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
+            split.right_or_full(&c, "RIGHT JOIN", out)
+        }
+        JoinOperator::FullOuter(c) => split.right_or_full(&c, "FULL JOIN", out),
+        _ => unreachable!("only outer joins are split"),
+    }
+}
+
+/// The first outer join still to split: `(FROM item, join)` (a join already padded with NULLs
+/// is not split again).
+fn first_outer_join(block: &Block) -> Option<(usize, usize)> {
+    block.select.from.iter().enumerate().find_map(|(t, table)| {
         table
             .joins
             .iter()
@@ -266,81 +301,85 @@ fn split_outer_joins(
                 _ => false,
             })
             .map(|j| (t, j))
-    });
-    let Some((t, j)) = found else {
-        out.push(block);
-        return Ok(());
-    };
-    if depth >= MAX_OUTER_JOINS {
-        return Err(Unsupported::new(format!(
-            "more than {MAX_OUTER_JOINS} outer joins in one SELECT"
-        )));
-    }
-    let operator = block.select.from[t].joins[j].join_operator.clone();
-    let with_operator = |operator: JoinOperator| {
-        let mut b = block.clone();
-        b.select.from[t].joins[j].join_operator = operator;
+    })
+}
+
+/// One outer join being split: join `j` of FROM item `t` of `block`.
+struct JoinSplit<'a> {
+    block: &'a Block,
+    t: usize,
+    j: usize,
+    depth: usize,
+    catalog: &'a dyn Catalog,
+}
+
+impl JoinSplit<'_> {
+    /// The block with the join's operator replaced.
+    fn with_operator(&self, operator: JoinOperator) -> Block {
+        let mut b = self.block.clone();
+        b.select.from[self.t].joins[self.j].join_operator = operator;
         b
-    };
-    let full = matches!(operator, JoinOperator::FullOuter(_));
-    match operator {
-        JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
-            let cond = on_condition(&c, "LEFT JOIN")?;
-            split_outer_joins(
-                with_operator(JoinOperator::Inner(JoinConstraint::On(cond.clone()))),
-                depth + 1,
-                catalog,
-                out,
+    }
+
+    /// The rows that match: the join made inner on `cond`, split further.
+    fn inner(&self, cond: &Expr, out: &mut Vec<Block>) -> Result<(), Unsupported> {
+        let inner = self.with_operator(JoinOperator::Inner(JoinConstraint::On(cond.clone())));
+        split_outer_joins(inner, self.depth + 1, self.catalog, out)
+    }
+
+    /// The rows of one side that match nothing: the join made `operator` ON false with the
+    /// other side (the FROM item's first relation when `pad_first`, else the joined one) padded
+    /// with NULLs, split further.
+    fn padded(
+        &self,
+        operator: fn(JoinConstraint) -> JoinOperator,
+        pad_first: bool,
+        cond: &Expr,
+        kind: &str,
+        out: &mut Vec<Block>,
+    ) -> Result<(), Unsupported> {
+        let (t, j) = (self.t, self.j);
+        let mut anti = self.with_operator(operator(JoinConstraint::On(false_expr())));
+        if pad_first {
+            pad_with_nulls(
+                &mut anti,
+                |b| &mut b.select.from[t].relation,
+                cond,
+                kind,
+                self.catalog,
             )?;
-            let mut anti = with_operator(JoinOperator::Left(JoinConstraint::On(false_expr())));
+        } else {
             pad_with_nulls(
                 &mut anti,
                 |b| &mut b.select.from[t].joins[j].relation,
-                &cond,
-                "LEFT JOIN",
-                catalog,
-            )?;
-            split_outer_joins(anti, depth + 1, catalog, out)
-        }
-        JoinOperator::Right(c) | JoinOperator::RightOuter(c) | JoinOperator::FullOuter(c) => {
-            let kind = if full { "FULL JOIN" } else { "RIGHT JOIN" };
-            if j != 0 {
-                return Err(Unsupported::new(format!(
-                    "{kind} after another join (put it first)"
-                )));
-            }
-            let cond = on_condition(&c, kind)?;
-            split_outer_joins(
-                with_operator(JoinOperator::Inner(JoinConstraint::On(cond.clone()))),
-                depth + 1,
-                catalog,
-                out,
-            )?;
-            // Right side kept: the left relation padded with NULLs.
-            let mut right_anti =
-                with_operator(JoinOperator::Right(JoinConstraint::On(false_expr())));
-            pad_with_nulls(
-                &mut right_anti,
-                |b| &mut b.select.from[t].relation,
-                &cond,
+                cond,
                 kind,
-                catalog,
+                self.catalog,
             )?;
-            split_outer_joins(right_anti, depth + 1, catalog, out)?;
-            if full {
-                let mut left_anti =
-                    with_operator(JoinOperator::Left(JoinConstraint::On(false_expr())));
-                pad_with_nulls(
-                    &mut left_anti,
-                    |b| &mut b.select.from[t].joins[j].relation,
-                    &cond,
-                    kind,
-                    catalog,
-                )?;
-                split_outer_joins(left_anti, depth + 1, catalog, out)?;
-            }
-            Ok(())
         }
-        _ => unreachable!("only outer joins are split"),
+        split_outer_joins(anti, self.depth + 1, self.catalog, out)
+    }
+
+    /// A RIGHT or FULL join (`kind`), first in its FROM item: the matching rows, the right
+    /// side's rows without a match, and for a FULL join the left side's too.
+    fn right_or_full(
+        &self,
+        constraint: &JoinConstraint,
+        kind: &str,
+        out: &mut Vec<Block>,
+    ) -> Result<(), Unsupported> {
+        if self.j != 0 {
+            return Err(Unsupported::new(format!(
+                "{kind} after another join (put it first)"
+            )));
+        }
+        let cond = on_condition(constraint, kind)?;
+        self.inner(&cond, out)?;
+        // Right side kept: the left relation padded with NULLs.
+        self.padded(JoinOperator::Right, true, &cond, kind, out)?;
+        if kind == "FULL JOIN" {
+            self.padded(JoinOperator::Left, false, &cond, kind, out)?;
+        }
+        Ok(())
     }
 }
