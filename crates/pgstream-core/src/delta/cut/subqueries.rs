@@ -206,7 +206,7 @@ impl Cutter<'_> {
     /// FROM and uncorrelated conditions are, and the correlated conditions filter the stage.
     pub(super) fn filter_over_stage(
         &mut self,
-        mut subquery: Query,
+        subquery: Query,
         outer: &Select,
         is_in: bool,
         location: &str,
@@ -219,24 +219,48 @@ impl Cutter<'_> {
         let correlated = references_outside(&subquery, &inner_scope, &outer_scope);
         let here = format!("{location} (a subquery in WHERE)");
         if !correlated {
-            let names = self.names_of(&subquery);
-            let stage = self.stage_of(subquery, &here)?;
-            let alias = self.next_alias("__pgs_fs");
-            let sql = if is_in {
-                let column = names.first().cloned().unwrap_or_default();
-                format!(
-                    "SELECT {}.{} FROM __pgs_from__",
-                    alias,
-                    crate::sql_text::quote_ident(&column)
-                )
-            } else {
-                "SELECT 1 FROM __pgs_from__".to_string()
-            };
-            let mut select = generated_select(&sql);
-            select.from[0].relation = marker_factor(stage, Some(table_alias(&alias)));
-            return Ok(query_of(select));
+            return self.uncorrelated_filter(subquery, is_in, &here);
         }
-        // Correlated: hoist FROM and the uncorrelated conditions into a stage.
+        self.correlated_filter(subquery, &inner_scope, &outer_scope, is_in, &here)
+    }
+
+    /// An uncorrelated filter subquery: the whole of it a stage, the filter reading it (its
+    /// first column, for IN).
+    fn uncorrelated_filter(
+        &mut self,
+        subquery: Query,
+        is_in: bool,
+        here: &str,
+    ) -> Result<Query, Unsupported> {
+        let names = self.names_of(&subquery);
+        let stage = self.stage_of(subquery, here)?;
+        let alias = self.next_alias("__pgs_fs");
+        let sql = if is_in {
+            let column = names.first().cloned().unwrap_or_default();
+            format!(
+                "SELECT {}.{} FROM __pgs_from__",
+                alias,
+                crate::sql_text::quote_ident(&column)
+            )
+        } else {
+            "SELECT 1 FROM __pgs_from__".to_string()
+        };
+        let mut select = generated_select(&sql);
+        select.from[0].relation = marker_factor(stage, Some(table_alias(&alias)));
+        Ok(query_of(select))
+    }
+
+    /// A correlated filter subquery: its FROM and uncorrelated conditions hoisted into a stage
+    /// (projecting the inner columns the rest reads as `__pgs_c<i>`), the correlated conditions
+    /// (and IN's item) reading that stage.
+    fn correlated_filter(
+        &mut self,
+        mut subquery: Query,
+        inner_scope: &[ScopeItem],
+        outer_scope: &[ScopeItem],
+        is_in: bool,
+        here: &str,
+    ) -> Result<Query, Unsupported> {
         let is_plain = plain(&subquery);
         let SetExpr::Select(select) = subquery.body.as_mut() else {
             unreachable!("correlated subqueries here are plain SELECTs")
@@ -245,36 +269,22 @@ impl Cutter<'_> {
             return Err(Unsupported::new(
                 "a correlated EXISTS / IN subquery with aggregates, DISTINCT or LIMIT",
             )
-            .at(&here));
+            .at(here));
         }
-        let mut local = Vec::new();
-        let mut correlated_parts = Vec::new();
-        for c in select.selection.take().map(conjuncts).unwrap_or_default() {
-            if references_outside(&c, &inner_scope, &outer_scope) {
-                correlated_parts.push(c);
-            } else {
-                local.push(c);
-            }
-        }
-        let mut projected: Vec<Expr> = Vec::new();
-        let item_expr = match select.projection.as_slice() {
-            [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] if is_in => {
-                Some(e.clone())
-            }
-            _ if is_in => {
-                return Err(Unsupported::new("IN (subquery) of more than one column").at(&here))
-            }
-            _ => None,
-        };
+        let (local, correlated_parts): (Vec<Expr>, Vec<Expr>) = select
+            .selection
+            .take()
+            .map(conjuncts)
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|c| !references_outside(c, inner_scope, outer_scope));
+        let item_expr = in_item(select, is_in).map_err(|e| e.at(here))?;
         let alias = self.next_alias("__pgs_fs");
-        let rewrite = |e: &Expr, projected: &mut Vec<Expr>| {
-            rewrite_inner_refs(e.clone(), &inner_scope, &alias, projected)
-        };
-        let correlated_parts: Vec<Expr> = correlated_parts
-            .iter()
-            .map(|c| rewrite(c, &mut projected))
-            .collect();
-        let item_expr = item_expr.map(|e| rewrite(&e, &mut projected));
+        let mut projected: Vec<Expr> = Vec::new();
+        let mut rewrite =
+            |e: &Expr| rewrite_inner_refs(e.clone(), inner_scope, &alias, &mut projected);
+        let correlated_parts: Vec<Expr> = correlated_parts.iter().map(&mut rewrite).collect();
+        let item_expr = item_expr.map(|e| rewrite(&e));
         if projected.is_empty() {
             projected.push(generated_expr("1"));
         }
@@ -284,7 +294,7 @@ impl Cutter<'_> {
             .enumerate()
             .map(|(i, e)| item(e.clone(), &format!("__pgs_c{i}")))
             .collect();
-        let stage = self.stage_of(subquery, &here)?;
+        let stage = self.stage_of(subquery, here)?;
         let mut filter = generated_select("SELECT 1 FROM __pgs_from__");
         if let Some(e) = item_expr {
             filter.projection = vec![SelectItem::UnnamedExpr(e)];
@@ -529,5 +539,16 @@ fn join_scalar_stage(outer: &mut Select, stage: usize, alias: &str, keys: &[(Exp
         }))
         .expect("keys");
         add_join(outer, factor, JoinOperator::Left(JoinConstraint::On(on)));
+    }
+}
+
+/// The item an IN (subquery) compares (None for EXISTS); refused for more than one column.
+fn in_item(select: &Select, is_in: bool) -> Result<Option<Expr>, Unsupported> {
+    match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] if is_in => {
+            Ok(Some(e.clone()))
+        }
+        _ if is_in => Err(Unsupported::new("IN (subquery) of more than one column")),
+        _ => Ok(None),
     }
 }
