@@ -186,23 +186,7 @@ impl Cutter<'_> {
             query = inner;
         }
         if query.order_by.is_none() && limits_to_no_rows(&query) {
-            // `LIMIT 0` (what `dbt run --empty` puts into the views it builds): no rows, ever.
-            query.limit_clause = None;
-            query.fetch = None;
-            query = match *query.body {
-                SetExpr::Select(mut select) => {
-                    restrict(&mut select, generated_expr("false"));
-                    Query {
-                        body: Box::new(SetExpr::Select(select)),
-                        ..query
-                    }
-                }
-                body => query_of(select_from(
-                    vec![wildcard()],
-                    derived(query_of_body(body), Some(table_alias("__pgs_none"))),
-                    Some(generated_expr("false")),
-                )),
-            };
+            query = without_rows(query);
         }
         if query.limit_clause.is_some() || query.fetch.is_some() {
             return self.top_k(query, location);
@@ -310,5 +294,26 @@ impl Cutter<'_> {
             DraftKind::Linear
         };
         (query_of(select), kind)
+    }
+}
+
+/// A query limited to no rows (`LIMIT 0`, what `dbt run --empty` puts into the views it
+/// builds) as one without a limit that has no rows, ever (`WHERE false`).
+fn without_rows(mut query: Query) -> Query {
+    query.limit_clause = None;
+    query.fetch = None;
+    match *query.body {
+        SetExpr::Select(mut select) => {
+            restrict(&mut select, generated_expr("false"));
+            Query {
+                body: Box::new(SetExpr::Select(select)),
+                ..query
+            }
+        }
+        body => query_of(select_from(
+            vec![wildcard()],
+            derived(query_of_body(body), Some(table_alias("__pgs_none"))),
+            Some(generated_expr("false")),
+        )),
     }
 }
