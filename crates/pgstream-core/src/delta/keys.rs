@@ -151,38 +151,8 @@ fn factor_key(factor: &TableFactor, ctx: &KeyContext) -> Option<Vec<String>> {
 /// says the first column is the padded one's and the pair holds in that direction only).
 fn equalities(select: &Select, scope: &[ScopeItem]) -> Vec<(ItemColumn, ItemColumn, bool)> {
     let mut out = Vec::new();
-    let resolve = |e: &Expr| -> Option<ItemColumn> {
-        let item = scope::resolve(e, scope)?;
-        let column = match e {
-            Expr::Identifier(i) => folded(i),
-            Expr::CompoundIdentifier(parts) => folded(parts.last()?),
-            _ => return None,
-        };
-        Some((item, column))
-    };
     let mut add = |cond: &Expr, padded: Option<&[usize]>| {
-        for c in conjuncts(cond.clone()) {
-            if let Expr::BinaryOp {
-                left,
-                op: BinaryOperator::Eq,
-                right,
-            } = &c
-            {
-                let (Some(a), Some(b)) = (resolve(left), resolve(right)) else {
-                    continue;
-                };
-                match padded {
-                    None => out.push((a, b, false)),
-                    Some(padded) => {
-                        if padded.contains(&a.0) && !padded.contains(&b.0) {
-                            out.push((a, b, true));
-                        } else if padded.contains(&b.0) && !padded.contains(&a.0) {
-                            out.push((b, a, true));
-                        }
-                    }
-                }
-            }
-        }
+        add_equalities(cond, padded, scope, &mut out);
     };
     if let Some(selection) = &select.selection {
         add(selection, None);
@@ -220,6 +190,49 @@ fn equalities(select: &Select, scope: &[ScopeItem]) -> Vec<(ItemColumn, ItemColu
         position += seen;
     }
     out
+}
+
+/// The column equalities among the conjuncts of `cond` added to `out`; with `padded` (the
+/// NULL-padded side's items) only those from a padded column to one of the other side.
+fn add_equalities(
+    cond: &Expr,
+    padded: Option<&[usize]>,
+    scope: &[ScopeItem],
+    out: &mut Vec<(ItemColumn, ItemColumn, bool)>,
+) {
+    for c in conjuncts(cond.clone()) {
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = &c
+        {
+            let (Some(a), Some(b)) = (item_column(left, scope), item_column(right, scope)) else {
+                continue;
+            };
+            match padded {
+                None => out.push((a, b, false)),
+                Some(padded) => {
+                    if padded.contains(&a.0) && !padded.contains(&b.0) {
+                        out.push((a, b, true));
+                    } else if padded.contains(&b.0) && !padded.contains(&a.0) {
+                        out.push((b, a, true));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The scope item and column a column reference names.
+fn item_column(e: &Expr, scope: &[ScopeItem]) -> Option<ItemColumn> {
+    let item = scope::resolve(e, scope)?;
+    let column = match e {
+        Expr::Identifier(i) => folded(i),
+        Expr::CompoundIdentifier(parts) => folded(parts.last()?),
+        _ => return None,
+    };
+    Some((item, column))
 }
 
 /// Whether `table` has a FULL JOIN, also inside parenthesized joins.
