@@ -290,14 +290,11 @@ pub(super) fn distinct(
 ) -> Result<Rendered, Unsupported> {
     let StageContext {
         index,
-        draft,
-        catalog,
         request,
         reader,
         changed,
         ..
     } = *ctx;
-    let located = |e: Unsupported| e.at(&draft.location);
     let kind = StageKind::Distinct;
     let identity = Identity::Key(columns.to_vec());
     let refresh = if !changed {
@@ -305,29 +302,7 @@ pub(super) fn distinct(
     } else if !request.render_terms {
         StageRefresh::Recompute
     } else {
-        let mut parts = Vec::new();
-        for leaf in leaves(&query.body).into_iter().flatten() {
-            let mut plain = leaf.clone();
-            plain.distinct = None;
-            for block in blocks::blocks(&plain, catalog).map_err(located)? {
-                for term in reader.touching_terms(&block).map_err(located)? {
-                    let names: Vec<String> = (0..columns.len())
-                        .map(|i| format!("__pgs_q.{} AS __pgs_k{i}", quote_ident(&columns[i])))
-                        .collect();
-                    parts.push(format!(
-                        "SELECT {} FROM ({}) __pgs_q ({})",
-                        names.join(", "),
-                        query_of(term),
-                        columns
-                            .iter()
-                            .map(|c| quote_ident(c))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-            }
-        }
-        let affected_sql = union_or_empty(parts, columns.len());
+        let affected_sql = touched_rows(ctx, query, columns)?;
         let mut full = query.clone();
         reader.substitute(&mut full, &[], &[]);
         let key_exprs: Vec<Expr> = columns
@@ -338,11 +313,7 @@ pub(super) fn distinct(
         let outer = |restriction: Expr| {
             format!(
                 "SELECT __pgs_q.* FROM ({full}) __pgs_q ({}) WHERE {restriction}",
-                columns
-                    .iter()
-                    .map(|c| quote_ident(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                quoted_list(columns)
             )
         };
         StageRefresh::Keys {
@@ -357,6 +328,44 @@ pub(super) fn distinct(
         refresh,
         order_index: None,
     })
+}
+
+/// The rows (as keys `__pgs_k<i>`, one per column) a DISTINCT or UNION stage's changes
+/// touched, over the blocks of its branches.
+fn touched_rows(
+    ctx: &StageContext,
+    query: &Query,
+    columns: &[String],
+) -> Result<String, Unsupported> {
+    let located = |e: Unsupported| e.at(&ctx.draft.location);
+    let mut parts = Vec::new();
+    for leaf in leaves(&query.body).into_iter().flatten() {
+        let mut plain = leaf.clone();
+        plain.distinct = None;
+        for block in blocks::blocks(&plain, ctx.catalog).map_err(located)? {
+            for term in ctx.reader.touching_terms(&block).map_err(located)? {
+                let names: Vec<String> = (0..columns.len())
+                    .map(|i| format!("__pgs_q.{} AS __pgs_k{i}", quote_ident(&columns[i])))
+                    .collect();
+                parts.push(format!(
+                    "SELECT {} FROM ({}) __pgs_q ({})",
+                    names.join(", "),
+                    query_of(term),
+                    quoted_list(columns)
+                ));
+            }
+        }
+    }
+    Ok(union_or_empty(parts, columns.len()))
+}
+
+/// Column names quoted and listed: `a, "B"`.
+fn quoted_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A linear stage: keyed by its sources' keys when they show, signed rows of its blocks.
