@@ -178,3 +178,23 @@ fn unparsable_text_still_normalizes() {
         let _ = query_hash(text);
     }
 }
+
+/// Every text of three hostile fragments tokenizes without panicking (sqlparser's tokenizer
+/// fails on many of them, and its failures are read again by hand).
+#[test]
+fn no_text_of_hostile_fragments_panics() {
+    const FRAGMENTS: &[&str] = &[
+        " ", "\n", "\r", "--", "-", "/*", "*/", "/", "'", "\"", "$", "$$", "$a$", "$1", "$🙂$",
+        "E'", "U&'", "X'", "B\"", "\\", "\\xc3", "1", "0x", "1e", ".", "_", "a", "é", "&>", "?-",
+        ":", ":=", ";", "(", "\u{0}", "\u{a0}",
+    ];
+    for a in FRAGMENTS {
+        for b in FRAGMENTS {
+            for c in FRAGMENTS {
+                let text = format!("{a}{b}{c}");
+                let tokens = canonical_tokens(&text);
+                assert!(tokens.iter().all(|t| !t.is_empty()), "{text:?}: {tokens:?}");
+            }
+        }
+    }
+}
