@@ -222,4 +222,49 @@ mod tests {
         // The grid tells covered from uncovered rows in many ways, not all or nothing.
         assert!(uncovered_counts.len() > 3, "{uncovered_counts:?}");
     }
+
+    /// The cleanup of buffered change rows keeps rows a DIFFERENTIAL reader's position does not
+    /// cover, also when that position names no own transaction (a NULL comparison once read
+    /// as covered).
+    #[pg_test]
+    fn buffered_rows_a_position_without_own_transaction_does_not_cover_are_kept() {
+        Spi::run("CREATE TABLE src (id int PRIMARY KEY, v int)").unwrap();
+        Spi::run(
+            "SELECT pgstream.create_stream_table('st', 'SELECT id, v FROM src', NULL, 'DIFFERENTIAL')",
+        )
+        .unwrap();
+        Spi::run("INSERT INTO src VALUES (1, 1), (2, 2)").unwrap();
+        let rows = || {
+            count(&format!(
+                "SELECT count(*) FROM pgstream_changes.\"{}\"",
+                buffer_name()
+            ))
+        };
+        assert_eq!(rows(), 2);
+        // A position whose snapshot has this transaction (which wrote the rows) running, no own
+        // transaction, and a sequence number past the rows'.
+        Spi::run(
+            "UPDATE pgstream.pgs_stream_tables SET consumed_snapshot = pg_catalog.format('%s:%s:%s', \
+                 x, x::text::int8 + 1, x)::pg_snapshot, consumed_own_xid = NULL, consumed_own_seq = 1000000 \
+             FROM (SELECT pg_current_xact_id() AS x) me WHERE pgs_name = 'st'",
+        )
+        .unwrap();
+        Spi::run("SELECT pgstream._forget_consumed_rows('src'::regclass)").unwrap();
+        assert_eq!(rows(), 2);
+        // Covered by the snapshot: forgotten.
+        Spi::run(
+            "UPDATE pgstream.pgs_stream_tables SET consumed_snapshot = pg_catalog.format('%s:%s:', \
+                 x::text::int8 + 1, x::text::int8 + 1)::pg_snapshot \
+             FROM (SELECT pg_current_xact_id() AS x) me WHERE pgs_name = 'st'",
+        )
+        .unwrap();
+        Spi::run("SELECT pgstream._forget_consumed_rows('src'::regclass)").unwrap();
+        assert_eq!(rows(), 0);
+    }
+
+    fn buffer_name() -> String {
+        Spi::get_one::<String>("SELECT 'rows_' || 'src'::regclass::oid")
+            .unwrap()
+            .unwrap()
+    }
 }

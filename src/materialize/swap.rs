@@ -212,7 +212,7 @@ fn build_beside_and_swap(
             let Some(keyword) = kind.drop_keyword() else {
                 StreamError::InvalidParameter {
                     message: format!(
-                        "relation {} cannot be replaced by a stream table (it is a {kind})",
+                        "relation {} cannot be replaced by a stream table (its kind: {kind})",
                         display_name(schema, name)
                     ),
                     hint: "Drop it yourself, or choose another name.".into(),
