@@ -103,34 +103,37 @@ $$;
 -- (writes through it and writes to a partition directly); a partition read by itself is not
 -- (its triggers are its root's), nor a tree with a foreign or unlogged partition.
 CREATE OR REPLACE FUNCTION pgstream._capture_blocker(relation oid) RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE
-        WHEN c.oid IS NULL THEN 'source missing'
-        WHEN c.oid < 16384 OR c.relnamespace = 'pg_catalog'::regnamespace THEN 'system catalog'
-        WHEN c.relkind = 'm' THEN 'materialized view'
-        WHEN c.relkind = 'f' THEN 'foreign table'
-        WHEN c.relkind NOT IN ('r', 'p') THEN 'not a table'
-        WHEN c.relpersistence = 't' THEN 'temporary table'
-        WHEN c.relpersistence = 'u' THEN 'unlogged table'
-        WHEN c.relispartition THEN 'partition'
-        WHEN c.relkind = 'r' AND (c.relhassubclass
-                                  OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
-            THEN 'inheritance'
-        WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pgstream._partition_members(c.oid) t
-                                         JOIN pg_class m ON m.oid = t WHERE m.relkind = 'f')
-            THEN 'foreign partition'
-        WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pgstream._partition_members(c.oid) t
-                                         JOIN pg_class m ON m.oid = t WHERE m.relpersistence <> 'p')
-            THEN 'unlogged partition'
-        WHEN c.relrowsecurity THEN 'row-level security'
-        WHEN pgstream._citus_kind(c.oid) IS NOT NULL THEN pgstream._citus_kind(c.oid)
-        WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r
-                     WHERE r.srrelid = c.oid OR r.srrelid IN (SELECT pgstream._partition_members(c.oid)))
-            THEN 'logical replication target'
-    END
-    FROM (SELECT relation AS wanted) w LEFT JOIN pg_class c ON c.oid = w.wanted
+BEGIN
+    RETURN (
+        SELECT CASE
+            WHEN c.oid IS NULL THEN 'source missing'
+            WHEN c.oid < 16384 OR c.relnamespace = 'pg_catalog'::regnamespace THEN 'system catalog'
+            WHEN c.relkind = 'm' THEN 'materialized view'
+            WHEN c.relkind = 'f' THEN 'foreign table'
+            WHEN c.relkind NOT IN ('r', 'p') THEN 'not a table'
+            WHEN c.relpersistence = 't' THEN 'temporary table'
+            WHEN c.relpersistence = 'u' THEN 'unlogged table'
+            WHEN c.relispartition THEN 'partition'
+            WHEN c.relkind = 'r' AND (c.relhassubclass
+                                      OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
+                THEN 'inheritance'
+            WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pgstream._partition_members(c.oid) t
+                                             JOIN pg_class m ON m.oid = t WHERE m.relkind = 'f')
+                THEN 'foreign partition'
+            WHEN c.relkind = 'p' AND EXISTS (SELECT 1 FROM pgstream._partition_members(c.oid) t
+                                             JOIN pg_class m ON m.oid = t WHERE m.relpersistence <> 'p')
+                THEN 'unlogged partition'
+            WHEN c.relrowsecurity THEN 'row-level security'
+            WHEN pgstream._citus_kind(c.oid) IS NOT NULL THEN pgstream._citus_kind(c.oid)
+            WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r
+                         WHERE r.srrelid = c.oid OR r.srrelid IN (SELECT pgstream._partition_members(c.oid)))
+                THEN 'logical replication target'
+        END
+        FROM (SELECT relation AS wanted) w LEFT JOIN pg_class c ON c.oid = w.wanted);
+END
 $$;
 
 -- The change window in one function (pgstream._covered); the functions that wrote it out
@@ -165,42 +168,48 @@ END
 $$;
 
 CREATE OR REPLACE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT NOT EXISTS (SELECT 1 FROM pgstream_changes.statements c
-                       WHERE (c.source_relid = 0
-                              OR c.source_relid IN (SELECT d.source_relid FROM pgstream.pgs_dependencies d
-                                                    WHERE d.pgs_id = stream_table))
-                         AND NOT pgstream._covered(c.xid, since))
-       -- A snapshot from the future (a restored cluster) proves nothing.
-       AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
-       AND pgstream._capture_complete(stream_table)
+BEGIN
+    RETURN (
+        SELECT NOT EXISTS (SELECT 1 FROM pgstream_changes.statements c
+                           WHERE (c.source_relid = 0
+                                  OR c.source_relid IN (SELECT d.source_relid FROM pgstream.pgs_dependencies d
+                                                        WHERE d.pgs_id = stream_table))
+                             AND NOT pgstream._covered(c.xid, since))
+           -- A snapshot from the future (a restored cluster) proves nothing.
+           AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
+           AND pgstream._capture_complete(stream_table));
+END
 $$;
 
 CREATE OR REPLACE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot, reader oid,
     OUT ddl_pending boolean, OUT capture_complete boolean, OUT row_capture_complete boolean,
     OUT truncated boolean, OUT changed oid[])
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
-                                    WHERE c.source_relid = 0 AND NOT pgstream._covered(c.xid, since)),
-           pgstream._capture_complete(stream_table),
-           NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
-                       WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
-                         AND (NOT pgstream._row_capture_current(d.source_relid)
-                              OR NOT has_table_privilege(reader, d.source_relid, 'SELECT'))),
-           since IS NOT NULL AND EXISTS (SELECT 1 FROM pgstream_changes.statements c
-                     JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
-                                                     AND d.pgs_id = stream_table
-                     WHERE c.operation = 'TRUNCATE' AND NOT pgstream._covered(c.xid, since)),
-           CASE WHEN since IS NOT NULL THEN
-               ARRAY(SELECT DISTINCT c.source_relid FROM pgstream_changes.statements c
-                     JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
-                                                     AND d.pgs_id = stream_table
-                     WHERE NOT pgstream._covered(c.xid, since))
-           END
+BEGIN
+        SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
+                                        WHERE c.source_relid = 0 AND NOT pgstream._covered(c.xid, since)),
+               pgstream._capture_complete(stream_table),
+               NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                           WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
+                             AND (NOT pgstream._row_capture_current(d.source_relid)
+                                  OR NOT has_table_privilege(reader, d.source_relid, 'SELECT'))),
+               since IS NOT NULL AND EXISTS (SELECT 1 FROM pgstream_changes.statements c
+                         JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
+                                                         AND d.pgs_id = stream_table
+                         WHERE c.operation = 'TRUNCATE' AND NOT pgstream._covered(c.xid, since)),
+               CASE WHEN since IS NOT NULL THEN
+                   ARRAY(SELECT DISTINCT c.source_relid FROM pgstream_changes.statements c
+                         JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
+                                                         AND d.pgs_id = stream_table
+                         WHERE NOT pgstream._covered(c.xid, since))
+               END
+    INTO ddl_pending, capture_complete, row_capture_complete, truncated, changed;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION pgstream._forget_covered(stream_table bigint) RETURNS void
@@ -225,5 +234,244 @@ BEGIN
                              OR NOT pgstream._covered(c.xid, s.consumed_snapshot)));
     PERFORM pgstream._forget_consumed_rows(d.source_relid) FROM pgstream.pgs_dependencies d
     WHERE d.pgs_id = stream_table AND d.source_kind <> 'view';
+END
+$$;
+
+-- The functions a refresh and the capture set-up call are plpgsql: their queries' plans are
+-- kept per session instead of made on every call (a skipped refresh cost about 1 ms in them).
+CREATE OR REPLACE FUNCTION pgstream._partition_members(source oid) RETURNS SETOF oid
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source AND c.relkind = 'p') THEN
+        RETURN;  -- not partitioned: no members (and no call of the queries below)
+    END IF;
+    RETURN QUERY
+        WITH RECURSIVE tree(relid) AS (
+            SELECT i.inhrelid FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
+            WHERE i.inhparent = source AND c.relkind = 'p'
+          UNION
+            SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid
+        )
+        SELECT relid FROM tree;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._capture_sources_of(relation oid) RETURNS SETOF oid
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+        SELECT t.tgrelid FROM pg_trigger t WHERE t.tgrelid = relation AND t.tgname = 'pgstream_capture'
+        UNION
+        SELECT n::oid FROM (
+            SELECT substring(t.tgname FROM '^pgstream_part_([0-9]{1,10})$')::int8 AS n FROM pg_trigger t
+            WHERE t.tgrelid = relation AND t.tgname ~ '^pgstream_part_[0-9]{1,10}$'
+              AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure) named
+        WHERE n <= 4294967295;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._members_incomplete(source oid, wanted boolean, differential boolean)
+RETURNS oid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source AND c.relkind = 'p') THEN
+        RETURN '{}';  -- not partitioned: no members (and no call of the queries below)
+    END IF;
+    RETURN (
+        SELECT ARRAY(
+            SELECT m FROM pgstream._partition_members(source) m
+            WHERE wanted
+              AND (SELECT count(*) FROM pg_trigger t
+                   WHERE t.tgrelid = m AND t.tgenabled = 'A' AND t.tgnargs = 1
+                     AND t.tgargs = convert_to(source::text, 'SQL_ASCII') || '\x00'::bytea
+                     AND ((t.tgname = 'pgstream_part_' || source
+                           AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+                           AND t.tgtype = CASE WHEN differential THEN 32 ELSE 60 END)
+                          OR (differential
+                              AND t.tgname IN ('pgstream_part_' || source || '_ins',
+                                               'pgstream_part_' || source || '_upd',
+                                               'pgstream_part_' || source || '_del')
+                              AND t.tgfoid = 'pgstream._capture_rows()'::regprocedure)))
+                  <> CASE WHEN differential THEN 4 ELSE 1 END));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._member_triggers_extra(source oid, wanted boolean, differential boolean)
+RETURNS oid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (
+        SELECT ARRAY(
+            SELECT DISTINCT t.tgrelid FROM pg_trigger t
+            WHERE t.tgname IN ('pgstream_part_' || source, 'pgstream_part_' || source || '_ins',
+                               'pgstream_part_' || source || '_upd', 'pgstream_part_' || source || '_del')
+              AND (NOT wanted
+                   OR t.tgrelid NOT IN (SELECT pgstream._partition_members(source))
+                   OR (NOT differential AND t.tgname <> 'pgstream_part_' || source))));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._detach_pending(source oid) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source AND c.relkind = 'p') THEN
+        RETURN false;  -- not partitioned: no members (and no call of the queries below)
+    END IF;
+    RETURN (
+        SELECT EXISTS (SELECT 1 FROM pg_inherits i
+                       WHERE i.inhdetachpending
+                         AND (i.inhparent = source OR i.inhparent IN (SELECT pgstream._partition_members(source)))));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._needed_columns(source oid)
+RETURNS TABLE (name text, attnum int2, type_oid oid, typmod int4, type_sql text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+        SELECT a.attname::text, a.attnum, a.atttypid, a.atttypmod,
+               format_type(a.atttypid, a.atttypmod)
+                 || CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+                         THEN ' COLLATE ' || a.attcollation::regcollation::text ELSE '' END
+        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+        WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+          AND (EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+                       WHERE d.source_relid = source AND s.effective_mode = 'DIFFERENTIAL'
+                         AND d.used_columns IS NULL)
+               OR a.attname::text IN (SELECT unnest(d.used_columns) FROM pgstream.pgs_dependencies d
+                                      JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+                                      WHERE d.source_relid = source AND s.effective_mode = 'DIFFERENTIAL'));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._capture_state(source oid,
+    OUT present boolean, OUT capturable boolean, OUT read boolean, OUT differential boolean,
+    OUT statement_trigger int4, OUT row_triggers int8, OUT has_buffer boolean,
+    OUT missing text[], OUT retyped boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+        WITH buffer AS (SELECT to_regclass(format('pgstream_changes.%I', 'rows_' || source)) AS oid),
+             kept AS (SELECT b.attname::text AS name, b.atttypid, b.atttypmod FROM pg_attribute b, buffer
+                      WHERE b.attrelid = buffer.oid AND b.attnum > 3 AND NOT b.attisdropped),
+             needed AS (SELECT * FROM pgstream._needed_columns(source))
+        SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source),
+               pgstream._capture_blocker(source) IS NULL,
+               EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                       WHERE d.source_relid = source AND d.source_kind <> 'view'),
+               EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+                       WHERE d.source_relid = source AND d.source_kind <> 'view'
+                         AND s.effective_mode = 'DIFFERENTIAL'),
+               (SELECT t.tgtype::int4 FROM pg_trigger t
+                WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture' AND t.tgenabled = 'A'
+                  AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure),
+               (SELECT count(*) FROM pg_trigger t
+                WHERE t.tgrelid = source AND t.tgenabled = 'A'
+                  AND t.tgname IN ('pgstream_rows_ins', 'pgstream_rows_upd', 'pgstream_rows_del')
+                  AND t.tgfoid = 'pgstream._capture_rows()'::regprocedure),
+               (SELECT oid IS NOT NULL FROM buffer),
+               (SELECT array_agg(quote_ident(n.name) || ' ' || n.type_sql ORDER BY n.attnum) FROM needed n
+                WHERE NOT EXISTS (SELECT 1 FROM kept k WHERE k.name = n.name)),
+               EXISTS (SELECT 1 FROM needed n JOIN kept k ON k.name = n.name
+                       WHERE (k.atttypid, k.atttypmod) IS DISTINCT FROM (n.type_oid, n.typmod))
+    INTO present, capturable, read, differential, statement_trigger, row_triggers, has_buffer, missing, retyped;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._buffer_keeps(source oid, col name) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (
+        SELECT to_regclass(format('pgstream_changes.%I', 'rows_' || source)) IS NULL
+            OR EXISTS (SELECT 1 FROM pg_attribute b
+                       WHERE b.attrelid = to_regclass(format('pgstream_changes.%I', 'rows_' || source))
+                         AND b.attname = col AND b.attnum > 3 AND NOT b.attisdropped));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._row_capture_current(source oid) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (
+        SELECT s.has_buffer AND s.missing IS NULL AND NOT s.retyped AND s.row_triggers = 3
+           AND s.statement_trigger IS NOT NULL
+           AND to_regclass(format('pgstream.%I', '_rows_' || source)) IS NOT NULL
+           AND cardinality(pgstream._members_incomplete(source, true, true)) = 0
+           AND NOT pgstream._detach_pending(source)
+        FROM pgstream._capture_state(source) s);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._statements_captured(source oid) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (
+        SELECT pgstream._capture_blocker(source) IS NULL
+           AND EXISTS (SELECT 1 FROM pg_trigger t
+                       WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture' AND t.tgenabled = 'A'
+                         AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
+                         AND (t.tgtype = 60
+                              OR (t.tgtype = 32
+                                  AND (SELECT count(*) FROM pg_trigger r
+                                       WHERE r.tgrelid = source AND r.tgenabled = 'A'
+                                         AND r.tgname IN ('pgstream_rows_ins', 'pgstream_rows_upd', 'pgstream_rows_del')
+                                         AND r.tgfoid = 'pgstream._capture_rows()'::regprocedure) = 3)))
+           AND cardinality(pgstream._members_incomplete(source, true, EXISTS (
+                   SELECT 1 FROM pg_trigger t WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture'
+                     AND t.tgtype = 32))) = 0
+           AND NOT pgstream._detach_pending(source));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._capture_complete(stream_table bigint) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (
+        SELECT NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
+                           WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
+                             AND NOT pgstream._statements_captured(d.source_relid)));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pgstream._covered_position(OUT snapshot text, OUT own_xid xid8, OUT own_seq bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+        -- (An xid at or past xmax is running already; raising xmax instead would make every
+        -- transaction in between look committed.)
+        SELECT CASE WHEN me IS NULL OR me >= pg_snapshot_xmax(snap) THEN snap::text
+                    ELSE format('%s:%s:%s',
+                        LEAST(pg_snapshot_xmin(snap)::text::int8, me::text::int8),
+                        pg_snapshot_xmax(snap),
+                        (SELECT string_agg(x::text, ',' ORDER BY x) FROM
+                             (SELECT x::text::int8 AS x FROM pg_snapshot_xip(snap) x
+                              UNION SELECT me::text::int8) ids)) END,
+               me,
+               -- (Before the first nextval, last_value is the start value, not yet handed out.)
+               (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM pgstream_changes.row_seq)
+        FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS me) s
+    INTO snapshot, own_xid, own_seq;
 END
 $$;

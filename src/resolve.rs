@@ -93,35 +93,32 @@ pub fn find_stream_table(relid: pg_sys::Oid) -> Option<StreamTable> {
     })
 }
 
-/// Raises unless the current user owns (or is a member of the role owning) the stream table.
-pub fn require_owner(table: &StreamTable) {
-    let is_owner = Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.pg_has_role(c.relowner, 'MEMBER') FROM pg_catalog.pg_class c WHERE c.oid = $1",
-        &[table.relid.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !is_owner {
+/// Raises unless the current user owns (or is a member of the role owning) the stream table;
+/// returns the owning role.
+pub fn require_owner(table: &StreamTable) -> pg_sys::Oid {
+    let (owner, is_member) = Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT c.relowner, pg_catalog.pg_has_role(c.relowner, 'MEMBER') \
+                 FROM pg_catalog.pg_class c WHERE c.oid = $1",
+                None,
+                &[table.relid.into()],
+            )?
+            .first();
+        Ok::<_, pgrx::spi::Error>((row.get::<pg_sys::Oid>(1)?, row.get::<bool>(2)?))
+    })
+    .unwrap_or((None, None));
+    let Some(owner) = owner else {
+        StreamError::NotFound {
+            name: table.display_name(),
+        }
+        .raise()
+    };
+    if is_member != Some(true) {
         StreamError::NotOwner {
             name: table.display_name(),
         }
         .raise();
     }
-}
-
-/// The role that owns the stream table's relation.
-pub fn owner_of(table: &StreamTable) -> pg_sys::Oid {
-    Spi::get_one_with_args::<pg_sys::Oid>(
-        "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
-        &[table.relid.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| {
-        StreamError::NotFound {
-            name: table.display_name(),
-        }
-        .raise()
-    })
+    owner
 }

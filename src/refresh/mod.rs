@@ -166,8 +166,7 @@ pub fn refresh_now(
     };
     // Like REFRESH MATERIALIZED VIEW: only the owner (or a member of the owning role) may
     // refresh, and the query runs with the owner's privileges, not the caller's.
-    resolve::require_owner(&table);
-    let owner = resolve::owner_of(&table);
+    let owner = resolve::require_owner(&table);
     let clock = Clock::start();
     // Nothing to do when no source changed: for a scheduled refresh, and for any refresh of a
     // DIFFERENTIAL stream table (which a recompute would not change either). A manual FULL
@@ -213,13 +212,11 @@ struct Clock {
 
 impl Clock {
     fn start() -> Clock {
+        // What clock_timestamp() returns, without a statement.
+        let now = unsafe { pg_sys::GetCurrentTimestamp() };
         Clock {
-            started_at: Spi::get_one::<TimestampWithTimeZone>(
-                "SELECT pg_catalog.clock_timestamp()",
-            )
-            .ok()
-            .flatten()
-            .expect("clock_timestamp() returned NULL"),
+            started_at: TimestampWithTimeZone::try_from(now)
+                .expect("the current time is a valid timestamp"),
             timer: std::time::Instant::now(),
         }
     }
