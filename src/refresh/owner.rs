@@ -249,9 +249,10 @@ impl Refresh<'_> {
         plan: Option<&Plan>,
     ) -> (Step, Option<FilledDeltas>) {
         let plan = plan.expect("the refresh decision weighed changes it had not planned");
-        let filled = self
-            .execution(plan, &mode::identity_of(&self.table))
-            .fill_deltas();
+        let filled = planned_for_cached_data(|| {
+            self.execution(plan, &mode::identity_of(&self.table))
+                .fill_deltas()
+        });
         let thresholds = crate::gucs::full_fractions();
         found.volume = Some(
             crate::change_volume::threshold(found.mode, thresholds).and_then(|_| {
@@ -312,6 +313,15 @@ impl Refresh<'_> {
     /// Carries out `step`: `plan` is the DIFFERENTIAL plan (if one was made), `filled` its
     /// change sets (if they were filled).
     fn carry_out(self, step: Step, plan: Option<&Plan>, filled: Option<FilledDeltas>) -> Outcome {
+        let wrote = !matches!(step, Step::Skip { .. } | Step::NothingToApply);
+        let outcome = self.run_step(step, plan, filled);
+        if wrote {
+            analyze_if_never_analyzed(&self.table);
+        }
+        outcome
+    }
+
+    fn run_step(&self, step: Step, plan: Option<&Plan>, filled: Option<FilledDeltas>) -> Outcome {
         let table = &self.table;
         match step {
             Step::Skip { why } => {
@@ -349,12 +359,45 @@ impl Refresh<'_> {
             Step::ApplyChanges => {
                 let plan = plan.expect("changes are applied as planned");
                 let filled = filled.expect("changes are applied once filled");
-                let applied = self
-                    .execution(plan, &mode::identity_of(table))
-                    .differential(filled);
+                let applied = planned_for_cached_data(|| {
+                    self.execution(plan, &mode::identity_of(table))
+                        .differential(filled)
+                });
                 self.outcome(RefreshKind::Differential, applied, None)
             }
         }
+    }
+}
+
+/// Runs `body` (the statements of a DIFFERENTIAL refresh) with random_page_cost at most 1.1, as
+/// for data in memory: a change set probes the stream table, its private tables and its sources
+/// by index, a few pages each, which the default 4 prices as if each page came from disk, so the
+/// planner hashed the whole stream table in every statement instead (a 1 000-row change to a
+/// 100 000-row join: 130 ms, 47 ms with 1.1; 10 %: no slower). FULL refreshes keep the setting.
+fn planned_for_cached_data<R>(body: impl FnOnce() -> R) -> R {
+    // SAFETY: a GUC variable, read in the backend's one thread.
+    if unsafe { pg_sys::random_page_cost } <= 1.1 {
+        return body();
+    }
+    crate::settings::with_settings(&[(c"random_page_cost", "1.1")], body)
+}
+
+/// Analyzes the stream table once, after the refresh that first fills it: until then the
+/// planner has no statistics on its key index's hash expression and guesses hundreds of rows per
+/// probe, so it applies changes by a scan of the whole table (a 100-row change to a 100 000-row
+/// join took 80 ms instead of 10). Later statistics are autovacuum's, as for any table. A
+/// partitioned stream table's partitions are left to it too.
+fn analyze_if_never_analyzed(table: &StreamTable) {
+    let never = Spi::get_one_with_args::<bool>(
+        "SELECT c.reltuples < 0 AND c.relkind = 'r' FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        &[table.relid.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if never {
+        Spi::run(&format!("ANALYZE {}", table.qualified()))
+            .unwrap_or_else(|e| panic!("analyzing {} failed: {e}", table.display_name()));
     }
 }
 
