@@ -61,6 +61,16 @@ impl Execution<'_> {
         self.snapshot.run(statement, &self.params)
     }
 
+    /// The int8 `statement` returns (0 for NULL).
+    fn count(&self, statement: &str) -> i64 {
+        self.plain(statement)
+            .1
+            .first()
+            .copied()
+            .flatten()
+            .unwrap_or(0)
+    }
+
     fn relation_of(&self, stage: &StagePlan) -> String {
         if stage.index + 1 == self.plan.stages.len() {
             self.table.qualified()
@@ -202,17 +212,15 @@ impl Execution<'_> {
                     .restricted(&sql::capture_fresh(&work, &stage.full_sql, columns))
                     .0 as i64;
                 work_tables::analyze(&[&work], 1);
-                let counts = self
-                    .plain(&sql::full_keyed_counts(&target, &work, columns, key))
-                    .1;
+                let inserted = self.count(&sql::new_keys_count(&target, &work, key));
                 let [delete, merge] = sql::full_keyed(&target, &work, columns, key);
                 let deleted = self.plain(&delete).0 as i64;
-                self.plain(&merge);
+                let merged = self.plain(&merge).0 as i64;
                 // (A small result is deleted: TRUNCATE makes a new file every refresh.)
                 work_tables::empty(&[&work], filled);
                 AppliedChanges {
-                    inserted: counts.first().copied().flatten().unwrap_or(0),
-                    updated: counts.get(1).copied().flatten().unwrap_or(0),
+                    inserted,
+                    updated: merged - inserted,
                     deleted,
                 }
             }
@@ -367,15 +375,7 @@ impl Execution<'_> {
         change_set: Option<&str>,
     ) -> AppliedChanges {
         work_tables::analyze(&[fresh], 1);
-        let counts = self
-            .plain(&sql::keyed_counts(
-                target,
-                affected,
-                fresh,
-                &stage.columns,
-                key,
-            ))
-            .1;
+        let inserted = self.count(&sql::new_keys_count(target, fresh, key));
         if let Some(change_set) = change_set {
             self.plain(&sql::keyed_change_set(
                 change_set,
@@ -387,13 +387,13 @@ impl Execution<'_> {
             ));
         }
         let [delete, merge] = sql::apply_keyed(target, affected, fresh, &stage.columns, key);
-        self.plain(&delete);
-        self.plain(&merge);
+        let deleted = self.plain(&delete).0 as i64;
+        let merged = self.plain(&merge).0 as i64;
         work_tables::empty(&[affected, fresh], 1);
         AppliedChanges {
-            inserted: counts.first().copied().flatten().unwrap_or(0),
-            updated: counts.get(1).copied().flatten().unwrap_or(0),
-            deleted: counts.get(2).copied().flatten().unwrap_or(0),
+            inserted,
+            updated: merged - inserted,
+            deleted,
         }
     }
 

@@ -243,36 +243,14 @@ pub fn apply_keyed(
     ]
 }
 
-/// Rows a keyed apply inserts, updates and deletes: `(inserted, updated, deleted)`, counted
-/// before it runs.
-pub fn keyed_counts(
-    target: &str,
-    affected: &str,
-    fresh: &str,
-    columns: &[String],
-    key: &[String],
-) -> String {
+/// How many rows of `fresh` (recomputed rows of a keyed relation) have a key `target` lacks:
+/// the rows the apply inserts, counted before it runs. (The apply's statements count the rest:
+/// its MERGE acts on inserted and updated rows, its DELETE on deleted ones.)
+pub fn new_keys_count(target: &str, fresh: &str, key: &[String]) -> String {
     format!(
-        "SELECT (SELECT count(*) FROM {fresh} __pgs_f WHERE NOT EXISTS (SELECT 1 FROM {target} __pgs_t WHERE {fm}))::pg_catalog.int8, \
-                (SELECT count(*) FROM {fresh} __pgs_f JOIN {target} __pgs_t ON {fm} WHERE {ft} IS DISTINCT FROM {tt})::pg_catalog.int8, \
-                (SELECT count(*) FROM {target} __pgs_t WHERE EXISTS (SELECT 1 FROM {affected} __pgs_a WHERE {am}) \
-                   AND NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE {fm}))::pg_catalog.int8",
-        fm = key_match_sql("__pgs_f", "__pgs_t", key),
-        am = affected_match("__pgs_a", "__pgs_t", key),
-        ft = row_text("__pgs_f", columns),
-        tt = row_text("__pgs_t", columns),
-    )
-}
-
-/// Rows a FULL refresh of a keyed relation from `work` inserts and updates:
-/// `(inserted, updated)`, counted before it runs.
-pub fn full_keyed_counts(target: &str, work: &str, columns: &[String], key: &[String]) -> String {
-    format!(
-        "SELECT (SELECT count(*) FROM {work} __pgs_f WHERE NOT EXISTS (SELECT 1 FROM {target} __pgs_t WHERE {m}))::pg_catalog.int8, \
-                (SELECT count(*) FROM {work} __pgs_f JOIN {target} __pgs_t ON {m} WHERE {ft} IS DISTINCT FROM {tt})::pg_catalog.int8",
+        "SELECT count(*)::pg_catalog.int8 FROM {fresh} __pgs_f \
+         WHERE NOT EXISTS (SELECT 1 FROM {target} __pgs_t WHERE {m})",
         m = key_match_sql("__pgs_f", "__pgs_t", key),
-        ft = row_text("__pgs_f", columns),
-        tt = row_text("__pgs_t", columns),
     )
 }
 
