@@ -225,10 +225,13 @@ pub fn apply_keyed(
     [
         // A MERGE driven by the (distinct) affected keys that have no row now: a join the
         // planner can run as index lookups into the target for a few keys, or hash for many.
+        // (OFFSET 0: the keys are found first, between the two work tables; joined to the
+        // target first, the key match's underestimate made a nested loop over the fresh rows
+        // for every affected row: 4.3 s for 10 000 keys.)
         format!(
             "MERGE INTO {target} __pgs_t \
              USING (SELECT __pgs_a.* FROM {affected} __pgs_a \
-                    WHERE NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE {gone})) __pgs_a \
+                    WHERE NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE {gone}) OFFSET 0) __pgs_a \
              ON {am} WHEN MATCHED THEN DELETE",
             gone = affected_match("__pgs_a", "__pgs_f", key),
             am = affected_match("__pgs_a", "__pgs_t", key),
