@@ -375,28 +375,40 @@ impl Refresh<'_> {
 /// planner hashed the whole stream table in every statement instead (a 1 000-row change to a
 /// 100 000-row join: 130 ms, 47 ms with 1.1; 10 %: no slower). FULL refreshes keep the setting.
 fn planned_for_cached_data<R>(body: impl FnOnce() -> R) -> R {
-    // SAFETY: a GUC variable, read in the backend's one thread.
-    if unsafe { pg_sys::random_page_cost } <= 1.1 {
+    // SAFETY: GUC variables, read in the backend's one thread.
+    let (random, sequential) = unsafe { (pg_sys::random_page_cost, pg_sys::seq_page_cost) };
+    // (Never below a sequential page: random access is not cheaper than that.)
+    let cached = sequential.max(1.1);
+    if random <= cached {
         return body();
     }
-    crate::settings::with_settings(&[(c"random_page_cost", "1.1")], body)
+    crate::settings::with_settings(&[(c"random_page_cost", &cached.to_string())], body)
 }
 
 /// Analyzes the stream table once, after the refresh that first fills it: until then the
 /// planner has no statistics on its key index's hash expression and guesses hundreds of rows per
 /// probe, so it applies changes by a scan of the whole table (a 100-row change to a 100 000-row
 /// join took 80 ms instead of 10). Later statistics are autovacuum's, as for any table. A
-/// partitioned stream table's partitions are left to it too.
+/// partitioned stream table's partitions are left to it too. "Never" is read from the row count
+/// and the statistics both: a rolled-back ANALYZE keeps its row count (written in place) but not
+/// its statistics. SKIP_LOCKED: a refresh does not wait for a VACUUM or ANALYZE of the table (the
+/// next refresh tries again).
 fn analyze_if_never_analyzed(table: &StreamTable) {
     let never = Spi::get_one_with_args::<bool>(
-        "SELECT c.reltuples < 0 AND c.relkind = 'r' FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        "SELECT c.relkind = 'r' \
+                AND (c.reltuples < 0 \
+                     OR (c.reltuples > 0 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stats s \
+                                                         WHERE s.schemaname = n.nspname \
+                                                           AND s.tablename = c.relname))) \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.oid = $1",
         &[table.relid.into()],
     )
     .ok()
     .flatten()
     .unwrap_or(false);
     if never {
-        Spi::run(&format!("ANALYZE {}", table.qualified()))
+        Spi::run(&format!("ANALYZE (SKIP_LOCKED) {}", table.qualified()))
             .unwrap_or_else(|e| panic!("analyzing {} failed: {e}", table.display_name()));
     }
 }

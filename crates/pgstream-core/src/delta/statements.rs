@@ -199,7 +199,8 @@ pub fn keyed_change_set(
 
 /// Applies a keyed relation's recomputed keys: deletes the rows of affected keys that have no
 /// fresh row, updates in place the rows whose fresh row differs, inserts the new keys. Returns
-/// the DELETE and the MERGE; the MERGE returns nothing, so rows are counted separately.
+/// the DELETE and the MERGE, whose row counts are the deleted rows and the inserted and updated
+/// ones (the inserted counted first: [`new_keys_count`]).
 pub fn apply_keyed(
     target: &str,
     affected: &str,
