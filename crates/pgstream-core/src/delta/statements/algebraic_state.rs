@@ -1,0 +1,189 @@
+//! The statements that keep an aggregate stage's algebraic state (per-group counts, sums and
+//! extremes) and derive its output rows from it (pure SQL text).
+
+use super::{key_index, listed};
+use crate::delta::ir::key_match_sql;
+
+/// The work table of per-group deltas, shaped by the state table.
+pub fn groups_work(plan: &crate::delta::algebraic::AlgebraicPlan, state: &str) -> String {
+    let mut items: Vec<String> = (0..plan.keys)
+        .map(|i| format!("__pgs_s.__pgs_k{i}"))
+        .collect();
+    items.push("__pgs_s.__pgs_n AS __pgs_dn".into());
+    for (j, a) in plan.aggregates.iter().enumerate() {
+        use crate::delta::algebraic::Kind::*;
+        match a.kind {
+            CountStar => {}
+            Count => items.push(format!("__pgs_s.__pgs_c{j} AS __pgs_dc{j}")),
+            Sum | Avg => {
+                items.push(format!("__pgs_s.__pgs_c{j} AS __pgs_dc{j}"));
+                items.push(format!("__pgs_s.__pgs_s{j} AS __pgs_ds{j}"));
+            }
+            Min | Max => {
+                items.push(format!("__pgs_s.__pgs_c{j} AS __pgs_dc{j}"));
+                items.push(format!("__pgs_s.__pgs_m{j} AS __pgs_ins{j}"));
+                items.push(format!("__pgs_s.__pgs_m{j} AS __pgs_del{j}"));
+            }
+        }
+    }
+    format!(
+        "AS SELECT {} FROM {state} __pgs_s WITH NO DATA",
+        items.join(", ")
+    )
+}
+
+/// The state's keys as key columns of the state table.
+fn state_keys(plan: &crate::delta::algebraic::AlgebraicPlan) -> Vec<String> {
+    crate::delta::algebraic::key_columns(plan)
+}
+
+/// Captures the per-group deltas into `groups`.
+pub fn capture_groups(groups: &str, plan: &crate::delta::algebraic::AlgebraicPlan) -> String {
+    format!(
+        "INSERT INTO {groups} SELECT * FROM (\n{}\n) __pgs_d",
+        plan.delta_sql
+    )
+}
+
+/// The groups whose MIN / MAX lost its extreme, into `rescan`, and their state recomputed, into
+/// `state_work`.
+pub fn capture_rescan(
+    groups: &str,
+    rescan: &str,
+    state_work: &str,
+    state: &str,
+    plan: &crate::delta::algebraic::AlgebraicPlan,
+) -> Option<[String; 2]> {
+    let condition = plan.rescan_condition.as_ref()?;
+    let keys = state_keys(plan);
+    let key_list: Vec<String> = keys.iter().map(|k| format!("__pgs_d.{k}")).collect();
+    let select_keys = if key_list.is_empty() {
+        "0".to_string()
+    } else {
+        key_list.join(", ")
+    };
+    let new_groups = plan
+        .new_group_rescan_condition
+        .as_deref()
+        .unwrap_or("false");
+    Some([
+        format!(
+            "INSERT INTO {rescan} SELECT {select_keys} FROM {groups} __pgs_d LEFT JOIN {state} __pgs_s ON {m} \
+             WHERE CASE WHEN __pgs_s.__pgs_n IS NULL THEN {new_groups} ELSE {condition} END",
+            m = key_match_sql("__pgs_d", "__pgs_s", &keys),
+        ),
+        format!("INSERT INTO {state_work} {}", plan.rescan_sql),
+    ])
+}
+
+/// Moves the state by the deltas: rescanned groups replaced by their recomputed state, every
+/// other touched group's counts and sums moved, empty groups dropped.
+pub fn update_state(
+    plan: &crate::delta::algebraic::AlgebraicPlan,
+    state: &str,
+    groups: &str,
+    rescan: &str,
+    state_work: &str,
+) -> Vec<String> {
+    let keys = state_keys(plan);
+    // Matched on the key hash first (hashable, and the state's unique index leads with it),
+    // then on the keys with NULLs equal: never a nested loop over the whole state.
+    let rescanned = |alias: &str| {
+        if keys.is_empty() {
+            format!("EXISTS (SELECT 1 FROM {rescan})")
+        } else {
+            format!(
+                "EXISTS (SELECT 1 FROM {rescan} __pgs_r WHERE {})",
+                key_match_sql("__pgs_r", alias, &keys)
+            )
+        }
+    };
+    let columns = plan.state_columns.join(", ");
+    let key_list = keys.join(", ");
+    let insert_keys = if keys.is_empty() {
+        String::new()
+    } else {
+        format!("{key_list}, ")
+    };
+    let delta_keys: Vec<String> = keys.iter().map(|k| format!("__pgs_d.{k}")).collect();
+    let delta_keys = if delta_keys.is_empty() {
+        String::new()
+    } else {
+        format!("{}, ", delta_keys.join(", "))
+    };
+    let mut statements = Vec::new();
+    if plan.rescan_condition.is_some() {
+        statements.push(format!(
+            "DELETE FROM {state} __pgs_s WHERE {}",
+            rescanned("__pgs_s")
+        ));
+        statements.push(format!("INSERT INTO {state} SELECT * FROM {state_work}"));
+    }
+    statements.push(format!(
+        "UPDATE {state} __pgs_s SET {} FROM {groups} __pgs_d WHERE {m} AND NOT {r}",
+        plan.state_updates.join(", "),
+        m = key_match_sql("__pgs_s", "__pgs_d", &keys),
+        r = rescanned("__pgs_d"),
+    ));
+    statements.push(format!(
+        "INSERT INTO {state} ({insert_keys}{columns}) SELECT {delta_keys}{} FROM {groups} __pgs_d \
+         WHERE NOT {r} AND NOT EXISTS (SELECT 1 FROM {state} __pgs_s WHERE {m})",
+        plan.new_state.join(", "),
+        r = rescanned("__pgs_d"),
+        m = key_match_sql("__pgs_s", "__pgs_d", &keys),
+    ));
+    if !plan.scalar {
+        statements.push(format!("DELETE FROM {state} WHERE __pgs_n = 0"));
+    }
+    statements
+}
+
+/// The touched groups' keys into `affected`, their output rows from the state into `fresh`.
+pub fn algebraic_outputs(
+    plan: &crate::delta::algebraic::AlgebraicPlan,
+    state: &str,
+    groups: &str,
+    affected: &str,
+    fresh: &str,
+    columns: &[String],
+) -> [String; 2] {
+    let keys = state_keys(plan);
+    let width = keys.len().max(1);
+    let key_columns: Vec<String> = (0..width).map(|i| format!("__pgs_k{i}")).collect();
+    let from_groups = if keys.is_empty() {
+        "0".to_string()
+    } else {
+        keys.iter()
+            .map(|k| format!("__pgs_d.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let having = plan
+        .having
+        .as_ref()
+        .map(|h| format!(" AND ({h})"))
+        .unwrap_or_default();
+    let live = if plan.scalar {
+        "true".to_string()
+    } else {
+        "__pgs_s.__pgs_n > 0".to_string()
+    };
+    [
+        format!(
+            "INSERT INTO {affected} ({}) SELECT DISTINCT {from_groups} FROM {groups} __pgs_d",
+            key_columns.join(", ")
+        ),
+        format!(
+            "INSERT INTO {fresh} ({targets}) SELECT {outputs} FROM {state} __pgs_s \
+             WHERE EXISTS (SELECT 1 FROM {groups} __pgs_d WHERE {m}) AND {live}{having}",
+            targets = listed("", columns),
+            outputs = plan.outputs.join(", "),
+            m = key_match_sql("__pgs_s", "__pgs_d", &keys),
+        ),
+    ]
+}
+
+/// The state table's identity index: unique on its keys' hash and its keys, NULLs equal.
+pub fn state_index(state: &str, plan: &crate::delta::algebraic::AlgebraicPlan) -> String {
+    key_index(state, None, &state_keys(plan), &[])
+}
