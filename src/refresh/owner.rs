@@ -315,7 +315,8 @@ impl Refresh<'_> {
     fn carry_out(self, step: Step, plan: Option<&Plan>, filled: Option<FilledDeltas>) -> Outcome {
         let wrote = !matches!(step, Step::Skip { .. } | Step::NothingToApply);
         let outcome = self.run_step(step, plan, filled);
-        if wrote {
+        // (Only until a refresh has committed: the check reads pg_stats, about 1 ms a call.)
+        if wrote && !self.table.populated {
             analyze_if_never_analyzed(&self.table);
         }
         outcome
@@ -389,10 +390,10 @@ fn planned_for_cached_data<R>(body: impl FnOnce() -> R) -> R {
 /// planner has no statistics on its key index's hash expression and guesses hundreds of rows per
 /// probe, so it applies changes by a scan of the whole table (a 100-row change to a 100 000-row
 /// join took 80 ms instead of 10). Later statistics are autovacuum's, as for any table. A
-/// partitioned stream table's partitions are left to it too. "Never" is read from the row count
-/// and the statistics both: a rolled-back ANALYZE keeps its row count (written in place) but not
-/// its statistics. SKIP_LOCKED: a refresh does not wait for a VACUUM or ANALYZE of the table (the
-/// next refresh tries again).
+/// partitioned stream table's partitions are left to it too. Asked by refreshes until one has
+/// committed; "never" is read from the row count and the statistics both: a rolled-back ANALYZE
+/// keeps its row count (written in place) but not its statistics. SKIP_LOCKED: a refresh does
+/// not wait for a VACUUM or ANALYZE of the table (autovacuum analyzes it later instead).
 fn analyze_if_never_analyzed(table: &StreamTable) {
     let never = Spi::get_one_with_args::<bool>(
         "SELECT c.relkind = 'r' \
