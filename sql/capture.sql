@@ -87,8 +87,9 @@ END
 $$;
 
 -- What kind of Citus table `relation` is (NULL: none, or Citus is not installed). Writes to a
--- distributed or reference table run on the workers' shards: triggers on the coordinator's
--- table never fire, so its changes cannot be captured there.
+-- distributed or reference table run on its shards: triggers on the coordinator's table never
+-- fire, so its changes are captured by row triggers on the shards (src/capture/citus.rs), for
+-- DIFFERENTIAL readers only; a single-shard or Citus local table is not captured.
 CREATE FUNCTION pgstream._citus_kind(relation oid) RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -139,7 +140,7 @@ BEGIN
                                              JOIN pg_class m ON m.oid = t WHERE m.relpersistence <> 'p')
                 THEN 'unlogged partition'
             WHEN c.relrowsecurity THEN 'row-level security'
-            WHEN pgstream._citus_kind(c.oid) IS NOT NULL THEN pgstream._citus_kind(c.oid)
+            WHEN pgstream._citus_kind(c.oid) = 'Citus single-shard or local table' THEN pgstream._citus_kind(c.oid)
             WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r
                          WHERE r.srrelid = c.oid OR r.srrelid IN (SELECT pgstream._partition_members(c.oid)))
                 THEN 'logical replication target'
@@ -316,7 +317,8 @@ END
 $$;
 
 -- The buffer of `source` and its reading view exist, the buffer keeps every needed column with
--- its type, and all the triggers are in place.
+-- its type, and all the triggers are in place (and, for a Citus distributed table, its shard
+-- buffer).
 CREATE FUNCTION pgstream._row_capture_current(source oid) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -326,6 +328,8 @@ BEGIN
         SELECT s.has_buffer AND s.missing IS NULL AND NOT s.retyped AND s.row_triggers = 3
            AND s.statement_trigger IS NOT NULL
            AND to_regclass(format('pgstream.%I', '_rows_' || source)) IS NOT NULL
+           AND (to_regclass(format('pgstream_changes.%I', 'shard_rows_' || source)) IS NOT NULL
+                OR pgstream._citus_kind(source) IS DISTINCT FROM 'Citus distributed table')
            AND cardinality(pgstream._members_incomplete(source, true, true)) = 0
            AND NOT pgstream._detach_pending(source)
         FROM pgstream._capture_state(source) s);
@@ -354,8 +358,9 @@ END
 $$;
 
 -- Whether every change of `source` is recorded: a table whose statement trigger is enabled
--- ALWAYS and fires on every change, or on TRUNCATE only beside the three row-capture triggers
--- (which record the other statements); and, partitioned, every member of its tree likewise.
+-- ALWAYS and fires on every change (never for a Citus table: it would not fire), or on TRUNCATE
+-- only beside the three row-capture triggers (which record the other statements); and,
+-- partitioned, every member of its tree likewise.
 CREATE FUNCTION pgstream._statements_captured(source oid) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -366,7 +371,7 @@ BEGIN
            AND EXISTS (SELECT 1 FROM pg_trigger t
                        WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture' AND t.tgenabled = 'A'
                          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
-                         AND (t.tgtype = 60
+                         AND ((t.tgtype = 60 AND pgstream._citus_kind(source) IS NULL)
                               OR (t.tgtype = 32
                                   AND (SELECT count(*) FROM pg_trigger r
                                        WHERE r.tgrelid = source AND r.tgenabled = 'A'

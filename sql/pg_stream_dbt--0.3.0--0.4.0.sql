@@ -1,7 +1,7 @@
 -- pg_stream_dbt 0.3.0 -> 0.4.0 (ALTER EXTENSION pg_stream_dbt UPDATE): create_stream_table takes
 -- partition_by (a stream table may be a partitioned table); add_partition is new. Stream tables, catalog rows, capture
--- triggers and change buffers are kept as they are. Citus tables count as sources whose changes
--- cannot be captured (the capture triggers on a coordinator never fire for writes to shards).
+-- triggers and change buffers are kept as they are. Citus distributed and reference tables are
+-- captured by row triggers on their shards, for DIFFERENTIAL readers.
 
 -- Whoever may execute the old create_stream_table may execute the new one (an administrator
 -- may have revoked it from PUBLIC): its privileges are kept across the DROP and CREATE.
@@ -73,10 +73,11 @@ VOLATILE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'add_partition_wrapper';
 
--- Citus tables cannot be captured on the coordinator: their readers are FULL, never skipped.
+-- Citus distributed and reference tables are captured by row triggers on their shards.
 -- What kind of Citus table `relation` is (NULL: none, or Citus is not installed). Writes to a
--- distributed or reference table run on the workers' shards: triggers on the coordinator's
--- table never fire, so its changes cannot be captured there.
+-- distributed or reference table run on its shards: triggers on the coordinator's table never
+-- fire, so its changes are captured by row triggers on the shards (src/capture/citus.rs), for
+-- DIFFERENTIAL readers only; a single-shard or Citus local table is not captured.
 CREATE FUNCTION pgstream._citus_kind(relation oid) RETURNS text
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -127,7 +128,7 @@ BEGIN
                                              JOIN pg_class m ON m.oid = t WHERE m.relpersistence <> 'p')
                 THEN 'unlogged partition'
             WHEN c.relrowsecurity THEN 'row-level security'
-            WHEN pgstream._citus_kind(c.oid) IS NOT NULL THEN pgstream._citus_kind(c.oid)
+            WHEN pgstream._citus_kind(c.oid) = 'Citus single-shard or local table' THEN pgstream._citus_kind(c.oid)
             WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r
                          WHERE r.srrelid = c.oid OR r.srrelid IN (SELECT pgstream._partition_members(c.oid)))
                 THEN 'logical replication target'
@@ -413,6 +414,8 @@ BEGIN
         SELECT s.has_buffer AND s.missing IS NULL AND NOT s.retyped AND s.row_triggers = 3
            AND s.statement_trigger IS NOT NULL
            AND to_regclass(format('pgstream.%I', '_rows_' || source)) IS NOT NULL
+           AND (to_regclass(format('pgstream_changes.%I', 'shard_rows_' || source)) IS NOT NULL
+                OR pgstream._citus_kind(source) IS DISTINCT FROM 'Citus distributed table')
            AND cardinality(pgstream._members_incomplete(source, true, true)) = 0
            AND NOT pgstream._detach_pending(source)
         FROM pgstream._capture_state(source) s);
@@ -429,7 +432,7 @@ BEGIN
            AND EXISTS (SELECT 1 FROM pg_trigger t
                        WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture' AND t.tgenabled = 'A'
                          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
-                         AND (t.tgtype = 60
+                         AND ((t.tgtype = 60 AND pgstream._citus_kind(source) IS NULL)
                               OR (t.tgtype = 32
                                   AND (SELECT count(*) FROM pg_trigger r
                                        WHERE r.tgrelid = source AND r.tgenabled = 'A'

@@ -2,6 +2,7 @@
 //! the buffers of changed rows for DIFFERENTIAL readers, and the set-up that keeps them in step
 //! with the catalog.
 
+pub mod citus;
 pub mod objects;
 pub mod partitions;
 pub mod setup;

@@ -68,6 +68,17 @@ pub fn buffer_table(relid: u32) -> String {
     format!("{PRIVATE_SCHEMA}.\"{}\"", buffer_name(relid))
 }
 
+/// Unquoted name of the shard buffer of Citus distributed source `relid` (in [`PRIVATE_SCHEMA`]):
+/// distributed like the source, each shard's changes kept on the shard's node until drained.
+pub fn shard_buffer_name(relid: u32) -> String {
+    format!("shard_rows_{relid}")
+}
+
+/// The shard buffer of source `relid`, qualified and quoted.
+pub fn shard_buffer_table(relid: u32) -> String {
+    format!("{PRIVATE_SCHEMA}.\"{}\"", shard_buffer_name(relid))
+}
+
 /// The view through which refreshes read the buffer of source `relid` (it shows the rows only
 /// to roles that may read the source), qualified and quoted.
 pub fn reader_view(relid: u32) -> String {
@@ -82,6 +93,10 @@ mod tests {
     fn names_follow_the_source_oid() {
         assert_eq!(buffer_table(16384), "pgstream_changes.\"rows_16384\"");
         assert_eq!(reader_view(16384), "pgstream.\"_rows_16384\"");
+        assert_eq!(
+            shard_buffer_table(16384),
+            "pgstream_changes.\"shard_rows_16384\""
+        );
         assert_eq!(member_statement_trigger(7), "pgstream_part_7");
         let rows: Vec<String> = member_row_triggers(7).into_iter().map(|t| t.0).collect();
         assert_eq!(

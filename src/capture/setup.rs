@@ -8,6 +8,7 @@ use super::objects::{
     buffer_table, member_row_triggers, member_statement_trigger, reader_view, BUFFER_HEADER,
     ROW_TRIGGERS, STATEMENT_TRIGGER,
 };
+use super::citus::{self, CitusKind};
 use crate::catalog;
 use pgrx::prelude::*;
 use std::cell::Cell;
@@ -186,9 +187,17 @@ fn sync_source(source: pg_sys::Oid) {
             locked = true;
         }
     };
-    let wanted = state.read && state.capturable;
+    // A Citus table is captured only for DIFFERENTIAL readers, by row triggers on its shards:
+    // a statement trigger on the coordinator would never fire (its FULL readers are never
+    // skipped instead).
+    let citus = citus::kind_of(source);
+    let wanted = state.read && state.capturable && (citus.is_none() || state.differential);
     if wanted && state.differential {
-        if !state.has_buffer || state.retyped {
+        // A shard buffer is remade with its coordinator buffer (it has the same columns).
+        let remake = !state.has_buffer
+            || state.retyped
+            || (citus.is_some() && !state.missing.is_empty());
+        if remake {
             lock();
             create_buffer(source);
         } else if !state.missing.is_empty() {
@@ -205,7 +214,14 @@ fn sync_source(source: pg_sys::Oid) {
             ));
             create_reader_view(relid, source);
         }
-        if state.row_triggers != ROW_TRIGGERS.len() as i64 {
+        if citus == Some(CitusKind::Distributed) && (remake || !citus::has_shard_buffer(relid)) {
+            lock();
+            citus::create_shard_buffer(source);
+        }
+        if let (Some(kind), true) = (citus, state.row_triggers != ROW_TRIGGERS.len() as i64) {
+            lock();
+            citus::install_row_triggers(&table, relid, kind);
+        } else if state.row_triggers != ROW_TRIGGERS.len() as i64 {
             lock();
             for (name, event, referencing) in ROW_TRIGGERS {
                 run(&format!(
@@ -241,7 +257,12 @@ fn sync_source(source: pg_sys::Oid) {
         state.row_triggers > 0 || state.statement_trigger.is_some()
     };
     sync_members(source, wanted, false);
-    if unwanted_triggers && try_lock_exclusively(source) {
+    if unwanted_triggers && citus.is_some() && try_lock_exclusively(source) {
+        citus::drop_row_triggers(&table);
+        run(&format!(
+            "DROP TRIGGER IF EXISTS {STATEMENT_TRIGGER} ON {table}"
+        ));
+    } else if unwanted_triggers && try_lock_exclusively(source) {
         for (name, _, _) in ROW_TRIGGERS {
             run(&format!("DROP TRIGGER IF EXISTS {name} ON {table}"));
         }
@@ -423,14 +444,20 @@ fn drop_capture_triggers(relation: pg_sys::Oid) {
     .ok()
     .flatten()
     .unwrap_or_default();
+    let citus = citus::kind_of(relation).is_some();
     for statement in statements {
-        run(&statement);
+        if citus {
+            citus::drop_trigger(&statement);
+        } else {
+            run(&statement);
+        }
     }
     drop_buffer(relation.to_u32());
 }
 
 /// Drops the buffer of source `relid` and its reading view.
 fn drop_buffer(relid: u32) {
+    citus::drop_shard_buffer(relid);
     drop_if_exists("VIEW", &reader_view(relid));
     drop_if_exists("TABLE", &buffer_table(relid));
 }
@@ -496,7 +523,7 @@ fn drop_private_tables() {
                     CASE c.relkind WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END, n.nspname, c.relname) \
                 ORDER BY c.relkind DESC), '{}') \
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE (n.nspname = 'pgstream_changes' AND c.relkind = 'r' AND c.relname ~ '^(rows|agg|aux)_[0-9]') \
+         WHERE (n.nspname = 'pgstream_changes' AND c.relkind = 'r' AND c.relname ~ '^(rows|agg|aux|shard_rows)_[0-9]') \
             OR (n.nspname = 'pgstream' AND c.relkind = 'v' AND c.relname ~ '^_rows_[0-9]+$')",
     )
     .ok()

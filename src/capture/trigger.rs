@@ -2,6 +2,7 @@
 //! appends the rows of its transition tables to the source's change buffer with one prepared
 //! INSERT (plans kept per backend, keyed by the shapes of the source and the buffer).
 
+use super::citus;
 use super::objects::{
     buffer_name, buffer_table, BUFFER_HEADER, CHANGE_SEQUENCE, NEW_ROWS, OLD_ROWS, PRIVATE_SCHEMA,
 };
@@ -214,31 +215,57 @@ unsafe extern "C-unwind" {
     fn get_partition_ancestors(relid: pg_sys::Oid) -> *mut pg_sys::List;
 }
 
-/// The source whose changes the statement the trigger fired for made: the relation it fired on,
-/// or, for a member of a captured partition tree, the source its argument names (`None` when
-/// that relation has left the tree since: its writes are nobody's changes).
-unsafe fn recorded_source(data: &pg_sys::TriggerData) -> Option<pg_sys::Oid> {
+/// Where the rows of a trigger call go.
+enum Destination {
+    /// Recorded as changes of this source: its statement record, and its buffer's rows.
+    Source(pg_sys::Oid),
+    /// Appended to this shard (oid, qualified name) of a Citus shard buffer; the coordinator
+    /// records the statement when a refresh drains them.
+    ShardBuffer(pg_sys::Oid, String),
+}
+
+/// Where the changes of the statement the trigger fired for go: the relation it fired on; for a
+/// member of a captured partition tree, the source its argument names (`None` when that
+/// relation has left the tree since: its writes are nobody's changes); for a shard of a Citus
+/// table (a second argument says which kind), the co-located shard buffer of a distributed
+/// table, or the coordinator's buffer from the coordinator's placement of a reference table
+/// (`None` on the other nodes, and where the shard buffer is gone: nobody reads it).
+unsafe fn destination(data: &pg_sys::TriggerData) -> Option<Destination> {
     let relation = (*data.tg_relation).rd_id;
     let trigger = &*data.tg_trigger;
     if trigger.tgnargs < 1 {
-        return Some(relation);
+        return Some(Destination::Source(relation));
     }
     let argument = CStr::from_ptr(*trigger.tgargs).to_str().ok()?;
     let source = pg_sys::Oid::from(argument.parse::<u32>().ok()?);
+    if trigger.tgnargs >= 2 {
+        let kind = CStr::from_ptr(*trigger.tgargs.add(1)).to_str().ok()?;
+        return match kind {
+            citus::REFERENCE => citus::on_coordinator().then_some(Destination::Source(source)),
+            citus::DISTRIBUTED => {
+                let shard = CStr::from_ptr((*(*data.tg_relation).rd_rel).relname.data.as_ptr())
+                    .to_string_lossy()
+                    .into_owned();
+                citus::colocated_shard_buffer(source.to_u32(), &shard)
+                    .map(|(oid, name)| Destination::ShardBuffer(oid, name))
+            }
+            _ => None,
+        };
+    }
     let ancestors = pg_sys::ffi::pg_guard_ffi_boundary(|| get_partition_ancestors(relation));
     let member = pgrx::PgList::<pg_sys::Oid>::from_pg(ancestors)
         .iter_oid()
         .any(|a| a == source);
-    member.then_some(source)
+    member.then_some(Destination::Source(source))
 }
 
 /// Captures one statement on a source: its change record, and its rows when the source has a
 /// change buffer (a source without one, e.g. right after a restore, records the statement only;
-/// its readers recompute).
+/// its readers recompute); or, on a shard of a Citus distributed table, its rows only.
 unsafe fn capture(trigdata: *mut pg_sys::TriggerData) {
     let data = &*trigdata;
     let source_rel = data.tg_relation;
-    let Some(source) = recorded_source(data) else {
+    let Some(destination) = destination(data) else {
         return;
     };
     let fired = data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
@@ -248,9 +275,16 @@ unsafe fn capture(trigdata: *mut pg_sys::TriggerData) {
         pg_sys::TRIGGER_EVENT_DELETE => Event::Delete,
         _ => return,
     };
+    let (recorded, buffer) = match destination {
+        Destination::Source(source) => (
+            Some(source),
+            buffer_of(source).map(|b| (b, buffer_table(source.to_u32()))),
+        ),
+        Destination::ShardBuffer(oid, name) => (None, Some((oid, name))),
+    };
     // The buffer's shape, read under the lock the INSERT takes anyway, so a buffer changed by a
     // concurrent set-up is seen as it is once that commits.
-    let append = buffer_of(source).and_then(|buffer| {
+    let append = buffer.and_then(|(buffer, name)| {
         let rel = pg_sys::try_table_open(buffer, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         if rel.is_null() {
             return None;
@@ -266,37 +300,39 @@ unsafe fn capture(trigdata: *mut pg_sys::TriggerData) {
             buffer: buffer.to_u32(),
             shape: fp.0,
         };
-        Some((key, source_columns, kept))
+        Some((key, name, source_columns, kept))
     });
 
     pgrx::spi::Spi::connect_mut(|_client| {
         if pg_sys::SPI_register_trigger_data(trigdata) < 0 {
             error!("pg_stream_dbt: registering the transition tables failed");
         }
-        let record = RECORD_STATEMENT.with(|cell| {
-            *cell.borrow_mut().get_or_insert_with(|| {
-                keep(
-                    &format!(
-                        "INSERT INTO {PRIVATE_SCHEMA}.statements (source_relid, operation) \
-                         VALUES ($1, $2) ON CONFLICT (source_relid, xid) DO NOTHING"
-                    ),
-                    &mut [pg_sys::OIDOID, pg_sys::TEXTOID],
-                )
-            })
-        });
-        let tag = event
-            .tag()
-            .into_datum()
-            .expect("a text datum is never NULL");
-        execute(record, &mut [pg_sys::Datum::from(source), tag]);
-        if let Some((key, source_columns, kept)) = append {
+        if let Some(source) = recorded {
+            let record = RECORD_STATEMENT.with(|cell| {
+                *cell.borrow_mut().get_or_insert_with(|| {
+                    keep(
+                        &format!(
+                            "INSERT INTO {PRIVATE_SCHEMA}.statements (source_relid, operation) \
+                             VALUES ($1, $2) ON CONFLICT (source_relid, xid) DO NOTHING"
+                        ),
+                        &mut [pg_sys::OIDOID, pg_sys::TEXTOID],
+                    )
+                })
+            });
+            let tag = event
+                .tag()
+                .into_datum()
+                .expect("a text datum is never NULL");
+            execute(record, &mut [pg_sys::Datum::from(source), tag]);
+        }
+        if let Some((key, name, source_columns, kept)) = append {
             let plan = APPEND.with(|cell| {
                 *cell.borrow_mut().entry(key).or_insert_with(|| {
                     keep(
                         &append_sql(
                             event,
                             TRANSITION_TABLES,
-                            &buffer_table(source.to_u32()),
+                            &name,
                             &source_columns,
                             &kept,
                             |c| crate::refresh::plan_catalog::type_sql(c.type_oid, c.typmod),

@@ -14,7 +14,7 @@ pub mod work_tables;
 
 use crate::catalog::{self, RefreshStats, StreamTable};
 use crate::error::StreamError;
-use crate::modes::{EffectiveMode, RefreshKind};
+use crate::modes::{EffectiveMode, RefreshKind, RefreshMode};
 use crate::resolve;
 use crate::settings::{self, Restriction};
 use executor::AppliedChanges;
@@ -168,6 +168,9 @@ pub fn refresh_now(
     // refresh, and the query runs with the owner's privileges, not the caller's.
     let owner = resolve::require_owner(&table);
     let clock = Clock::start();
+    // Changes of Citus distributed sources wait beside their shards until a reader takes them;
+    // a reader maintained DIFFERENTIAL also holds its Citus sources' writers off meanwhile.
+    crate::capture::citus::drain_sources(table.id, table.refresh_mode != RefreshMode::Full);
     // Nothing to do when no source changed: for a scheduled refresh, and for any refresh of a
     // DIFFERENTIAL stream table (which a recompute would not change either). A manual FULL
     // refresh always recomputes (it also repairs rows someone changed by hand).
