@@ -72,12 +72,10 @@ fn run(sql: &str) {
 
 /// Runs `body` with Citus's DDL propagation on and triggers on its tables allowed: what creates
 /// and drops the row triggers on every shard (the engine's other DDL runs with propagation off).
-/// The rest of the transaction then uses one connection per node: a placement changed by DDL
-/// may only be read over the connection that changed it, and the refresh that follows reads
-/// it (Citus refuses otherwise, 25001).
+/// A placement changed by DDL may only be read over the connection that changed it (Citus
+/// refuses otherwise, 25001), so the rest of the transaction uses one connection per node.
 fn propagated<R>(body: impl FnOnce() -> R) -> R {
-    Spi::run("SELECT pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true)")
-        .unwrap_or_else(|e| panic!("setting citus.multi_shard_modify_mode failed: {e}"));
+    one_connection_per_node();
     crate::settings::with_settings(
         &[
             (c"citus.enable_ddl_propagation", "on"),
@@ -85,6 +83,14 @@ fn propagated<R>(body: impl FnOnce() -> R) -> R {
         ],
         body,
     )
+}
+
+/// From now to the end of the transaction, Citus uses one connection per node: what the engine's
+/// DDL changes on the shards (triggers, a shard buffer) may then be read later in the same
+/// transaction (by the refresh that follows).
+fn one_connection_per_node() {
+    Spi::run("SELECT pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true)")
+        .unwrap_or_else(|e| panic!("setting citus.multi_shard_modify_mode failed: {e}"));
 }
 
 /// Creates the three row triggers of Citus table `table` (oid `relid`) on its shell and every
@@ -155,6 +161,7 @@ pub fn has_shard_buffer(relid: u32) -> bool {
 /// (plus the distribution column, which Citus needs), distributed on that column and co-located
 /// with the source, so each shard's changes are written on the shard's node. Empty.
 pub fn create_shard_buffer(source: pg_sys::Oid) {
+    one_connection_per_node();
     let relid = source.to_u32();
     drop_shard_buffer(relid);
     let (column, column_type) = Spi::connect(|client| {
@@ -212,6 +219,37 @@ pub fn create_shard_buffer(source: pg_sys::Oid) {
     .unwrap_or_else(|e| panic!("distributing the change buffer of {source:?} failed: {e}"));
 }
 
+/// Adds columns to the shard buffer of source `relid` (and its shards), if it exists: `columns`
+/// are `name type` (name quoted), those its coordinator buffer just gained; one the shard buffer
+/// has already (the distribution column) is left as it is.
+pub fn add_shard_buffer_columns(relid: u32, columns: &[String]) {
+    if !has_shard_buffer(relid) {
+        return;
+    }
+    let present = Spi::get_one_with_args::<Vec<String>>(
+        "SELECT COALESCE(array_agg(pg_catalog.quote_ident(attname)), '{}') FROM pg_catalog.pg_attribute \
+         WHERE attrelid = pg_catalog.to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+        &[shard_buffer_table(relid).into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let added: Vec<String> = columns
+        .iter()
+        .filter(|c| !present.iter().any(|p| c.starts_with(&format!("{p} "))))
+        .map(|c| format!("ADD COLUMN {c}"))
+        .collect();
+    if !added.is_empty() {
+        propagated(|| {
+            run(&format!(
+                "ALTER TABLE {} {}",
+                shard_buffer_table(relid),
+                added.join(", ")
+            ))
+        });
+    }
+}
+
 /// Drops the shard buffer of source `relid` (and its shards) if it exists.
 pub fn drop_shard_buffer(relid: u32) {
     let shard_buffer = shard_buffer_table(relid);
@@ -260,10 +298,10 @@ fn citus_sources(id: i64) -> Vec<CitusSource> {
 /// the changes it takes; writers on any node wait until this transaction ends), then moves the
 /// changes buffered beside the shards of its distributed sources into the coordinator's buffers,
 /// each drained source recorded as changed by this transaction. Nothing when Citus is not
-/// installed. Returns how many change rows it moved.
-pub fn drain_sources(id: i64, consistent: bool) -> i64 {
+/// installed. Returns whether it reads Citus tables.
+pub fn drain_sources(id: i64, consistent: bool) -> bool {
     if !installed() {
-        return 0;
+        return false;
     }
     crate::catalog::as_catalog_owner(|| {
         let sources = citus_sources(id);
@@ -272,11 +310,10 @@ pub fn drain_sources(id: i64, consistent: bool) -> i64 {
                 run(&format!("LOCK TABLE {} IN SHARE MODE", source.table));
             }
         }
-        sources
-            .iter()
-            .filter(|s| s.drained)
-            .map(|s| drain(s.relid))
-            .sum()
+        for source in sources.iter().filter(|s| s.drained) {
+            drain(source.relid);
+        }
+        !sources.is_empty()
     })
 }
 

@@ -193,10 +193,8 @@ fn sync_source(source: pg_sys::Oid) {
     let citus = citus::kind_of(source);
     let wanted = state.read && state.capturable && (citus.is_none() || state.differential);
     if wanted && state.differential {
-        // A shard buffer is remade with its coordinator buffer (it has the same columns).
-        let remake = !state.has_buffer
-            || state.retyped
-            || (citus.is_some() && !state.missing.is_empty());
+        // A shard buffer is remade with its coordinator buffer, and gains the columns it gains.
+        let remake = !state.has_buffer || state.retyped;
         if remake {
             lock();
             create_buffer(source);
@@ -212,6 +210,9 @@ fn sync_source(source: pg_sys::Oid) {
                 buffer_table(relid),
                 added.join(", ")
             ));
+            if citus == Some(CitusKind::Distributed) {
+                citus::add_shard_buffer_columns(relid, &state.missing);
+            }
             create_reader_view(relid, source);
         }
         if citus == Some(CitusKind::Distributed) && (remake || !citus::has_shard_buffer(relid)) {
@@ -432,6 +433,9 @@ fn relation_exists(name: &str) -> bool {
 /// Drops every trigger on `relation` that calls a capture function (its own and those it has as
 /// a member of a captured partition tree), and its buffer (DROP EXTENSION).
 fn drop_capture_triggers(relation: pg_sys::Oid) {
+    // On a Citus table, the row triggers are on every shard too; the statement trigger only on
+    // the coordinator's table.
+    let citus = citus::kind_of(relation).is_some();
     let statements = Spi::get_one_with_args::<Vec<String>>(
         "SELECT COALESCE(array_agg(format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::pg_catalog.regclass) \
                                    ORDER BY t.tgname), '{}') \
@@ -444,9 +448,8 @@ fn drop_capture_triggers(relation: pg_sys::Oid) {
     .ok()
     .flatten()
     .unwrap_or_default();
-    let citus = citus::kind_of(relation).is_some();
     for statement in statements {
-        if citus {
+        if citus && ROW_TRIGGERS.iter().any(|(name, _, _)| statement.starts_with(&format!("DROP TRIGGER {name} "))) {
             citus::drop_trigger(&statement);
         } else {
             run(&statement);
@@ -497,22 +500,25 @@ pub fn sync_all() {
 /// every private table of the engine (buffers, state): what DROP EXTENSION must not trip over.
 pub fn drop_everything() {
     catalog::as_catalog_owner(|| {
-        as_engine_ddl(|| {
-            for source in captured_sources() {
-                let exists = Spi::get_one_with_args::<bool>(
-                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1)",
-                    &[source.into()],
-                )
-                .ok()
-                .flatten()
-                .unwrap_or(false);
-                if exists {
-                    drop_capture_triggers(source);
-                }
-            }
-            drop_private_tables();
-        })
+        as_engine_ddl(|| crate::query::without_ddl_propagation(drop_all_capture))
     })
+}
+
+/// The body of [`drop_everything`].
+fn drop_all_capture() {
+    for source in captured_sources() {
+        let exists = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1)",
+            &[source.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if exists {
+            drop_capture_triggers(source);
+        }
+    }
+    drop_private_tables();
 }
 
 /// Drops every private table and reading view of the engine (buffers and state of all stream

@@ -129,15 +129,22 @@ pub fn sync_capture_of(id: i64, also: &[pg_sys::Oid]) {
 /// Whether a capture set-up could complete the capture of stream table `id`'s sources: some
 /// source lacks capture and is capturable (or is gone, or has capture triggers to take away, on
 /// itself or, partitioned, on members of its tree). A source that cannot be captured (a Citus
-/// table, an unlogged table, ...) with nothing to take away is not set up again on every
-/// refresh: that would take its set-up lock each time and serialize its readers' refreshes.
+/// single-shard table, an unlogged table, ...) with nothing to take away is not set up again on every
+/// refresh: that would take its set-up lock each time and serialize its readers' refreshes; nor is
+/// a Citus table that no DIFFERENTIAL stream table reads (only those readers capture it).
 pub fn capture_repairable(id: i64) -> bool {
     Spi::get_one_with_args::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d \
                         CROSS JOIN LATERAL pgstream._capture_blocker(d.source_relid) b(blocker) \
                         WHERE d.pgs_id = $1 AND d.source_kind <> 'view' \
                           AND NOT pgstream._statements_captured(d.source_relid) \
-                          AND (b.blocker IS NULL OR b.blocker = 'source missing' \
+                          AND ((b.blocker IS NULL \
+                                AND (pgstream._citus_kind(d.source_relid) IS NULL \
+                                     OR EXISTS (SELECT 1 FROM pgstream.pgs_dependencies r \
+                                                JOIN pgstream.pgs_stream_tables s ON s.pgs_id = r.pgs_id \
+                                                WHERE r.source_relid = d.source_relid \
+                                                  AND s.effective_mode = 'DIFFERENTIAL'))) \
+                               OR b.blocker = 'source missing' \
                                OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
                                           WHERE t.tgrelid = d.source_relid \
                                             AND pg_catalog.starts_with(t.tgname, 'pgstream_')) \

@@ -19,6 +19,7 @@ pub struct AppliedChanges {
 }
 
 /// The delta tables a DIFFERENTIAL refresh filled, and how many change rows they hold.
+#[derive(Clone)]
 pub struct FilledDeltas {
     names: Vec<String>,
     pub rows: i64,

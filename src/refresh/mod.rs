@@ -170,7 +170,8 @@ pub fn refresh_now(
     let clock = Clock::start();
     // Changes of Citus distributed sources wait beside their shards until a reader takes them;
     // a reader maintained DIFFERENTIAL also holds its Citus sources' writers off meanwhile.
-    crate::capture::citus::drain_sources(table.id, table.refresh_mode != RefreshMode::Full);
+    let reads_citus =
+        crate::capture::citus::drain_sources(table.id, table.refresh_mode != RefreshMode::Full);
     // Nothing to do when no source changed: for a scheduled refresh, and for any refresh of a
     // DIFFERENTIAL stream table (which a recompute would not change either). A manual FULL
     // refresh always recomputes (it also repairs rows someone changed by hand).
@@ -181,6 +182,7 @@ pub fn refresh_now(
     }
     let context = RefreshContext {
         may_skip,
+        reads_citus,
         ..repair_capture(&table, owner)
     };
     let mode = table.refresh_mode;
@@ -274,5 +276,6 @@ fn repair_capture(table: &StreamTable, owner: pg_sys::Oid) -> RefreshContext {
         ddl_pending: changes.ddl_pending,
         may_skip: false,
         capture_repaired,
+        reads_citus: false,
     }
 }

@@ -25,6 +25,8 @@ pub(super) struct RefreshContext {
     /// Capture objects of a source were missing or out of date and were put right just now:
     /// changes made meanwhile may not have been recorded.
     pub capture_repaired: bool,
+    /// It reads Citus distributed or reference tables: Citus may refuse to run its delta.
+    pub reads_citus: bool,
 }
 
 /// What one refresh did and the position it covered.
@@ -61,6 +63,7 @@ pub(super) fn refresh_as_owner(
             names: Names { id: table.id },
             snapshot,
             params: params.clone(),
+            reads_citus: context.reads_citus,
         };
         let mut found = refresh.found(mode, &read.state, read.meaning_changed, context);
         let changed: HashSet<u32> = read.state.changed.iter().copied().collect();
@@ -137,6 +140,7 @@ struct Refresh<'a> {
     snapshot: &'a RefreshSnapshot,
     params: Params,
     covered: Position,
+    reads_citus: bool,
 }
 
 impl Refresh<'_> {
@@ -360,6 +364,9 @@ impl Refresh<'_> {
             Step::ApplyChanges => {
                 let plan = plan.expect("changes are applied as planned");
                 let filled = filled.expect("changes are applied once filled");
+                if self.reads_citus {
+                    return self.apply_or_recompute_on_citus(plan, filled);
+                }
                 let applied = planned_for_cached_data(|| {
                     self.execution(plan, &mode::identity_of(table))
                         .differential(filled)
@@ -368,6 +375,48 @@ impl Refresh<'_> {
             }
         }
     }
+}
+
+impl Refresh<'_> {
+    /// Applies the changes of a stream table over Citus tables, or recomputes it when Citus
+    /// refuses a statement of the delta (a shape its planner cannot run with the refresh's
+    /// temporary tables: 0A000, or 42P01 when it ships one to a worker). Nothing of the attempt
+    /// stays (a subtransaction); the reason names Citus's refusal.
+    fn apply_or_recompute_on_citus(&self, plan: &Plan, filled: FilledDeltas) -> Outcome {
+        let kept = filled.clone();
+        let attempt = super::subxact::in_subtransaction(std::panic::AssertUnwindSafe(|| {
+            planned_for_cached_data(|| {
+                self.execution(plan, &mode::identity_of(&self.table))
+                    .differential(filled)
+            })
+        }));
+        match attempt {
+            Ok(applied) => self.outcome(RefreshKind::Differential, applied, None),
+            Err(caught) if citus_refused(&caught) => {
+                let why = format!(
+                    "Citus cannot run this query's delta ({}): recomputed",
+                    super::subxact::error_message(&caught)
+                );
+                pgrx::log!("pg_stream_dbt: {}: {why}", self.table.display_name());
+                self.run_step(Step::Recompute { why }, None, Some(kept))
+            }
+            Err(caught) => (*caught).rethrow(),
+        }
+    }
+}
+
+/// Whether a caught error is Citus refusing a statement: not supported, or a temporary table
+/// it looked for on a worker.
+fn citus_refused(caught: &pgrx::pg_sys::panic::CaughtError) -> bool {
+    use pgrx::pg_sys::panic::CaughtError;
+    let code = match caught {
+        CaughtError::PostgresError(e) | CaughtError::ErrorReport(e) => e.sql_error_code(),
+        CaughtError::RustPanic { ereport, .. } => ereport.sql_error_code(),
+    };
+    matches!(
+        code,
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED | PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE
+    )
 }
 
 /// Runs `body` (the statements of a DIFFERENTIAL refresh) with random_page_cost at most 1.1, as

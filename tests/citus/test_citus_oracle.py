@@ -1,6 +1,6 @@
 """The differential oracle's corpus on Citus: every query shape of tests/e2e/oracle_queries.py
-(QUERIES, AUTO_QUERIES, NESTED_QUERIES, the fixed bugs' reproductions) as a FULL stream table
-over the oracle's tables made distributed, reference and local on the coordinator; after rounds
+(QUERIES, AUTO_QUERIES, NESTED_QUERIES, the fixed bugs' reproductions) as an AUTO stream table
+(DIFFERENTIAL where the planner can) over the oracle's tables made distributed, reference and local on the coordinator; after rounds
 of the oracle's random changes each stream table must equal, as a multiset, the same query run
 on one node (a database on the coordinator with the same tables as plain tables, given the same
 statements). Shapes Citus cannot run are listed with its reason and must stay a minority;
@@ -142,12 +142,14 @@ def test_the_oracle_corpus_on_citus_equals_one_node(databases):
             created.append((name, query))
         except psycopg2.Error as e:
             refused[name] = e.pgerror.splitlines()[0]
-    # Every stream table over Citus tables is FULL (their changes cannot be captured); those
-    # reading only the coordinator's local tables are DIFFERENTIAL.
+    # Stream tables over Citus tables are maintained DIFFERENTIAL like any other (their changes
+    # captured on the shards); AUTO leaves FULL only the shapes it leaves FULL on one node.
     modes = dict(citus.sql("SELECT s.pgs_name, s.effective_mode || CASE WHEN bool_or(pgstream._citus_kind(d.source_relid) "
                            "IS NOT NULL) THEN ' over Citus' ELSE ' local' END FROM pgstream.pgs_stream_tables s "
                            "JOIN pgstream.pgs_dependencies d USING (pgs_id) GROUP BY s.pgs_name, s.effective_mode"))
-    assert set(modes.values()) <= {"FULL over Citus", "DIFFERENTIAL local"}, modes
+    counts = collections.Counter(modes.values())
+    print(f"\neffective modes: {dict(counts)}")
+    assert counts["DIFFERENTIAL over Citus"] * 2 > counts["FULL over Citus"], counts
     print(f"\n{len(created)} of {len(SHAPES)} oracle shapes run on Citus; refused by Citus:")
     for name, reason in sorted(refused.items()):
         print(f"  {name}: {reason}")
