@@ -345,19 +345,8 @@ impl Refresh<'_> {
             }
             // Recompute every stage (building what it keeps), in the identity the plan has now
             // (its sources' keys may have changed, or the table is an older version's).
-            Step::Recompute { why } => {
-                if let Some(filled) = filled {
-                    filled.discard();
-                }
-                let plan = mode::plan(table, None, false).unwrap_or_else(|e| {
-                    StreamError::NotDifferential {
-                        name: table.display_name(),
-                        construct: e.to_string(),
-                    }
-                    .raise()
-                });
-                self.full(&plan, &plan.root_identity.identity, why)
-            }
+            Step::Recompute { why } if self.reads_citus => self.recompute_on_citus(why, filled),
+            Step::Recompute { why } => self.run_step_plain_recompute(why, filled),
             Step::NothingToApply => {
                 self.outcome(RefreshKind::Differential, AppliedChanges::default(), None)
             }
@@ -402,6 +391,53 @@ impl Refresh<'_> {
             }
             Err(caught) => (*caught).rethrow(),
         }
+    }
+
+    /// Recomputes every stage of a stream table over Citus tables, or, when Citus refuses a
+    /// statement of the stages (their private tables live on the coordinator), the query alone
+    /// into the stream table, as FULL would.
+    fn recompute_on_citus(&self, why: String, filled: Option<FilledDeltas>) -> Outcome {
+        let kept = filled.clone();
+        let attempt = super::subxact::in_subtransaction(std::panic::AssertUnwindSafe(|| {
+            self.run_step_plain_recompute(why.clone(), filled)
+        }));
+        match attempt {
+            Ok(outcome) => outcome,
+            Err(caught) if citus_refused(&caught) => {
+                if let Some(kept) = kept {
+                    kept.discard();
+                }
+                let why = format!(
+                    "{why}; Citus cannot run its stages ({}): the query recomputed alone",
+                    super::subxact::error_message(&caught)
+                );
+                pgrx::log!("pg_stream_dbt: {}: {why}", self.table.display_name());
+                self.run_step(
+                    Step::Full {
+                        why,
+                        new_identity: false,
+                    },
+                    None,
+                    None,
+                )
+            }
+            Err(caught) => (*caught).rethrow(),
+        }
+    }
+
+    /// [`Step::Recompute`] as on one node.
+    fn run_step_plain_recompute(&self, why: String, filled: Option<FilledDeltas>) -> Outcome {
+        if let Some(filled) = filled {
+            filled.discard();
+        }
+        let plan = mode::plan(&self.table, None, false).unwrap_or_else(|e| {
+            StreamError::NotDifferential {
+                name: self.table.display_name(),
+                construct: e.to_string(),
+            }
+            .raise()
+        });
+        self.full(&plan, &plan.root_identity.identity, why)
     }
 }
 
