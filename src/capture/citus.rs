@@ -371,10 +371,11 @@ pub fn on_coordinator() -> bool {
     if let Some(known) = COORDINATOR.with(Cell::get) {
         return known;
     }
-    let coordinator = Spi::get_one::<bool>("SELECT groupid = 0 FROM pg_catalog.pg_dist_local_group")
-        .ok()
-        .flatten()
-        .unwrap_or(true);
+    let coordinator =
+        Spi::get_one::<bool>("SELECT groupid = 0 FROM pg_catalog.pg_dist_local_group")
+            .ok()
+            .flatten()
+            .unwrap_or(true);
     COORDINATOR.with(|c| c.set(Some(coordinator)));
     coordinator
 }

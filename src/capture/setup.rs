@@ -4,11 +4,11 @@
 //! step idempotent, so creates, drops, mode switches and refreshes of stream tables sharing
 //! sources may run in any number of sessions at once.
 
+use super::citus::{self, CitusKind};
 use super::objects::{
     buffer_table, member_row_triggers, member_statement_trigger, reader_view, BUFFER_HEADER,
     ROW_TRIGGERS, STATEMENT_TRIGGER,
 };
-use super::citus::{self, CitusKind};
 use crate::catalog;
 use pgrx::prelude::*;
 use std::cell::Cell;
@@ -449,7 +449,11 @@ fn drop_capture_triggers(relation: pg_sys::Oid) {
     .flatten()
     .unwrap_or_default();
     for statement in statements {
-        if citus && ROW_TRIGGERS.iter().any(|(name, _, _)| statement.starts_with(&format!("DROP TRIGGER {name} "))) {
+        if citus
+            && ROW_TRIGGERS
+                .iter()
+                .any(|(name, _, _)| statement.starts_with(&format!("DROP TRIGGER {name} ")))
+        {
             citus::drop_trigger(&statement);
         } else {
             run(&statement);

@@ -450,7 +450,9 @@ fn rescan_sql(
     // The groups to rescan, found in the input by plain equality (the input's indexes on
     // its key columns serve it: a few groups never cost a scan of the whole input), and,
     // only when a rescanned key has a NULL (a one-time test of the small rescan table), the
-    // groups with NULL keys, compared with NULLs equal. The two sets of groups are disjoint.
+    // groups with NULL keys, compared with NULLs equal (one-element arrays: their equality
+    // takes NULLs as equal). The two sets of groups are disjoint. Neither subquery refers to
+    // the input, so a distributed planner (Citus) can ship the rescan table to the input.
     let key_list: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     let each_key = |pattern: &dyn Fn(usize, &str) -> String, joiner: &str| {
         key_list
@@ -460,11 +462,10 @@ fn rescan_sql(
             .collect::<Vec<_>>()
             .join(joiner)
     };
-    let equal = each_key(&|i, k| format!("__pgs_r.__pgs_k{i} = ({k})"), " AND ");
-    let same = each_key(
-        &|i, k| format!("__pgs_r.__pgs_k{i} IS NOT DISTINCT FROM ({k})"),
-        " AND ",
-    );
+    let inputs = each_key(&|_, k| format!("({k})"), ", ");
+    let rescanned = each_key(&|i, _| format!("__pgs_r.__pgs_k{i}"), ", ");
+    let input_arrays = each_key(&|_, k| format!("ARRAY[({k})]"), ", ");
+    let rescanned_arrays = each_key(&|i, _| format!("ARRAY[__pgs_r.__pgs_k{i}]"), ", ");
     let rescanned_null = each_key(&|i, _| format!("__pgs_r.__pgs_k{i} IS NULL"), " OR ");
     let input_null = each_key(&|_, k| format!("({k}) IS NULL"), " OR ");
     format!(
@@ -472,14 +473,14 @@ fn rescan_sql(
         current_input(
             state_projection,
             Some(&format!(
-                "EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {equal})"
+                "({inputs}) IN (SELECT {rescanned} FROM {rescan_table} __pgs_r)"
             )),
         ),
         current_input(
             state_projection,
             Some(&format!(
                 "EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {rescanned_null}) AND ({input_null}) \
-                 AND EXISTS (SELECT 1 FROM {rescan_table} __pgs_r WHERE {same})"
+                 AND ({input_arrays}) IN (SELECT {rescanned_arrays} FROM {rescan_table} __pgs_r)"
             )),
         )
     )

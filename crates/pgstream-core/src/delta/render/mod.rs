@@ -320,8 +320,7 @@ fn union_or_empty(parts: Vec<String>, width: usize) -> String {
 }
 
 /// Restrictions of rows to the keys in `affected` (`__pgs_k<i>`): one for keys without NULLs
-/// (an IN the planner can push down to indexes), one for keys with a NULL (matched NULL-safe,
-/// read only when some affected key has one).
+/// (an IN the planner can push down to indexes), one for keys with a NULL (matched NULL-safe).
 fn key_restrictions(keys: &[Expr], affected: &str) -> (Expr, Expr) {
     let listed: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
     let columns: Vec<String> = (0..keys.len()).map(|i| format!("__pgs_k{i}")).collect();
@@ -337,16 +336,21 @@ fn key_restrictions(keys: &[Expr], affected: &str) -> (Expr, Expr) {
             .collect::<Vec<_>>()
             .join(" AND ")
     };
-    let matching: Vec<String> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("__pgs_a.__pgs_k{i} IS NOT DISTINCT FROM ({k})"))
-        .collect();
+    // NULL-safe as one-element arrays (their equality takes NULLs as equal), and not
+    // correlated: a distributed planner (Citus) ships `affected` to the rows instead.
+    let arrays = |prefix: &str, exprs: &[String]| {
+        exprs
+            .iter()
+            .map(|e| format!("ARRAY[{prefix}{e}]"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let null = generated_expr(&format!(
-        "NOT ({}) AND EXISTS (SELECT 1 FROM {affected} __pgs_a WHERE NOT ({}) AND {})",
+        "NOT ({}) AND ({}) IN (SELECT {} FROM {affected} __pgs_a WHERE NOT ({}))",
         all_set("", &listed),
+        arrays("", &listed),
+        arrays("__pgs_a.", &columns),
         all_set("__pgs_a.", &columns),
-        matching.join(" AND ")
     ));
     (non_null, null)
 }
