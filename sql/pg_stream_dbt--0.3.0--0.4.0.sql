@@ -90,6 +90,9 @@ BEGIN
     END IF;
     EXECUTE 'SELECT CASE WHEN partmethod = ''n'' AND repmodel = ''t'' THEN ''Citus reference table'' '
             '            WHEN partmethod = ''n'' THEN ''Citus single-shard or local table'' '
+            '            WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node n '
+            '                         WHERE n.isactive AND n.noderole = ''primary'' AND NOT n.hasmetadata) '
+            '                THEN ''Citus distributed table, a worker without metadata'' '
             '            ELSE ''Citus distributed table'' END '
             'FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1'
         INTO kind USING relation;
@@ -128,7 +131,9 @@ BEGIN
                                              JOIN pg_class m ON m.oid = t WHERE m.relpersistence <> 'p')
                 THEN 'unlogged partition'
             WHEN c.relrowsecurity THEN 'row-level security'
-            WHEN pgstream._citus_kind(c.oid) = 'Citus single-shard or local table' THEN pgstream._citus_kind(c.oid)
+            WHEN c.relkind = 'p' AND pgstream._citus_kind(c.oid) IS NOT NULL THEN 'Citus partitioned table'
+            WHEN pgstream._citus_kind(c.oid) NOT IN ('Citus distributed table', 'Citus reference table')
+                THEN pgstream._citus_kind(c.oid)
             WHEN EXISTS (SELECT 1 FROM pg_subscription_rel r
                          WHERE r.srrelid = c.oid OR r.srrelid IN (SELECT pgstream._partition_members(c.oid)))
                 THEN 'logical replication target'
@@ -414,7 +419,8 @@ BEGIN
         SELECT s.has_buffer AND s.missing IS NULL AND NOT s.retyped AND s.row_triggers = 3
            AND s.statement_trigger IS NOT NULL
            AND to_regclass(format('pgstream.%I', '_rows_' || source)) IS NOT NULL
-           AND (to_regclass(format('pgstream_changes.%I', 'shard_rows_' || source)) IS NOT NULL
+           AND (to_regclass('pg_catalog.pg_dist_partition') IS NULL
+                OR to_regclass(format('pgstream_changes.%I', 'shard_rows_' || source)) IS NOT NULL
                 OR pgstream._citus_kind(source) IS DISTINCT FROM 'Citus distributed table')
            AND cardinality(pgstream._members_incomplete(source, true, true)) = 0
            AND NOT pgstream._detach_pending(source)
@@ -432,12 +438,16 @@ BEGIN
            AND EXISTS (SELECT 1 FROM pg_trigger t
                        WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture' AND t.tgenabled = 'A'
                          AND t.tgfoid = 'pgstream._capture_statement()'::regprocedure
-                         AND ((t.tgtype = 60 AND pgstream._citus_kind(source) IS NULL)
+                         AND ((t.tgtype = 60 AND (to_regclass('pg_catalog.pg_dist_partition') IS NULL
+                                                  OR pgstream._citus_kind(source) IS NULL))
                               OR (t.tgtype = 32
                                   AND (SELECT count(*) FROM pg_trigger r
                                        WHERE r.tgrelid = source AND r.tgenabled = 'A'
                                          AND r.tgname IN ('pgstream_rows_ins', 'pgstream_rows_upd', 'pgstream_rows_del')
-                                         AND r.tgfoid = 'pgstream._capture_rows()'::regprocedure) = 3)))
+                                         AND r.tgfoid = 'pgstream._capture_rows()'::regprocedure) = 3
+                                  AND (to_regclass('pg_catalog.pg_dist_partition') IS NULL
+                                       OR to_regclass(format('pgstream_changes.%I', 'shard_rows_' || source)) IS NOT NULL
+                                       OR pgstream._citus_kind(source) IS DISTINCT FROM 'Citus distributed table'))))
            AND cardinality(pgstream._members_incomplete(source, true, EXISTS (
                    SELECT 1 FROM pg_trigger t WHERE t.tgrelid = source AND t.tgname = 'pgstream_capture'
                      AND t.tgtype = 32))) = 0

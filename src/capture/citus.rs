@@ -164,7 +164,7 @@ pub fn create_shard_buffer(source: pg_sys::Oid) {
     one_connection_per_node();
     let relid = source.to_u32();
     drop_shard_buffer(relid);
-    let (column, column_type) = Spi::connect(|client| {
+    let (column, column_type, column_name) = Spi::connect(|client| {
         let row = client
             .select(
                 "SELECT pg_catalog.quote_ident(a.attname), pg_catalog.format_type(a.atttypid, a.atttypmod), \
@@ -181,6 +181,7 @@ pub fn create_shard_buffer(source: pg_sys::Oid) {
         Ok::<_, pgrx::spi::Error>((
             row.get::<String>(1)?.unwrap_or_default(),
             row.get::<String>(2)?.unwrap_or_default(),
+            row.get::<String>(3)?.unwrap_or_default(),
         ))
     })
     .unwrap_or_else(|e| panic!("reading the distribution column of {source:?} failed: {e}"));
@@ -212,7 +213,7 @@ pub fn create_shard_buffer(source: pg_sys::Oid) {
                 colocate_with => $3::pg_catalog.regclass::pg_catalog.text)",
         &[
             shard_buffer.as_str().into(),
-            column.trim_matches('"').replace("\"\"", "\"").into(),
+            column_name.into(),
             source.into(),
         ],
     )
@@ -298,23 +299,35 @@ fn citus_sources(id: i64) -> Vec<CitusSource> {
 /// the changes it takes; writers on any node wait until this transaction ends), then moves the
 /// changes buffered beside the shards of its distributed sources into the coordinator's buffers,
 /// each drained source recorded as changed by this transaction. Nothing when Citus is not
-/// installed. Returns whether it reads Citus tables.
+/// installed. Returns whether it reads Citus tables. Call it after any capture set-up of the
+/// refresh ([`crate::capture::setup::sync`] takes set-up locks, then locks that conflict with
+/// SHARE: taken the other way round, two refreshes could wait for each other).
 pub fn drain_sources(id: i64, consistent: bool) -> bool {
     if !installed() {
         return false;
     }
     crate::catalog::as_catalog_owner(|| {
         let sources = citus_sources(id);
-        if consistent {
-            for source in &sources {
-                run(&format!("LOCK TABLE {} IN SHARE MODE", source.table));
-            }
+        if consistent && !sources.is_empty() {
+            // Citus takes the lock on the other nodes only with DDL propagation on (a session
+            // may have turned it off).
+            crate::settings::with_settings(&[(c"citus.enable_ddl_propagation", "on")], || {
+                for source in &sources {
+                    run(&format!("LOCK TABLE {} IN SHARE MODE", source.table));
+                }
+            });
         }
         for source in sources.iter().filter(|s| s.drained) {
             drain(source.relid);
         }
         !sources.is_empty()
     })
+}
+
+/// Whether stream table `id` reads Citus distributed or reference tables (false at once when
+/// Citus is not installed).
+pub fn reads_citus_tables(id: i64) -> bool {
+    installed() && crate::catalog::as_catalog_owner(|| !citus_sources(id).is_empty())
 }
 
 /// Moves the rows of the shard buffer of `source` into its coordinator buffer, numbered anew in

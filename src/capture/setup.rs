@@ -188,55 +188,12 @@ fn sync_source(source: pg_sys::Oid) {
         }
     };
     // A Citus table is captured only for DIFFERENTIAL readers, by row triggers on its shards:
-    // a statement trigger on the coordinator would never fire (its FULL readers are never
-    // skipped instead).
+    // a statement trigger on the coordinator would never fire (FULL readers of a Citus table
+    // no DIFFERENTIAL reader captures are never skipped instead).
     let citus = citus::kind_of(source);
     let wanted = state.read && state.capturable && (citus.is_none() || state.differential);
     if wanted && state.differential {
-        // A shard buffer is remade with its coordinator buffer, and gains the columns it gains.
-        let remake = !state.has_buffer || state.retyped;
-        if remake {
-            lock();
-            create_buffer(source);
-        } else if !state.missing.is_empty() {
-            lock();
-            let added: Vec<String> = state
-                .missing
-                .iter()
-                .map(|c| format!("ADD COLUMN {c}"))
-                .collect();
-            run(&format!(
-                "ALTER TABLE {} {}",
-                buffer_table(relid),
-                added.join(", ")
-            ));
-            if citus == Some(CitusKind::Distributed) {
-                citus::add_shard_buffer_columns(relid, &state.missing);
-            }
-            create_reader_view(relid, source);
-        }
-        if citus == Some(CitusKind::Distributed) && (remake || !citus::has_shard_buffer(relid)) {
-            lock();
-            citus::create_shard_buffer(source);
-        }
-        if let (Some(kind), true) = (citus, state.row_triggers != ROW_TRIGGERS.len() as i64) {
-            lock();
-            citus::install_row_triggers(&table, relid, kind);
-        } else if state.row_triggers != ROW_TRIGGERS.len() as i64 {
-            lock();
-            for (name, event, referencing) in ROW_TRIGGERS {
-                run(&format!(
-                    "CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {table} {referencing} \
-                     FOR EACH STATEMENT EXECUTE FUNCTION pgstream._capture_rows()"
-                ));
-                run(&format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"));
-            }
-        }
-        if state.statement_trigger != Some(TRUNCATE_ONLY) {
-            lock();
-            install_statement_trigger(&table, "TRUNCATE");
-        }
-        sync_members(source, true, true);
+        sync_row_capture(source, &state, citus, &table, &mut lock);
         return;
     }
     if wanted && state.statement_trigger != Some(ALL_EVENTS) {
@@ -247,31 +204,101 @@ fn sync_source(source: pg_sys::Oid) {
     if state.has_buffer {
         drop_buffer(relid);
     }
-    // Triggers are dropped only where no transaction reads the source right now: DROP TRIGGER
-    // takes the lock that conflicts with readers, and a reader may be a refresh waiting for
-    // this set-up's lock. Left in place, they cost writers a little and record changes nobody
-    // reads (or only statements, where the buffer is gone); the next set-up of the source tries
-    // again.
-    let unwanted_triggers = if wanted {
+    sync_members(source, wanted, false);
+    drop_unwanted_triggers(source, &table, &state, wanted, citus.is_some());
+}
+
+/// Gives a source read by a DIFFERENTIAL stream table its buffer (and, a Citus distributed
+/// table, its shard buffer), its row triggers and its TRUNCATE trigger, as they must be now.
+/// `lock` locks the source (once) before anything changes.
+fn sync_row_capture(
+    source: pg_sys::Oid,
+    state: &SourceState,
+    citus: Option<CitusKind>,
+    table: &str,
+    lock: &mut dyn FnMut(),
+) {
+    let relid = source.to_u32();
+    // A shard buffer is remade with its coordinator buffer, and gains the columns it gains.
+    let remake = !state.has_buffer || state.retyped;
+    if remake {
+        lock();
+        create_buffer(source);
+    } else if !state.missing.is_empty() {
+        lock();
+        let added: Vec<String> = state
+            .missing
+            .iter()
+            .map(|c| format!("ADD COLUMN {c}"))
+            .collect();
+        run(&format!(
+            "ALTER TABLE {} {}",
+            buffer_table(relid),
+            added.join(", ")
+        ));
+        if citus == Some(CitusKind::Distributed) {
+            citus::add_shard_buffer_columns(relid, &state.missing);
+        }
+        create_reader_view(relid, source);
+    }
+    if citus == Some(CitusKind::Distributed) && (remake || !citus::has_shard_buffer(relid)) {
+        lock();
+        citus::create_shard_buffer(source);
+    }
+    if state.row_triggers != ROW_TRIGGERS.len() as i64 {
+        lock();
+        match citus {
+            Some(kind) => citus::install_row_triggers(table, relid, kind),
+            None => {
+                for (name, event, referencing) in ROW_TRIGGERS {
+                    run(&format!(
+                        "CREATE OR REPLACE TRIGGER {name} AFTER {event} ON {table} {referencing} \
+                         FOR EACH STATEMENT EXECUTE FUNCTION pgstream._capture_rows()"
+                    ));
+                    run(&format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"));
+                }
+            }
+        }
+    }
+    if state.statement_trigger != Some(TRUNCATE_ONLY) {
+        lock();
+        install_statement_trigger(table, "TRUNCATE");
+    }
+    sync_members(source, true, true);
+}
+
+/// Drops the capture triggers `source` has and its readers no longer need (`wanted`: it keeps
+/// its statement trigger), where no transaction reads the source right now: DROP TRIGGER takes
+/// the lock that conflicts with readers, and a reader may be a refresh waiting for this set-up's
+/// lock. Left in place, they cost writers a little and record changes nobody reads (or only
+/// statements, where the buffer is gone); the next set-up of the source tries again. A Citus
+/// table's row triggers go from every shard.
+fn drop_unwanted_triggers(
+    source: pg_sys::Oid,
+    table: &str,
+    state: &SourceState,
+    wanted: bool,
+    citus: bool,
+) {
+    let unwanted = if wanted {
         state.row_triggers > 0
     } else {
         state.row_triggers > 0 || state.statement_trigger.is_some()
     };
-    sync_members(source, wanted, false);
-    if unwanted_triggers && citus.is_some() && try_lock_exclusively(source) {
-        citus::drop_row_triggers(&table);
-        run(&format!(
-            "DROP TRIGGER IF EXISTS {STATEMENT_TRIGGER} ON {table}"
-        ));
-    } else if unwanted_triggers && try_lock_exclusively(source) {
+    if !unwanted || !try_lock_exclusively(source) {
+        return;
+    }
+    if citus {
+        citus::drop_row_triggers(table);
+    } else {
         for (name, _, _) in ROW_TRIGGERS {
             run(&format!("DROP TRIGGER IF EXISTS {name} ON {table}"));
         }
-        if !wanted {
-            run(&format!(
-                "DROP TRIGGER IF EXISTS {STATEMENT_TRIGGER} ON {table}"
-            ));
-        }
+    }
+    if !wanted {
+        run(&format!(
+            "DROP TRIGGER IF EXISTS {STATEMENT_TRIGGER} ON {table}"
+        ));
     }
 }
 

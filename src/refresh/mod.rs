@@ -169,9 +169,14 @@ pub fn refresh_now(
     let owner = resolve::require_owner(&table);
     let clock = Clock::start();
     // Changes of Citus distributed sources wait beside their shards until a reader takes them;
-    // a reader maintained DIFFERENTIAL also holds its Citus sources' writers off meanwhile.
-    let reads_citus =
+    // a reader maintained DIFFERENTIAL also holds its Citus sources' writers off meanwhile. Its
+    // capture is repaired first (the set-up's locks come before those).
+    let reads_citus = crate::capture::citus::reads_citus_tables(table.id);
+    let repaired = reads_citus.then(|| {
+        let repaired = repair_capture(&table, owner);
         crate::capture::citus::drain_sources(table.id, table.refresh_mode != RefreshMode::Full);
+        repaired
+    });
     // Nothing to do when no source changed: for a scheduled refresh, and for any refresh of a
     // DIFFERENTIAL stream table (which a recompute would not change either). A manual FULL
     // refresh always recomputes (it also repairs rows someone changed by hand).
@@ -183,7 +188,7 @@ pub fn refresh_now(
     let context = RefreshContext {
         may_skip,
         reads_citus,
-        ..repair_capture(&table, owner)
+        ..repaired.unwrap_or_else(|| repair_capture(&table, owner))
     };
     let mode = table.refresh_mode;
     let refreshed = table.clone();

@@ -398,8 +398,13 @@ impl Refresh<'_> {
     /// into the stream table, as FULL would.
     fn recompute_on_citus(&self, why: String, filled: Option<FilledDeltas>) -> Outcome {
         let kept = filled.clone();
+        // Planned outside the attempt: an engine error is not Citus's refusal.
+        let plan = self.recompute_plan();
         let attempt = super::subxact::in_subtransaction(std::panic::AssertUnwindSafe(|| {
-            self.run_step_plain_recompute(why.clone(), filled)
+            if let Some(filled) = filled {
+                filled.discard();
+            }
+            self.full(&plan, &plan.root_identity.identity, why.clone())
         }));
         match attempt {
             Ok(outcome) => outcome,
@@ -430,29 +435,39 @@ impl Refresh<'_> {
         if let Some(filled) = filled {
             filled.discard();
         }
-        let plan = mode::plan(&self.table, None, false).unwrap_or_else(|e| {
+        let plan = self.recompute_plan();
+        self.full(&plan, &plan.root_identity.identity, why)
+    }
+
+    /// The plan of every stage, to recompute them.
+    fn recompute_plan(&self) -> Plan {
+        mode::plan(&self.table, None, false).unwrap_or_else(|e| {
             StreamError::NotDifferential {
                 name: self.table.display_name(),
                 construct: e.to_string(),
             }
             .raise()
-        });
-        self.full(&plan, &plan.root_identity.identity, why)
+        })
     }
 }
 
-/// Whether a caught error is Citus refusing a statement: not supported, or a temporary table
-/// it looked for on a worker.
+/// Whether a caught error is Citus refusing a statement of the refresh: a feature it does not
+/// support, or one of the refresh's own relations (temporary tables, private stage tables) it
+/// looked for on a worker.
 fn citus_refused(caught: &pgrx::pg_sys::panic::CaughtError) -> bool {
     use pgrx::pg_sys::panic::CaughtError;
-    let code = match caught {
-        CaughtError::PostgresError(e) | CaughtError::ErrorReport(e) => e.sql_error_code(),
-        CaughtError::RustPanic { ereport, .. } => ereport.sql_error_code(),
+    let report = match caught {
+        CaughtError::PostgresError(e) | CaughtError::ErrorReport(e) => e,
+        CaughtError::RustPanic { ereport, .. } => ereport,
     };
-    matches!(
-        code,
-        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED | PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE
-    )
+    match report.sql_error_code() {
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED => true,
+        PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE => {
+            let message = report.message();
+            message.contains("\"__pgs_") || message.contains("\"pgstream_changes.")
+        }
+        _ => false,
+    }
 }
 
 /// Runs `body` (the statements of a DIFFERENTIAL refresh) with random_page_cost at most 1.1, as

@@ -61,7 +61,7 @@ def difference(conn, name, query):
 
 
 # Every relation a test makes (stream tables included: DROP EXTENSION leaves them as tables).
-RELATIONS = ["orders", "customers", "a", "d", "d_single", "per_customer", "top"] + list(QUERIES)
+RELATIONS = ["orders", "customers", "a", "d", "d_single", "d_parts", "per_customer", "top"] + list(QUERIES)
 
 
 def clean(conn):
@@ -200,6 +200,44 @@ def test_dropping_the_last_differential_reader_removes_the_capture_from_every_sh
     sql(db, "INSERT INTO orders VALUES (777777, 1, 1, 'paid', now())")
     sql(db, "SELECT pgstream.refresh_stream_table('a')")
     assert difference(db, "a", QUERIES["c_filter"]) == 0
+
+
+def test_capture_left_on_the_shards_after_the_last_differential_reader_does_not_let_full_readers_skip(db):
+    """The row triggers cannot go while someone reads the table; the shard buffer does. Until a
+    later set-up takes the triggers away, the table counts as not captured (its FULL readers are
+    not skipped), not as captured by triggers that write nowhere."""
+    sql(db, "SELECT pgstream.create_stream_table('d', %s, '1h', 'DIFFERENTIAL')", (QUERIES["c_filter"],))
+    sql(db, "SELECT pgstream.create_stream_table('a', %s, '1s', 'FULL')", (QUERIES["c_by_region"],))
+    reader = connect()
+    reader.autocommit = False
+    try:
+        sql(reader, "SELECT count(*) FROM orders")  # holds a lock DROP TRIGGER would wait for
+        sql(db, "SELECT pgstream.drop_stream_table('d')")
+        assert sum(worker_counts(db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgstream_rows%'")) > 0
+        assert sql(db, "SELECT pgstream._statements_captured('orders'::regclass)") == [(False,)]
+    finally:
+        reader.rollback()
+        reader.close()
+    sql(db, "INSERT INTO orders SELECT g, 5, 1000, 'paid', now() FROM generate_series(60001, 60010) g")
+    deadline = time.time() + 30
+    while difference(db, "a", QUERIES["c_by_region"]) != 0:
+        assert time.time() < deadline, sql(db, "SELECT last_refresh_kind, last_refresh_reason FROM pgstream.pgs_stream_tables")
+        time.sleep(0.5)
+    sql(db, "SELECT pgstream.refresh_stream_table('a')")  # a later set-up takes the leftovers away
+    assert worker_counts(db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgstream%'") == [0, 0]
+
+
+def test_differential_over_a_distributed_partitioned_table_is_refused(db):
+    sql(db, "CREATE TABLE d_parts (id int, day date, v int) PARTITION BY RANGE (day)")
+    sql(db, "CREATE TABLE d_parts_2025 PARTITION OF d_parts FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')")
+    try:
+        sql(db, "SELECT create_distributed_table('d_parts', 'id')")
+        with pytest.raises(psycopg2.Error) as caught:
+            sql(db, "SELECT pgstream.create_stream_table('d', 'SELECT day, sum(v) AS v FROM d_parts GROUP BY day', '1h', 'DIFFERENTIAL')")
+        assert caught.value.pgcode == "0A000", caught.value.pgerror
+        assert "d_parts, a Citus partitioned table" in caught.value.pgerror, caught.value.pgerror
+    finally:
+        sql(db, "DROP TABLE d_parts")
 
 
 def test_differential_over_a_single_shard_table_is_refused_and_auto_falls_back_to_full(db):
