@@ -93,13 +93,40 @@ fn one_connection_per_node() {
         .unwrap_or_else(|e| panic!("setting citus.multi_shard_modify_mode failed: {e}"));
 }
 
-/// Creates the three row triggers of Citus table `table` (oid `relid`) on its shell and every
-/// shard. The shell's copies never fire; they are marked ENABLE ALWAYS on the coordinator only,
+/// The TRUNCATE trigger a Citus table gets beside the row triggers, on every node's copy of the
+/// table (Citus puts no TRUNCATE trigger on shards): see [`refuse_truncate_on_worker`].
+pub const TRUNCATE_TRIGGER: (&str, &str, &str) = ("pgstream_rows_trunc", "TRUNCATE", "");
+
+/// The capture triggers made through Citus (on every shard, or every node's shell).
+fn shard_triggers() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    ROW_TRIGGERS.into_iter().chain([TRUNCATE_TRIGGER])
+}
+
+/// Whether `name` is a trigger made through Citus on a Citus table.
+pub fn is_shard_trigger(name: &str) -> bool {
+    shard_triggers().any(|(n, _, _)| n == name)
+}
+
+/// Whether Citus table `table` has its TRUNCATE trigger.
+pub fn has_truncate_trigger(table: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger \
+                        WHERE tgrelid = $1::pg_catalog.regclass AND tgname = $2 AND tgenabled = 'A')",
+        &[table.into(), TRUNCATE_TRIGGER.0.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Creates the row triggers of Citus table `table` (oid `relid`) on its shell and every shard,
+/// and its TRUNCATE trigger on every node's shell. The shell's row triggers never fire; they are
+/// marked ENABLE ALWAYS on the coordinator only,
 /// where the capture checks look. The shards' stay enabled for ordinary writes, so the logical
 /// replication of a shard move does not capture the moved rows again.
 pub fn install_row_triggers(table: &str, relid: u32, kind: CitusKind) {
     propagated(|| {
-        for (name, event, referencing) in ROW_TRIGGERS {
+        for (name, event, referencing) in shard_triggers() {
             drop_existing_trigger(name, table);
             run(&format!(
                 "CREATE TRIGGER {name} AFTER {event} ON {table} {referencing} \
@@ -108,15 +135,15 @@ pub fn install_row_triggers(table: &str, relid: u32, kind: CitusKind) {
             ));
         }
     });
-    for (name, _, _) in ROW_TRIGGERS {
+    for (name, _, _) in shard_triggers() {
         run(&format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"));
     }
 }
 
-/// Drops the row triggers of Citus table `table` from its shell and every shard.
+/// Drops the row and TRUNCATE triggers of Citus table `table` from its shell and every shard.
 pub fn drop_row_triggers(table: &str) {
     propagated(|| {
-        for (name, _, _) in ROW_TRIGGERS {
+        for (name, _, _) in shard_triggers() {
             drop_existing_trigger(name, table);
         }
     });
@@ -332,6 +359,7 @@ pub fn reads_citus_tables(id: i64) -> bool {
 
 /// Moves the rows of the shard buffer of `source` into its coordinator buffer, numbered anew in
 /// this transaction (the order of changes across nodes means nothing: refreshes add weights).
+/// Returns how many change rows it moved.
 fn drain(source: pg_sys::Oid) -> i64 {
     let relid = source.to_u32();
     let columns = Spi::get_one_with_args::<Vec<String>>(
@@ -372,6 +400,21 @@ fn drain(source: pg_sys::Oid) -> i64 {
         .unwrap_or_else(|e| panic!("recording the changes of {source:?} failed: {e}"));
     }
     moved
+}
+
+/// What a Citus table's TRUNCATE trigger does (Citus keeps TRUNCATE triggers on the table,
+/// not its shards, so it fires on the node the TRUNCATE was issued on): nothing on the
+/// coordinator, whose statement trigger records it; on another node, refuses it (0A000), as
+/// no refresh on the coordinator would learn of it and its readers would keep the old rows.
+pub fn refuse_truncate_on_worker(table: &str) {
+    if !on_coordinator() {
+        pgrx::ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("TRUNCATE of {table} on a Citus worker is not seen by the stream tables that read it"),
+            "Issue the TRUNCATE on the coordinator: its stream tables recompute after it."
+        );
+    }
 }
 
 thread_local! {

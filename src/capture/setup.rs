@@ -245,7 +245,9 @@ fn sync_row_capture(
         lock();
         citus::create_shard_buffer(source);
     }
-    if state.row_triggers != ROW_TRIGGERS.len() as i64 {
+    let triggers_missing = state.row_triggers != ROW_TRIGGERS.len() as i64
+        || (citus.is_some() && !citus::has_truncate_trigger(table));
+    if triggers_missing {
         lock();
         match citus {
             Some(kind) => citus::install_row_triggers(table, relid, kind),
@@ -476,11 +478,11 @@ fn drop_capture_triggers(relation: pg_sys::Oid) {
     .flatten()
     .unwrap_or_default();
     for statement in statements {
-        if citus
-            && ROW_TRIGGERS
-                .iter()
-                .any(|(name, _, _)| statement.starts_with(&format!("DROP TRIGGER {name} ")))
-        {
+        let shard_trigger = statement
+            .strip_prefix("DROP TRIGGER ")
+            .and_then(|rest| rest.split(' ').next())
+            .is_some_and(citus::is_shard_trigger);
+        if citus && shard_trigger {
             citus::drop_trigger(&statement);
         } else {
             run(&statement);

@@ -265,10 +265,16 @@ unsafe fn destination(data: &pg_sys::TriggerData) -> Option<Destination> {
 unsafe fn capture(trigdata: *mut pg_sys::TriggerData) {
     let data = &*trigdata;
     let source_rel = data.tg_relation;
+    let fired = data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
+    if fired == pg_sys::TRIGGER_EVENT_TRUNCATE {
+        // Only a Citus table's TRUNCATE trigger calls this on TRUNCATE.
+        let table = CStr::from_ptr((*(*source_rel).rd_rel).relname.data.as_ptr());
+        citus::refuse_truncate_on_worker(&table.to_string_lossy());
+        return;
+    }
     let Some(destination) = destination(data) else {
         return;
     };
-    let fired = data.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
     let event = match fired {
         pg_sys::TRIGGER_EVENT_INSERT => Event::Insert,
         pg_sys::TRIGGER_EVENT_UPDATE => Event::Update,

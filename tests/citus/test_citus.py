@@ -144,9 +144,9 @@ def test_differential_over_distributed_and_reference_tables_equals_the_query(db)
     for name, query in QUERIES.items():
         sql(db, "SELECT pgstream.create_stream_table(%s, %s, '1h', 'DIFFERENTIAL')", (name, query))
     assert set(kinds_of(db).values()) == {"FULL"}  # the initial population
-    # Three row triggers on every shard and placement: 32 orders shards, 1 customers placement,
-    # and each worker's shell copies.
-    assert worker_counts(db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgstream_rows%'") == [3 * (16 + 1 + 2)] * 2
+    # Three row triggers on every shard and placement (32 orders shards, 1 customers placement)
+    # and each worker's shell copies, with the shells' TRUNCATE triggers.
+    assert worker_counts(db, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgstream_rows%'") == [3 * (16 + 1 + 2) + 2] * 2
     assert sql(db, "SELECT count(DISTINCT colocationid) FROM pg_dist_partition WHERE logicalrelid IN "
                    "('orders'::regclass, format('pgstream_changes.%I', 'shard_rows_' || 'orders'::regclass::oid)::regclass)") == [(1,)]
     worker = psycopg2.connect(host="127.0.0.1", port=PORT + 1, user="postgres", dbname="postgres")
@@ -173,7 +173,7 @@ def test_differential_over_distributed_and_reference_tables_equals_the_query(db)
     assert sum(worker_counts(db, f'SELECT count(*) FROM pgstream_changes."shard_rows_{orders}"')) == 0
 
 
-def test_truncate_of_a_distributed_source_recomputes_its_readers(db):
+def test_truncate_of_a_distributed_source_recomputes_its_readers_and_is_refused_on_a_worker(db):
     sql(db, "SELECT pgstream.create_stream_table('d', %s, '1h', 'DIFFERENTIAL')", (QUERIES["c_by_customer"],))
     sql(db, "TRUNCATE orders")
     sql(db, "INSERT INTO orders SELECT g, 1 + g % 5, g, 'paid', now() FROM generate_series(1, 50) g")
@@ -185,6 +185,18 @@ def test_truncate_of_a_distributed_source_recomputes_its_readers(db):
     sql(db, "SELECT pgstream.refresh_stream_table('d')")
     assert kinds_of(db)["d"] == "DIFFERENTIAL"
     assert difference(db, "d", QUERIES["c_by_customer"]) == 0
+    # Through a worker it would not reach the coordinator (Citus fires TRUNCATE triggers on the
+    # node it was issued on): refused there, nothing truncated.
+    worker = psycopg2.connect(host="127.0.0.1", port=PORT + 1, user="postgres", dbname="postgres")
+    worker.autocommit = True
+    try:
+        with pytest.raises(psycopg2.Error) as caught:
+            sql(worker, "TRUNCATE orders")
+        assert caught.value.pgcode == "0A000", caught.value.pgerror
+        assert "Issue the TRUNCATE on the coordinator" in caught.value.pgerror, caught.value.pgerror
+    finally:
+        worker.close()
+    assert sql(db, "SELECT count(*) FROM orders") == [(50,)]
 
 
 def test_dropping_the_last_differential_reader_removes_the_capture_from_every_shard(db):
