@@ -1,5 +1,5 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch bench-deployment bench-deployment-smoke bench-parallel bench-parallel-smoke test-citus bench-citus
+.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch bench-deployment bench-deployment-smoke bench-parallel bench-parallel-smoke bench-lagging test-citus bench-citus
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
@@ -37,6 +37,9 @@ bench-parallel: ## 200 stream tables due at once: refreshed one after the other 
 
 bench-parallel-smoke: ## bench/parallel with 20 stream tables over 20k rows: does it all work? (seconds)
 	bench/parallel --smoke
+
+bench-lagging: ## a small DIFFERENTIAL refresh beside a lagging reader of the same source vs alone (about 2 minutes)
+	bench/lagging_reader
 
 bench-deployment: ## a living dbt deployment for one compressed hour: stream_table vs materialized_view vs table (about 15 minutes)
 	bench/deployment

@@ -183,7 +183,7 @@ BEGIN
                            WHERE (c.source_relid = 0
                                   OR c.source_relid IN (SELECT d.source_relid FROM pgstream.pgs_dependencies d
                                                         WHERE d.pgs_id = stream_table))
-                             AND NOT pgstream._covered(c.xid, since))
+                             AND c.xid >= pg_snapshot_xmin(since) AND NOT pgstream._covered(c.xid, since))
            -- A snapshot from the future (a restored cluster) proves nothing.
            AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
            AND pgstream._capture_complete(stream_table));
@@ -198,7 +198,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
         SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
-                                        WHERE c.source_relid = 0 AND NOT pgstream._covered(c.xid, since)),
+                                        WHERE c.source_relid = 0 AND c.xid >= pg_snapshot_xmin(since) AND NOT pgstream._covered(c.xid, since)),
                pgstream._capture_complete(stream_table),
                NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
                            WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
@@ -207,12 +207,12 @@ BEGIN
                since IS NOT NULL AND EXISTS (SELECT 1 FROM pgstream_changes.statements c
                          JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
                                                          AND d.pgs_id = stream_table
-                         WHERE c.operation = 'TRUNCATE' AND NOT pgstream._covered(c.xid, since)),
+                         WHERE c.operation = 'TRUNCATE' AND c.xid >= pg_snapshot_xmin(since) AND NOT pgstream._covered(c.xid, since)),
                CASE WHEN since IS NOT NULL THEN
                    ARRAY(SELECT DISTINCT c.source_relid FROM pgstream_changes.statements c
                          JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid
                                                          AND d.pgs_id = stream_table
-                         WHERE NOT pgstream._covered(c.xid, since))
+                         WHERE c.xid >= pg_snapshot_xmin(since) AND NOT pgstream._covered(c.xid, since))
                END
     INTO ddl_pending, capture_complete, row_capture_complete, truncated, changed;
 END

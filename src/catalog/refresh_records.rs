@@ -57,6 +57,7 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
         stats.reason.into(),
     ];
     as_catalog_owner(|| {
+        let may_free = stats.kind != RefreshKind::Skipped && cleanup_may_free(id);
         run(
             &format!(
                 "UPDATE pgstream.pgs_stream_tables SET \
@@ -70,10 +71,41 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
             ),
             &args[..if with_reason { 11 } else { 10 }],
         );
-        if stats.kind != RefreshKind::Skipped {
+        if may_free {
             forget_covered_changes(id);
         }
     })
+}
+
+/// Whether moving stream table `id` past its covered position (read before it moves) may free
+/// change records: not when, for each of its sources, another DIFFERENTIAL reader has covered
+/// no more than this one had (nothing, or only transactions finished before its snapshot's
+/// xmin). Then what every reader has covered does not grow, and the cleanup, which reads every
+/// record and buffered row of the sources, would delete nothing: a reader refreshed every minute
+/// beside one refreshed every hour paid for the whole hour's backlog on every refresh. The
+/// laggard's own refresh frees them.
+fn cleanup_may_free(id: i64) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT s.consumed_snapshot IS NULL OR EXISTS ( \
+           SELECT 1 FROM pgstream.pgs_dependencies mine \
+           WHERE mine.pgs_id = s.pgs_id AND mine.source_kind <> 'view' \
+             AND NOT EXISTS ( \
+               SELECT 1 FROM pgstream.pgs_dependencies d \
+               JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
+               WHERE d.source_relid = mine.source_relid AND r.pgs_id <> s.pgs_id \
+                 AND r.effective_mode = 'DIFFERENTIAL' \
+                 AND (r.consumed_snapshot IS NULL \
+                      OR (pg_catalog.pg_snapshot_xmax(r.consumed_snapshot) \
+                            OPERATOR(pg_catalog.<=) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot) \
+                          AND (r.consumed_own_xid IS NULL \
+                               OR r.consumed_own_xid \
+                                  OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot)))))) \
+         FROM pgstream.pgs_stream_tables s WHERE s.pgs_id = $1",
+        &[id.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(true)
 }
 
 /// Deletes the change records of stream table `id`'s sources that every reader of those
