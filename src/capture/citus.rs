@@ -135,9 +135,16 @@ pub fn install_row_triggers(table: &str, relid: u32, kind: CitusKind) {
             ));
         }
     });
-    for (name, _, _) in shard_triggers() {
+    for (name, _, _) in ROW_TRIGGERS {
         run(&format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {name}"));
     }
+    // The TRUNCATE trigger fires on every node's copy: ALWAYS there too (propagated).
+    propagated(|| {
+        run(&format!(
+            "ALTER TABLE {table} ENABLE ALWAYS TRIGGER {}",
+            TRUNCATE_TRIGGER.0
+        ))
+    });
 }
 
 /// Drops the row and TRUNCATE triggers of Citus table `table` from its shell and every shard.

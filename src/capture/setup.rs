@@ -282,10 +282,11 @@ fn drop_unwanted_triggers(
     wanted: bool,
     citus: bool,
 ) {
+    let row_capture = state.row_triggers > 0 || (citus && citus::has_truncate_trigger(table));
     let unwanted = if wanted {
-        state.row_triggers > 0
+        row_capture
     } else {
-        state.row_triggers > 0 || state.statement_trigger.is_some()
+        row_capture || state.statement_trigger.is_some()
     };
     if !unwanted || !try_lock_exclusively(source) {
         return;

@@ -78,7 +78,7 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
 }
 
 /// Whether moving stream table `id` past its covered position (read before it moves) may free
-/// change records: not when, for each of its sources, another DIFFERENTIAL reader has covered
+/// change records (always for one that reads no table: it must cover DDL records too): not when, for each of its sources, another DIFFERENTIAL reader has covered
 /// no more than this one had (nothing, or only transactions finished before its snapshot's
 /// xmin). Then what every reader has covered does not grow, and the cleanup, which reads every
 /// record and buffered row of the sources, would delete nothing: a reader refreshed every minute
@@ -86,7 +86,10 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
 /// laggard's own refresh frees them.
 fn cleanup_may_free(id: i64) -> bool {
     Spi::get_one_with_args::<bool>(
-        "SELECT s.consumed_snapshot IS NULL OR EXISTS ( \
+        "SELECT s.consumed_snapshot IS NULL \
+                OR NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies t \
+                               WHERE t.pgs_id = s.pgs_id AND t.source_kind <> 'view') \
+                OR EXISTS ( \
            SELECT 1 FROM pgstream.pgs_dependencies mine \
            WHERE mine.pgs_id = s.pgs_id AND mine.source_kind <> 'view' \
              AND NOT EXISTS ( \

@@ -451,7 +451,8 @@ fn rescan_sql(
     // its key columns serve it: a few groups never cost a scan of the whole input), and,
     // only when a rescanned key has a NULL (a one-time test of the small rescan table), the
     // groups with NULL keys, compared with NULLs equal (one-element arrays: their equality
-    // takes NULLs as equal). The two sets of groups are disjoint. Neither subquery refers to
+    // takes NULLs as equal; with a NULL flag, as ARRAY[x] of a NULL array is the empty array).
+    // The two sets of groups are disjoint. Neither subquery refers to
     // the input, so a distributed planner (Citus) can ship the rescan table to the input.
     let key_list: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     let each_key = |pattern: &dyn Fn(usize, &str) -> String, joiner: &str| {
@@ -464,8 +465,11 @@ fn rescan_sql(
     };
     let inputs = each_key(&|_, k| format!("({k})"), ", ");
     let rescanned = each_key(&|i, _| format!("__pgs_r.__pgs_k{i}"), ", ");
-    let input_arrays = each_key(&|_, k| format!("ARRAY[({k})]"), ", ");
-    let rescanned_arrays = each_key(&|i, _| format!("ARRAY[__pgs_r.__pgs_k{i}]"), ", ");
+    let input_arrays = each_key(&|_, k| format!("ARRAY[({k})], ({k}) IS NULL"), ", ");
+    let rescanned_arrays = each_key(
+        &|i, _| format!("ARRAY[__pgs_r.__pgs_k{i}], __pgs_r.__pgs_k{i} IS NULL"),
+        ", ",
+    );
     let rescanned_null = each_key(&|i, _| format!("__pgs_r.__pgs_k{i} IS NULL"), " OR ");
     let input_null = each_key(&|_, k| format!("({k}) IS NULL"), " OR ");
     format!(

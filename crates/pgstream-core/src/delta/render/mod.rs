@@ -336,12 +336,12 @@ fn key_restrictions(keys: &[Expr], affected: &str) -> (Expr, Expr) {
             .collect::<Vec<_>>()
             .join(" AND ")
     };
-    // NULL-safe as one-element arrays (their equality takes NULLs as equal), and not
-    // correlated: a distributed planner (Citus) ships `affected` to the rows instead.
+    // NULL-safe as one-element arrays (their equality takes NULLs as equal; with a NULL flag,
+    // as ARRAY[x] of a NULL array is the empty array), and not correlated: a distributed planner (Citus) ships `affected` to the rows instead.
     let arrays = |prefix: &str, exprs: &[String]| {
         exprs
             .iter()
-            .map(|e| format!("ARRAY[{prefix}{e}]"))
+            .map(|e| format!("ARRAY[{prefix}{e}], {prefix}{e} IS NULL"))
             .collect::<Vec<_>>()
             .join(", ")
     };
