@@ -1,5 +1,5 @@
 -- pg_stream_dbt 0.3.0 -> 0.4.0 (ALTER EXTENSION pg_stream_dbt UPDATE): create_stream_table takes
--- partition_by (a stream table may be a partitioned table); add_partition is new. Stream tables, catalog rows, capture
+-- partition_by (a stream table may be a partitioned table); add_partition and distribute_stream_table are new. Stream tables, catalog rows, capture
 -- triggers and change buffers are kept as they are. Citus distributed and reference tables are
 -- captured by row triggers on their shards, for DIFFERENTIAL readers.
 
@@ -72,6 +72,15 @@ CREATE FUNCTION pgstream."add_partition"(
 VOLATILE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'add_partition_wrapper';
+
+-- distribute_stream_table: a keyed stream table made a Citus distributed or reference table.
+CREATE FUNCTION pgstream."distribute_stream_table"(
+	"name" TEXT,
+	"distribution_column" TEXT DEFAULT NULL
+) RETURNS void
+VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'distribute_stream_table_wrapper';
 
 -- Citus distributed and reference tables are captured by row triggers on their shards.
 -- What kind of Citus table `relation` is (NULL: none, or Citus is not installed). Writes to a

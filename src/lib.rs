@@ -8,6 +8,7 @@ pub use pgstream_core::{
 pub mod api;
 pub mod capture;
 pub mod catalog;
+pub mod distributed;
 pub mod engine;
 pub mod error;
 pub mod gucs;

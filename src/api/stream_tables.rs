@@ -1,4 +1,5 @@
-//! pgstream.create_stream_table / alter_stream_table / drop_stream_table / refresh_stream_table.
+//! pgstream.create_stream_table / alter_stream_table / drop_stream_table / add_partition /
+//! distribute_stream_table / refresh_stream_table.
 
 use super::required;
 use crate::engine;
@@ -126,6 +127,26 @@ fn add_partition(
         to_values.as_deref(),
     );
     crate::partitioned::add_partition(&table, &schema, &name, &bound)
+}
+
+/// Makes a keyed stream table a Citus distributed table by `distribution_column`, or a Citus
+/// reference table when it is NULL (on a Citus coordinator; owner only; waits for a running
+/// refresh).
+#[pg_extern(volatile, schema = "pgstream")]
+fn distribute_stream_table(
+    name: Option<&str>,
+    distribution_column: default!(Option<&str>, "NULL"),
+) {
+    let table = resolve::existing_stream_table(required(name, "name"));
+    resolve::require_owner(&table);
+    refresh::lock_stream_table(&table);
+    let Some(table) = crate::catalog::find_by_id(table.id) else {
+        StreamError::NotFound {
+            name: table.display_name(),
+        }
+        .raise()
+    };
+    crate::distributed::distribute(&table, distribution_column);
 }
 
 /// Refreshes a stream table now. A failure is recorded in the catalog and raised.

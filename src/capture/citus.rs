@@ -66,6 +66,23 @@ pub fn kind_of(source: pg_sys::Oid) -> Option<CitusKind> {
         .and_then(|d| CitusKind::from_description(&d))
 }
 
+/// What kind of Citus table `relation` is, if any: a reference table, or (any other kind) a
+/// distributed one. (None when Citus is not installed.)
+pub fn table_kind(relation: pg_sys::Oid) -> Option<CitusKind> {
+    if !installed() {
+        return None;
+    }
+    Spi::get_one_with_args::<String>("SELECT pgstream._citus_kind($1)", &[relation.into()])
+        .ok()
+        .flatten()
+        .map(|d| CitusKind::from_description(&d).unwrap_or(CitusKind::Distributed))
+}
+
+/// Whether `relation` is a Citus table of any kind (false when Citus is not installed).
+pub fn is_citus_table(relation: pg_sys::Oid) -> bool {
+    table_kind(relation).is_some()
+}
+
 fn run(sql: &str) {
     Spi::run(sql).unwrap_or_else(|e| panic!("Citus change capture set-up failed: {e}\n{sql}"));
 }

@@ -43,6 +43,9 @@ pub struct Execution<'a> {
     pub params: Params,
     /// The stream table's identity as it stands (a legacy table may differ from the plan's).
     pub root_identity: Identity,
+    /// What kind of Citus table the stream table is, if one (it is keyed: see
+    /// [`Execution::apply_keyed_on_citus`]).
+    pub root_on_citus: Option<crate::capture::citus::CitusKind>,
 }
 
 fn ddl(statement: &str) {
@@ -207,6 +210,16 @@ impl Execution<'_> {
         let target = self.table.qualified();
         let columns = &stage.columns;
         match &self.root_identity {
+            Identity::Key(_) if self.root_on_citus.is_some() => {
+                let [delete, insert] = sql::citus_full(&target, &stage.full_sql, columns);
+                let deleted = self.plain(&delete).0 as i64;
+                let inserted = self.restricted(&insert).0 as i64;
+                AppliedChanges {
+                    inserted,
+                    updated: 0,
+                    deleted,
+                }
+            }
             Identity::Key(key) => {
                 let work = self.work("full", stage, &sql::shaped_like("", &target, columns));
                 let filled = self
@@ -375,6 +388,9 @@ impl Execution<'_> {
         key: &[String],
         change_set: Option<&str>,
     ) -> AppliedChanges {
+        if self.root_on_citus.is_some() && self.is_root(stage) {
+            return self.apply_keyed_on_citus(stage, target, affected, fresh, key, change_set);
+        }
         work_tables::analyze(&[fresh], 1);
         let inserted = self.count(&sql::new_keys_count(target, fresh, key));
         if let Some(change_set) = change_set {
@@ -395,6 +411,57 @@ impl Execution<'_> {
             inserted,
             updated: merged - inserted,
             deleted,
+        }
+    }
+
+    /// [`Self::apply_keyed`] into a Citus table (Citus runs no MERGE from a coordinator table
+    /// into a distributed or reference table, nor correlated subqueries between them). A
+    /// distributed one: its old rows of the affected keys read into a work table, the change
+    /// netted there, then applied by key lists. A reference one: its rows of the affected keys
+    /// replaced (see [`sql::citus_replace_keys`]).
+    fn apply_keyed_on_citus(
+        &self,
+        stage: &StagePlan,
+        target: &str,
+        affected: &str,
+        fresh: &str,
+        key: &[String],
+        change_set: Option<&str>,
+    ) -> AppliedChanges {
+        let columns = &stage.columns;
+        work_tables::analyze(&[fresh], 1);
+        if self.root_on_citus == Some(crate::capture::citus::CitusKind::Reference) {
+            // Every row of the affected keys replaced (counted as deleted and inserted).
+            let [delete, insert] = sql::citus_replace_keys(target, affected, fresh, columns, key);
+            let deleted = self.plain(&delete).0 as i64;
+            let inserted = self.plain(&insert).0 as i64;
+            work_tables::empty(&[affected, fresh], 1);
+            return AppliedChanges {
+                inserted,
+                updated: 0,
+                deleted,
+            };
+        }
+        let old = self.work("old", stage, &sql::shaped_like("", target, columns));
+        self.plain(&sql::citus_old_rows(&old, target, affected, columns, key));
+        work_tables::analyze(&[&old], 1);
+        let netted = self.work("netted", stage, &sql::change_set_work(target, columns));
+        self.plain(&sql::keyed_change_set(
+            &netted, &old, affected, fresh, columns, key,
+        ));
+        if let Some(change_set) = change_set {
+            self.plain(&format!("INSERT INTO {change_set} SELECT * FROM {netted}"));
+        }
+        let counts = self.plain(&sql::citus_change_counts(&netted, key)).1;
+        let count = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
+        for statement in sql::citus_apply(target, &netted, columns, key) {
+            self.plain(&statement);
+        }
+        work_tables::empty(&[affected, fresh, &old, &netted], 1);
+        AppliedChanges {
+            inserted: count(0),
+            updated: count(1),
+            deleted: count(2),
         }
     }
 

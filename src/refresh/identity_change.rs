@@ -72,7 +72,7 @@ pub fn reidentify(table: &StreamTable, from: &Identity, to: &Identity) -> i64 {
 
 /// The unique index a keyed stream table is identified by: NULLs not distinct, led by the key
 /// hash expression.
-fn key_index_of(qualified: &str) -> Option<String> {
+pub(crate) fn key_index_of(qualified: &str) -> Option<String> {
     Spi::get_one_with_args::<String>(
         "SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i \
          WHERE i.indrelid = $1::pg_catalog.regclass AND i.indisunique AND i.indnullsnotdistinct \

@@ -3,7 +3,7 @@
 
 pub mod executor;
 pub mod failure_log;
-mod identity_change;
+pub(crate) mod identity_change;
 pub mod mode;
 mod owner;
 pub mod plan_catalog;

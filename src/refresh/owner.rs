@@ -283,6 +283,7 @@ impl Refresh<'_> {
             snapshot: self.snapshot,
             params: self.params.clone(),
             root_identity: identity.clone(),
+            root_on_citus: crate::capture::citus::table_kind(self.table.relid),
         }
     }
 

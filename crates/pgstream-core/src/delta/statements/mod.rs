@@ -7,10 +7,12 @@ use super::ir::{key_hash_sql, key_match_sql};
 
 mod algebraic_state;
 mod multiset;
+mod on_citus;
 
 use crate::sql_text::quote_ident;
 pub use algebraic_state::*;
 pub use multiset::*;
+pub use on_citus::*;
 
 /// Copies of one row in a multiset table have ids `hash .. hash + n - 1`; a range this wide after
 /// a row's hash is counted as its copies.

@@ -1,0 +1,142 @@
+"""Stream tables that are themselves Citus tables (pgstream.distribute_stream_table): a keyed
+stream table distributed by one of its columns, or made a reference table, keeps its rows on
+the workers and is refreshed DIFFERENTIAL and FULL there, equal to its query after every round
+of writes; what cannot be made a Citus table is refused with a clear error and left as it was.
+Needs the cluster of scripts/citus.sh (scripts/test_citus.sh runs it)."""
+
+import random
+
+import psycopg2
+import pytest
+
+from test_citus import SETUP, clean, connect, difference, random_writes, sql, worker_counts
+
+# (name, query, distribution column or None for a reference table). `d_amount` is distributed by
+# a column its key (id) lacks: a changed amount moves the row to another shard.
+CITUS_STREAM_TABLES = [
+    ("d_by_customer", "SELECT customer_id, count(*) AS n, sum(amount) AS total, max(amount) AS top FROM orders GROUP BY customer_id", "customer_id"),
+    ("d_amount", "SELECT id, customer_id, amount FROM orders WHERE status = 'paid' AND amount > 20", "amount"),
+    ("d_distinct", "SELECT DISTINCT status, customer_id FROM orders", "customer_id"),
+    ("d_per_day", "WITH paid AS (SELECT * FROM orders WHERE status = 'paid') SELECT date_trunc('day', created_at) AS day, sum(amount) AS revenue, count(*) AS n FROM paid GROUP BY 1", "day"),
+    ("r_by_status", "SELECT status, count(*) AS n, sum(amount) AS total FROM orders GROUP BY status", None),
+    ("r_customers", "SELECT c.id, c.name, c.region FROM customers c WHERE c.region IS NOT NULL", None),
+]
+NAMES = [name for name, _, _ in CITUS_STREAM_TABLES] + ["d_multiset", "d_full", "d_reader", "d_parted"]
+
+
+@pytest.fixture
+def db():
+    conn = connect()
+    sql(conn, "DROP TABLE IF EXISTS " + ", ".join(NAMES) + " CASCADE")
+    clean(conn)
+    sql(conn, "CREATE EXTENSION pg_stream_dbt")
+    for statement in SETUP.strip().split(";\n"):
+        sql(conn, statement)
+    yield conn
+    sql(conn, "DROP EXTENSION IF EXISTS pg_stream_dbt CASCADE")
+    sql(conn, "DROP TABLE IF EXISTS " + ", ".join(NAMES) + " CASCADE")
+    clean(conn)
+    conn.close()
+
+
+def citus_kind(conn, name):
+    rows = sql(conn, "SELECT partmethod, repmodel FROM pg_dist_partition WHERE logicalrelid = %s::regclass", (name,))
+    return {("h", "s"): "distributed", ("n", "t"): "reference"}.get(rows[0], rows[0]) if rows else None
+
+
+def test_distributed_and_reference_stream_tables_are_refreshed_differential_on_the_workers(db):
+    for name, query, column in CITUS_STREAM_TABLES:
+        sql(db, "SELECT pgstream.create_stream_table(%s, %s, '1h', 'DIFFERENTIAL')", (name, query))
+        sql(db, "SELECT pgstream.distribute_stream_table(%s, %s)", (name, column))
+        assert citus_kind(db, name) == ("distributed" if column else "reference"), name
+        assert difference(db, name, query) == 0, name
+    # The identity index of d_amount holds its distribution column (Citus requires it).
+    index = sql(db, "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'd_amount'::regclass")[0][0]
+    assert index.endswith(", id, amount) NULLS NOT DISTINCT"), index
+    # The rows are on the workers' shards, none left in the coordinator's file of the tables.
+    for name, _, _ in CITUS_STREAM_TABLES:
+        assert sql(db, "SELECT pg_relation_size(%s)", (name,)) == [(0,)], name
+    shard_rows = sum(worker_counts(db, "SELECT coalesce(sum(n_live_tup), 0) FROM pg_stat_user_tables WHERE relname LIKE 'd\\_by\\_customer\\_%'"))
+    assert shard_rows > 0
+    rng = random.Random(20261206)
+    updated = 0
+    for round_no in range(4):
+        random_writes(db, rng)
+        if round_no % 2:
+            # DDL makes the next refresh re-analyze its query (EXPLAIN of a distributed query in
+            # the refresh's transaction: Citus then executes no more locally on the coordinator).
+            sql(db, "CREATE TABLE d_unrelated (a int); DROP TABLE d_unrelated")
+        sql(db, "UPDATE orders SET amount = amount + 30 WHERE id %% 41 = %s AND status = 'paid'", (round_no,))
+        for name, query, _ in CITUS_STREAM_TABLES:
+            sql(db, "SELECT pgstream.refresh_stream_table(%s)", (name,))
+            assert difference(db, name, query) == 0, (round_no, name)
+        kinds = dict(sql(db, "SELECT pgs_name, last_refresh_kind || coalesce(': ' || last_refresh_reason, '') FROM pgstream.pgs_stream_tables"))
+        assert set(kinds.values()) <= {"DIFFERENTIAL", "SKIPPED"}, kinds
+        updated += sql(db, "SELECT coalesce(sum(last_rows_updated), 0) FROM pgstream.pg_stat_stream_tables")[0][0]
+    assert updated > 0  # changed groups are counted as updated, not as a removal and an insertion
+    # A row whose distribution column changed moved to its new shard, and was found there.
+    assert sql(db, "SELECT count(*) FROM d_amount WHERE amount > 50")[0][0] > 0
+
+
+def test_full_and_auto_refreshes_of_a_distributed_stream_table_equal_the_query(db):
+    query = "SELECT customer_id, count(*) AS n, sum(amount) AS total FROM orders GROUP BY customer_id"
+    sql(db, "SELECT pgstream.create_stream_table('d_full', %s, '1h', 'FULL')", (query,))
+    sql(db, "SELECT pgstream.distribute_stream_table('d_full', 'customer_id')")
+    rng = random.Random(7)
+    for mode in ["FULL", "AUTO", "FULL"]:
+        sql(db, "SELECT pgstream.alter_stream_table('d_full', refresh_mode => %s)", (mode,))
+        random_writes(db, rng)
+        sql(db, "SELECT pgstream.refresh_stream_table('d_full')")
+        assert difference(db, "d_full", query) == 0, mode
+    assert sql(db, "SELECT last_refresh_kind FROM pgstream.pgs_stream_tables WHERE pgs_name = 'd_full'") == [("FULL",)]
+
+
+def error_of(conn, statement, params=None):
+    with pytest.raises(psycopg2.Error) as caught:
+        sql(conn, statement, params)
+    return caught.value.pgcode, caught.value.pgerror
+
+
+def test_what_cannot_be_made_a_citus_table_is_refused_and_left_as_it_was(db):
+    sql(db, "SELECT pgstream.create_stream_table('d_by_customer', 'SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id', '1h')")
+    code, message = error_of(db, "SELECT pgstream.distribute_stream_table('d_by_customer', 'nope')")
+    assert code == "42703" and 'column "nope" of stream table' in message and "customer_id, n" in message, message
+    # A multiset has no key its rows could be found by on the shards.
+    sql(db, "SELECT pgstream.create_stream_table('d_multiset', 'SELECT customer_id, amount FROM orders', '1h')")
+    code, message = error_of(db, "SELECT pgstream.distribute_stream_table('d_multiset', 'customer_id')")
+    assert code == "0A000" and "has no key" in message, message
+    # Read by another stream table: its capture triggers are the coordinator's.
+    sql(db, "SELECT pgstream.create_stream_table('d_reader', 'SELECT count(*) AS n FROM d_by_customer', '1h')")
+    code, message = error_of(db, "SELECT pgstream.distribute_stream_table('d_by_customer', 'customer_id')")
+    assert code == "0A000" and "is read by stream table" in message and "d_reader" in message, message
+    sql(db, "SELECT pgstream.drop_stream_table('d_reader')")
+    sql(db, "SELECT pgstream.create_stream_table('d_parted', 'SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id', '1h', partition_by => 'HASH (customer_id) PARTITIONS 2')")
+    code, message = error_of(db, "SELECT pgstream.distribute_stream_table('d_parted')")
+    assert code == "0A000" and "is partitioned" in message, message
+    for name in ["d_by_customer", "d_multiset", "d_parted"]:
+        assert citus_kind(db, name) is None, name
+    sql(db, "SELECT pgstream.distribute_stream_table('d_by_customer', 'customer_id')")
+    code, message = error_of(db, "SELECT pgstream.distribute_stream_table('d_by_customer')")
+    assert code == "0A000" and "is a Citus table already" in message, message
+    assert citus_kind(db, "d_by_customer") == "distributed"
+    # Only its owner may distribute it.
+    sql(db, "DROP ROLE IF EXISTS citus_mallory")
+    sql(db, "CREATE ROLE citus_mallory")
+    try:
+        sql(db, "SET ROLE citus_mallory")
+        code, message = error_of(db, "SELECT pgstream.distribute_stream_table('d_multiset')")
+        assert code == "42501", message
+    finally:
+        sql(db, "RESET ROLE")
+        sql(db, "DROP ROLE citus_mallory")
+    assert citus_kind(db, "d_multiset") is None
+
+
+def test_dropping_a_distributed_stream_table_drops_its_shards(db):
+    sql(db, "SELECT pgstream.create_stream_table('d_by_customer', 'SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id', '1h')")
+    sql(db, "SELECT pgstream.distribute_stream_table('d_by_customer', 'customer_id')")
+    shards = "SELECT count(*) FROM pg_class WHERE relname LIKE 'd\\_by\\_customer\\_%' AND relkind = 'r'"
+    assert min(worker_counts(db, shards)) > 0
+    sql(db, "SELECT pgstream.drop_stream_table('d_by_customer')")
+    assert worker_counts(db, shards) == [0, 0]
+    assert sql(db, "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text = 'd_by_customer'") == [(0,)]
