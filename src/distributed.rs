@@ -3,6 +3,7 @@
 //! them there (see `refresh::executor`'s Citus apply).
 
 use crate::catalog::StreamTable;
+use crate::citus_table::CitusTable;
 use crate::delta::Identity;
 use pgrx::prelude::*;
 
@@ -189,4 +190,30 @@ fn extend_identity_index(table: &StreamTable, key: &[String], column: &str) {
         );
         Spi::run(&create).unwrap_or_else(|e| panic!("{create} failed: {e}"));
     });
+}
+
+/// What kind of Citus table `relid` is, as materialize() compares it with the config (None:
+/// none, or Citus is not installed).
+pub fn citus_table_of(relid: pg_sys::Oid) -> Option<CitusTable> {
+    use crate::capture::citus::{table_kind, CitusKind};
+    match table_kind(relid)? {
+        CitusKind::Reference => Some(CitusTable::Reference),
+        CitusKind::Distributed => {
+            // (Citus is installed: its catalog and functions exist.)
+            let column = Spi::get_one_with_args::<String>(
+                "SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) \
+                 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
+                &[relid.into()],
+            )
+            .ok()
+            .flatten()?;
+            Some(CitusTable::DistributedBy(column))
+        }
+    }
+}
+
+/// Makes the stream table just created by materialize() the Citus table its config asks for.
+pub fn distribute_as(table: &StreamTable, citus: &CitusTable) {
+    crate::refresh::lock_stream_table(table);
+    distribute(table, citus.distribution_column());
 }

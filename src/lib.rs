@@ -1,8 +1,8 @@
 //! pg_stream_dbt: stream tables (incrementally maintained tables) for dbt on PostgreSQL.
 
 pub use pgstream_core::{
-    change_volume, delta, lock_keys, modes, names, normalize, partitioning, query_settings,
-    refresh_decision, refresh_reason, relation_kind, schedule, sql_text,
+    change_volume, citus_table, delta, lock_keys, modes, names, normalize, partitioning,
+    query_settings, refresh_decision, refresh_reason, relation_kind, schedule, sql_text,
 };
 
 pub mod api;

@@ -119,6 +119,7 @@ impl Call<'_> {
                     &crate::query_settings::decode(&crate::settings::pinned_now()),
                 ),
                 partition_by: crate::partitioned::spec_of(st.relid),
+                citus: crate::distributed::citus_table_of(st.relid),
             }),
             (Some(oid), None) => Target::OtherRelation {
                 kind: relation_kind(oid),
@@ -131,16 +132,11 @@ impl Call<'_> {
         let shown = self.shown;
         match decision {
             Decision::Create => {
-                engine::create(
-                    self.schema,
-                    self.name,
-                    &self.definition,
-                    self.config.initialize,
-                );
+                self.create(self.config.initialize);
                 ("created", "stream table did not exist".to_string())
             }
             Decision::CreateEmpty => {
-                engine::create(self.schema, self.name, &self.definition, false);
+                self.create(false);
                 (
                     "created",
                     format!(
@@ -212,8 +208,34 @@ impl Call<'_> {
         }
     }
 
-    /// Recreates the stream table (or replaces the relation holding its name).
+    /// Creates the stream table (populated when `initialize`), made the Citus table the config
+    /// asks for.
+    fn create(&self, initialize: bool) -> StreamTable {
+        let created = engine::create(self.schema, self.name, &self.definition, initialize);
+        if let Some(citus) = &self.config.citus {
+            crate::distributed::distribute_as(&created, citus);
+        }
+        created
+    }
+
+    /// Recreates the stream table (or replaces the relation holding its name). A Citus stream
+    /// table, or one to become one, is dropped and created anew: Citus names its shards after
+    /// the table, so it is not built beside and swapped in.
     fn recreate(&self, result: &mut Value) {
+        if let Some(st) = self.existing {
+            if self.config.citus.is_some() || crate::capture::citus::is_citus_table(st.relid) {
+                // (Dropped over a connection, not executed locally: Citus cannot switch a
+                // transaction that executed on the coordinator's reference placement locally
+                // to the remote execution the new table's distributed queries need.)
+                crate::settings::with_settings(&[(c"citus.enable_local_execution", "off")], || {
+                    engine::drop(st, false)
+                });
+                self.create(self.config.initialize);
+                result["in_place"] = json!(false);
+                result["readers"] = json!([]);
+                return;
+            }
+        }
         let previous = match (self.existing, self.relid) {
             (Some(st), _) => Previous::StreamTable(st),
             (None, Some(oid)) => Previous::Relation {
@@ -223,6 +245,12 @@ impl Call<'_> {
             (None, None) => unreachable!("recreate needs an existing relation"),
         };
         let recreated = swap::recreate(self.schema, self.name, previous, &self.definition);
+        if let Some(citus) = &self.config.citus {
+            let table = resolve::relation_oid(self.schema, self.name)
+                .and_then(resolve::find_stream_table)
+                .expect("the stream table just recreated exists");
+            crate::distributed::distribute_as(&table, citus);
+        }
         result["in_place"] = json!(recreated.in_place);
         result["readers"] = json!(recreated.readers);
         if !recreated.dropped_dependents.is_empty() {

@@ -140,3 +140,46 @@ def test_dropping_a_distributed_stream_table_drops_its_shards(db):
     sql(db, "SELECT pgstream.drop_stream_table('d_by_customer')")
     assert worker_counts(db, shards) == [0, 0]
     assert sql(db, "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text = 'd_by_customer'") == [(0,)]
+
+
+def materialize(conn, name, query, config):
+    return sql(conn, "SELECT pgstream_dbt.materialize(%s, %s, %s::jsonb)", (name, query, config))[0][0]
+
+
+def test_materialize_makes_and_keeps_the_citus_table_its_config_asks_for(db):
+    """What dbt's `distribution_column` / `reference_table` configs do: create it distributed,
+    leave it alone while the config stays, recreate it when the distribution changes."""
+    query = "SELECT customer_id, count(*) AS n, sum(amount) AS total FROM orders GROUP BY customer_id"
+    result = materialize(db, "d_by_customer", query, '{"distribution_column": "customer_id"}')
+    assert result["action"] == "created", result
+    assert citus_kind(db, "d_by_customer") == "distributed"
+    assert difference(db, "d_by_customer", query) == 0
+    result = materialize(db, "d_by_customer", query, '{"distribution_column": "customer_id"}')
+    assert result["action"] == "unchanged", result
+    random_writes(db, random.Random(3))
+    sql(db, "SELECT pgstream.refresh_stream_table('d_by_customer')")
+    assert sql(db, "SELECT last_refresh_kind FROM pgstream.pgs_stream_tables WHERE pgs_name = 'd_by_customer'") == [("DIFFERENTIAL",)]
+    assert difference(db, "d_by_customer", query) == 0
+    result = materialize(db, "d_by_customer", query, '{"reference_table": true}')
+    assert result["action"] == "recreated", result
+    assert result["reason"] == "distribution changed (distributed by customer_id -> reference table)", result
+    assert citus_kind(db, "d_by_customer") == "reference"
+    assert difference(db, "d_by_customer", query) == 0
+    result = materialize(db, "d_by_customer", query, '{"reference_table": true, "on_configuration_change": "fail"}')
+    assert result["action"] == "unchanged", result
+    code, message = error_of(db, "SELECT pgstream_dbt.materialize('d_by_customer', %s, '{\"on_configuration_change\": \"fail\"}')", (query,))
+    assert code is not None and "distribution: reference table -> none" in message, message
+    result = materialize(db, "d_by_customer", query, "{}")
+    assert result["action"] == "recreated", result
+    assert citus_kind(db, "d_by_customer") is None
+    assert difference(db, "d_by_customer", query) == 0
+    # A query change of a distributed stream table recreates it distributed.
+    materialize(db, "d_by_customer", query, '{"distribution_column": "customer_id"}')
+    other = query.replace("sum(amount)", "max(amount)")
+    result = materialize(db, "d_by_customer", other, '{"distribution_column": "customer_id"}')
+    assert result["action"] == "recreated" and result["reason"] == "query changed", result
+    assert citus_kind(db, "d_by_customer") == "distributed"
+    assert difference(db, "d_by_customer", other) == 0
+    code, message = error_of(db, "SELECT pgstream_dbt.materialize('d_multiset', 'SELECT customer_id FROM orders', '{\"reference_table\": true}')")
+    assert code == "0A000" and "has no key" in message, message
+    assert sql(db, "SELECT count(*) FROM pg_class WHERE relname = 'd_multiset'") == [(0,)]  # nothing left behind

@@ -197,6 +197,8 @@ BAD_CONFIGS = [
     ({"full_refresh": "true"}, "full_refresh", "true or false"),
     ({"on_configuration_change": "ignore"}, "on_configuration_change", "apply, continue, fail"),
     ({"status": "PAUSED"}, "status", "ACTIVE, SUSPENDED"),
+    ({"distribution_column": "customer", "reference_table": True}, "distribution_column", "not both"),
+    ({"reference_table": "yes"}, "reference_table", "true or false"),
 ]
 
 
@@ -230,6 +232,18 @@ def test_other_bad_input(db):
     assert db.error("SELECT pgstream_dbt.materialize('st', 'select nope', '{\"refresh_mode\": \"FULL\"}')").pgcode == "42703"
     assert db.value("SELECT count(*) FROM pgstream.pgs_stream_tables") == 0
     assert db.value("SELECT to_regclass('st')") is None
+
+
+def test_a_citus_table_asked_for_without_citus_is_refused_and_nothing_is_left(db):
+    setup_orders(db)
+    for config in ({"distribution_column": "customer"}, {"reference_table": True}):
+        err = db.error("SELECT pgstream_dbt.materialize('totals', %s, %s::jsonb)", (QUERY, json.dumps(config)))
+        assert err.pgcode == "0A000" and err.diag.message_primary == "Citus is not installed in this database", err.pgerror
+        assert db.value("SELECT to_regclass('totals')") is None
+    materialize(db, QUERY)
+    err = db.error("SELECT pgstream.distribute_stream_table('totals', 'customer')")
+    assert err.pgcode == "0A000" and "CREATE EXTENSION citus" in err.diag.message_hint, err.pgerror
+    assert db.error("SELECT pgstream.distribute_stream_table(NULL)").pgcode == "22004"
 
 
 def test_full_refresh_replaces_a_plain_table_of_that_name(db):

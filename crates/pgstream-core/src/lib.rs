@@ -3,6 +3,7 @@
 //! and the delta planner — so it is built and tested in seconds with `cargo test -p pgstream-core`.
 
 pub mod change_volume;
+pub mod citus_table;
 pub mod delta;
 pub mod lock_keys;
 pub mod materialize;

@@ -9,7 +9,9 @@
   on_configuration_change (default 'apply'), status (default: keep), empty (dbt's
   `--empty` flag: the SQL's refs and sources are emptied subqueries), refresh_on_run
   (default false: an unchanged stream table is refreshed in the same call), partition_by
-  (default none: e.g. 'RANGE (ordered_on)', a partitioned stream table). The database
+  (default none: e.g. 'RANGE (ordered_on)', a partitioned stream table),
+  distribution_column / reference_table (default none: on a Citus coordinator, a stream
+  table distributed by that column, or a reference table). The database
   validates every value and names the key of a bad one.
 #}
 {% macro pgstream_materialize_config() -%}
@@ -31,6 +33,8 @@
       'empty': (true if (flags.EMPTY is defined and flags.EMPTY) else false),
       'refresh_on_run': (false if refresh_on_run is none else refresh_on_run),
       'partition_by': config.get('partition_by'),
+      'distribution_column': config.get('distribution_column'),
+      'reference_table': config.get('reference_table'),
   }) }}
 {%- endmacro %}
 

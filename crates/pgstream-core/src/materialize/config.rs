@@ -36,6 +36,8 @@ pub struct MaterializeConfig {
     pub refresh_on_run: bool,
     /// The stream table is a partitioned table (`None`: a plain table).
     pub partition_by: Option<PartitionSpec>,
+    /// The stream table is made a Citus table (`distribution_column`, `reference_table`).
+    pub citus: Option<crate::citus_table::CitusTable>,
 }
 
 /// Keys materialize() accepts, in the order the error message lists them.
@@ -49,6 +51,8 @@ pub const ACCEPTED_KEYS: &[&str] = &[
     "empty",
     "refresh_on_run",
     "partition_by",
+    "distribution_column",
+    "reference_table",
 ];
 
 /// A config value materialize() refuses; `key` is the offending key.
@@ -72,6 +76,7 @@ impl Default for MaterializeConfig {
             empty: false,
             refresh_on_run: false,
             partition_by: None,
+            citus: None,
         }
     }
 }
@@ -189,6 +194,27 @@ impl MaterializeConfig {
                             .map_err(|e| error(key, e.why, ACCEPTED_PARTITION_BY))?,
                     );
                 }
+                "distribution_column" => {
+                    let column = text(key, value, "a column name of the model")?;
+                    if column.is_empty() {
+                        return Err(error(key, "empty", "a column name of the model"));
+                    }
+                    if object.get("reference_table").and_then(Value::as_bool) == Some(true) {
+                        return Err(error(
+                            key,
+                            "given with reference_table: true",
+                            "a distribution column or reference_table: true, not both",
+                        ));
+                    }
+                    parsed.citus = Some(crate::citus_table::CitusTable::DistributedBy(
+                        column.to_string(),
+                    ));
+                }
+                "reference_table" => {
+                    if boolean(key, value)? && parsed.citus.is_none() {
+                        parsed.citus = Some(crate::citus_table::CitusTable::Reference);
+                    }
+                }
                 _ => unreachable!("every accepted key is handled"),
             }
         }
@@ -237,7 +263,27 @@ mod tests {
                 empty: true,
                 refresh_on_run: true,
                 partition_by: Some(PartitionSpec::parse("RANGE (day)").unwrap()),
+                citus: None,
             }
+        );
+    }
+
+    #[test]
+    fn a_citus_table_is_distributed_by_a_column_or_a_reference_table() {
+        use crate::citus_table::CitusTable;
+        let parse = |v: Value| MaterializeConfig::parse(&v).unwrap().citus;
+        assert_eq!(
+            parse(json!({"distribution_column": "customer_id"})),
+            Some(CitusTable::DistributedBy("customer_id".into()))
+        );
+        assert_eq!(
+            parse(json!({"reference_table": true})),
+            Some(CitusTable::Reference)
+        );
+        assert_eq!(parse(json!({"reference_table": false})), None);
+        assert_eq!(
+            parse(json!({"reference_table": false, "distribution_column": "c"})),
+            Some(CitusTable::DistributedBy("c".into()))
         );
     }
 
@@ -280,6 +326,26 @@ mod tests {
                 json!({"partition_by": ["day"]}),
                 "partition_by",
                 "LIST (column)",
+            ),
+            (
+                json!({"distribution_column": 3}),
+                "distribution_column",
+                "a column name",
+            ),
+            (
+                json!({"distribution_column": ""}),
+                "distribution_column",
+                "a column name",
+            ),
+            (
+                json!({"distribution_column": "c", "reference_table": true}),
+                "distribution_column",
+                "not both",
+            ),
+            (
+                json!({"reference_table": "yes"}),
+                "reference_table",
+                "true or false",
             ),
             (json!([1, 2]), "config", "an object"),
             (json!("1m"), "config", "an object"),

@@ -32,6 +32,8 @@ pub struct Existing {
     pub settings_changes: Vec<String>,
     /// How the table is partitioned (`None`: a plain table).
     pub partition_by: Option<PartitionSpec>,
+    /// What kind of Citus table it is (`None`: none).
+    pub citus: Option<crate::citus_table::CitusTable>,
 }
 
 /// One setting that differs between the stream table and the model's config.
@@ -178,6 +180,19 @@ pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> De
             },
         );
     }
+    // So is a changed Citus distribution, applied by recreating as well.
+    let redistributed = existing.citus != config.citus;
+    if redistributed {
+        use crate::citus_table::CitusTable;
+        changes.insert(
+            usize::from(repartitioned),
+            Change {
+                key: "distribution",
+                from: CitusTable::describe(&existing.citus),
+                to: CitusTable::describe(&config.citus),
+            },
+        );
+    }
     if changes.is_empty() {
         if !existing.populated && config.initialize {
             return Decision::Populate;
@@ -185,10 +200,10 @@ pub fn plan(target: &Target, query_hash: &str, config: &MaterializeConfig) -> De
         return Decision::Unchanged;
     }
     match config.on_configuration_change {
-        OnConfigurationChange::Apply if repartitioned => Decision::Recreate {
+        OnConfigurationChange::Apply if repartitioned || redistributed => Decision::Recreate {
             reason: format!(
-                "partition_by changed ({} -> {})",
-                changes[0].from, changes[0].to
+                "{} changed ({} -> {})",
+                changes[0].key, changes[0].from, changes[0].to
             ),
         },
         OnConfigurationChange::Apply => Decision::Alter { changes },
@@ -219,6 +234,7 @@ mod tests {
             populated: true,
             settings_changes: vec![],
             partition_by: None,
+            citus: None,
         })
     }
 
@@ -311,6 +327,47 @@ mod tests {
             ..config()
         };
         assert_eq!(plan(&unpopulated, "h1", &no_init), Decision::Unchanged);
+    }
+
+    #[test]
+    fn a_changed_citus_distribution_recreates_the_stream_table() {
+        use crate::citus_table::CitusTable;
+        let distributed = MaterializeConfig {
+            citus: Some(CitusTable::DistributedBy("c".into())),
+            ..config()
+        };
+        assert_eq!(
+            plan(&existing(), "h1", &distributed),
+            Decision::Recreate {
+                reason: "distribution changed (none -> distributed by c)".into()
+            }
+        );
+        let existing_distributed = Target::StreamTable(Existing {
+            citus: Some(CitusTable::DistributedBy("c".into())),
+            ..match existing() {
+                Target::StreamTable(e) => e,
+                _ => unreachable!(),
+            }
+        });
+        assert_eq!(
+            plan(&existing_distributed, "h1", &distributed),
+            Decision::Unchanged
+        );
+        let reference = MaterializeConfig {
+            citus: Some(CitusTable::Reference),
+            on_configuration_change: OnConfigurationChange::Continue,
+            ..config()
+        };
+        assert_eq!(
+            plan(&existing_distributed, "h1", &reference),
+            Decision::Keep {
+                changes: vec![Change {
+                    key: "distribution",
+                    from: "distributed by c".into(),
+                    to: "reference table".into(),
+                }]
+            }
+        );
     }
 
     #[test]
