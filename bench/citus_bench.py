@@ -3,7 +3,9 @@ tables on that coordinator (one node), in one run. For each query shape: the med
 FULL refresh_stream_table and of REFRESH MATERIALIZED VIEW after a change of 0.1 % of the
 orders, over Citus tables (distributed orders, reference customers) and over local copies; and
 a DIFFERENTIAL refresh in both places (over Citus: the change rows drained from the buffers
-beside the shards, under SHARE locks on the sources). Never fails."""
+beside the shards, under SHARE locks on the sources); and over Citus, a DIFFERENTIAL refresh of
+a stream table that is itself a Citus table (distributed, or a reference table: its apply runs on
+the workers). Never fails."""
 
 import os
 import statistics
@@ -24,6 +26,8 @@ SHAPES = {
     "join_agg": "SELECT c.region, date_trunc('month', o.created_at) AS month, count(*) AS n, sum(o.amount) AS total "
                 "FROM {o} o JOIN {c} c ON c.id = o.customer_id GROUP BY 1, 2",
 }
+# How each shape's Citus-table stream table is distributed (None: a reference table).
+DISTRIBUTIONS = {"filter": "id", "aggregate": "customer_id", "join_agg": None}
 PLACES = {"citus": ("b_orders_dist", "b_customers_ref"), "local": ("b_orders_local", "b_customers_local")}
 
 
@@ -90,6 +94,11 @@ def main():
             run(conn, f"CREATE MATERIALIZED VIEW mv_{shape}_{place} AS {sql}")
             run(conn, "SELECT pgstream.create_stream_table(%s, %s, '1h', 'DIFFERENTIAL')",
                 (f"sd_{shape}_{place}", sql))
+            if place == "citus":
+                run(conn, "SELECT pgstream.create_stream_table(%s, %s, '1h', 'DIFFERENTIAL')",
+                    (f"sx_{shape}_{place}", sql))
+                run(conn, "SELECT pgstream.distribute_stream_table(%s, %s)",
+                    (f"sx_{shape}_{place}", DISTRIBUTIONS[shape]))
     times = {}
     for round_no in range(ROUNDS):
         change(conn, round_no)
@@ -101,6 +110,9 @@ def main():
                     timed(conn, f"REFRESH MATERIALIZED VIEW mv_{shape}_{place}"))
                 times.setdefault((shape, place, "DIFF"), []).append(
                     timed(conn, "SELECT pgstream.refresh_stream_table(%s)", (f"sd_{shape}_{place}",)))
+                if place == "citus":
+                    times.setdefault((shape, place, "XDIFF"), []).append(
+                        timed(conn, "SELECT pgstream.refresh_stream_table(%s)", (f"sx_{shape}_{place}",)))
     def differs(name):
         view = f"mv_{name[3:]}"
         columns = ", ".join(c for (c,) in run(conn, "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = %s::regclass "
@@ -110,7 +122,7 @@ def main():
 
     wrong = [name for (name,) in run(conn, "SELECT pgs_name FROM pgstream.pgs_stream_tables") if differs(name)]
     kinds = dict(run(conn, "SELECT pgs_name, last_refresh_kind || COALESCE(' (' || last_refresh_reason || ')', '') "
-                           "FROM pgstream.pgs_stream_tables WHERE pgs_name LIKE 'sd\\_%'"))
+                           "FROM pgstream.pgs_stream_tables WHERE pgs_name LIKE 's_\\_%' AND pgs_name NOT LIKE 'st\\_%'"))
 
     def med(key):
         return statistics.median(times[key])
@@ -118,12 +130,15 @@ def main():
     print()
     print("Median ms per refresh after a 0.1 % change (client-side, autocommit)")
     print(f"  {'shape':<10} {'Citus FULL':>11} {'Citus RMV':>10} {'Citus DIFF':>11} {'local FULL':>11} {'local RMV':>10}"
-          f" {'local DIFF':>11} {'Citus RMV/DIFF':>15} {'Citus/local DIFF':>17}")
+          f" {'local DIFF':>11} {'Citus RMV/DIFF':>15} {'Citus/local DIFF':>17} {'into Citus table':>17} {'its RMV/DIFF':>13}")
     for shape in SHAPES:
         cf, cr, cd = med((shape, "citus", "FULL")), med((shape, "citus", "RMV")), med((shape, "citus", "DIFF"))
         lf, lr, ld = med((shape, "local", "FULL")), med((shape, "local", "RMV")), med((shape, "local", "DIFF"))
+        cx = med((shape, "citus", "XDIFF"))
         print(f"  {shape:<10} {cf:>11.1f} {cr:>10.1f} {cd:>11.1f} {lf:>11.1f} {lr:>10.1f} {ld:>11.1f}"
-              f" {cr / cd:>14.1f}x {cd / ld:>16.2f}x")
+              f" {cr / cd:>14.1f}x {cd / ld:>16.2f}x {cx:>17.1f} {cr / cx:>12.1f}x")
+    print("  (into Citus table: the DIFFERENTIAL stream table made a Citus table itself: "
+          + ", ".join(f"{shape} {'distributed by ' + c if c else 'a reference table'}" for shape, c in DISTRIBUTIONS.items()) + ")")
     print()
     print("  create_stream_table (ms, FULL, populated): " + ", ".join(
         f"{shape} {made[(shape, 'citus', 'FULL')]:.0f} on Citus / {made[(shape, 'local', 'FULL')]:.0f} local" for shape in SHAPES))
@@ -134,7 +149,7 @@ def main():
         run(conn, f"DROP TABLE IF EXISTS {orders}, {customers} CASCADE")
     for shape in SHAPES:
         for place in PLACES:
-            run(conn, f"DROP TABLE IF EXISTS st_{shape}_{place}, sd_{shape}_{place}")
+            run(conn, f"DROP TABLE IF EXISTS st_{shape}_{place}, sd_{shape}_{place}, sx_{shape}_{place}")
 
 
 if __name__ == "__main__":
