@@ -57,6 +57,8 @@ pub struct Definition<'a> {
     pub status: Option<Status>,
     /// Make it a partitioned table (`None`: a plain table).
     pub partition_by: Option<&'a PartitionSpec>,
+    /// The Citus table materialize() makes it (after creating it; `None`: a local table).
+    pub citus: Option<&'a crate::citus_table::CitusTable>,
 }
 
 /// Creates stream table `schema.name` (the name must be free) and populates it when

@@ -48,6 +48,7 @@ fn create_stream_table_v4(
             refresh_mode: mode,
             status: None,
             partition_by: partition_by.as_ref(),
+            citus: None,
         },
         initialize,
     );

@@ -61,6 +61,7 @@ pub fn materialize(parsed: &ObjectName, query: &str, config: &MaterializeConfig)
             refresh_mode: config.refresh_mode,
             status: config.status,
             partition_by: config.partition_by.as_ref(),
+            citus: config.citus.as_ref(),
         },
         config,
         restored,
@@ -218,24 +219,10 @@ impl Call<'_> {
         created
     }
 
-    /// Recreates the stream table (or replaces the relation holding its name). A Citus stream
-    /// table, or one to become one, is dropped and created anew: Citus names its shards after
-    /// the table, so it is not built beside and swapped in.
+    /// Recreates the stream table (or replaces the relation holding its name), made the Citus
+    /// table the config asks for (a table built beside is distributed once swapped in: Citus
+    /// names the shards after the table).
     fn recreate(&self, result: &mut Value) {
-        if let Some(st) = self.existing {
-            if self.config.citus.is_some() || crate::capture::citus::is_citus_table(st.relid) {
-                // (Dropped over a connection, not executed locally: Citus cannot switch a
-                // transaction that executed on the coordinator's reference placement locally
-                // to the remote execution the new table's distributed queries need.)
-                crate::settings::with_settings(&[(c"citus.enable_local_execution", "off")], || {
-                    engine::drop(st, false)
-                });
-                self.create(self.config.initialize);
-                result["in_place"] = json!(false);
-                result["readers"] = json!([]);
-                return;
-            }
-        }
         let previous = match (self.existing, self.relid) {
             (Some(st), _) => Previous::StreamTable(st),
             (None, Some(oid)) => Previous::Relation {
@@ -246,10 +233,9 @@ impl Call<'_> {
         };
         let recreated = swap::recreate(self.schema, self.name, previous, &self.definition);
         if let Some(citus) = &self.config.citus {
-            let table = resolve::relation_oid(self.schema, self.name)
-                .and_then(resolve::find_stream_table)
-                .expect("the stream table just recreated exists");
-            crate::distributed::distribute_as(&table, citus);
+            if crate::distributed::citus_table_of(recreated.table.relid).as_ref() != Some(citus) {
+                crate::distributed::distribute_as(&recreated.table, citus);
+            }
         }
         result["in_place"] = json!(recreated.in_place);
         result["readers"] = json!(recreated.readers);

@@ -65,6 +65,7 @@ pub fn recreate(
         if column_signature(PROBE_VIEW) == column_signature(&old.qualified())
             && engine::identity_of(&analyzed.statement) == crate::refresh::mode::identity_of(old)
             && partitioned::spec_of(old.relid).as_ref() == definition.partition_by
+            && crate::distributed::citus_table_of(old.relid).as_ref() == definition.citus
         {
             query::drop_probe();
             return redefine_in_place(old, &analyzed, definition);
@@ -207,6 +208,14 @@ fn build_beside_and_swap(
     copy_grants_and_comments(old_relid, new.relid);
     let dependents = dependents_of(old_relid);
     match previous {
+        // (A Citus table over a connection, not executed locally: Citus cannot switch a
+        // transaction that executed on the coordinator's placement locally back to the remote
+        // execution the distributed statements that follow need.)
+        Previous::StreamTable(old) if crate::capture::citus::is_citus_table(old.relid) => {
+            crate::settings::with_settings(&[(c"citus.enable_local_execution", "off")], || {
+                engine::drop(old, !dependents.is_empty())
+            })
+        }
         Previous::StreamTable(old) => engine::drop(old, !dependents.is_empty()),
         Previous::Relation { kind, .. } => {
             let Some(keyword) = kind.drop_keyword() else {

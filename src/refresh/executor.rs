@@ -433,7 +433,14 @@ impl Execution<'_> {
         if self.root_on_citus == Some(crate::capture::citus::CitusKind::Reference) {
             // Every row of the affected keys replaced (counted as deleted and inserted).
             let [delete, insert] = sql::citus_replace_keys(target, affected, fresh, columns, key);
-            let deleted = self.plain(&delete).0 as i64;
+            let any_affected = self.count(&format!(
+                "SELECT count(*)::pg_catalog.int8 FROM (SELECT FROM {affected} LIMIT 1) __pgs_any"
+            )) > 0;
+            let deleted = if any_affected {
+                self.plain(&delete).0 as i64
+            } else {
+                0
+            };
             let inserted = self.plain(&insert).0 as i64;
             work_tables::empty(&[affected, fresh], 1);
             return AppliedChanges {
@@ -454,8 +461,12 @@ impl Execution<'_> {
         }
         let counts = self.plain(&sql::citus_change_counts(&netted, key)).1;
         let count = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
-        for statement in sql::citus_apply(target, &netted, columns, key) {
-            self.plain(&statement);
+        let [delete, insert] = sql::citus_apply(target, &netted, columns, key);
+        if count(1) + count(2) > 0 {
+            self.plain(&delete);
+        }
+        if count(0) + count(1) > 0 {
+            self.plain(&insert);
         }
         work_tables::empty(&[affected, fresh, &old, &netted], 1);
         AppliedChanges {

@@ -18,6 +18,19 @@ fn run(table: &StreamTable, statement: &str) {
 /// Empties `table` and gives it identity `to` instead of `from`; returns the rows deleted.
 pub fn reidentify(table: &StreamTable, from: &Identity, to: &Identity) -> i64 {
     let qualified = table.qualified();
+    if matches!(to, Identity::Multiset) && crate::capture::citus::is_citus_table(table.relid) {
+        // (55000, not 0A000: a refresh over Citus takes 0A000 for Citus refusing its delta.)
+        pgrx::ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "stream table {} is a Citus table and its query's result no longer has a key",
+                table.display_name()
+            ),
+            "A Citus stream table needs a key (its sources' primary keys, GROUP BY, DISTINCT): \
+             restore it, or drop the stream table and create it as a local one."
+        );
+    }
     let deleted = Spi::connect_mut(|client| {
         client
             .update(&format!("DELETE FROM {qualified}"), None, &[])
@@ -46,8 +59,25 @@ pub fn reidentify(table: &StreamTable, from: &Identity, to: &Identity) -> i64 {
         }
         let index = crate::engine::free_identity_index_name(&table.schema, &table.name, to);
         let partition_by = crate::partitioned::spec_of(table.relid);
-        let statement =
-            crate::engine::identity_index(&qualified, index.as_deref(), to, partition_by.as_ref());
+        let statement = match (to, crate::distributed::citus_table_of(table.relid)) {
+            // A Citus distributed table's unique index must hold its distribution column.
+            (Identity::Key(key), Some(crate::citus_table::CitusTable::DistributedBy(column)))
+                if !key.is_empty() && !key.contains(&column) =>
+            {
+                Some(crate::delta::statements::key_index(
+                    &qualified,
+                    index.as_deref(),
+                    key,
+                    &[column],
+                ))
+            }
+            _ => crate::engine::identity_index(
+                &qualified,
+                index.as_deref(),
+                to,
+                partition_by.as_ref(),
+            ),
+        };
         if let Some(statement) = statement {
             run(table, &statement);
         }

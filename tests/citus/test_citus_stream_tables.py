@@ -20,8 +20,13 @@ CITUS_STREAM_TABLES = [
     ("d_per_day", "WITH paid AS (SELECT * FROM orders WHERE status = 'paid') SELECT date_trunc('day', created_at) AS day, sum(amount) AS revenue, count(*) AS n FROM paid GROUP BY 1", "day"),
     ("r_by_status", "SELECT status, count(*) AS n, sum(amount) AS total FROM orders GROUP BY status", None),
     ("r_customers", "SELECT c.id, c.name, c.region FROM customers c WHERE c.region IS NOT NULL", None),
+    # NULL keys: customers.region is NULL for a third of the customers.
+    ("r_by_region", "SELECT c.region, count(*) AS n FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.region", None),
+    ("d_customer_region", "SELECT o.customer_id, c.region, count(*) AS n, sum(o.amount) AS total FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY o.customer_id, c.region", "customer_id"),
+    # A one-row result (no key columns).
+    ("r_paid_total", "SELECT count(*) AS n, sum(amount) AS total FROM orders WHERE status = 'paid'", None),
 ]
-NAMES = [name for name, _, _ in CITUS_STREAM_TABLES] + ["d_multiset", "d_full", "d_reader", "d_parted"]
+NAMES = [name for name, _, _ in CITUS_STREAM_TABLES] + ["d_by_customer_view", "d_multiset", "d_full", "d_reader", "d_parted"]
 
 
 @pytest.fixture
@@ -74,8 +79,21 @@ def test_distributed_and_reference_stream_tables_are_refreshed_differential_on_t
         assert set(kinds.values()) <= {"DIFFERENTIAL", "SKIPPED"}, kinds
         updated += sql(db, "SELECT coalesce(sum(last_rows_updated), 0) FROM pgstream.pg_stat_stream_tables")[0][0]
     assert updated > 0  # changed groups are counted as updated, not as a removal and an insertion
-    # A row whose distribution column changed moved to its new shard, and was found there.
-    assert sql(db, "SELECT count(*) FROM d_amount WHERE amount > 50")[0][0] > 0
+    # A change that leaves the one-row result as it is leaves its row there.
+    sql(db, "INSERT INTO orders VALUES (990001, 3, 5, 'open', now())")
+    sql(db, "SELECT pgstream.refresh_stream_table('r_paid_total')")
+    assert sql(db, "SELECT count(*) FROM r_paid_total") == [(1,)]
+    assert difference(db, "r_paid_total", dict((n, q) for n, q, _ in CITUS_STREAM_TABLES)["r_paid_total"]) == 0
+    # Exact counts of a distributed refresh: one group changed in place, one new, one gone.
+    sql(db, "INSERT INTO customers VALUES (901, 'new', 'west'), (902, 'gone', 'west')")
+    sql(db, "INSERT INTO orders VALUES (990002, 902, 1, 'open', now())")
+    sql(db, "SELECT pgstream.refresh_stream_table('d_by_customer')")
+    sql(db, "UPDATE orders SET amount = amount + 1 WHERE id = (SELECT min(id) FROM orders WHERE customer_id = 5)")
+    sql(db, "INSERT INTO orders VALUES (990003, 901, 1, 'open', now())")
+    sql(db, "DELETE FROM orders WHERE customer_id = 902")
+    sql(db, "SELECT pgstream.refresh_stream_table('d_by_customer')")
+    assert sql(db, "SELECT last_refresh_kind, last_rows_inserted, last_rows_updated, last_rows_deleted "
+                   "FROM pgstream.pg_stat_stream_tables WHERE pgs_name = 'd_by_customer'") == [("DIFFERENTIAL", 1, 1, 1)]
 
 
 def test_full_and_auto_refreshes_of_a_distributed_stream_table_equal_the_query(db):
@@ -160,15 +178,23 @@ def test_materialize_makes_and_keeps_the_citus_table_its_config_asks_for(db):
     sql(db, "SELECT pgstream.refresh_stream_table('d_by_customer')")
     assert sql(db, "SELECT last_refresh_kind FROM pgstream.pgs_stream_tables WHERE pgs_name = 'd_by_customer'") == [("DIFFERENTIAL",)]
     assert difference(db, "d_by_customer", query) == 0
+    sql(db, "COMMENT ON TABLE d_by_customer IS 'per customer'")
+    sql(db, "GRANT SELECT ON d_by_customer TO PUBLIC")
+    sql(db, "CREATE VIEW d_by_customer_view AS SELECT * FROM d_by_customer")
     result = materialize(db, "d_by_customer", query, '{"reference_table": true}')
     assert result["action"] == "recreated", result
+    # Built beside, swapped in, then made a reference table: grants and comments carried, the
+    # view on the old table named in the warnings.
+    assert "view d_by_customer_view" in str(result["warnings"]), result
+    assert sql(db, "SELECT obj_description('d_by_customer'::regclass, 'pg_class')") == [("per customer",)]
+    assert sql(db, "SELECT has_table_privilege('public', 'd_by_customer', 'SELECT')") == [(True,)]
     assert result["reason"] == "distribution changed (distributed by customer_id -> reference table)", result
     assert citus_kind(db, "d_by_customer") == "reference"
     assert difference(db, "d_by_customer", query) == 0
     result = materialize(db, "d_by_customer", query, '{"reference_table": true, "on_configuration_change": "fail"}')
     assert result["action"] == "unchanged", result
     code, message = error_of(db, "SELECT pgstream_dbt.materialize('d_by_customer', %s, '{\"on_configuration_change\": \"fail\"}')", (query,))
-    assert code is not None and "distribution: reference table -> none" in message, message
+    assert code == "55000" and "distribution: reference table -> none" in message, message
     result = materialize(db, "d_by_customer", query, "{}")
     assert result["action"] == "recreated", result
     assert citus_kind(db, "d_by_customer") is None
@@ -183,3 +209,26 @@ def test_materialize_makes_and_keeps_the_citus_table_its_config_asks_for(db):
     code, message = error_of(db, "SELECT pgstream_dbt.materialize('d_multiset', 'SELECT customer_id FROM orders', '{\"reference_table\": true}')")
     assert code == "0A000" and "has no key" in message, message
     assert sql(db, "SELECT count(*) FROM pg_class WHERE relname = 'd_multiset'") == [(0,)]  # nothing left behind
+
+
+def test_a_distributed_stream_table_follows_its_sources_key_and_refuses_to_lose_it(db):
+    """Its sources' primary key changes: the refresh gives it the new key, its identity index
+    still holding the distribution column; a result left without a key is refused, not applied."""
+    query = "SELECT id, customer_id, amount FROM orders WHERE amount > 20"
+    sql(db, "SELECT pgstream.create_stream_table('d_amount', %s, '1h', 'DIFFERENTIAL')", (query,))
+    sql(db, "SELECT pgstream.distribute_stream_table('d_amount', 'amount')")
+    sql(db, "ALTER TABLE orders DROP CONSTRAINT orders_pkey")
+    sql(db, "ALTER TABLE orders ADD PRIMARY KEY (id, customer_id)")
+    sql(db, "UPDATE orders SET amount = amount + 100 WHERE id % 50 = 0")
+    sql(db, "SELECT pgstream.refresh_stream_table('d_amount')")
+    assert difference(db, "d_amount", query) == 0
+    index = sql(db, "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'd_amount'::regclass")[0][0]
+    assert index.endswith(", id, customer_id, amount) NULLS NOT DISTINCT"), index
+    sql(db, "ALTER TABLE orders DROP CONSTRAINT orders_pkey")
+    sql(db, "UPDATE orders SET amount = amount + 1 WHERE id % 50 = 1")
+    before = sql(db, "SELECT count(*), sum(amount) FROM d_amount")
+    code, message = error_of(db, "SELECT pgstream.refresh_stream_table('d_amount')")
+    assert code == "55000" and "no longer has a key" in message, message
+    # Nothing applied: the rows of the last refresh stay, distributed as they were.
+    assert citus_kind(db, "d_amount") == "distributed"
+    assert sql(db, "SELECT count(*), sum(amount) FROM d_amount") == before

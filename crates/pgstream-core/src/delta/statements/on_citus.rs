@@ -9,7 +9,8 @@ use crate::sql_text::quote_ident;
 
 /// `alias.key` is one of the keys `source_keys` (expressions over `source`, `source_alias`)
 /// lists where `filter` holds: matched on the key hash (the identity index's first column),
-/// then exactly, NULLs equal (one-element arrays with a NULL flag). `true` for an empty key.
+/// then exactly, NULLs equal (one-element arrays with a NULL flag). `true` for an empty key (a
+/// one-row result): the caller runs the statement only when `source` lists the row.
 fn key_in(
     alias: &str,
     key: &[String],
@@ -78,7 +79,8 @@ pub fn citus_change_counts(change_set: &str, key: &[String]) -> String {
 }
 
 /// Applies a netted change set to `target`: deletes the rows of the keys it removes a row of,
-/// inserts the rows it adds (an update is both).
+/// inserts the rows it adds (an update is both). Run the DELETE only when the change set
+/// removes a row, the INSERT only when it adds one (an empty key matches every row).
 pub fn citus_apply(
     target: &str,
     change_set: &str,
@@ -111,7 +113,8 @@ pub fn citus_apply(
 }
 
 /// Applies a keyed relation's recomputed keys to a Citus reference table `target`: deletes its
-/// rows of the affected keys, inserts the fresh rows. (Citus may route a read of a reference
+/// rows of the affected keys, inserts the fresh rows. Run the DELETE only when `affected` holds
+/// a key (an empty key matches every row). (Citus may route a read of a reference
 /// table joined with a coordinator table to the coordinator's placement over a connection of
 /// its own, where the temporary table does not exist; these two statements it always plans.)
 pub fn citus_replace_keys(
@@ -186,7 +189,10 @@ mod tests {
 
     #[test]
     fn an_empty_key_matches_every_row() {
+        // (Run only when the change removes the row: see the executor.)
         let [delete, _] = citus_apply("t", "chg", &cols(&["n"]), &[]);
+        assert_eq!(delete, "DELETE FROM t __pgs_t WHERE true");
+        let [delete, _] = citus_replace_keys("t", "aff", "fr", &cols(&["n"]), &[]);
         assert_eq!(delete, "DELETE FROM t __pgs_t WHERE true");
         assert!(!citus_change_counts("chg", &[]).contains("GROUP BY"));
         assert!(citus_change_counts("chg", &cols(&["a"])).contains("GROUP BY __pgs_c.\"a\""));
