@@ -123,7 +123,11 @@ def distribute(citus):
         citus.sql(statement)
 
 
-def test_the_oracle_corpus_on_citus_equals_one_node(databases):
+@pytest.mark.parametrize("stream_tables", ["local", "reference"])
+def test_the_oracle_corpus_on_citus_equals_one_node(databases, stream_tables):
+    """`local`: the stream tables are the coordinator's tables; `reference`: every one that can
+    be is made a Citus reference table (pgstream.distribute_stream_table), so its refreshes
+    apply on every node."""
     citus, one_node = databases
     citus.sql("CREATE EXTENSION pg_stream_dbt")
     # The same data on both sides: the schema builder draws the same numbers from the same seed.
@@ -158,6 +162,19 @@ def test_the_oracle_corpus_on_citus_equals_one_node(databases):
     assert len(refused) * 3 <= len(SHAPES), refused
     assert all("pgstream" not in reason and "stream table" not in reason and "already exists" not in reason
                for reason in refused.values()), refused
+
+    if stream_tables == "reference":
+        made, kept = 0, collections.Counter()
+        for name, _ in created:
+            try:
+                citus.sql("SELECT pgstream.distribute_stream_table(%s)", (name,))
+                made += 1
+            except psycopg2.Error as e:
+                # A multiset, or read by another stream table: refused, and left local.
+                assert e.pgcode == "0A000", e.pgerror
+                kept[e.pgerror.splitlines()[0].split(" and cannot")[0].split(" has ")[-1].split(" is ")[-1]] += 1
+        print(f"reference stream tables: {made} of {len(created)}; left local: {dict(kept)}")
+        assert made * 3 > len(created), (made, kept)
 
     def check(round_no):
         for name, query in created:
