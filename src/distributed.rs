@@ -8,13 +8,7 @@ use crate::delta::Identity;
 use pgrx::prelude::*;
 
 fn refuse(message: String, hint: &str) -> ! {
-    pgrx::ereport!(
-        PgLogLevel::ERROR,
-        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-        message,
-        hint
-    );
-    unreachable!("ereport(ERROR) does not return")
+    crate::error::raise_with_hint(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, message, hint)
 }
 
 /// The user columns of `table`, in order.
@@ -117,17 +111,16 @@ pub fn distribute(table: &StreamTable, column: Option<&str>) {
     if let Some(column) = column {
         let columns = columns_of(table);
         if !columns.iter().any(|c| c == column) {
-            pgrx::ereport!(
-                PgLogLevel::ERROR,
+            crate::error::raise_with_hint(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
                 format!(
                     "column \"{column}\" of stream table {} does not exist",
                     table.display_name()
                 ),
-                format!(
+                &format!(
                     "distribution_column names one of its columns: {}.",
                     columns.join(", ")
-                )
+                ),
             );
         }
         if let Identity::Key(key) = crate::refresh::mode::identity_of(table) {

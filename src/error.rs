@@ -141,6 +141,14 @@ impl StreamError {
     }
 }
 
+/// Raises an ERROR with SQLSTATE `code`, `message` and `hint`; never returns.
+pub fn raise_with_hint(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
+    ErrorReport::new(code, message, "pg_stream_dbt")
+        .set_hint(hint)
+        .report(PgLogLevel::ERROR);
+    unreachable!("ERROR reports do not return")
+}
+
 /// Unwraps a result or raises its error.
 pub trait OrRaise<T> {
     fn or_raise(self) -> T;

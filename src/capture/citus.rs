@@ -432,11 +432,10 @@ fn drain(source: pg_sys::Oid) -> i64 {
 /// no refresh on the coordinator would learn of it and its readers would keep the old rows.
 pub fn refuse_truncate_on_worker(table: &str) {
     if !on_coordinator() {
-        pgrx::ereport!(
-            PgLogLevel::ERROR,
+        crate::error::raise_with_hint(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("TRUNCATE of {table} on a Citus worker is not seen by the stream tables that read it"),
-            "Issue the TRUNCATE on the coordinator: its stream tables recompute after it."
+            "Issue the TRUNCATE on the coordinator: its stream tables recompute after it.",
         );
     }
 }

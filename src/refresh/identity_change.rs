@@ -20,15 +20,14 @@ pub fn reidentify(table: &StreamTable, from: &Identity, to: &Identity) -> i64 {
     let qualified = table.qualified();
     if matches!(to, Identity::Multiset) && crate::capture::citus::is_citus_table(table.relid) {
         // (55000, not 0A000: a refresh over Citus takes 0A000 for Citus refusing its delta.)
-        pgrx::ereport!(
-            PgLogLevel::ERROR,
+        crate::error::raise_with_hint(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!(
                 "stream table {} is a Citus table and its query's result no longer has a key",
                 table.display_name()
             ),
             "A Citus stream table needs a key (its sources' primary keys, GROUP BY, DISTINCT): \
-             restore it, or drop the stream table and create it as a local one."
+             restore it, or drop the stream table and create it as a local one.",
         );
     }
     let deleted = Spi::connect_mut(|client| {

@@ -193,7 +193,7 @@ def test_truncate_of_a_distributed_source_recomputes_its_readers_and_is_refused_
         with pytest.raises(psycopg2.Error) as caught:
             sql(worker, "TRUNCATE orders")
         assert caught.value.pgcode == "0A000", caught.value.pgerror
-        assert "Issue the TRUNCATE on the coordinator" in caught.value.pgerror, caught.value.pgerror
+        assert "HINT:  Issue the TRUNCATE on the coordinator" in caught.value.pgerror, caught.value.pgerror
     finally:
         worker.close()
     assert sql(db, "SELECT count(*) FROM orders") == [(50,)]

@@ -110,6 +110,7 @@ def test_full_and_auto_refreshes_of_a_distributed_stream_table_equal_the_query(d
 
 
 def error_of(conn, statement, params=None):
+    """(SQLSTATE, the whole message with its hint) of the error `statement` raises."""
     with pytest.raises(psycopg2.Error) as caught:
         sql(conn, statement, params)
     return caught.value.pgcode, caught.value.pgerror
@@ -118,11 +119,11 @@ def error_of(conn, statement, params=None):
 def test_what_cannot_be_made_a_citus_table_is_refused_and_left_as_it_was(db):
     sql(db, "SELECT pgstream.create_stream_table('d_by_customer', 'SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id', '1h')")
     code, message = error_of(db, "SELECT pgstream.distribute_stream_table('d_by_customer', 'nope')")
-    assert code == "42703" and 'column "nope" of stream table' in message and "customer_id, n" in message, message
+    assert code == "42703" and 'column "nope" of stream table' in message and "HINT:  distribution_column names one of its columns: customer_id, n." in message, message
     # A multiset has no key its rows could be found by on the shards.
     sql(db, "SELECT pgstream.create_stream_table('d_multiset', 'SELECT customer_id, amount FROM orders', '1h')")
     code, message = error_of(db, "SELECT pgstream.distribute_stream_table('d_multiset', 'customer_id')")
-    assert code == "0A000" and "has no key" in message, message
+    assert code == "0A000" and "has no key" in message and "HINT:  Only a stream table whose result has a key" in message, message
     # Read by another stream table: its capture triggers are the coordinator's.
     sql(db, "SELECT pgstream.create_stream_table('d_reader', 'SELECT count(*) AS n FROM d_by_customer', '1h')")
     code, message = error_of(db, "SELECT pgstream.distribute_stream_table('d_by_customer', 'customer_id')")
