@@ -52,6 +52,7 @@ def test_errors_from_inside_the_engine_are_the_original_errors(db):
     db.sql("DROP INDEX rows_v")
 
     # A permission error: the owner lost SELECT on the source.
+    db.sql("DROP ROLE IF EXISTS err_owner")  # (left by an earlier run on this cluster: roles outlive the test database)
     db.sql("CREATE ROLE err_owner LOGIN")
     db.sql("GRANT ALL ON SCHEMA public TO err_owner")
     db.sql("GRANT SELECT ON src TO err_owner")
