@@ -11,29 +11,6 @@ fn refuse(message: String, hint: &str) -> ! {
     crate::error::raise_with_hint(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, message, hint)
 }
 
-/// The user columns of `table`, in order.
-fn columns_of(table: &StreamTable) -> Vec<String> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT a.attname::text FROM pg_catalog.pg_attribute a \
-                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                None,
-                &[table.relid.into()],
-            )
-            .map(|rows| {
-                rows.filter_map(|r| r.get::<String>(1).ok().flatten())
-                    .collect::<Vec<_>>()
-            })
-    })
-    .unwrap_or_else(|e| {
-        panic!(
-            "reading the columns of {} failed: {e}",
-            table.display_name()
-        )
-    })
-}
-
 /// The stream tables that read `table`.
 fn readers_of(table: &StreamTable) -> Vec<String> {
     Spi::connect(|client| {
@@ -109,7 +86,7 @@ pub fn distribute(table: &StreamTable, column: Option<&str>) {
     check_distributable(table);
     let qualified = table.qualified();
     if let Some(column) = column {
-        let columns = columns_of(table);
+        let columns = crate::refresh::data_columns(table);
         if !columns.iter().any(|c| c == column) {
             crate::error::raise_with_hint(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
