@@ -90,6 +90,20 @@ fn drop_stream_table(name: Option<&str>) {
     engine::drop(&table, false);
 }
 
+/// Stream table `name`, its owner checked, under its refresh lock and read again (a recreate
+/// may have replaced it meanwhile).
+fn owned_and_locked(name: &str) -> crate::catalog::StreamTable {
+    let table = resolve::existing_stream_table(name);
+    resolve::require_owner(&table);
+    refresh::lock_stream_table(&table);
+    crate::catalog::find_by_id(table.id).unwrap_or_else(|| {
+        StreamError::NotFound {
+            name: table.display_name(),
+        }
+        .raise()
+    })
+}
+
 /// Adds a partition to a RANGE or LIST partitioned stream table (a LIST one takes `in_values`,
 /// a RANGE one `from_values` and `to_values`, MINVALUE / MAXVALUE allowed), moving the rows it
 /// takes from the DEFAULT partition; returns how many it moved.
@@ -101,16 +115,7 @@ fn add_partition(
     from_values: default!(Option<Vec<Option<String>>>, "NULL"),
     to_values: default!(Option<Vec<Option<String>>>, "NULL"),
 ) -> i64 {
-    let table = resolve::existing_stream_table(required(stream_table, "stream_table"));
-    resolve::require_owner(&table);
-    // Under the refresh lock, read again: a recreate may have replaced the table meanwhile.
-    refresh::lock_stream_table(&table);
-    let Some(table) = crate::catalog::find_by_id(table.id) else {
-        StreamError::NotFound {
-            name: table.display_name(),
-        }
-        .raise()
-    };
+    let table = owned_and_locked(required(stream_table, "stream_table"));
     let (schema, name) = resolve::creation_target(required(partition, "partition"));
     let shown = table.display_name();
     let Some(spec) = crate::partitioned::spec_of(table.relid) else {
@@ -138,15 +143,7 @@ fn distribute_stream_table(
     name: Option<&str>,
     distribution_column: default!(Option<&str>, "NULL"),
 ) {
-    let table = resolve::existing_stream_table(required(name, "name"));
-    resolve::require_owner(&table);
-    refresh::lock_stream_table(&table);
-    let Some(table) = crate::catalog::find_by_id(table.id) else {
-        StreamError::NotFound {
-            name: table.display_name(),
-        }
-        .raise()
-    };
+    let table = owned_and_locked(required(name, "name"));
     crate::distributed::distribute(&table, distribution_column);
 }
 

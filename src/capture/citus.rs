@@ -57,25 +57,23 @@ pub fn installed() -> bool {
 
 /// What kind of captured Citus table `source` is (None: not one, or Citus is not installed).
 pub fn kind_of(source: pg_sys::Oid) -> Option<CitusKind> {
-    if !installed() {
-        return None;
-    }
-    Spi::get_one_with_args::<String>("SELECT pgstream._citus_kind($1)", &[source.into()])
-        .ok()
-        .flatten()
-        .and_then(|d| CitusKind::from_description(&d))
+    description(source).and_then(|d| CitusKind::from_description(&d))
 }
 
-/// What kind of Citus table `relation` is, if any: a reference table, or (any other kind) a
-/// distributed one. (None when Citus is not installed.)
-pub fn table_kind(relation: pg_sys::Oid) -> Option<CitusKind> {
+/// `pgstream._citus_kind` of `relation` (None: not a Citus table, or Citus is not installed).
+fn description(relation: pg_sys::Oid) -> Option<String> {
     if !installed() {
         return None;
     }
     Spi::get_one_with_args::<String>("SELECT pgstream._citus_kind($1)", &[relation.into()])
         .ok()
         .flatten()
-        .map(|d| CitusKind::from_description(&d).unwrap_or(CitusKind::Distributed))
+}
+
+/// What kind of Citus table `relation` is, if any: a reference table, or (any other kind) a
+/// distributed one. (None when Citus is not installed.)
+pub fn table_kind(relation: pg_sys::Oid) -> Option<CitusKind> {
+    description(relation).map(|d| CitusKind::from_description(&d).unwrap_or(CitusKind::Distributed))
 }
 
 /// Whether `relation` is a Citus table of any kind (false when Citus is not installed).

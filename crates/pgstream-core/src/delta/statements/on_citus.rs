@@ -145,11 +145,7 @@ pub fn citus_replace_keys(
 pub fn citus_full(target: &str, full_sql: &str, columns: &[String]) -> [String; 2] {
     [
         format!("DELETE FROM {target}"),
-        format!(
-            "INSERT INTO {target} ({targets}) SELECT {values} FROM (\n{full_sql}\n) __pgs_f ({targets})",
-            targets = listed("", columns),
-            values = listed("__pgs_f.", columns),
-        ),
+        super::capture_fresh(target, full_sql, columns),
     ]
 }
 
