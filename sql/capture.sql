@@ -413,18 +413,22 @@ $$;
 -- Whether nothing stream table `stream_table` reads changed outside snapshot `since` (no
 -- change record, no DDL, every source captured): its refresh may be skipped. (Here and in
 -- _change_state, `xid >= xmin` is what the index on (source_relid, xid) finds: an older record
--- is covered. Records pile up while another reader of a source lags behind.)
+-- is covered. Records pile up while another reader of a source lags behind: the lookup is one
+-- index range per source, and sequential scans are off because the plans kept per session are
+-- generic, made without knowing how far back xmin lies.)
 CREATE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
 AS $$
 BEGIN
     RETURN (
-        SELECT NOT EXISTS (SELECT 1 FROM pgstream_changes.statements c
-                           WHERE (c.source_relid = 0
-                                  OR c.source_relid IN (SELECT d.source_relid FROM pgstream.pgs_dependencies d
-                                                        WHERE d.pgs_id = stream_table))
-                             AND c.xid >= pg_snapshot_xmin(since) AND NOT pgstream._covered(c.xid, since))
+        SELECT NOT EXISTS (SELECT 1 FROM (SELECT 0::oid AS source_relid
+                                          UNION ALL SELECT d.source_relid FROM pgstream.pgs_dependencies d
+                                                    WHERE d.pgs_id = stream_table) s
+                           JOIN pgstream_changes.statements c ON c.source_relid = s.source_relid
+                                                              AND c.xid >= pg_snapshot_xmin(since)
+                           WHERE NOT pgstream._covered(c.xid, since))
            -- A snapshot from the future (a restored cluster) proves nothing.
            AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
            AND pgstream._capture_complete(stream_table));
@@ -441,6 +445,7 @@ CREATE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot, r
     OUT truncated boolean, OUT changed oid[])
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
 AS $$
 BEGIN
         SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c

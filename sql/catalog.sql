@@ -124,6 +124,21 @@ REVOKE ALL ON pgstream_changes.statements FROM PUBLIC;
 CREATE SEQUENCE pgstream_changes.row_seq;
 REVOKE ALL ON SEQUENCE pgstream_changes.row_seq FROM PUBLIC;
 
+-- A buffer is indexed by BRIN on __pgs_xid (appended in about transaction order; costs little per
+-- captured row): a refresh reads the changes from the xmin of the snapshot it last covered on,
+-- not every row a lagging reader of the same source still holds. PostgreSQL has no BRIN operator
+-- class for xid8; this is the minmax one over xid8's btree operators.
+CREATE OPERATOR CLASS pgstream.xid8_minmax_ops FOR TYPE xid8 USING brin AS
+    OPERATOR 1 pg_catalog.< (xid8, xid8),
+    OPERATOR 2 pg_catalog.<= (xid8, xid8),
+    OPERATOR 3 pg_catalog.= (xid8, xid8),
+    OPERATOR 4 pg_catalog.>= (xid8, xid8),
+    OPERATOR 5 pg_catalog.> (xid8, xid8),
+    FUNCTION 1 pg_catalog.brin_minmax_opcinfo(internal),
+    FUNCTION 2 pg_catalog.brin_minmax_add_value(internal, internal, internal, internal),
+    FUNCTION 3 pg_catalog.brin_minmax_consistent(internal, internal, internal),
+    FUNCTION 4 pg_catalog.brin_minmax_union(internal, internal, internal);
+
 -- Everyone may read the catalog; only the engine (running as the extension owner) writes it.
 REVOKE ALL ON pgstream.pgs_stream_tables, pgstream.pgs_dependencies FROM PUBLIC;
 GRANT SELECT ON pgstream.pgs_stream_tables, pgstream.pgs_dependencies TO PUBLIC;

@@ -1,7 +1,8 @@
 -- pg_stream_dbt 0.3.0 -> 0.4.0 (ALTER EXTENSION pg_stream_dbt UPDATE): create_stream_table takes
 -- partition_by (a stream table may be a partitioned table); add_partition and distribute_stream_table are new. Stream tables, catalog rows, capture
 -- triggers and change buffers are kept as they are. Citus distributed and reference tables are
--- captured by row triggers on their shards, for DIFFERENTIAL readers.
+-- captured by row triggers on their shards, for DIFFERENTIAL readers. Change buffers get a BRIN
+-- index on __pgs_xid (a refresh reads its window, not a lagging reader's backlog).
 
 -- Whoever may execute the old create_stream_table may execute the new one (an administrator
 -- may have revoked it from PUBLIC): its privileges are kept across the DROP and CREATE.
@@ -185,14 +186,16 @@ $$;
 CREATE OR REPLACE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
 AS $$
 BEGIN
     RETURN (
-        SELECT NOT EXISTS (SELECT 1 FROM pgstream_changes.statements c
-                           WHERE (c.source_relid = 0
-                                  OR c.source_relid IN (SELECT d.source_relid FROM pgstream.pgs_dependencies d
-                                                        WHERE d.pgs_id = stream_table))
-                             AND c.xid >= pg_snapshot_xmin(since) AND NOT pgstream._covered(c.xid, since))
+        SELECT NOT EXISTS (SELECT 1 FROM (SELECT 0::oid AS source_relid
+                                          UNION ALL SELECT d.source_relid FROM pgstream.pgs_dependencies d
+                                                    WHERE d.pgs_id = stream_table) s
+                           JOIN pgstream_changes.statements c ON c.source_relid = s.source_relid
+                                                              AND c.xid >= pg_snapshot_xmin(since)
+                           WHERE NOT pgstream._covered(c.xid, since))
            -- A snapshot from the future (a restored cluster) proves nothing.
            AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
            AND pgstream._capture_complete(stream_table));
@@ -204,6 +207,7 @@ CREATE OR REPLACE FUNCTION pgstream._change_state(stream_table bigint, since pg_
     OUT truncated boolean, OUT changed oid[])
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
 AS $$
 BEGIN
         SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
@@ -495,5 +499,32 @@ BEGIN
                (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM pgstream_changes.row_seq)
         FROM (SELECT pg_current_snapshot() AS snap, pg_current_xact_id_if_assigned() AS me) s
     INTO snapshot, own_xid, own_seq;
+END
+$$;
+
+-- Change buffers are indexed by BRIN on __pgs_xid: a refresh reads the changes from the xmin of
+-- the snapshot it last covered on (delta::ir::CHANGE_WINDOW), not every row a lagging reader of
+-- the same source still holds. PostgreSQL has no BRIN operator class for xid8.
+CREATE OPERATOR CLASS pgstream.xid8_minmax_ops FOR TYPE xid8 USING brin AS
+    OPERATOR 1 pg_catalog.< (xid8, xid8),
+    OPERATOR 2 pg_catalog.<= (xid8, xid8),
+    OPERATOR 3 pg_catalog.= (xid8, xid8),
+    OPERATOR 4 pg_catalog.>= (xid8, xid8),
+    OPERATOR 5 pg_catalog.> (xid8, xid8),
+    FUNCTION 1 pg_catalog.brin_minmax_opcinfo(internal),
+    FUNCTION 2 pg_catalog.brin_minmax_add_value(internal, internal, internal, internal),
+    FUNCTION 3 pg_catalog.brin_minmax_consistent(internal, internal, internal),
+    FUNCTION 4 pg_catalog.brin_minmax_union(internal, internal, internal);
+DO $$
+DECLARE buffer regclass;
+BEGIN
+    FOR buffer IN SELECT c.oid FROM pg_catalog.pg_class c
+                  WHERE c.relnamespace = 'pgstream_changes'::regnamespace AND c.relkind = 'r'
+                    AND c.relname ~ '^rows_[0-9]+$'
+    LOOP
+        EXECUTE format('CREATE INDEX %I ON %s USING brin (__pgs_xid pgstream.xid8_minmax_ops) '
+                       'WITH (pages_per_range = 16, autosummarize = on)',
+                       (SELECT relname FROM pg_catalog.pg_class WHERE oid = buffer) || '_xid', buffer);
+    END LOOP;
 END
 $$;

@@ -12,6 +12,7 @@ pub mod distributed;
 pub mod engine;
 pub mod error;
 pub mod gucs;
+pub mod kept_plans;
 pub mod materialize;
 pub mod partitioned;
 pub mod query;

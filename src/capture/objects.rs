@@ -68,6 +68,20 @@ pub fn buffer_table(relid: u32) -> String {
     format!("{PRIVATE_SCHEMA}.\"{}\"", buffer_name(relid))
 }
 
+/// The index a change buffer is created with: BRIN on the writing transaction (rows are appended
+/// in about that order), so that a refresh reads its change window from the xmin of the snapshot
+/// it last covered on (`delta::ir::CHANGE_WINDOW`) and not a lagging reader's backlog. Small
+/// ranges (16 pages), summarized by autovacuum as they fill; the unsummarized tail is read whole.
+pub fn buffer_index_sql(relid: u32) -> String {
+    format!(
+        "CREATE INDEX \"{}_xid\" ON {} USING brin ({} pgstream.xid8_minmax_ops) \
+         WITH (pages_per_range = 16, autosummarize = on)",
+        buffer_name(relid),
+        buffer_table(relid),
+        BUFFER_HEADER[0]
+    )
+}
+
 /// Unquoted name of the shard buffer of Citus distributed source `relid` (in [`PRIVATE_SCHEMA`]):
 /// distributed like the source, each shard's changes kept on the shard's node until drained.
 pub fn shard_buffer_name(relid: u32) -> String {

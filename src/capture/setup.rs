@@ -6,8 +6,8 @@
 
 use super::citus::{self, CitusKind};
 use super::objects::{
-    buffer_table, member_row_triggers, member_statement_trigger, reader_view, BUFFER_HEADER,
-    ROW_TRIGGERS, STATEMENT_TRIGGER,
+    buffer_index_sql, buffer_table, member_row_triggers, member_statement_trigger, reader_view,
+    BUFFER_HEADER, ROW_TRIGGERS, STATEMENT_TRIGGER,
 };
 use crate::catalog;
 use pgrx::prelude::*;
@@ -423,6 +423,18 @@ fn create_buffer(source: pg_sys::Oid) {
     let buffer = buffer_table(relid);
     run(&format!("CREATE TABLE {buffer} ({body})"));
     run(&format!("REVOKE ALL ON {buffer} FROM PUBLIC"));
+    // (A database still on an older version of the extension's SQL has no operator class for it
+    // yet: its update indexes the buffers there are.)
+    if Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_opclass WHERE opcname = 'xid8_minmax_ops' \
+         AND opcnamespace = 'pgstream'::pg_catalog.regnamespace)",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+    {
+        run(&buffer_index_sql(relid));
+    }
     create_reader_view(relid, source);
     Spi::run_with_args(
         "UPDATE pgstream.pgs_stream_tables s SET consumed_snapshot = NULL \

@@ -185,10 +185,21 @@ pub fn refresh_now(
     if may_skip && skipped_unchanged(&table, &clock) {
         return AppliedChanges::default();
     }
-    let context = RefreshContext {
-        may_skip,
-        reads_citus,
-        ..repaired.unwrap_or_else(|| repair_capture(&table, owner))
+    let context = match repaired {
+        Some(checked) => RefreshContext {
+            may_skip,
+            reads_citus,
+            ..checked
+        },
+        // Without Citus sources, capture is checked, and repaired where needed, in the refresh's
+        // snapshot (one reading of the change state instead of one before it and one in it).
+        None => RefreshContext {
+            ddl_pending: false,
+            capture_checked: false,
+            may_skip,
+            capture_repaired: false,
+            reads_citus,
+        },
     };
     let mode = table.refresh_mode;
     let refreshed = table.clone();
@@ -271,16 +282,24 @@ fn skipped_unchanged(table: &StreamTable, clock: &Clock) -> bool {
 fn repair_capture(table: &StreamTable, owner: pg_sys::Oid) -> RefreshContext {
     let consumed = table.consumed.as_ref().map(|p| p.snapshot.as_str());
     let changes = catalog::change_state(table.id, consumed, owner);
-    let capture_repaired = (!changes.capture_complete && catalog::capture_repairable(table.id))
-        || (table.effective_mode == Some(EffectiveMode::Differential)
-            && !changes.row_capture_complete);
-    if capture_repaired {
-        catalog::sync_capture_of(table.id, &[]);
-    }
+    let capture_repaired = repair_capture_of(table, &changes);
     RefreshContext {
         ddl_pending: changes.ddl_pending,
+        capture_checked: true,
         may_skip: false,
         capture_repaired,
         reads_citus: false,
     }
+}
+
+/// Puts capture of `table`'s sources right when `changes` says it is missing or out of date
+/// (and can be); returns whether it did.
+fn repair_capture_of(table: &StreamTable, changes: &catalog::ChangeState) -> bool {
+    let repaired = (!changes.capture_complete && catalog::capture_repairable(table.id))
+        || (table.effective_mode == Some(EffectiveMode::Differential)
+            && !changes.row_capture_complete);
+    if repaired {
+        catalog::sync_capture_of(table.id, &[]);
+    }
+    repaired
 }

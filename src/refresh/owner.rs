@@ -20,6 +20,10 @@ use std::collections::HashSet;
 pub(super) struct RefreshContext {
     /// DDL happened since the last refresh.
     pub ddl_pending: bool,
+    /// Capture was checked (and repaired where needed) before the refresh's snapshot, as it
+    /// must be for Citus sources (its set-up locks come before the drain's). Otherwise the
+    /// refresh checks it in its snapshot and repairs it there.
+    pub capture_checked: bool,
     /// A refresh with nothing to do may be skipped.
     pub may_skip: bool,
     /// Capture objects of a source were missing or out of date and were put right just now:
@@ -54,7 +58,11 @@ pub(super) fn refresh_as_owner(
         own_seq: table.consumed.as_ref().and_then(|p| p.own_seq),
     };
     snapshot::connected(|| {
-        let read = read_changes(table, &first, &params, owner, context.ddl_pending);
+        let read = read_changes(table, &first, &params, owner, context);
+        let context = RefreshContext {
+            capture_repaired: context.capture_repaired || read.capture_repaired,
+            ..context
+        };
         let snapshot = read.after_ddl.as_ref().unwrap_or(&first);
         let mut refresh = Refresh {
             covered: covered_position(snapshot),
@@ -76,36 +84,44 @@ pub(super) fn refresh_as_owner(
     })
 }
 
-/// The change state a refresh acts on, read after the query was analyzed again if DDL ran.
+/// The change state a refresh acts on, read after the query was analyzed again if DDL ran and
+/// after missing capture was put right.
 struct ReadChanges {
     /// The catalog row as it is now (analyzing again rewrites it).
     table: StreamTable,
     state: ChangeState,
     /// What the query depends on changed.
     meaning_changed: bool,
-    /// After DDL: the snapshot the state was read in, which the refresh runs in.
+    /// Capture objects of a source were missing or out of date and were put right just now:
+    /// changes made meanwhile may not have been recorded.
+    capture_repaired: bool,
+    /// After DDL or a repair: the snapshot the state was read in, which the refresh runs in.
     after_ddl: Option<RefreshSnapshot>,
 }
 
-/// Reads the change state of `table` in `snapshot`; after DDL analyzes its query again and reads
-/// the state anew in a later snapshot.
+/// Reads the change state of `table` in `snapshot`; after DDL analyzes its query again, where
+/// capture is missing or out of date puts it right, and then reads the state anew in a later
+/// snapshot.
 fn read_changes(
     table: &StreamTable,
     snapshot: &RefreshSnapshot,
     params: &Params,
     owner: pg_sys::Oid,
-    ddl_pending: bool,
+    context: RefreshContext,
 ) -> ReadChanges {
     let state = catalog::change_state_in(snapshot, params, table.id, owner);
-    if !ddl_pending && !state.ddl_pending {
+    let capture_repaired = !context.capture_checked && super::repair_capture_of(table, &state);
+    let ddl = context.ddl_pending || state.ddl_pending;
+    if !ddl && !capture_repaired {
         return ReadChanges {
             table: table.clone(),
             state,
             meaning_changed: false,
+            capture_repaired,
             after_ddl: None,
         };
     }
-    let meaning_changed = rederive_sources(table);
+    let meaning_changed = ddl && rederive_sources(table);
     let table = catalog::find_by_id(table.id).expect("the stream table being refreshed exists");
     if meaning_changed {
         retype::follow_query_types(&table);
@@ -120,6 +136,7 @@ fn read_changes(
         table,
         state,
         meaning_changed,
+        capture_repaired,
         after_ddl: Some(after_ddl),
     }
 }

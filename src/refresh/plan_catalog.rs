@@ -19,6 +19,24 @@ fn spi_failed(what: &str, e: pgrx::spi::Error) -> ! {
     panic!("pg_stream_dbt: {what} failed: {e}")
 }
 
+/// What the planner needs of a relation named in a query (`$1`, resolved under the current
+/// search_path): oid, kind, why its changes cannot be captured, a view's definition, its columns,
+/// and the columns (with types) its change buffer lacks.
+const RELATION_SQL: &str = "SELECT c.oid::int8, c.relkind::text, pgstream._capture_blocker(c.oid), \
+            CASE WHEN c.relkind = 'v' THEN pg_catalog.pg_get_viewdef(c.oid) END, \
+            ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a \
+                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                  ORDER BY a.attnum), \
+            ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a \
+                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                    AND NOT pgstream._buffer_keeps(c.oid, a.attname) ORDER BY a.attnum), \
+            ARRAY(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a \
+                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                    AND NOT pgstream._buffer_keeps(c.oid, a.attname) ORDER BY a.attnum), \
+            pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.oid = pg_catalog.to_regclass($1)";
+
 impl Catalog for SpiCatalog {
     fn relation(&self, name: &[String]) -> Option<Relation> {
         let qualified = name
@@ -26,55 +44,47 @@ impl Catalog for SpiCatalog {
             .map(pgrx::spi::quote_identifier)
             .collect::<Vec<_>>()
             .join(".");
-        Spi::connect_mut(|client| {
-            let rows = client.update(
-                "SELECT c.oid::int8, c.relkind::text, pgstream._capture_blocker(c.oid), \
-                        CASE WHEN c.relkind = 'v' THEN pg_catalog.pg_get_viewdef(c.oid) END, \
-                        ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a \
-                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-                              ORDER BY a.attnum), \
-                        ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a \
-                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-                                AND NOT pgstream._buffer_keeps(c.oid, a.attname) ORDER BY a.attnum), \
-                        ARRAY(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a \
-                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-                                AND NOT pgstream._buffer_keeps(c.oid, a.attname) ORDER BY a.attnum), \
-                        pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
-                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.oid = pg_catalog.to_regclass($1)",
-                None,
+        Spi::connect(|client| {
+            crate::kept_plans::select(
+                client,
+                RELATION_SQL,
+                &[pg_sys::TEXTOID],
                 &[qualified.as_str().into()],
-            )?;
-            let Some(row) = rows.into_iter().next() else {
-                return Ok(None);
-            };
-            let relid = row.get::<i64>(1)?.unwrap_or_default() as u32;
-            let kind = row.get::<String>(2)?.unwrap_or_default();
-            let blocker = row.get::<String>(3)?;
-            let definition = row.get::<String>(4)?;
-            let columns = row.get::<Vec<String>>(5)?.unwrap_or_default();
-            let absent = row
-                .get::<Vec<String>>(6)?
-                .unwrap_or_default()
-                .into_iter()
-                .zip(row.get::<Vec<String>>(7)?.unwrap_or_default())
-                .collect();
-            let shown = row.get::<String>(8)?.unwrap_or_else(|| qualified.clone());
-            Ok(Some(match (kind.as_str(), blocker, definition) {
-                ("v", _, Some(definition)) => Relation::View {
-                    name: shown,
-                    definition,
+                |rows| {
+                    let Some(row) = rows.into_iter().next() else {
+                        return Ok(None);
+                    };
+                    let relid = row.get::<i64>(1)?.unwrap_or_default() as u32;
+                    let kind = row.get::<String>(2)?.unwrap_or_default();
+                    let blocker = row.get::<String>(3)?;
+                    let definition = row.get::<String>(4)?;
+                    let columns = row.get::<Vec<String>>(5)?.unwrap_or_default();
+                    let absent = row
+                        .get::<Vec<String>>(6)?
+                        .unwrap_or_default()
+                        .into_iter()
+                        .zip(row.get::<Vec<String>>(7)?.unwrap_or_default())
+                        .collect();
+                    let shown = row.get::<String>(8)?.unwrap_or_else(|| qualified.clone());
+                    Ok(Some(match (kind.as_str(), blocker, definition) {
+                        ("v", _, Some(definition)) => Relation::View {
+                            name: shown,
+                            definition,
+                        },
+                        (_, Some(reason), _) => Relation::NotCapturable { reason },
+                        _ => Relation::Table(TableInput {
+                            relid,
+                            name: shown,
+                            columns,
+                            absent,
+                        }),
+                    }))
                 },
-                (_, Some(reason), _) => Relation::NotCapturable { reason },
-                _ => Relation::Table(TableInput {
-                    relid,
-                    name: shown,
-                    columns,
-                    absent,
-                }),
-            }))
+            )
         })
-        .unwrap_or_else(|e: pgrx::spi::Error| spi_failed(&format!("looking up relation {qualified}"), e))
+        .unwrap_or_else(|e: pgrx::spi::Error| {
+            spi_failed(&format!("looking up relation {qualified}"), e)
+        })
     }
 
     fn is_aggregate(&self, name: &str) -> bool {

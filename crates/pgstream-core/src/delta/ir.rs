@@ -277,9 +277,14 @@ impl Names {
 /// visible in the snapshot it covered (`$1`), nor its own transaction's (`$2`) up to the change
 /// sequence number it reached (`$3`). Written against the buffer alias `__pgs_b`. The SQL
 /// side's twin is `pgstream._covered` (sql/capture.sql), held equal by an in-database test; it
-/// is written out here so that a new library refreshes a database not yet updated.
+/// is written out here so that a new library refreshes a database not yet updated. Its first
+/// conjunct follows from the second (a transaction before the snapshot's xmin is visible in it)
+/// and is there for the buffer's BRIN index on `__pgs_xid` (`xid8 >=` is leakproof, so the
+/// planner uses it through the security-barrier view): a refresh reads its window, not the rows
+/// a lagging reader of the same source still holds.
 pub const CHANGE_WINDOW: &str =
-    "NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) \
+    "__pgs_b.__pgs_xid >= pg_catalog.pg_snapshot_xmin($1::pg_catalog.pg_snapshot) \
+     AND NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) \
      AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
      AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false)";
 

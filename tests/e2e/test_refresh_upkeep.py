@@ -1,0 +1,108 @@
+"""What keeps a DIFFERENTIAL refresh cheap as a deployment lives on: it reads its change window
+through the buffer's BRIN index, not the backlog a lagging reader of the same source holds; its
+skip check finds change records by index; and the session's work tables do not grow with every
+refresh (temporary tables are never vacuumed)."""
+
+from conftest import wait_for
+
+
+def _setup(db):
+    db.sql("CREATE TABLE src (id int PRIMARY KEY, g int, v int)")
+    db.sql("INSERT INTO src SELECT i, i % 10, i FROM generate_series(1, 2000) i")
+    db.sql("SELECT pgstream.create_stream_table('fast', 'SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g', NULL, 'DIFFERENTIAL')")
+    db.sql("SELECT pgstream.create_stream_table('slow', 'SELECT id, v FROM src WHERE v % 3 = 0', NULL, 'DIFFERENTIAL')")
+    return db.value("SELECT 'src'::regclass::oid")
+
+
+def test_a_change_buffer_has_a_brin_index_on_the_writing_transaction(db):
+    relid = _setup(db)
+    index = db.value(
+        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = %s::regclass",
+        (f"pgstream_changes.rows_{relid}",),
+    )
+    assert "USING brin (__pgs_xid pgstream.xid8_minmax_ops)" in index, index
+
+
+def _index_scans(db, relid):
+    db.sql("SELECT pg_stat_clear_snapshot()")
+    return db.value(
+        "SELECT COALESCE(sum(idx_scan), 0) FROM pg_stat_all_indexes "
+        "WHERE schemaname = 'pgstream_changes' AND relname = %s",
+        (f"rows_{relid}",),
+    )
+
+
+def test_a_refresh_beside_a_lagging_reader_reads_its_window_by_index(db):
+    relid = _setup(db)
+    # A backlog the slow reader holds: 40 transactions of 500 updated rows, the fast reader
+    # refreshed after each.
+    for step in range(40):
+        db.sql("UPDATE src SET v = v + 1 WHERE id BETWEEN %s AND %s", (1 + step * 50 % 1500, 500 + step * 50 % 1500))
+        db.sql("SELECT pgstream.refresh_stream_table('fast')")
+    # What autovacuum does to a buffer in time: statistics, and the BRIN ranges summarized.
+    db.sql(f"ANALYZE pgstream_changes.rows_{relid}")
+    db.sql("SELECT brin_summarize_new_values(%s::regclass)", (f"pgstream_changes.rows_{relid}_xid",))
+    assert db.value(f"SELECT count(*) FROM pgstream_changes.rows_{relid}") >= 40_000
+    before = _index_scans(db, relid)
+    db.sql("UPDATE src SET v = v + 1 WHERE id <= 5")
+    db.sql("SELECT pgstream.refresh_stream_table('fast')")
+    wait_for(lambda: _index_scans(db, relid) > before, timeout=10, what="an index scan of the buffer")
+    assert db.value("SELECT last_refresh_kind FROM pgstream.pgs_stream_tables WHERE pgs_name = 'fast'") == "DIFFERENTIAL"
+    # Both readers are right: the fast one all along, the slow one from its whole backlog.
+    db.sql("SELECT pgstream.refresh_stream_table('slow')")
+    assert db.value("SELECT last_refresh_kind FROM pgstream.pgs_stream_tables WHERE pgs_name = 'slow'") == "DIFFERENTIAL"
+    for name, query in [("fast", "SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g"),
+                        ("slow", "SELECT id, v FROM src WHERE v % 3 = 0")]:
+        assert db.multiset_difference(name, query) == 0, name
+
+
+def test_the_skip_check_finds_change_records_by_index(db):
+    _setup(db)
+    for step in range(300):
+        db.sql("UPDATE src SET v = v + 1 WHERE id = %s", (step + 1,))
+    db.sql("ANALYZE pgstream_changes.statements")
+    db.sql("SELECT pgstream.refresh_stream_table('fast')")
+    [(snapshot, pgs_id)] = db.sql(
+        "SELECT consumed_snapshot::text, pgs_id FROM pgstream.pgs_stream_tables WHERE pgs_name = 'fast'"
+    )
+    # The function as the refresh runs it (its plan kept per session: generic). The 300 records
+    # the slow reader keeps lie before the window; the lookup reads none of them.
+    conn = db.connect()
+    with conn.cursor() as cur:
+        cur.execute("LOAD 'auto_explain'")
+        cur.execute("SET auto_explain.log_min_duration = 0")
+        cur.execute("SET auto_explain.log_nested_statements = on")
+        cur.execute("SET auto_explain.log_analyze = on")
+        cur.execute("SET auto_explain.log_buffers = on")
+        cur.execute("SET client_min_messages = log")
+        cur.execute("SET auto_explain.log_level = notice")
+        for _ in range(8):  # past the first five custom plans
+            cur.execute("SELECT pgstream._unchanged_since(%s, %s::pg_snapshot)", (pgs_id, snapshot))
+            assert cur.fetchone()[0] is True
+        plans = [n for n in conn.notices if "pgstream_changes.statements" in n]
+    assert plans, "auto_explain showed no plan of the lookup"
+    last = plans[-1]
+    assert "Seq Scan on statements" not in last, last
+    assert "statements_source_xid_idx" in last and "Index Cond: ((source_relid = " in last, last
+    conn.close()
+
+
+def test_work_tables_do_not_grow_with_every_refresh_of_a_session(db):
+    _setup(db)
+    conn = db.connect()
+    with conn.cursor() as cur:
+        # Each refresh writes 1500 change rows into the session's delta work table and deletes
+        # them; 60 refreshes would leave 90 000 dead rows (about 400 pages) were it never
+        # truncated.
+        for _ in range(60):
+            cur.execute("UPDATE src SET v = v + 1 WHERE id <= 750")
+            cur.execute("SELECT pgstream.refresh_stream_table('fast')")
+        cur.execute(
+            "SELECT max(pg_relation_size(c.oid)) / current_setting('block_size')::int "
+            "FROM pg_class c WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind = 'r' "
+            "AND c.relname LIKE '\\_\\_pgs\\_delta\\_%%'"
+        )
+        pages = cur.fetchone()[0]
+    conn.close()
+    assert pages is not None and pages <= 64 + 16, pages
+    assert db.multiset_difference("fast", "SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g") == 0
