@@ -226,15 +226,14 @@ impl Execution<'_> {
                     .restricted(&sql::capture_fresh(&work, &stage.full_sql, columns))
                     .0 as i64;
                 work_tables::analyze(&[&work], 1);
-                let inserted = self.count(&sql::new_keys_count(&target, &work, key));
                 let [delete, merge] = sql::full_keyed(&target, &work, columns, key);
                 let deleted = self.plain(&delete).0 as i64;
-                let merged = self.plain(&merge).0 as i64;
+                let (inserted, updated) = self.merge_counted(true, &target, &work, key, &merge);
                 // (A small result is deleted: TRUNCATE makes a new file every refresh.)
                 work_tables::empty(&[&work], filled);
                 AppliedChanges {
                     inserted,
-                    updated: merged - inserted,
+                    updated,
                     deleted,
                 }
             }
@@ -244,7 +243,7 @@ impl Execution<'_> {
                     "CREATE TEMPORARY TABLE {work} ON COMMIT DROP AS SELECT * FROM {target} WITH NO DATA"
                 ));
                 self.restricted(&sql::fill_multiset(&work, &stage.full_sql, columns));
-                work_tables::run(&format!("ANALYZE {work}"));
+                work_tables::analyze(&[&work], 1);
                 let [delete, insert] = sql::full_multiset(&target, &work, columns);
                 let deleted = self.plain(&delete).0 as i64;
                 let inserted = self.plain(&insert).0 as i64;
@@ -280,7 +279,8 @@ impl Execution<'_> {
             }
         }
         if !deltas.is_empty() {
-            work_tables::run(&format!("ANALYZE {}", deltas.join(", ")));
+            let deltas: Vec<&str> = deltas.iter().map(String::as_str).collect();
+            work_tables::analyze(&deltas, 1);
         }
         FilledDeltas {
             names: deltas,
@@ -348,7 +348,7 @@ impl Execution<'_> {
             };
             if let Some(change_set) = &change_set {
                 // Stages above read it: with its size known.
-                work_tables::run(&format!("ANALYZE {change_set}"));
+                work_tables::analyze(&[change_set], 1);
             }
             if self.is_root(stage) {
                 applied = result;
@@ -392,7 +392,6 @@ impl Execution<'_> {
             return self.apply_keyed_on_citus(stage, target, affected, fresh, key, change_set);
         }
         work_tables::analyze(&[fresh], 1);
-        let inserted = self.count(&sql::new_keys_count(target, fresh, key));
         if let Some(change_set) = change_set {
             self.plain(&sql::keyed_change_set(
                 change_set,
@@ -405,13 +404,49 @@ impl Execution<'_> {
         }
         let [delete, merge] = sql::apply_keyed(target, affected, fresh, &stage.columns, key);
         let deleted = self.plain(&delete).0 as i64;
-        let merged = self.plain(&merge).0 as i64;
+        let (inserted, updated) =
+            self.merge_counted(self.is_root(stage), target, fresh, key, &merge);
         work_tables::empty(&[affected, fresh], 1);
         AppliedChanges {
             inserted,
-            updated: merged - inserted,
+            updated,
             deleted,
         }
+    }
+
+    /// Runs `merge` (inserting and updating rows of keyed `target` from `fresh`) and returns how
+    /// many rows it inserted and how many it updated: for the root, from the transaction's
+    /// statistics counters read around it, or where counters are off (`track_counts`) by
+    /// counting the new keys of `fresh` first. An inner stage's counts are recorded nowhere:
+    /// its MERGE runs alone.
+    fn merge_counted(
+        &self,
+        root: bool,
+        target: &str,
+        fresh: &str,
+        key: &[String],
+        merge: &str,
+    ) -> (i64, i64) {
+        if !root {
+            return (0, self.plain(merge).0 as i64);
+        }
+        // SAFETY: a plain setting read in the backend's own thread.
+        if unsafe { pg_sys::pgstat_track_counts } {
+            let written = || self.plain(&sql::written_rows(target)).1;
+            let before = written();
+            let merged = self.plain(merge).0 as i64;
+            let after = written();
+            let grew = |i: usize| {
+                after.get(i).copied().flatten().unwrap_or(0)
+                    - before.get(i).copied().flatten().unwrap_or(0)
+            };
+            // (Bounded by the MERGE's own count: a user's trigger writing to the stream table
+            // is counted by the counters too.)
+            let inserted = grew(0).clamp(0, merged);
+            return (inserted, merged - inserted);
+        }
+        let inserted = self.count(&sql::new_keys_count(target, fresh, key));
+        (inserted, self.plain(merge).0 as i64 - inserted)
     }
 
     /// [`Self::apply_keyed`] into a Citus table (Citus runs no MERGE from a coordinator table

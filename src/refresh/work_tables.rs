@@ -128,10 +128,14 @@ fn recorded_shape(qualified: &str) -> Option<(String, i64)> {
 }
 
 /// Gives the planner the sizes of work tables that received rows (without, it guesses a
-/// thousand rows and may hash a whole stream table to join a handful).
+/// thousand rows and may hash a whole stream table to join a handful). Sampled lightly, with a
+/// statistics target of 10 (3 000 rows): sizes and distinct counts are what the planner needs
+/// of them, and the default's 30 000-row sample cost about 20 ms for a 17 000-row delta table.
 pub fn analyze(tables: &[&str], rows: i64) {
     if rows > 0 {
-        run(&format!("ANALYZE {}", tables.join(", ")));
+        crate::settings::with_settings(&[(c"default_statistics_target", "10")], || {
+            run(&format!("ANALYZE {}", tables.join(", ")))
+        });
     }
 }
 

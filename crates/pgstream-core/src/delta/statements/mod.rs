@@ -208,7 +208,7 @@ pub fn keyed_change_set(
 /// Applies a keyed relation's recomputed keys: deletes the rows of affected keys that have no
 /// fresh row, updates in place the rows whose fresh row differs, inserts the new keys. Returns
 /// the DELETE and the MERGE, whose row counts are the deleted rows and the inserted and updated
-/// ones (the inserted counted first: [`new_keys_count`]).
+/// ones (told apart by [`written_rows`], or the inserted counted first: [`new_keys_count`]).
 pub fn apply_keyed(
     target: &str,
     affected: &str,
@@ -263,6 +263,23 @@ pub fn new_keys_count(target: &str, fresh: &str, key: &[String]) -> String {
         "SELECT count(*)::pg_catalog.int8 FROM {fresh} __pgs_f \
          WHERE NOT EXISTS (SELECT 1 FROM {target} __pgs_t WHERE {m})",
         m = key_match_sql("__pgs_f", "__pgs_t", key),
+    )
+}
+
+/// The rows this transaction has inserted into and updated in `target` so far (in its leaf
+/// partitions when it is partitioned), from the transaction's statistics counters: read before
+/// and after an apply, the differences are the rows it inserted and updated. (Counting the new
+/// keys before a MERGE probed the target once more per fresh row: as much as the MERGE itself.)
+pub fn written_rows(target: &str) -> String {
+    let relation = format!(
+        "{}::pg_catalog.regclass",
+        crate::sql_text::quote_literal(target)
+    );
+    format!(
+        "SELECT COALESCE(sum(pg_catalog.pg_stat_get_xact_tuples_inserted(__pgs_r.r)), 0)::pg_catalog.int8, \
+                COALESCE(sum(pg_catalog.pg_stat_get_xact_tuples_updated(__pgs_r.r)), 0)::pg_catalog.int8 \
+         FROM (SELECT {relation}::pg_catalog.oid AS r \
+               UNION SELECT relid FROM pg_catalog.pg_partition_tree({relation}) WHERE isleaf) __pgs_r"
     )
 }
 
