@@ -1,8 +1,9 @@
 -- pg_stream_dbt 0.3.0 -> 0.4.0 (ALTER EXTENSION pg_stream_dbt UPDATE): create_stream_table takes
 -- partition_by (a stream table may be a partitioned table); add_partition and distribute_stream_table are new. Stream tables, catalog rows, capture
 -- triggers and change buffers are kept as they are. Citus distributed and reference tables are
--- captured by row triggers on their shards, for DIFFERENTIAL readers. Change buffers get a BRIN
--- index on __pgs_xid (a refresh reads its window, not a lagging reader's backlog).
+-- captured by row triggers on their shards, for DIFFERENTIAL readers. Change buffers shared by
+-- DIFFERENTIAL readers get a BRIN index on __pgs_xid (a refresh reads its window, not a lagging
+-- reader's backlog).
 
 -- Whoever may execute the old create_stream_table may execute the new one (an administrator
 -- may have revoked it from PUBLIC): its privileges are kept across the DROP and CREATE.
@@ -518,9 +519,14 @@ CREATE OPERATOR CLASS pgstream.xid8_minmax_ops FOR TYPE xid8 USING brin AS
 DO $$
 DECLARE buffer regclass;
 BEGIN
+    -- (Those two or more DIFFERENTIAL stream tables read, as src/capture/setup.rs does.)
     FOR buffer IN SELECT c.oid FROM pg_catalog.pg_class c
                   WHERE c.relnamespace = 'pgstream_changes'::regnamespace AND c.relkind = 'r'
                     AND c.relname ~ '^rows_[0-9]+$'
+                    AND (SELECT count(*) FROM pgstream.pgs_dependencies d
+                         JOIN pgstream.pgs_stream_tables s ON s.pgs_id = d.pgs_id
+                         WHERE d.source_relid = substr(c.relname, 6)::oid
+                           AND s.effective_mode = 'DIFFERENTIAL') >= 2
     LOOP
         EXECUTE format('CREATE INDEX %I ON %s USING brin (__pgs_xid pgstream.xid8_minmax_ops) '
                        'WITH (pages_per_range = 16, autosummarize = on)',

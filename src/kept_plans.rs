@@ -5,14 +5,19 @@ use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 thread_local! {
-    /// By the address of the statement's text: each caller's text is a `'static` constant.
-    static KEPT: RefCell<HashMap<usize, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+    /// By the address and length of the statement's text: each caller's text is a `'static`
+    /// constant.
+    static KEPT: RefCell<HashMap<(usize, usize), Rc<OwnedPreparedStatement>>> =
+        RefCell::new(HashMap::new());
 }
 
-/// Runs `sql` (a constant, read-only, with parameters of `types`) with `args` through its kept
-/// plan on `client`, and hands the rows to `read`.
+/// Runs `sql` (a constant with parameters of `types`) with `args` through its kept plan on
+/// `client`, and hands the rows to `read`. Run as a statement that may write, as
+/// `SpiClient::update` runs one: in a snapshot of its own that sees what this transaction did
+/// so far (a read-only one would reuse the caller's, older, snapshot).
 pub fn select<'conn, R>(
     client: &SpiClient<'conn>,
     sql: &'static str,
@@ -20,16 +25,18 @@ pub fn select<'conn, R>(
     args: &[pgrx::datum::DatumWithOid],
     read: impl FnOnce(SpiTupleTable<'conn>) -> Result<R, pgrx::spi::Error>,
 ) -> Result<R, pgrx::spi::Error> {
-    let key = sql.as_ptr() as usize;
-    KEPT.with(|kept| {
-        if !kept.borrow().contains_key(&key) {
+    let key = (sql.as_ptr() as usize, sql.len());
+    let kept = KEPT.with(|kept| kept.borrow().get(&key).cloned());
+    let prepared = match kept {
+        Some(prepared) => prepared,
+        None => {
             let types: Vec<pgrx::PgOid> = types.iter().map(|&t| pgrx::PgOid::from(t)).collect();
-            let prepared = client.prepare(sql, &types)?.keep();
-            kept.borrow_mut().insert(key, prepared);
+            let prepared = Rc::new(client.prepare_mut(sql, &types)?.keep());
+            KEPT.with(|kept| kept.borrow_mut().insert(key, prepared.clone()));
+            prepared
         }
-        let kept = kept.borrow();
-        let prepared = kept.get(&key).expect("kept just now");
-        let rows = client.select(prepared, None, args)?;
-        read(rows)
-    })
+    };
+    // (No borrow of the cache is held while it runs: what it calls may ask for another plan.)
+    let rows = client.select(&*prepared, None, args)?;
+    read(rows)
 }

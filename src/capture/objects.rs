@@ -68,10 +68,17 @@ pub fn buffer_table(relid: u32) -> String {
     format!("{PRIVATE_SCHEMA}.\"{}\"", buffer_name(relid))
 }
 
-/// The index a change buffer is created with: BRIN on the writing transaction (rows are appended
-/// in about that order), so that a refresh reads its change window from the xmin of the snapshot
-/// it last covered on (`delta::ir::CHANGE_WINDOW`) and not a lagging reader's backlog. Small
-/// ranges (16 pages), summarized by autovacuum as they fill; the unsummarized tail is read whole.
+/// The BRIN index on the writing transaction of the change buffer of source `relid`, qualified
+/// and quoted (see [`buffer_index_sql`]).
+pub fn buffer_index(relid: u32) -> String {
+    format!("{PRIVATE_SCHEMA}.\"{}_xid\"", buffer_name(relid))
+}
+
+/// The index a change buffer two or more DIFFERENTIAL readers share gets: BRIN on the writing
+/// transaction (rows are appended in about that order), so that a refresh reads its change
+/// window from the xmin of the snapshot it last covered on (`delta::ir::CHANGE_WINDOW`) and not
+/// a lagging reader's backlog. Small ranges (16 pages), summarized by autovacuum as they fill;
+/// the unsummarized tail is read whole.
 pub fn buffer_index_sql(relid: u32) -> String {
     format!(
         "CREATE INDEX \"{}_xid\" ON {} USING brin ({} pgstream.xid8_minmax_ops) \

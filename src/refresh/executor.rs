@@ -440,9 +440,10 @@ impl Execution<'_> {
                 after.get(i).copied().flatten().unwrap_or(0)
                     - before.get(i).copied().flatten().unwrap_or(0)
             };
-            // (Bounded by the MERGE's own count: a user's trigger writing to the stream table
-            // is counted by the counters too.)
-            let inserted = grew(0).clamp(0, merged);
+            // A row moved to another partition is deleted from one and inserted into another:
+            // updated. (Bounded by the MERGE's own count: a user's trigger writing to the stream
+            // table is counted by the counters too.)
+            let inserted = (grew(0) - grew(1)).clamp(0, merged);
             return (inserted, merged - inserted);
         }
         let inserted = self.count(&sql::new_keys_count(target, fresh, key));

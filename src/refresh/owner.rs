@@ -72,6 +72,7 @@ pub(super) fn refresh_as_owner(
             snapshot,
             params: params.clone(),
             reads_citus: context.reads_citus,
+            capture_repaired: context.capture_repaired,
         };
         let mut found = refresh.found(mode, &read.state, read.meaning_changed, context);
         let changed: HashSet<u32> = read.state.changed.iter().copied().collect();
@@ -158,17 +159,21 @@ struct Refresh<'a> {
     params: Params,
     covered: Position,
     reads_citus: bool,
+    /// Capture was put right for this refresh: changes made meanwhile may be unrecorded.
+    capture_repaired: bool,
 }
 
 impl Refresh<'_> {
     /// Whether only DDL happened since the last refresh (read again once the effective mode is
-    /// decided: a changed one clears the covered position).
+    /// decided: a changed one clears the covered position). Not after a capture repair: the
+    /// writes made while a trigger was missing left no record to show.
     fn only_ddl(&self, state: &ChangeState) -> bool {
         self.table.consumed.is_some()
             && self.table.depends_only_on_sources
             && state.changed.is_empty()
             && !state.truncated
             && state.capture_complete
+            && !self.capture_repaired
     }
 
     /// The facts known before the decision asks for more.

@@ -177,6 +177,18 @@ def test_triggers_follow_the_stream_tables_and_a_disabled_one_is_not_trusted(db)
     assert db.value("SELECT count(*) FROM pg_trigger WHERE tgname = 'pgstream_capture'") == 0
 
 
+def test_writes_made_while_the_capture_trigger_was_gone_are_not_skipped(db):
+    """A scheduled refresh after the capture trigger was dropped (and rows written meanwhile)
+    puts the trigger back and recomputes: DDL alone would be skipped, but those writes left no
+    record to show."""
+    scheduled(db)
+    db.sql("DROP TRIGGER pgstream_capture ON src")
+    db.sql("INSERT INTO src VALUES (7)")
+    assert next_scheduled(db) == "FULL" and db.value("SELECT count(*) FROM st") == 1
+    assert db.value("SELECT count(*) FROM pg_trigger WHERE tgname = 'pgstream_capture'") == 1
+    assert next_scheduled(db) == "SKIPPED"
+
+
 def test_changes_are_captured_under_replica_mode(db):
     scheduled(db)
     conn = db.connect()

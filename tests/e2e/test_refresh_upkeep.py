@@ -17,13 +17,22 @@ def _setup(db):
     return db.value("SELECT 'src'::regclass::oid")
 
 
-def test_a_change_buffer_has_a_brin_index_on_the_writing_transaction(db):
-    relid = _setup(db)
-    index = db.value(
+def _buffer_index(db, relid):
+    return db.value(
         "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = %s::regclass",
         (f"pgstream_changes.rows_{relid}",),
     )
-    assert "USING brin (__pgs_xid pgstream.xid8_minmax_ops)" in index, index
+
+
+def test_a_change_buffer_two_differential_readers_share_has_a_brin_index(db):
+    db.sql("CREATE TABLE src (id int PRIMARY KEY, g int, v int)")
+    relid = db.value("SELECT 'src'::regclass::oid")
+    db.sql("SELECT pgstream.create_stream_table('one', 'SELECT g, count(*) AS n FROM src GROUP BY g', NULL, 'DIFFERENTIAL')")
+    db.sql("SELECT pgstream.create_stream_table('full_reader', 'SELECT id FROM src', NULL, 'FULL')")
+    assert _buffer_index(db, relid) is None  # one DIFFERENTIAL reader: no index to pay for
+    db.sql("SELECT pgstream.create_stream_table('two', 'SELECT id, v FROM src', NULL, 'DIFFERENTIAL')")
+    index = _buffer_index(db, relid)
+    assert index is not None and "USING brin (__pgs_xid pgstream.xid8_minmax_ops)" in index, index
 
 
 def _index_scans(db, relid):
@@ -123,24 +132,33 @@ def _counts(db, name):
 @pytest.mark.parametrize("track_counts", ["on", "off"])
 def test_inserted_updated_and_deleted_rows_are_counted_exactly(db, track_counts):
     """A keyed apply tells inserted from updated rows by the transaction's statistics counters
-    (or, with track_counts off, by counting the new keys first): DIFFERENTIAL, FULL and into a
-    partitioned stream table alike."""
+    (or, with track_counts off, by counting the new keys first): DIFFERENTIAL, FULL and into
+    partitioned stream tables alike, a row moved to another partition (its key lacks the
+    partition column) counted as updated."""
     db.sql("CREATE TABLE counted (id int PRIMARY KEY, g int, v int)")
     db.sql("INSERT INTO counted SELECT i, i % 3, i FROM generate_series(1, 20) i")
     db.sql(f"SELECT pgstream.create_stream_table('d', '{COUNTED_QUERY}', NULL, 'DIFFERENTIAL')")
     db.sql(f"SELECT pgstream.create_stream_table('f', '{COUNTED_QUERY}', NULL, 'FULL')")
     db.sql(f"SELECT pgstream.create_stream_table('p', '{COUNTED_QUERY}', NULL, 'DIFFERENTIAL', "
            "partition_by => 'HASH (id) PARTITIONS 3')")
+    for name, mode in [("l", "DIFFERENTIAL"), ("lf", "FULL")]:
+        db.sql(f"SELECT pgstream.create_stream_table('{name}', '{COUNTED_QUERY}', NULL, '{mode}', "
+               "partition_by => 'LIST (g)')")
+        for g in range(3):
+            db.sql(f"SELECT pgstream.add_partition('{name}', '{name}_{g}', in_values => ARRAY['{g}'])")
+    names = ("d", "f", "p", "l", "lf")
     conn = db.connect()
     with conn.cursor() as cur:
         cur.execute(f"SET track_counts = {track_counts}")
-        cur.execute("UPDATE counted SET v = v + 100 WHERE id <= 4")  # 4 updated
+        cur.execute("UPDATE counted SET v = v + 100 WHERE id <= 3")  # 3 updated
+        cur.execute("UPDATE counted SET g = (g + 1) % 3 WHERE id = 4")  # 1 updated: moves in l, lf
         cur.execute("DELETE FROM counted WHERE id IN (19, 20)")  # 2 deleted
         cur.execute("INSERT INTO counted VALUES (21, 0, 1), (22, 1, 2), (23, 2, 3)")  # 3 inserted
         cur.execute("UPDATE counted SET v = -1 WHERE id = 5")  # leaves the result: deleted
-        for name in ("d", "f", "p"):
+        for name in names:
             cur.execute("SELECT pgstream.refresh_stream_table(%s)", (name,))
     conn.close()
-    for name in ("d", "f", "p"):
+    for name in names:
         assert _counts(db, name) == (3, 4, 3), (name, _counts(db, name))
         assert db.multiset_difference(name, COUNTED_QUERY) == 0, name
+    assert db.value("SELECT tableoid::regclass::text FROM l WHERE id = 4") == "l_2"

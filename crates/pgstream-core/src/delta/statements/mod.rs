@@ -266,10 +266,12 @@ pub fn new_keys_count(target: &str, fresh: &str, key: &[String]) -> String {
     )
 }
 
-/// The rows this transaction has inserted into and updated in `target` so far (in its leaf
-/// partitions when it is partitioned), from the transaction's statistics counters: read before
-/// and after an apply, the differences are the rows it inserted and updated. (Counting the new
-/// keys before a MERGE probed the target once more per fresh row: as much as the MERGE itself.)
+/// The rows this transaction has inserted into, updated in and deleted from `target` so far (in
+/// its leaf partitions when it is partitioned), from the transaction's statistics counters:
+/// read before and after an upsert MERGE, the differences tell the rows it inserted (a row it
+/// moved to another partition counts as deleted there and inserted here: the MERGE deletes none
+/// itself). Counting the new keys before the MERGE instead probed the target once more per
+/// fresh row: as much as the MERGE itself.
 pub fn written_rows(target: &str) -> String {
     let relation = format!(
         "{}::pg_catalog.regclass",
@@ -277,7 +279,7 @@ pub fn written_rows(target: &str) -> String {
     );
     format!(
         "SELECT COALESCE(sum(pg_catalog.pg_stat_get_xact_tuples_inserted(__pgs_r.r)), 0)::pg_catalog.int8, \
-                COALESCE(sum(pg_catalog.pg_stat_get_xact_tuples_updated(__pgs_r.r)), 0)::pg_catalog.int8 \
+                COALESCE(sum(pg_catalog.pg_stat_get_xact_tuples_deleted(__pgs_r.r)), 0)::pg_catalog.int8 \
          FROM (SELECT {relation}::pg_catalog.oid AS r \
                UNION SELECT relid FROM pg_catalog.pg_partition_tree({relation}) WHERE isleaf) __pgs_r"
     )
