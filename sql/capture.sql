@@ -469,10 +469,12 @@ BEGIN
 END
 $$;
 
--- After a refresh of `stream_table`: forgets the change records and rows of its sources that
--- every reader has covered, and the DDL records every stream table has covered. Nothing while
--- a stream table is being created or redefined elsewhere (it reads sources not visible here).
-CREATE FUNCTION pgstream._forget_covered(stream_table bigint) RETURNS void
+-- After a refresh of `stream_table`: forgets the change records and rows of its sources in
+-- `sources` that every reader has covered, and the DDL records every stream table has covered.
+-- Nothing while a stream table is being created or redefined elsewhere (it reads sources not
+-- visible here). The engine names the sources whose cleanup can free something: not those
+-- another DIFFERENTIAL reader lags behind on, whose records and rows it would read in vain.
+CREATE FUNCTION pgstream._forget_covered(stream_table bigint, sources oid[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -486,14 +488,26 @@ BEGIN
                           OR NOT pgstream._covered(c.xid, s.consumed_snapshot));
     DELETE FROM pgstream_changes.statements c
     USING pgstream.pgs_dependencies mine
-    WHERE mine.pgs_id = stream_table AND c.source_relid = mine.source_relid
+    WHERE mine.pgs_id = stream_table AND mine.source_relid = ANY (sources)
+      AND c.source_relid = mine.source_relid
       AND NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
                       JOIN pgstream.pgs_stream_tables s ON s.pgs_id = d.pgs_id
                       WHERE d.source_relid = c.source_relid
                         AND (s.consumed_snapshot IS NULL
                              OR NOT pgstream._covered(c.xid, s.consumed_snapshot)));
     PERFORM pgstream._forget_consumed_rows(d.source_relid) FROM pgstream.pgs_dependencies d
-    WHERE d.pgs_id = stream_table AND d.source_kind <> 'view';
+    WHERE d.pgs_id = stream_table AND d.source_kind <> 'view' AND d.source_relid = ANY (sources);
+END
+$$;
+
+-- The same for every source of `stream_table` (what the engine before 0.4.0 calls).
+CREATE FUNCTION pgstream._forget_covered(stream_table bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pgstream._forget_covered(stream_table, ARRAY(SELECT d.source_relid FROM pgstream.pgs_dependencies d
+                                                         WHERE d.pgs_id = stream_table));
 END
 $$;
 
@@ -528,7 +542,8 @@ $$;
 REVOKE ALL ON FUNCTION pgstream._needed_columns(oid), pgstream._capture_state(oid),
     pgstream._members_incomplete(oid, boolean, boolean),
     pgstream._member_triggers_extra(oid, boolean, boolean),
-    pgstream._forget_consumed_rows(oid), pgstream._forget_covered(bigint) FROM PUBLIC;
+    pgstream._forget_consumed_rows(oid), pgstream._forget_covered(bigint),
+    pgstream._forget_covered(bigint, oid[]) FROM PUBLIC;
 
 -- Drops every private table of stream table `stream_table` (its aggregate state and
 -- intermediate results, in pgstream_changes).

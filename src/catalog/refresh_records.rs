@@ -57,7 +57,11 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
         stats.reason.into(),
     ];
     as_catalog_owner(|| {
-        let may_free = stats.kind != RefreshKind::Skipped && cleanup_may_free(id);
+        let cleanup = if stats.kind == RefreshKind::Skipped {
+            Cleanup::Nothing
+        } else {
+            cleanup_scope(id)
+        };
         run(
             &format!(
                 "UPDATE pgstream.pgs_stream_tables SET \
@@ -71,50 +75,80 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
             ),
             &args[..if with_reason { 11 } else { 10 }],
         );
-        if may_free {
-            forget_covered_changes(id);
-        }
+        forget_covered_changes(id, cleanup);
     })
 }
 
-/// Whether moving stream table `id` past its covered position (read before it moves) may free
-/// change records (always for one that reads no table: it must cover DDL records too): not when, for each of its sources, another DIFFERENTIAL reader has covered
-/// no more than this one had (nothing, or only transactions finished before its snapshot's
-/// xmin). Then what every reader has covered does not grow, and the cleanup, which reads every
-/// record and buffered row of the sources, would delete nothing: a reader refreshed every minute
-/// beside one refreshed every hour paid for the whole hour's backlog on every refresh. The
-/// laggard's own refresh frees them.
-fn cleanup_may_free(id: i64) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "SELECT s.consumed_snapshot IS NULL \
-                OR NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies t \
-                               WHERE t.pgs_id = s.pgs_id AND t.source_kind <> 'view') \
-                OR EXISTS ( \
-           SELECT 1 FROM pgstream.pgs_dependencies mine \
-           WHERE mine.pgs_id = s.pgs_id AND mine.source_kind <> 'view' \
-             AND NOT EXISTS ( \
-               SELECT 1 FROM pgstream.pgs_dependencies d \
-               JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
-               WHERE d.source_relid = mine.source_relid AND r.pgs_id <> s.pgs_id \
-                 AND r.effective_mode = 'DIFFERENTIAL' \
-                 AND (r.consumed_snapshot IS NULL \
-                      OR (pg_catalog.pg_snapshot_xmax(r.consumed_snapshot) \
-                            OPERATOR(pg_catalog.<=) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot) \
-                          AND (r.consumed_own_xid IS NULL \
-                               OR r.consumed_own_xid \
-                                  OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot)))))) \
-         FROM pgstream.pgs_stream_tables s WHERE s.pgs_id = $1",
-        &[id.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(true)
+/// What moving a stream table past its covered position may free.
+enum Cleanup {
+    /// Nothing: for each of its sources another DIFFERENTIAL reader has covered no more than
+    /// this one had.
+    Nothing,
+    /// The records and rows of these sources (the others' would be read in vain).
+    Sources(Vec<i64>),
+    /// Everything it reads: it was never refreshed, or reads no table (it must cover DDL
+    /// records too), or its sources' cleanup cannot be told apart (SQL older than 0.4.0).
+    All,
 }
 
-/// Deletes the change records of stream table `id`'s sources that every reader of those
-/// sources has covered, and the DDL records every stream table has covered.
-fn forget_covered_changes(id: i64) {
-    run("SELECT pgstream._forget_covered($1)", &[id.into()]);
+/// What moving stream table `id` past its covered position (read before it moves) may free.
+/// A source's records and rows cannot be freed when another DIFFERENTIAL reader of it has
+/// covered no more than this one had (nothing, or only transactions finished before its
+/// snapshot's xmin): what every reader has covered does not grow, and the cleanup, which reads
+/// every record and buffered row of the source, would delete nothing. A reader refreshed every
+/// minute beside one refreshed every hour paid for the whole hour's backlog on every refresh;
+/// the laggard's own refresh frees it.
+fn cleanup_scope(id: i64) -> Cleanup {
+    let row = Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT s.consumed_snapshot IS NULL \
+                        OR NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies t \
+                                       WHERE t.pgs_id = s.pgs_id AND t.source_kind <> 'view'), \
+                        ARRAY(SELECT mine.source_relid::pg_catalog.int8 FROM pgstream.pgs_dependencies mine \
+                              WHERE mine.pgs_id = s.pgs_id AND mine.source_kind <> 'view' \
+                                AND NOT EXISTS ( \
+                                  SELECT 1 FROM pgstream.pgs_dependencies d \
+                                  JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
+                                  WHERE d.source_relid = mine.source_relid AND r.pgs_id <> s.pgs_id \
+                                    AND r.effective_mode = 'DIFFERENTIAL' \
+                                    AND (r.consumed_snapshot IS NULL \
+                                         OR (pg_catalog.pg_snapshot_xmax(r.consumed_snapshot) \
+                                               OPERATOR(pg_catalog.<=) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot) \
+                                             AND (r.consumed_own_xid IS NULL \
+                                                  OR r.consumed_own_xid \
+                                                     OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot)))))), \
+                        pg_catalog.to_regprocedure('pgstream._forget_covered(bigint, oid[])') IS NOT NULL \
+                 FROM pgstream.pgs_stream_tables s WHERE s.pgs_id = $1",
+                None,
+                &[id.into()],
+            )?
+            .first();
+        Ok::<_, pgrx::spi::Error>((
+            row.get::<bool>(1)?.unwrap_or(true),
+            row.get::<Vec<i64>>(2)?.unwrap_or_default(),
+            row.get::<bool>(3)?.unwrap_or(false),
+        ))
+    });
+    match row {
+        Err(_) | Ok((true, _, _)) => Cleanup::All,
+        Ok((false, sources, _)) if sources.is_empty() => Cleanup::Nothing,
+        Ok((false, sources, true)) => Cleanup::Sources(sources),
+        Ok((false, _, false)) => Cleanup::All,
+    }
+}
+
+/// Deletes the change records of stream table `id`'s sources (those `scope` names) that every
+/// reader of those sources has covered, and the DDL records every stream table has covered.
+fn forget_covered_changes(id: i64, scope: Cleanup) {
+    match scope {
+        Cleanup::Nothing => {}
+        Cleanup::All => run("SELECT pgstream._forget_covered($1)", &[id.into()]),
+        Cleanup::Sources(sources) => run(
+            "SELECT pgstream._forget_covered($1, $2::pg_catalog.int8[]::pg_catalog.oid[])",
+            &[id.into(), sources.into()],
+        ),
+    }
 }
 
 /// How a failed refresh counts towards suspending its stream table.
