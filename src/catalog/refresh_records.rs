@@ -100,8 +100,8 @@ enum Cleanup {
 /// the laggard's own refresh frees it.
 fn cleanup_scope(id: i64) -> Cleanup {
     let row = Spi::connect(|client| {
-        let row = client
-            .select(
+        crate::kept_plans::select(
+            client,
                 "SELECT s.consumed_snapshot IS NULL \
                         OR NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies t \
                                        WHERE t.pgs_id = s.pgs_id AND t.source_kind <> 'view'), \
@@ -120,15 +120,17 @@ fn cleanup_scope(id: i64) -> Cleanup {
                                                      OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot)))))), \
                         pg_catalog.to_regprocedure('pgstream._forget_covered(bigint, oid[])') IS NOT NULL \
                  FROM pgstream.pgs_stream_tables s WHERE s.pgs_id = $1",
-                None,
-                &[id.into()],
-            )?
-            .first();
-        Ok::<_, pgrx::spi::Error>((
-            row.get::<bool>(1)?.unwrap_or(true),
-            row.get::<Vec<i64>>(2)?.unwrap_or_default(),
-            row.get::<bool>(3)?.unwrap_or(false),
-        ))
+            &[pg_sys::INT8OID],
+            &[id.into()],
+            |rows| {
+                let row = rows.first();
+                Ok((
+                    row.get::<bool>(1)?.unwrap_or(true),
+                    row.get::<Vec<i64>>(2)?.unwrap_or_default(),
+                    row.get::<bool>(3)?.unwrap_or(false),
+                ))
+            },
+        )
     });
     match row {
         Err(_) | Ok((true, _, _)) => Cleanup::All,

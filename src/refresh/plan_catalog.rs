@@ -37,6 +37,19 @@ const RELATION_SQL: &str = "SELECT c.oid::int8, c.relkind::text, pgstream._captu
      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE c.oid = pg_catalog.to_regclass($1)";
 
+/// The columns of a table's key: its primary key, else the first unique index without
+/// expressions or predicate whose columns are all NOT NULL (`$1`: the table).
+const TABLE_KEY_SQL: &str = "SELECT ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, o) \
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                  ORDER BY k.o) \
+     FROM pg_catalog.pg_index i \
+     WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL \
+       AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts \
+       AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k(attnum) \
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                       WHERE NOT a.attnotnull) \
+     ORDER BY i.indisprimary DESC, i.indnatts, i.indexrelid LIMIT 1";
+
 impl Catalog for SpiCatalog {
     fn relation(&self, name: &[String]) -> Option<Relation> {
         let qualified = name
@@ -91,12 +104,16 @@ impl Catalog for SpiCatalog {
         if let Some(known) = self.aggregates.borrow().get(name) {
             return *known;
         }
-        let aggregate = Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = $1 AND prokind = 'a')",
-            &[name.into()],
-        )
-        .unwrap_or_else(|e| spi_failed("looking up an aggregate", e))
-        .unwrap_or(true);
+        let aggregate = Spi::connect(|client| {
+            crate::kept_plans::select(
+                client,
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = $1 AND prokind = 'a')",
+                &[pg_sys::TEXTOID],
+                &[name.into()],
+                |rows| Ok(rows.first().get::<bool>(1)?.unwrap_or(true)),
+            )
+        })
+        .unwrap_or_else(|e| spi_failed("looking up an aggregate", e));
         self.aggregates
             .borrow_mut()
             .insert(name.to_string(), aggregate);
@@ -108,27 +125,17 @@ impl Catalog for SpiCatalog {
     }
 
     fn table_key(&self, relid: u32) -> Option<Vec<String>> {
-        // The primary key, else the first unique index without expressions or predicate whose
-        // columns are all NOT NULL.
-        Spi::connect_mut(|client| {
-            let rows = client.update(
-                "SELECT ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, o) \
-                              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-                              ORDER BY k.o) \
-                 FROM pg_catalog.pg_index i \
-                 WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL \
-                   AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts \
-                   AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k(attnum) \
-                                   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-                                   WHERE NOT a.attnotnull) \
-                 ORDER BY i.indisprimary DESC, i.indnatts, i.indexrelid LIMIT 1",
-                None,
+        Spi::connect(|client| {
+            crate::kept_plans::select(
+                client,
+                TABLE_KEY_SQL,
+                &[pg_sys::OIDOID],
                 &[pg_sys::Oid::from(relid).into()],
-            )?;
-            match rows.into_iter().next() {
-                Some(row) => row.get::<Vec<String>>(1),
-                None => Ok(None),
-            }
+                |rows| match rows.into_iter().next() {
+                    Some(row) => row.get::<Vec<String>>(1),
+                    None => Ok(None),
+                },
+            )
         })
         .unwrap_or_else(|e| spi_failed("reading a table's key", e))
     }
