@@ -19,8 +19,8 @@ use pgrx::prelude::*;
 /// stream table so its query means the same whoever refreshes it.
 pub fn current_search_path() -> String {
     Spi::get_one::<String>(
-        "SELECT COALESCE(string_agg(pg_catalog.quote_ident(s), ', ' ORDER BY o), '') \
-         FROM unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, o)",
+        "SELECT COALESCE(pg_catalog.string_agg(pg_catalog.quote_ident(s), ', ' ORDER BY o), '') \
+         FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, o)",
     )
     .ok()
     .flatten()

@@ -102,7 +102,7 @@ pub fn records_sources(id: i64, sources: &[Source]) -> bool {
 /// The relations stream table `id` reads (views and base tables), by oid.
 pub fn source_oids(id: i64) -> Vec<pg_sys::Oid> {
     Spi::get_one_with_args::<Vec<pg_sys::Oid>>(
-        "SELECT COALESCE(array_agg(source_relid), '{}') FROM pgstream.pgs_dependencies WHERE pgs_id = $1",
+        "SELECT COALESCE(pg_catalog.array_agg(source_relid), '{}') FROM pgstream.pgs_dependencies WHERE pgs_id = $1",
         &[id.into()],
     )
     .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"))
@@ -112,7 +112,7 @@ pub fn source_oids(id: i64) -> Vec<pg_sys::Oid> {
 /// Every relation some stream table reads.
 pub fn all_sources() -> Vec<pg_sys::Oid> {
     Spi::get_one::<Vec<pg_sys::Oid>>(
-        "SELECT COALESCE(array_agg(DISTINCT source_relid), '{}') FROM pgstream.pgs_dependencies",
+        "SELECT COALESCE(pg_catalog.array_agg(DISTINCT source_relid), '{}') FROM pgstream.pgs_dependencies",
     )
     .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"))
     .unwrap_or_default()

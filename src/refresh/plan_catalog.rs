@@ -39,13 +39,13 @@ const RELATION_SQL: &str = "SELECT c.oid::int8, c.relkind::text, pgstream._captu
 
 /// The columns of a table's key: its primary key, else the first unique index without
 /// expressions or predicate whose columns are all NOT NULL (`$1`: the table).
-const TABLE_KEY_SQL: &str = "SELECT ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, o) \
+const TABLE_KEY_SQL: &str = "SELECT ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(i.indkey) WITH ORDINALITY k(attnum, o) \
                   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
                   ORDER BY k.o) \
      FROM pg_catalog.pg_index i \
      WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL \
        AND i.indexprs IS NULL AND i.indnkeyatts = i.indnatts \
-       AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k(attnum) \
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indkey) k(attnum) \
                        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
                        WHERE NOT a.attnotnull) \
      ORDER BY i.indisprimary DESC, i.indnatts, i.indexrelid LIMIT 1";

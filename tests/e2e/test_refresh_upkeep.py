@@ -95,7 +95,10 @@ def test_the_skip_check_finds_change_records_by_index(db):
     assert plans, "auto_explain showed no plan of the lookup"
     last = plans[-1]
     assert "Seq Scan on statements" not in last, last
-    assert "statements_source_xid_idx" in last and "Index Cond: ((source_relid = " in last, last
+    # Ranges of the (source, xid) index per source; PostgreSQL 18 may skip-scan the index on
+    # xid alone instead (its "Index Searches": one descent per source), which reads as little.
+    assert "statements_source_xid_idx" in last, last
+    assert "Index Cond: ((source_relid = " in last or "Index Searches:" in last, last
     conn.close()
 
 

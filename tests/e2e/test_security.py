@@ -73,6 +73,36 @@ def test_catalog_writes_ignore_the_callers_search_path(db, alice):
     assert db.value("SELECT schedule FROM pgstream.pgs_stream_tables") == "7m"
 
 
+def test_the_engines_catalog_questions_ignore_functions_on_the_callers_search_path(db, alice):
+    """A function of a user's schema that matches the argument types exactly would win over
+    pg_catalog's polymorphic one (unnest(int2vector) over unnest(anyarray), array_agg(int) over
+    array_agg(anynonarray)): the engine's own SQL and its delta SQL's helpers name pg_catalog's,
+    so a superuser creating and refreshing with that schema on its search_path runs none of the
+    user's code."""
+    role, conn = alice
+    run(conn, "CREATE TABLE alice.calls (who text)")
+    run(conn, "GRANT INSERT ON alice.calls TO PUBLIC")
+    for arg, element in [("int2vector", "int2"), ("name[]", "name")]:
+        run(conn, f"CREATE FUNCTION alice.unnest(v {arg}) RETURNS SETOF {element} LANGUAGE plpgsql AS "
+                  "$$ BEGIN INSERT INTO alice.calls VALUES (current_user); "
+                  f"RETURN QUERY SELECT x FROM pg_catalog.unnest(v::{element}[]) x; END $$")
+    # And an aggregate the delta SQL's own helpers would resolve to (array_agg(int) over
+    # pg_catalog's array_agg(anynonarray)).
+    run(conn, "CREATE FUNCTION alice.spy(s int[], v int) RETURNS int[] LANGUAGE plpgsql AS "
+              "$$ BEGIN INSERT INTO alice.calls VALUES (current_user); RETURN s || v; END $$")
+    run(conn, "CREATE AGGREGATE alice.array_agg(int) (sfunc = alice.spy, stype = int[])")
+    db.sql("CREATE TABLE keyed (id int PRIMARY KEY, v int)")
+    db.sql("INSERT INTO keyed VALUES (1, 1)")
+    admin = db.connect()
+    with admin.cursor() as cur:
+        cur.execute("SET search_path = alice, public")
+        cur.execute("SELECT pgstream.create_stream_table('public.k', 'SELECT id, v FROM public.keyed', NULL, 'DIFFERENTIAL')")
+        cur.execute("INSERT INTO public.keyed VALUES (2, 2)")
+        cur.execute("SELECT pgstream.refresh_stream_table('public.k')")
+    assert db.value("SELECT count(*) FROM alice.calls") == 0
+    assert db.value("SELECT count(*) FROM k") == 2
+
+
 def test_refresh_restores_the_callers_settings_inside_a_transaction(db):
     db.sql("CREATE SCHEMA elsewhere")
     db.sql("CREATE TABLE src (a float8, b bytea)")

@@ -124,7 +124,10 @@ fn keyed_net(work: &str, columns: &[String]) -> String {
          GROUP BY __pgs_d.__pgs_t HAVING sum(__pgs_d.__pgs_w) <> 0",
         firsts = columns
             .iter()
-            .map(|c| format!("(array_agg(__pgs_d.{q}))[1] AS {q}", q = quote_ident(c)))
+            .map(|c| format!(
+                "(pg_catalog.array_agg(__pgs_d.{q}))[1] AS {q}",
+                q = quote_ident(c)
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     )
