@@ -147,6 +147,18 @@ BEGIN
           AND o.object_identity ~ '^pgstream_part_[0-9]{1,10}(_ins|_upd|_del)? on ') named
     WHERE n <= 4294967295
     ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE';
+    -- A capture trigger dropped from a source that is still there (DROP TRIGGER): what was
+    -- written while it was gone was not captured. Recorded as a truncation, so every reader
+    -- recomputes from the source, not only the refresh that puts the trigger back.
+    INSERT INTO pgstream_changes.statements (source_relid, operation)
+    SELECT DISTINCT r, 'TRUNCATE' FROM (
+        SELECT to_regclass(format('%I.%I', o.address_names[1], o.address_names[2]))::oid AS r
+        FROM pg_event_trigger_dropped_objects() o
+        WHERE o.object_type = 'trigger'
+          AND o.address_names[3] IN ('pgstream_capture', 'pgstream_rows_ins',
+                                     'pgstream_rows_upd', 'pgstream_rows_del')) t
+    WHERE r IS NOT NULL
+    ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE';
 END
 $$;
 

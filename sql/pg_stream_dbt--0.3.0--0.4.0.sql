@@ -552,3 +552,65 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- A dropped capture trigger counts as a truncation of its source (every reader recomputes).
+CREATE OR REPLACE FUNCTION pgstream._catalog_on_sql_drop()
+RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pgstream
+AS $$
+DECLARE
+    dropped oid[] := ARRAY(SELECT objid FROM pg_event_trigger_dropped_objects()
+                           WHERE classid = 'pg_class'::regclass AND objsubid = 0);
+    affected oid[];
+BEGIN
+    IF pgstream._engine_ddl_running() THEN
+        RETURN;  -- the engine's own capture objects
+    END IF;
+    -- The sources of dropped stream tables, and dropped sources that had capture objects.
+    affected := ARRAY(SELECT d.source_relid FROM pgstream.pgs_dependencies d
+                      JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+                      WHERE s.pgs_relid = ANY (dropped)
+                      UNION
+                      SELECT x FROM unnest(dropped) x
+                      WHERE to_regclass(format('pgstream_changes.%I', 'rows_' || x)) IS NOT NULL);
+    PERFORM pgstream._drop_state_of(s.pgs_id) FROM pgstream.pgs_stream_tables s
+    WHERE s.pgs_relid = ANY (dropped);
+    DELETE FROM pgstream.pgs_stream_tables WHERE pgs_relid = ANY (dropped);
+    IF cardinality(affected) > 0 THEN
+        PERFORM pgstream._sync_capture(affected);
+    END IF;
+    -- Dropping anything that is not temporary may change what a query returns: recompute.
+    -- (A temporary view's rule is not flagged temporary: its address names the temp schema.)
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects()
+               WHERE NOT is_temporary
+                 AND COALESCE(address_names[1], '') NOT IN ('pgstream_changes', 'pg_toast')
+                 AND COALESCE(schema_name, '') NOT IN ('pgstream_changes', 'pg_toast')
+                 AND COALESCE(address_names[1], '') NOT LIKE 'pg\_temp%'
+                 AND COALESCE(address_names[1], '') NOT LIKE 'pg\_toast\_temp%') THEN
+        INSERT INTO pgstream_changes.statements (source_relid, operation) VALUES (0, tg_tag)
+        ON CONFLICT DO NOTHING;
+    END IF;
+    -- A dropped partition of a captured partitioned source took its rows along: the source
+    -- counts as truncated (its member triggers, named after the source, went with it).
+    INSERT INTO pgstream_changes.statements (source_relid, operation)
+    SELECT DISTINCT n::oid, 'TRUNCATE' FROM (
+        SELECT substring(o.object_identity FROM '^pgstream_part_([0-9]{1,10})')::int8 AS n
+        FROM pg_event_trigger_dropped_objects() o
+        WHERE o.object_type = 'trigger'
+          AND o.object_identity ~ '^pgstream_part_[0-9]{1,10}(_ins|_upd|_del)? on ') named
+    WHERE n <= 4294967295
+    ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE';
+    -- A capture trigger dropped from a source that is still there (DROP TRIGGER): what was
+    -- written while it was gone was not captured. Recorded as a truncation, so every reader
+    -- recomputes from the source, not only the refresh that puts the trigger back.
+    INSERT INTO pgstream_changes.statements (source_relid, operation)
+    SELECT DISTINCT r, 'TRUNCATE' FROM (
+        SELECT to_regclass(format('%I.%I', o.address_names[1], o.address_names[2]))::oid AS r
+        FROM pg_event_trigger_dropped_objects() o
+        WHERE o.object_type = 'trigger'
+          AND o.address_names[3] IN ('pgstream_capture', 'pgstream_rows_ins',
+                                     'pgstream_rows_upd', 'pgstream_rows_del')) t
+    WHERE r IS NOT NULL
+    ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE';
+END
+$$;
