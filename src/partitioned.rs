@@ -37,7 +37,7 @@ const OWN_BOUND_SQL: &str = "(pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'D
 pub fn own_partitions_of(relid: pg_sys::Oid) -> Vec<String> {
     Spi::get_one_with_args::<Vec<String>>(
         &format!(
-            "SELECT COALESCE(array_agg(pg_catalog.quote_ident(n.nspname) || '.' || \
+            "SELECT COALESCE(pg_catalog.array_agg(pg_catalog.quote_ident(n.nspname) || '.' || \
                     pg_catalog.quote_ident(c.relname) ORDER BY c.relname), '{{}}') \
                FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -98,7 +98,7 @@ pub fn give_owner_of(model: pg_sys::Oid, root: pg_sys::Oid) {
     let statements = Spi::get_one_with_args::<Vec<String>>(
         "WITH RECURSIVE tree(oid) AS (SELECT $2::pg_catalog.oid UNION ALL \
              SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.oid) \
-         SELECT COALESCE(array_agg(format('ALTER TABLE %s OWNER TO %I', n.oid::pg_catalog.regclass, \
+         SELECT COALESCE(pg_catalog.array_agg(pg_catalog.format('ALTER TABLE %s OWNER TO %I', n.oid::pg_catalog.regclass, \
                                           pg_catalog.pg_get_userbyid(o.relowner))), '{}') \
          FROM tree JOIN pg_catalog.pg_class n ON n.oid = tree.oid, pg_catalog.pg_class o \
          WHERE o.oid = $1 AND o.relowner <> n.relowner",

@@ -48,7 +48,7 @@ pub fn analyze(stream_table: &str, query: &str) -> AnalyzedQuery {
     let reserved = Spi::get_one_with_args::<String>(
         "SELECT attname::text FROM pg_catalog.pg_attribute \
          WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped \
-         AND left(attname, length($2)) = $2 ORDER BY attnum LIMIT 1",
+         AND pg_catalog.left(attname, pg_catalog.length($2)) = $2 ORDER BY attnum LIMIT 1",
         &[PROBE_VIEW.into(), RESERVED_COLUMN_PREFIX.into()],
     )
     .ok()
@@ -161,7 +161,7 @@ fn as_invalid_query<R>(stream_table: &str, body: impl FnOnce() -> R + std::panic
 /// The probe view's output columns, in order.
 pub fn probe_columns() -> Vec<String> {
     Spi::get_one_with_args::<Vec<String>>(
-        "SELECT COALESCE(array_agg(attname::text ORDER BY attnum), '{}') \
+        "SELECT COALESCE(pg_catalog.array_agg(attname::text ORDER BY attnum), '{}') \
          FROM pg_catalog.pg_attribute \
          WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
         &[PROBE_VIEW.into()],
@@ -228,7 +228,7 @@ fn probe_sources() -> Vec<Source> {
         SELECT c.oid, n.nspname::text, c.relname::text, \
                st.pgs_id IS NOT NULL, c.relkind::text, \
                CASE WHEN bool_or(reads.att = 0) THEN NULL \
-                    ELSE array_agg(DISTINCT a.attname::text) END \
+                    ELSE pg_catalog.array_agg(DISTINCT a.attname::text) END \
         FROM reads JOIN pg_catalog.pg_class c ON c.oid = reads.relid \
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
         LEFT JOIN pgstream.pgs_stream_tables st ON st.pgs_relid = c.oid \

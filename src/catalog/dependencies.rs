@@ -182,7 +182,7 @@ pub fn sources_of(id: i64) -> Vec<String> {
     Spi::connect_mut(|client| {
         client
             .update(
-                "SELECT format('%I.%I (%s)', source_schema, source_name, source_kind) \
+                "SELECT pg_catalog.format('%I.%I (%s)', source_schema, source_name, source_kind) \
                  FROM pgstream.pgs_dependencies WHERE pgs_id = $1 ORDER BY source_schema, source_name",
                 None,
                 &[id.into()],

@@ -37,7 +37,7 @@ pub struct Recreated {
 /// `name type` of every data column of `relation` (a regclass text), in column order.
 fn column_signature(relation: &str) -> Vec<String> {
     Spi::get_one_with_args::<Vec<String>>(
-        "SELECT COALESCE(array_agg(quote_ident(attname) || ' ' || \
+        "SELECT COALESCE(pg_catalog.array_agg(pg_catalog.quote_ident(attname) || ' ' || \
                 pg_catalog.format_type(atttypid, atttypmod) || ' ' || attcollation::text \
                 ORDER BY attnum), '{}') \
          FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 \
@@ -134,7 +134,7 @@ fn refuse_cycle(table: &StreamTable, analyzed: &AnalyzedQuery) {
     let edges: std::collections::BTreeMap<i64, Vec<i64>> = Spi::connect_mut(|client| {
         client
             .update(
-                "SELECT d.pgs_id, array_agg(u.pgs_id) FROM pgstream.pgs_dependencies d \
+                "SELECT d.pgs_id, pg_catalog.array_agg(u.pgs_id) FROM pgstream.pgs_dependencies d \
                  JOIN pgstream.pgs_stream_tables u ON u.pgs_relid = d.source_relid GROUP BY d.pgs_id",
                 None,
                 &[],
@@ -308,16 +308,16 @@ fn partitions_to_carry(
 /// comment and the comments of columns that kept their name.
 fn copy_grants_and_comments(old: pg_sys::Oid, new: pg_sys::Oid) {
     const STATEMENTS_SQL: &str = "\
-        SELECT format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $2::regclass, \
-                      CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, \
+        SELECT pg_catalog.format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $2::regclass, \
+                      CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, \
                       CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
         FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) a \
         WHERE c.oid = $1 AND a.grantee <> c.relowner \
         UNION ALL \
-        SELECT format('COMMENT ON TABLE %s IS %L', $2::regclass, d) \
+        SELECT pg_catalog.format('COMMENT ON TABLE %s IS %L', $2::regclass, d) \
         FROM pg_catalog.obj_description($1, 'pg_class') d WHERE d IS NOT NULL \
         UNION ALL \
-        SELECT format('COMMENT ON COLUMN %s.%I IS %L', $2::regclass, o.attname, \
+        SELECT pg_catalog.format('COMMENT ON COLUMN %s.%I IS %L', $2::regclass, o.attname, \
                       pg_catalog.col_description($1, o.attnum)) \
         FROM pg_catalog.pg_attribute o JOIN pg_catalog.pg_attribute n \
              ON n.attrelid = $2 AND n.attname = o.attname AND n.attnum > 0 AND NOT n.attisdropped \
@@ -344,7 +344,7 @@ fn dependents_of(relid: pg_sys::Oid) -> Vec<String> {
     Spi::get_one_with_args::<Vec<String>>(
         "WITH RECURSIVE tree(oid) AS (SELECT $1::pg_catalog.oid UNION ALL \
              SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.oid) \
-         SELECT COALESCE(array_agg(DISTINCT COALESCE( \
+         SELECT COALESCE(pg_catalog.array_agg(DISTINCT COALESCE( \
                 (SELECT 'view ' || r.ev_class::regclass::text FROM pg_catalog.pg_rewrite r \
                  WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = d.objid \
                    AND r.ev_class NOT IN (SELECT oid FROM tree)), \

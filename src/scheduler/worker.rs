@@ -92,7 +92,7 @@ pub fn load_schedule() -> Vec<Scheduled> {
                 "SELECT s.pgs_id, s.schedule, \
                         GREATEST(COALESCE(s.last_refresh_at, s.created_at), s.last_error_at), \
                         s.status = 'ACTIVE', \
-                        COALESCE(array_agg(u.pgs_id) FILTER (WHERE u.pgs_id IS NOT NULL), '{}') \
+                        COALESCE(pg_catalog.array_agg(u.pgs_id) FILTER (WHERE u.pgs_id IS NOT NULL), '{}') \
                  FROM pgstream.pgs_stream_tables s \
                  LEFT JOIN pgstream.pgs_dependencies d ON d.pgs_id = s.pgs_id \
                  LEFT JOIN pgstream.pgs_stream_tables u ON u.pgs_relid = d.source_relid \

@@ -71,7 +71,9 @@ def test_a_refresh_that_repairs_missing_row_capture_recomputes(db):
     db.sql("DROP TRIGGER pgstream_rows_ins ON src")  # by hand: inserts are not captured now
     db.sql("INSERT INTO src SELECT g, 3, g FROM generate_series(3001, 3010) g")
     kind, reason = refresh(db)
-    assert kind == "FULL" and "capture of a source was missing" in reason, reason
+    # (The drop counts as a truncation of the source, for every reader; the refresh that puts
+    # the trigger back would recompute anyway: "capture of a source was missing".)
+    assert kind == "FULL" and "triggers disabled or dropped" in reason, reason
     assert db.multiset_difference("st", QUERY) == 0
     db.sql("INSERT INTO src VALUES (4000, 4, 4)")  # captured again
     assert refresh(db) == ("DIFFERENTIAL", None)

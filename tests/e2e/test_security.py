@@ -91,6 +91,11 @@ def test_the_engines_catalog_questions_ignore_functions_on_the_callers_search_pa
     run(conn, "CREATE FUNCTION alice.spy(s int[], v int) RETURNS int[] LANGUAGE plpgsql AS "
               "$$ BEGIN INSERT INTO alice.calls VALUES (current_user); RETURN s || v; END $$")
     run(conn, "CREATE AGGREGATE alice.array_agg(int) (sfunc = alice.spy, stype = int[])")
+    for element in ("text", "bigint"):  # what the engine's catalog queries aggregate
+        run(conn, f"CREATE FUNCTION alice.spy(s {element}[], v {element}) RETURNS {element}[] "
+                  "LANGUAGE plpgsql AS $$ BEGIN INSERT INTO alice.calls VALUES (current_user); "
+                  "RETURN s || v; END $$")
+        run(conn, f"CREATE AGGREGATE alice.array_agg({element}) (sfunc = alice.spy, stype = {element}[])")
     db.sql("CREATE TABLE keyed (id int PRIMARY KEY, v int)")
     db.sql("INSERT INTO keyed VALUES (1, 1)")
     admin = db.connect()
@@ -99,7 +104,13 @@ def test_the_engines_catalog_questions_ignore_functions_on_the_callers_search_pa
         cur.execute("SELECT pgstream.create_stream_table('public.k', 'SELECT id, v FROM public.keyed', NULL, 'DIFFERENTIAL')")
         cur.execute("INSERT INTO public.keyed VALUES (2, 2)")
         cur.execute("SELECT pgstream.refresh_stream_table('public.k')")
+        cur.execute("COMMENT ON TABLE public.k IS 'kept'")
+        # A changed query: recreated beside and swapped in (grants and comments carried).
+        cur.execute("SELECT pgstream_dbt.materialize('public.k', 'SELECT id, v, v + 1 AS w FROM public.keyed', "
+                    "'{\"refresh_mode\": \"DIFFERENTIAL\"}'::jsonb)")
+        cur.execute("SELECT pgstream.explain_stream_table('public.k')")
     assert db.value("SELECT count(*) FROM alice.calls") == 0
+    assert db.value("SELECT obj_description('public.k'::regclass, 'pg_class')") == "kept"
     assert db.value("SELECT count(*) FROM k") == 2
 
 

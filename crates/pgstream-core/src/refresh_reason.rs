@@ -33,7 +33,7 @@ pub fn untrusted(trust: ChangeTrust) -> Option<&'static str> {
     if trust.meaning_changed {
         Some("what its query depends on changed (DDL)")
     } else if trust.truncated {
-        Some("a source was truncated, had its triggers disabled, or lost a partition")
+        Some("a source was truncated, had its triggers disabled or dropped, or lost a partition")
     } else if !trust.covered_before {
         Some("no earlier refresh covered its sources' changes (first refresh, or its mode changed)")
     } else if !trust.capture_complete {
