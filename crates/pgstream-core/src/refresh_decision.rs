@@ -271,7 +271,9 @@ mod tests {
         f.trust.truncated = true;
         assert_eq!(
             next(&f),
-            recompute("a source was truncated, had its triggers disabled or dropped, or lost a partition")
+            recompute(
+                "a source was truncated, had its triggers disabled or dropped, or lost a partition"
+            )
         );
         f.trust.truncated = false;
         f.trust.covered_before = false;
