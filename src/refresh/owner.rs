@@ -59,10 +59,6 @@ pub(super) fn refresh_as_owner(
     };
     snapshot::connected(|| {
         let read = read_changes(table, &first, &params, owner, context);
-        let context = RefreshContext {
-            capture_repaired: context.capture_repaired || read.capture_repaired,
-            ..context
-        };
         let snapshot = read.after_ddl.as_ref().unwrap_or(&first);
         let mut refresh = Refresh {
             covered: covered_position(snapshot),
@@ -72,7 +68,7 @@ pub(super) fn refresh_as_owner(
             snapshot,
             params: params.clone(),
             reads_citus: context.reads_citus,
-            capture_repaired: context.capture_repaired,
+            capture_repaired: context.capture_repaired || read.capture_repaired,
         };
         let mut found = refresh.found(mode, &read.state, read.meaning_changed, context);
         let changed: HashSet<u32> = read.state.changed.iter().copied().collect();
@@ -194,8 +190,8 @@ impl Refresh<'_> {
                 covered_before: self.table.consumed.is_some(),
                 meaning_changed,
                 truncated: state.truncated,
-                capture_complete: state.capture_complete && !context.capture_repaired,
-                row_capture_complete: state.row_capture_complete && !context.capture_repaired,
+                capture_complete: state.capture_complete && !self.capture_repaired,
+                row_capture_complete: state.row_capture_complete && !self.capture_repaired,
             },
             decided: None,
             planned: None,
