@@ -415,11 +415,13 @@ $$;
 -- _change_state, `xid >= xmin` is what the index on (source_relid, xid) finds: an older record
 -- is covered. Records pile up while another reader of a source lags behind: the lookup is one
 -- index range per source, and sequential scans are off because the plans kept per session are
--- generic, made without knowing how far back xmin lies.)
+-- generic, made without knowing how far back xmin lies. With them off, a scan with no index to use
+-- costs enough to be compiled by JIT, which would take tens of milliseconds: JIT is off too.)
 CREATE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off
+SET jit = off
 AS $$
 BEGIN
     RETURN (
@@ -446,6 +448,7 @@ CREATE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot, r
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off
+SET jit = off
 AS $$
 BEGIN
         SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c

@@ -188,6 +188,7 @@ CREATE OR REPLACE FUNCTION pgstream._unchanged_since(stream_table bigint, since 
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off
+SET jit = off
 AS $$
 BEGIN
     RETURN (
@@ -209,6 +210,7 @@ CREATE OR REPLACE FUNCTION pgstream._change_state(stream_table bigint, since pg_
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off
+SET jit = off
 AS $$
 BEGIN
         SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
