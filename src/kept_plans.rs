@@ -40,3 +40,29 @@ pub fn select<'conn, R>(
     let rows = client.select(&*prepared, None, args)?;
     read(rows)
 }
+
+/// [`select`] on a connection of its own, the parameter types read from `args`.
+pub fn query<R>(
+    sql: &'static str,
+    args: &[pgrx::datum::DatumWithOid],
+    read: impl for<'conn> FnOnce(SpiTupleTable<'conn>) -> Result<R, pgrx::spi::Error>,
+) -> Result<R, pgrx::spi::Error> {
+    let types: Vec<pg_sys::Oid> = args.iter().map(|arg| arg.oid()).collect();
+    Spi::connect(|client| select(client, sql, &types, args, read))
+}
+
+/// The first column of the first row `sql` returns (None without a row or for NULL).
+pub fn one<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    sql: &'static str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Result<Option<T>, pgrx::spi::Error> {
+    query(sql, args, |rows| match rows.into_iter().next() {
+        Some(row) => row.get::<T>(1),
+        None => Ok(None),
+    })
+}
+
+/// Runs `sql`, a statement whose rows (if any) nobody reads.
+pub fn run(sql: &'static str, args: &[pgrx::datum::DatumWithOid]) -> Result<(), pgrx::spi::Error> {
+    query(sql, args, |_| Ok(()))
+}

@@ -52,7 +52,7 @@ pub fn creation_schema(parsed: &ObjectName) -> String {
 
 /// The oid of relation `schema.name`, if it exists.
 pub fn relation_oid(schema: &str, name: &str) -> Option<pg_sys::Oid> {
-    Spi::get_one_with_args::<pg_sys::Oid>(
+    crate::kept_plans::one::<pg_sys::Oid>(
         "SELECT c.oid FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = $1 AND c.relname = $2",
@@ -67,7 +67,7 @@ pub fn existing_stream_table(text: &str) -> StreamTable {
     let parsed = ObjectName::parse(text).or_raise();
     let relid = match &parsed.schema {
         Some(schema) => relation_oid(schema, &parsed.name),
-        None => Spi::get_one_with_args::<pg_sys::Oid>(
+        None => crate::kept_plans::one::<pg_sys::Oid>(
             "SELECT pg_catalog.to_regclass($1)::oid",
             &[pgrx::spi::quote_identifier(&parsed.name).as_str().into()],
         )
@@ -96,17 +96,15 @@ pub fn find_stream_table(relid: pg_sys::Oid) -> Option<StreamTable> {
 /// Raises unless the current user owns (or is a member of the role owning) the stream table;
 /// returns the owning role.
 pub fn require_owner(table: &StreamTable) -> pg_sys::Oid {
-    let (owner, is_member) = Spi::connect(|client| {
-        let row = client
-            .select(
-                "SELECT c.relowner, pg_catalog.pg_has_role(c.relowner, 'MEMBER') \
-                 FROM pg_catalog.pg_class c WHERE c.oid = $1",
-                None,
-                &[table.relid.into()],
-            )?
-            .first();
-        Ok::<_, pgrx::spi::Error>((row.get::<pg_sys::Oid>(1)?, row.get::<bool>(2)?))
-    })
+    let (owner, is_member) = crate::kept_plans::query(
+        "SELECT c.relowner, pg_catalog.pg_has_role(c.relowner, 'MEMBER') \
+         FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        &[table.relid.into()],
+        |rows| match rows.into_iter().next() {
+            Some(row) => Ok((row.get::<pg_sys::Oid>(1)?, row.get::<bool>(2)?)),
+            None => Ok((None, None)),
+        },
+    )
     .unwrap_or((None, None));
     let Some(owner) = owner else {
         StreamError::NotFound {

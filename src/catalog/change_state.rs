@@ -88,7 +88,7 @@ pub fn change_state_in(
 /// Whether nothing stream table `id` reads changed since `snapshot` (no change record, no DDL,
 /// every source captured).
 pub fn unchanged_since(id: i64, snapshot: &str) -> bool {
-    Spi::get_one_with_args::<bool>(
+    crate::kept_plans::one::<bool>(
         "SELECT pgstream._unchanged_since($1, $2::pg_catalog.pg_snapshot)",
         &[id.into(), snapshot.into()],
     )

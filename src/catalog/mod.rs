@@ -101,8 +101,9 @@ pub fn display_name(schema: &str, name: &str) -> String {
 /// Runs `body` with the privileges of the extension's owner, who owns the catalog tables.
 /// Callers have already checked that the current user may act on the stream table.
 pub(crate) fn as_catalog_owner<R>(body: impl FnOnce() -> R) -> R {
-    let owner: pg_sys::Oid = Spi::get_one(
+    let owner: pg_sys::Oid = crate::kept_plans::one(
         "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_stream_dbt'",
+        &[],
     )
     .ok()
     .flatten()

@@ -34,15 +34,30 @@ fn has_reason_column() -> bool {
     }
 }
 
+/// The catalog update of a successful refresh: `$1` the id, then its figures and covered
+/// position; `$11` the reason, in a catalog that has its column.
+macro_rules! record_success_sql {
+    ($reason:literal) => {
+        concat!(
+            "UPDATE pgstream.pgs_stream_tables SET \
+             last_refresh_at = $2, last_refresh_duration_ms = $3, \
+             last_rows_inserted = $4, last_rows_deleted = $5, last_rows_updated = $10, \
+             total_refreshes = total_refreshes + 1, \
+             total_refresh_time_ms = total_refresh_time_ms + $3, \
+             consecutive_errors = 0, last_refresh_kind = $6, consumed_snapshot = $7::pg_snapshot, \
+             consumed_own_xid = $8::xid8, consumed_own_seq = $9",
+            $reason,
+            " WHERE pgs_id = $1"
+        )
+    };
+}
+const RECORD_SUCCESS: &str = record_success_sql!("");
+const RECORD_SUCCESS_WITH_REASON: &str = record_success_sql!(", last_refresh_reason = $11");
+
 /// Records a successful refresh and clears the error streak.
 pub fn record_success(id: i64, stats: &RefreshStats) {
     // Until ALTER EXTENSION ... UPDATE, a database may still have 0.1.0's catalog (no reason).
     let with_reason = has_reason_column();
-    let reason_column = if with_reason {
-        ", last_refresh_reason = $11"
-    } else {
-        ""
-    };
     let args: [DatumWithOid; 11] = [
         id.into(),
         stats.started_at.into(),
@@ -62,19 +77,13 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
         } else {
             cleanup_scope(id)
         };
-        run(
-            &format!(
-                "UPDATE pgstream.pgs_stream_tables SET \
-             last_refresh_at = $2, last_refresh_duration_ms = $3, \
-             last_rows_inserted = $4, last_rows_deleted = $5, last_rows_updated = $10, \
-             total_refreshes = total_refreshes + 1, \
-             total_refresh_time_ms = total_refresh_time_ms + $3, \
-             consecutive_errors = 0, last_refresh_kind = $6, consumed_snapshot = $7::pg_snapshot, \
-             consumed_own_xid = $8::xid8, consumed_own_seq = $9{reason_column} \
-             WHERE pgs_id = $1"
-            ),
-            &args[..if with_reason { 11 } else { 10 }],
-        );
+        let (sql, args) = if with_reason {
+            (RECORD_SUCCESS_WITH_REASON, &args[..])
+        } else {
+            (RECORD_SUCCESS, &args[..10])
+        };
+        crate::kept_plans::run(sql, args)
+            .unwrap_or_else(|e| panic!("updating the pg_stream_dbt catalog failed: {e}"));
         forget_covered_changes(id, cleanup);
     })
 }

@@ -9,12 +9,20 @@ use super::dependencies::{insert_sources, source_oids, sync_capture_of, Source};
 use super::{as_catalog_owner, run, Position, StreamTable};
 use crate::modes::{EffectiveMode, RefreshMode, Status};
 
-const SELECT_STREAM_TABLE: &str =
-    "SELECT pgs_id, pgs_relid, pgs_schema, pgs_name, defining_query, \
-     schedule, refresh_mode, status, pgs_query_hash, search_path, depends_only_on_sources, \
-     consumed_snapshot::text, consumed_own_xid::text, consumed_own_seq, effective_mode, \
-     installation <> pgstream._installation(), last_refresh_at IS NOT NULL, row_key, pgs_meaning, changes_by_itself, query_settings \
-     FROM pgstream.pgs_stream_tables";
+/// The catalog row's columns as [`stream_table_from_row`] reads them, then `$where`.
+macro_rules! select_stream_table {
+    ($where:literal) => {
+        concat!(
+            "SELECT pgs_id, pgs_relid, pgs_schema, pgs_name, defining_query, \
+             schedule, refresh_mode, status, pgs_query_hash, search_path, depends_only_on_sources, \
+             consumed_snapshot::text, consumed_own_xid::text, consumed_own_seq, effective_mode, \
+             installation <> pgstream._installation(), last_refresh_at IS NOT NULL, row_key, \
+             pgs_meaning, changes_by_itself, query_settings \
+             FROM pgstream.pgs_stream_tables ",
+            $where
+        )
+    };
+}
 
 /// Column `ordinal` of a catalog row; a type mismatch is a bug, not a NULL.
 fn column<T: pgrx::IntoDatum + pgrx::FromDatum>(
@@ -57,14 +65,13 @@ fn stream_table_from_row(row: &SpiHeapTupleData) -> StreamTable {
 
 /// The catalog rows matching `where_clause`. A row another installation wrote (a restored dump)
 /// is adopted first, and the rows read again.
-fn select_stream_tables(where_clause: &str, args: &[DatumWithOid]) -> Vec<StreamTable> {
-    let sql = format!("{SELECT_STREAM_TABLE} {where_clause}");
+/// (Every refresh reads its row twice: the plans are kept for the session.)
+fn select_stream_tables(sql: &'static str, args: &[DatumWithOid]) -> Vec<StreamTable> {
     let read = || {
-        Spi::connect_mut(|client| {
-            client.update(&sql, None, args).map(|rows| {
-                rows.map(|row| (stream_table_from_row(&row), column::<bool>(&row, 16)))
-                    .collect::<Vec<_>>()
-            })
+        crate::kept_plans::query(sql, args, |rows| {
+            Ok(rows
+                .map(|row| (stream_table_from_row(&row), column::<bool>(&row, 16)))
+                .collect::<Vec<_>>())
         })
         .unwrap_or_else(|e| panic!("reading pgstream.pgs_stream_tables failed: {e}"))
     };
@@ -78,14 +85,17 @@ fn select_stream_tables(where_clause: &str, args: &[DatumWithOid]) -> Vec<Stream
 
 /// The stream table stored on relation `relid`, if any.
 pub fn find_by_relid(relid: pg_sys::Oid) -> Option<StreamTable> {
-    select_stream_tables("WHERE pgs_relid = $1", &[relid.into()])
-        .into_iter()
-        .next()
+    select_stream_tables(
+        select_stream_table!("WHERE pgs_relid = $1"),
+        &[relid.into()],
+    )
+    .into_iter()
+    .next()
 }
 
 /// The stream table with catalog id `id`, if it still exists.
 pub fn find_by_id(id: i64) -> Option<StreamTable> {
-    select_stream_tables("WHERE pgs_id = $1", &[id.into()])
+    select_stream_tables(select_stream_table!("WHERE pgs_id = $1"), &[id.into()])
         .into_iter()
         .next()
 }

@@ -25,7 +25,7 @@ use snapshot::RefreshSnapshot;
 /// Takes the transaction-scoped advisory lock that serializes refresh, alter and drop of one
 /// stream table.
 pub fn lock_stream_table(table: &StreamTable) {
-    Spi::run_with_args(
+    crate::kept_plans::run(
         "SELECT pg_catalog.pg_advisory_xact_lock($1, $2::pg_catalog.int4)",
         &[
             crate::lock_keys::STREAM_TABLE.into(),
