@@ -345,14 +345,30 @@ END
 $$;
 
 -- Deletes the change rows of `source` that every DIFFERENTIAL reader has consumed (none while
--- a reader has not refreshed yet).
+-- a reader has not refreshed yet). JIT is off here and in _forget_covered: the per-row check's
+-- estimate makes a large DELETE look worth compiling, which took longer than the delete.
 CREATE FUNCTION pgstream._forget_consumed_rows(source oid) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
+DECLARE
+    horizon xid8;
 BEGIN
     IF to_regclass(format('pgstream_changes.%I', 'rows_' || source)) IS NULL THEN
         RETURN;
+    END IF;
+    -- A row older than the xmin of every reader's covered snapshot is covered by all of them:
+    -- those (nearly all, once the last reader has refreshed) go by their xid alone, and the
+    -- reader-by-reader look that follows skips them as deleted.
+    SELECT CASE WHEN bool_and(s.consumed_snapshot IS NOT NULL)
+                THEN min(pg_snapshot_xmin(s.consumed_snapshot)) END
+      INTO horizon
+      FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id)
+     WHERE d.source_relid = source AND s.effective_mode = 'DIFFERENTIAL';
+    IF horizon IS NOT NULL THEN
+        EXECUTE format('DELETE FROM pgstream_changes.%I b WHERE b.__pgs_xid < $1', 'rows_' || source)
+            USING horizon;
     END IF;
     EXECUTE format(
         'DELETE FROM pgstream_changes.%I b WHERE NOT EXISTS ('
@@ -480,6 +496,7 @@ $$;
 CREATE FUNCTION pgstream._forget_covered(stream_table bigint, sources oid[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 BEGIN
     IF NOT pg_try_advisory_xact_lock(1885827939, 0) THEN  -- 0x70677363 'pgsc', held shared by creators

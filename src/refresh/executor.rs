@@ -99,17 +99,20 @@ impl Execution<'_> {
         work_tables::ensure(&format!("{kind}{}", stage.index), self.table, definition)
     }
 
-    /// Recomputes every stage; returns what changed in the stream table.
+    /// Recomputes every stage; returns what changed in the stream table. An algebraic stage's
+    /// state is rebuilt first and its rows computed from it: its input is read once, not twice.
     pub fn full(&self) -> AppliedChanges {
         let mut applied = AppliedChanges::default();
         for stage in &self.plan.stages {
-            if self.is_root(stage) {
-                applied = self.full_root(stage);
-            } else {
-                self.rebuild_aux(stage);
-            }
-            if let Some(plan) = &stage.algebraic {
+            let from_state = stage.algebraic.as_ref().map(|plan| {
                 self.rebuild_state(stage, plan);
+                sql::algebraic_full(plan, &self.names.state_table(stage.index))
+            });
+            let rows_sql = from_state.as_deref().unwrap_or(&stage.full_sql);
+            if self.is_root(stage) {
+                applied = self.full_root(stage, rows_sql);
+            } else {
+                self.rebuild_aux(stage, rows_sql);
             }
         }
         applied
@@ -117,7 +120,8 @@ impl Execution<'_> {
 
     /// An inner stage's table, built anew: created by the extension's owner in its private
     /// schema, owned by the stream table's owner, filled in the refresh's snapshot.
-    fn rebuild_aux(&self, stage: &StagePlan) {
+    /// `rows_sql` returns its rows (the stage's query, or its rows from its state).
+    fn rebuild_aux(&self, stage: &StagePlan, rows_sql: &str) {
         let aux = self.names.aux_table(stage.index);
         let owner_name = owner_name(self.owner);
         let mut columns = described(&stage.full_sql);
@@ -127,10 +131,10 @@ impl Execution<'_> {
         create_private(&aux, &columns, &owner_name);
         match &stage.identity {
             Identity::Key(_) => {
-                self.restricted(&sql::capture_fresh(&aux, &stage.full_sql, &stage.columns));
+                self.restricted(&sql::capture_fresh(&aux, rows_sql, &stage.columns));
             }
             Identity::Multiset => {
-                self.restricted(&sql::fill_multiset(&aux, &stage.full_sql, &stage.columns));
+                self.restricted(&sql::fill_multiset(&aux, rows_sql, &stage.columns));
             }
         }
         catalog::as_catalog_owner(|| {
@@ -205,12 +209,15 @@ impl Execution<'_> {
         });
     }
 
-    /// The stream table recomputed, only the difference applied (readers never see it empty).
-    fn full_root(&self, stage: &StagePlan) -> AppliedChanges {
+    /// The stream table recomputed by `rows_sql` (see [`Self::rebuild_aux`]), only the
+    /// difference applied (readers never see it empty).
+    fn full_root(&self, stage: &StagePlan, rows_sql: &str) -> AppliedChanges {
         let target = self.table.qualified();
         let columns = &stage.columns;
         match &self.root_identity {
             Identity::Key(_) if self.root_on_citus.is_some() => {
+                // (The query itself: Citus plans it against the distributed sources, where
+                // its state is a coordinator table.)
                 let [delete, insert] = sql::citus_full(&target, &stage.full_sql, columns);
                 let deleted = self.plain(&delete).0 as i64;
                 let inserted = self.restricted(&insert).0 as i64;
@@ -223,7 +230,7 @@ impl Execution<'_> {
             Identity::Key(key) => {
                 let work = self.work("full", stage, &sql::shaped_like("", &target, columns));
                 let filled = self
-                    .restricted(&sql::capture_fresh(&work, &stage.full_sql, columns))
+                    .restricted(&sql::capture_fresh(&work, rows_sql, columns))
                     .0 as i64;
                 work_tables::analyze(&[&work], 1);
                 let [delete, merge] = sql::full_keyed(&target, &work, columns, key);
@@ -242,7 +249,7 @@ impl Execution<'_> {
                 work_tables::run(&format!(
                     "CREATE TEMPORARY TABLE {work} ON COMMIT DROP AS SELECT * FROM {target} WITH NO DATA"
                 ));
-                self.restricted(&sql::fill_multiset(&work, &stage.full_sql, columns));
+                self.restricted(&sql::fill_multiset(&work, rows_sql, columns));
                 work_tables::analyze(&[&work], 1);
                 let [delete, insert] = sql::full_multiset(&target, &work, columns);
                 let deleted = self.plain(&delete).0 as i64;
@@ -286,6 +293,15 @@ impl Execution<'_> {
             names: deltas,
             rows: delta_rows,
         }
+    }
+
+    /// How many change rows [`Self::fill_deltas`] would copy.
+    pub fn count_changes(&self) -> i64 {
+        self.plan
+            .deltas
+            .iter()
+            .map(|input| self.count(&sql::delta_count(input)))
+            .sum()
     }
 
     /// Applies every stage's changes from `deltas` ([`Self::fill_deltas`]), lowest first;

@@ -140,6 +140,36 @@ def test_change_checks_are_never_compiled_by_jit(db):
     assert db.multiset_difference("by_region", "SELECT region, sum(v) AS s FROM parted GROUP BY region") == 0
 
 
+def test_change_rows_go_once_every_reader_has_covered_them_and_not_before(db):
+    relid = _setup(db)
+
+    def buffered():
+        return db.value(f"SELECT count(*) FROM pgstream_changes.rows_{relid}")
+
+    db.sql("UPDATE src SET v = v + 1 WHERE id <= 10")  # 20 change rows
+    db.sql("SELECT pgstream.refresh_stream_table('fast')")
+    assert buffered() == 20  # 'slow' has not read them
+    running = db.connect(autocommit=False)
+    with running.cursor() as cur:
+        cur.execute("UPDATE src SET v = v + 1 WHERE id BETWEEN 11 AND 13")  # uncommitted: 6 rows
+    db.sql("UPDATE src SET v = v + 1 WHERE id BETWEEN 21 AND 22")  # committed after it: 4 rows
+    db.sql("SELECT pgstream.refresh_stream_table('fast')")
+    db.sql("SELECT pgstream.refresh_stream_table('slow')")
+    # Both readers covered the first 20 rows (older than every covered snapshot's xmin) and the
+    # 4 committed while the other transaction ran (newer than that xmin, but visible to both).
+    assert buffered() == 0
+    running.commit()
+    running.close()
+    assert buffered() == 6
+    db.sql("SELECT pgstream.refresh_stream_table('fast')")
+    assert buffered() == 6  # 'slow' covered a snapshot in which they were still running
+    db.sql("SELECT pgstream.refresh_stream_table('slow')")
+    assert buffered() == 0
+    for name, query in [("fast", "SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g"),
+                        ("slow", "SELECT id, v FROM src WHERE v % 3 = 0")]:
+        assert db.multiset_difference(name, query) == 0, name
+
+
 def test_work_tables_do_not_grow_with_every_refresh_of_a_session(db):
     _setup(db)
     conn = db.connect()

@@ -158,29 +158,43 @@ pub fn algebraic_outputs(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let having = plan
-        .having
-        .as_ref()
-        .map(|h| format!(" AND ({h})"))
-        .unwrap_or_default();
-    let live = if plan.scalar {
-        "true".to_string()
-    } else {
-        "__pgs_s.__pgs_n > 0".to_string()
-    };
     [
         format!(
             "INSERT INTO {affected} ({}) SELECT DISTINCT {from_groups} FROM {groups} __pgs_d",
             key_columns.join(", ")
         ),
         format!(
-            "INSERT INTO {fresh} ({targets}) SELECT {outputs} FROM {state} __pgs_s \
-             WHERE EXISTS (SELECT 1 FROM {groups} __pgs_d WHERE {m}) AND {live}{having}",
+            "INSERT INTO {fresh} ({targets}) {rows} AND EXISTS (SELECT 1 FROM {groups} __pgs_d WHERE {m})",
             targets = listed("", columns),
-            outputs = plan.outputs.join(", "),
+            rows = output_rows(plan, state),
             m = key_match_sql("__pgs_s", "__pgs_d", &keys),
         ),
     ]
+}
+
+/// The whole stage's rows computed from its state alone (just rebuilt by a FULL refresh): the
+/// query's result without reading its input a second time. Columns in the stage's order.
+pub fn algebraic_full(plan: &crate::delta::algebraic::AlgebraicPlan, state: &str) -> String {
+    output_rows(plan, state)
+}
+
+/// The output rows of the groups in `state` that the result holds (live, past HAVING), as a
+/// SELECT ending in its WHERE clause.
+fn output_rows(plan: &crate::delta::algebraic::AlgebraicPlan, state: &str) -> String {
+    let having = plan
+        .having
+        .as_ref()
+        .map(|h| format!(" AND ({h})"))
+        .unwrap_or_default();
+    let live = if plan.scalar {
+        "true"
+    } else {
+        "__pgs_s.__pgs_n > 0"
+    };
+    format!(
+        "SELECT {outputs} FROM {state} __pgs_s WHERE {live}{having}",
+        outputs = plan.outputs.join(", ")
+    )
 }
 
 /// The state table's identity index: unique on its keys' hash and its keys, NULLs equal.

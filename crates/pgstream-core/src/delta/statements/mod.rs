@@ -329,6 +329,16 @@ pub fn delta_fill(names: &super::ir::Names, input: &super::ir::TableInput) -> St
     )
 }
 
+/// How many change rows of `input` the refresh's window holds (what [`delta_fill`] would copy):
+/// cost-based AUTO weighs them before filling anything.
+pub fn delta_count(input: &super::ir::TableInput) -> String {
+    format!(
+        "SELECT pg_catalog.count(*)::pg_catalog.int8 FROM {} __pgs_b WHERE {}",
+        super::ir::change_view(input.relid),
+        super::ir::CHANGE_WINDOW
+    )
+}
+
 /// An index on `column` of the delta table of `relid` (kept with the table between refreshes):
 /// its qualified name, and the statement creating it.
 pub fn delta_index(names: &super::ir::Names, relid: u32, column: &str) -> (String, String) {
