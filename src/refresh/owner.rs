@@ -200,8 +200,8 @@ impl Refresh<'_> {
     }
 
     /// Finds out the facts the decision asks for, in its order, until it names a step or asks
-    /// for the change volume (found last: it fills the change sets, which the step then applies
-    /// or discards).
+    /// for the change volume (found last: it fills the change sets, unless their count sends
+    /// the refresh to FULL, which the step then applies or discards).
     fn gather(
         &mut self,
         found: &mut Found,

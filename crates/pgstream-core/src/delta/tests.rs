@@ -208,6 +208,9 @@ fn a_grouped_query_without_its_keys_is_a_projection_over_a_stage() {
         Identity::Key(vec!["__pgs_g0".into()])
     );
     assert_eq!(plan.stages[0].visible, 1);
+    // Its rows computed from the state carry the hidden key too.
+    let algebraic = plan.stages[0].algebraic.as_ref().expect("sum is algebraic");
+    assert_eq!(algebraic.outputs.len(), plan.stages[0].columns.len());
     assert_eq!(plan.root().identity, Identity::Multiset);
     assert!(
         plan.root()

@@ -68,8 +68,10 @@ pub(super) fn grouped(
     let keys = group_keys(select, &draft.location)?;
     let scope_items = scope::items(select, &occurrence_columns);
     let same_column = |a: &Expr, b: &Expr| same_column(a, b, &scope_items);
+    let key_columns = key_columns(select, columns, &keys, &output_exprs(select), &same_column);
+    // Every column of the stage, the hidden keys added just now included: the algebraic plan
+    // computes each of them from the state.
     let outputs = output_exprs(select);
-    let key_columns = key_columns(select, columns, &keys, &outputs, &same_column);
     let calls = stage_calls(select, visible, catalog);
     let blocks = blocks::blocks(select, catalog).map_err(|e| e.at(&draft.location))?;
     let stage = GroupedStage {

@@ -102,14 +102,21 @@ pub fn capture_fresh(fresh: &str, fresh_sql: &str, columns: &[String]) -> String
     )
 }
 
-/// The row text of `alias`'s `columns` (compares rows whatever their types' equality).
-fn row_text(alias: &str, columns: &[String]) -> String {
+/// Whether `a`'s and `b`'s `columns` are stored alike, value by value (record image
+/// equality, as REFRESH MATERIALIZED VIEW CONCURRENTLY compares rows): for every type, with or
+/// without an equality operator, and telling apart values that compare equal but show
+/// differently (1.0 and 1.00, 0 and -0). Comparing their row texts instead cost a text
+/// conversion of every column of both rows (1M rows of a join: 500 ms against 185).
+fn rows_alike(a: &str, b: &str, columns: &[String]) -> String {
     if columns.is_empty() {
-        "''".to_string()
+        "true".to_string()
     } else {
         format!(
-            "ROW({})::pg_catalog.text",
-            listed(&format!("{alias}."), columns)
+            // (Cast to record: between two row constructors PostgreSQL would compare column by
+            // column, with an operator each type lacks.)
+            "ROW({})::pg_catalog.record OPERATOR(pg_catalog.*=) ROW({})::pg_catalog.record",
+            listed(&format!("{a}."), columns),
+            listed(&format!("{b}."), columns)
         )
     }
 }
@@ -195,16 +202,15 @@ pub fn keyed_change_set(
     format!(
         "INSERT INTO {change_set} (__pgs_w, {targets}) \
          SELECT -1, {old} FROM {target} __pgs_t WHERE EXISTS (SELECT 1 FROM {affected} __pgs_a WHERE {am}) \
-           AND NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE {fm} AND {ft} = {tt}) \
+           AND NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE {fm} AND {alike}) \
          UNION ALL \
-         SELECT 1, {new} FROM {fresh} __pgs_f WHERE NOT EXISTS (SELECT 1 FROM {target} __pgs_t WHERE {fm} AND {ft} = {tt})",
+         SELECT 1, {new} FROM {fresh} __pgs_f WHERE NOT EXISTS (SELECT 1 FROM {target} __pgs_t WHERE {fm} AND {alike})",
         targets = listed("", columns),
         old = listed("__pgs_t.", columns),
         new = listed("__pgs_f.", columns),
         am = affected_match("__pgs_a", "__pgs_t", key),
         fm = key_match_sql("__pgs_f", "__pgs_t", key),
-        ft = row_text("__pgs_f", columns),
-        tt = row_text("__pgs_t", columns),
+        alike = rows_alike("__pgs_f", "__pgs_t", columns),
     )
 }
 
@@ -228,9 +234,8 @@ pub fn apply_keyed(
         String::new()
     } else {
         format!(
-            "WHEN MATCHED AND {} IS DISTINCT FROM {} THEN UPDATE SET {} ",
-            row_text("__pgs_t", columns),
-            row_text("__pgs_f", columns),
+            "WHEN MATCHED AND NOT {} THEN UPDATE SET {} ",
+            rows_alike("__pgs_t", "__pgs_f", columns),
             assignments.join(", ")
         )
     };
@@ -412,9 +417,8 @@ pub fn full_keyed(target: &str, work: &str, columns: &[String], key: &[String]) 
         String::new()
     } else {
         format!(
-            "WHEN MATCHED AND {} IS DISTINCT FROM {} THEN UPDATE SET {} ",
-            row_text("__pgs_t", columns),
-            row_text("__pgs_w", columns),
+            "WHEN MATCHED AND NOT {} THEN UPDATE SET {} ",
+            rows_alike("__pgs_t", "__pgs_w", columns),
             assignments.join(", ")
         )
     };
@@ -431,4 +435,27 @@ pub fn full_keyed(target: &str, work: &str, columns: &[String], key: &[String]) 
             values = listed("__pgs_w.", columns),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_compare_by_their_stored_image_as_records() {
+        let columns = vec!["id".to_string(), "Total".to_string()];
+        assert_eq!(
+            rows_alike("__pgs_t", "__pgs_w", &columns),
+            "ROW(__pgs_t.\"id\", __pgs_t.\"Total\")::pg_catalog.record OPERATOR(pg_catalog.*=) \
+             ROW(__pgs_w.\"id\", __pgs_w.\"Total\")::pg_catalog.record"
+        );
+        assert_eq!(rows_alike("__pgs_t", "__pgs_w", &[]), "true");
+        let [_, merge] = full_keyed("public.t", "pg_temp.w", &columns, &columns[..1]);
+        assert!(
+            merge.contains(
+                "WHEN MATCHED AND NOT ROW(__pgs_t.\"id\", __pgs_t.\"Total\")::pg_catalog.record"
+            ),
+            "{merge}"
+        );
+    }
 }
