@@ -8,7 +8,7 @@
 CREATE TABLE bench_config AS SELECT :'fixed_only'::boolean AS fixed_only;
 CREATE TABLE results (rows int, change text, query text, diff_ms numeric, full_ms numeric,
                       rmv_ms numeric, nochange_ms numeric, dml_ms numeric, dml_plain_ms numeric,
-                      auto_ms numeric, auto_kind text);
+                      auto_ms numeric, auto_kind text, changed_rows bigint, floor_ms numeric);
 CREATE TABLE rmvc_results (rows int, change text, query text, rmvc_ms numeric);
 \if :fixed_only
 \else
@@ -34,6 +34,39 @@ BEGIN
   END LOOP;
 END $$;
 
+-- The floor of a keyed apply: a copy of each DIFFERENTIAL stream table with a unique index on
+-- its key, in which as many rows as a refresh changed are updated by key (random keys, found
+-- before the clock starts): what applying that many changed rows costs at least, whatever
+-- computes them. (Not with the fixed-only 10M-row set: picking random keys out of 10M rows
+-- per query and round would cost minutes of the 15 its run may take.)
+DO $$
+DECLARE q record;
+BEGIN
+  FOR q IN SELECT * FROM queries WHERE NOT (SELECT fixed_only FROM bench_config) LOOP
+    EXECUTE format('CREATE TABLE %I AS SELECT * FROM %I', 'floor_' || q.name, 'diff_' || q.name);
+    EXECUTE format('CREATE UNIQUE INDEX ON %I (%I)', 'floor_' || q.name, q.key);
+    EXECUTE format('ANALYZE %I', 'floor_' || q.name);
+  END LOOP;
+END $$;
+CREATE FUNCTION floor_update(q text, n bigint) RETURNS numeric LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz;
+  key text := (SELECT queries.key FROM queries WHERE name = q);
+  tbl regclass := ('floor_' || q)::regclass;
+  col text := (SELECT attname FROM pg_attribute WHERE attrelid = tbl AND attnum > 0
+               AND NOT attisdropped AND attname <> key ORDER BY attnum LIMIT 1);
+BEGIN
+  IF to_regclass('pg_temp.floor_keys') IS NOT NULL THEN
+    DROP TABLE pg_temp.floor_keys;
+  END IF;
+  EXECUTE format('CREATE TEMP TABLE floor_keys AS SELECT %I AS k FROM %s ORDER BY random() LIMIT $1', key, tbl)
+    USING n;
+  ANALYZE pg_temp.floor_keys;
+  t0 := clock_timestamp();
+  EXECUTE format('UPDATE %1$s f SET %2$I = f.%2$I FROM pg_temp.floor_keys fk WHERE f.%3$I = fk.k', tbl, col, key);
+  RETURN extract(epoch FROM clock_timestamp() - t0) * 1000;
+END $$;
+
 -- One change set (pct % of the rows, or `fixed` rows when given), then every refresh of every
 -- query, each in its own transaction; then a no-change DIFFERENTIAL refresh.
 CREATE PROCEDURE bench_round(pct numeric, fixed int) LANGUAGE plpgsql AS $$
@@ -41,7 +74,7 @@ DECLARE
   q record; t0 timestamptz; n int; total int; next_id int; auto_kind text;
   fixed_only boolean := (SELECT fixed_only FROM bench_config);
   diff_ms numeric; full_ms numeric; rmv_ms numeric; none_ms numeric; dml_ms numeric; plain_ms numeric;
-  auto_ms numeric; parted_dml_ms numeric;
+  auto_ms numeric; parted_dml_ms numeric; changed bigint; floor_ms numeric;
 BEGIN
   SELECT count(*) INTO total FROM ev;
   n := change_set_size(pct, fixed, total);
@@ -61,6 +94,12 @@ BEGIN
     PERFORM pgstream.refresh_stream_table('diff_' || q.name);
     diff_ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
     COMMIT;
+    SELECT COALESCE(last_rows_inserted, 0) + COALESCE(last_rows_updated, 0) + COALESCE(last_rows_deleted, 0)
+      INTO changed FROM pgstream.pgs_stream_tables WHERE pgs_name = 'diff_' || q.name;
+    IF NOT fixed_only THEN
+      floor_ms := floor_update(q.name, changed);
+      COMMIT;
+    END IF;
     IF NOT fixed_only THEN
       t0 := clock_timestamp();
       PERFORM pgstream.refresh_stream_table('full_' || q.name);
@@ -86,7 +125,7 @@ BEGIN
                                 diff_ms, full_ms, rmv_ms, none_ms,
                                 CASE WHEN q.name = 'agg_partitioned' THEN parted_dml_ms ELSE dml_ms END,
                                 CASE WHEN q.name = 'agg_partitioned' THEN NULL ELSE plain_ms END,
-                                auto_ms, auto_kind);
+                                auto_ms, auto_kind, changed, floor_ms);
     COMMIT;
   END LOOP;
 END $$;
