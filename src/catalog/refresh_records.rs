@@ -90,8 +90,8 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
 
 /// What moving a stream table past its covered position may free.
 enum Cleanup {
-    /// Nothing: for each of its sources another DIFFERENTIAL reader has covered no more than
-    /// this one had.
+    /// Nothing: no source has a change this one had not covered and every other DIFFERENTIAL
+    /// reader has.
     Nothing,
     /// The records and rows of these sources (the others' would be read in vain).
     Sources(Vec<i64>),
@@ -100,13 +100,15 @@ enum Cleanup {
     All,
 }
 
-/// What moving stream table `id` past its covered position (read before it moves) may free.
-/// A source's records and rows cannot be freed when another DIFFERENTIAL reader of it has
-/// covered no more than this one had (nothing, or only transactions finished before its
-/// snapshot's xmin): what every reader has covered does not grow, and the cleanup, which reads
-/// every record and buffered row of the source, would delete nothing. A reader refreshed every
-/// minute beside one refreshed every hour paid for the whole hour's backlog on every refresh;
-/// the laggard's own refresh frees it.
+/// What moving stream table `id` past its covered position (read before it moves) may free:
+/// the sources with a change record (one per writing transaction) this one had not covered and
+/// every other DIFFERENTIAL reader of the source has. Where there is none, what every reader
+/// has covered does not grow, and the cleanup, which reads every record and buffered row of
+/// the source, would delete nothing: a reader refreshed every minute beside one refreshed
+/// every hour paid for the whole hour's backlog on every refresh, and each of several readers
+/// refreshed in turn paid for the others' backlog but the last's. The last reader to cover a
+/// change frees it. (A change only partly covered, by a refresh inside its own transaction,
+/// counts as not covered: it goes with a later cleanup.)
 fn cleanup_scope(id: i64) -> Cleanup {
     let row = Spi::connect(|client| {
         crate::kept_plans::select(
@@ -116,17 +118,18 @@ fn cleanup_scope(id: i64) -> Cleanup {
                                        WHERE t.pgs_id = s.pgs_id AND t.source_kind <> 'view'), \
                         ARRAY(SELECT mine.source_relid::pg_catalog.int8 FROM pgstream.pgs_dependencies mine \
                               WHERE mine.pgs_id = s.pgs_id AND mine.source_kind <> 'view' \
-                                AND NOT EXISTS ( \
-                                  SELECT 1 FROM pgstream.pgs_dependencies d \
-                                  JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
-                                  WHERE d.source_relid = mine.source_relid AND r.pgs_id <> s.pgs_id \
-                                    AND r.effective_mode = 'DIFFERENTIAL' \
-                                    AND (r.consumed_snapshot IS NULL \
-                                         OR (pg_catalog.pg_snapshot_xmax(r.consumed_snapshot) \
-                                               OPERATOR(pg_catalog.<=) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot) \
-                                             AND (r.consumed_own_xid IS NULL \
-                                                  OR r.consumed_own_xid \
-                                                     OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot)))))), \
+                                AND EXISTS ( \
+                                  SELECT 1 FROM pgstream_changes.statements c \
+                                  WHERE c.source_relid = mine.source_relid \
+                                    AND c.xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot) \
+                                    AND NOT pg_catalog.pg_visible_in_snapshot(c.xid, s.consumed_snapshot) \
+                                    AND NOT EXISTS ( \
+                                      SELECT 1 FROM pgstream.pgs_dependencies d \
+                                      JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
+                                      WHERE d.source_relid = c.source_relid AND r.pgs_id <> s.pgs_id \
+                                        AND r.effective_mode = 'DIFFERENTIAL' \
+                                        AND (r.consumed_snapshot IS NULL \
+                                             OR NOT pg_catalog.pg_visible_in_snapshot(c.xid, r.consumed_snapshot))))), \
                         pg_catalog.to_regprocedure('pgstream._forget_covered(bigint, oid[])') IS NOT NULL \
                  FROM pgstream.pgs_stream_tables s WHERE s.pgs_id = $1",
             &[pg_sys::INT8OID],
