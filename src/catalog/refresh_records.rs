@@ -91,7 +91,7 @@ pub fn record_success(id: i64, stats: &RefreshStats) {
 /// What moving a stream table past its covered position may free.
 enum Cleanup {
     /// Nothing: no source has a change this one had not covered and every other DIFFERENTIAL
-    /// reader has.
+    /// reader has, nor one every reader has covered and an earlier cleanup left.
     Nothing,
     /// The records and rows of these sources (the others' would be read in vain).
     Sources(Vec<i64>),
@@ -107,8 +107,11 @@ enum Cleanup {
 /// the source, would delete nothing: a reader refreshed every minute beside one refreshed
 /// every hour paid for the whole hour's backlog on every refresh, and each of several readers
 /// refreshed in turn paid for the others' backlog but the last's. The last reader to cover a
-/// change frees it. (A change only partly covered, by a refresh inside its own transaction,
-/// counts as not covered: it goes with a later cleanup.)
+/// change frees it. A record every reader (of any mode) has covered already is one a cleanup
+/// missed (two last readers committing at once each saw the other's old position; a cleanup
+/// that found a stream table being created; the lagging reader dropped): any reader's next
+/// refresh cleans it up. (A change only partly covered, by a refresh inside its own
+/// transaction, counts as not covered: it goes with a later cleanup.)
 fn cleanup_scope(id: i64) -> Cleanup {
     let row = Spi::connect(|client| {
         crate::kept_plans::select(
@@ -118,18 +121,27 @@ fn cleanup_scope(id: i64) -> Cleanup {
                                        WHERE t.pgs_id = s.pgs_id AND t.source_kind <> 'view'), \
                         ARRAY(SELECT mine.source_relid::pg_catalog.int8 FROM pgstream.pgs_dependencies mine \
                               WHERE mine.pgs_id = s.pgs_id AND mine.source_kind <> 'view' \
-                                AND EXISTS ( \
-                                  SELECT 1 FROM pgstream_changes.statements c \
-                                  WHERE c.source_relid = mine.source_relid \
-                                    AND c.xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot) \
-                                    AND NOT pg_catalog.pg_visible_in_snapshot(c.xid, s.consumed_snapshot) \
-                                    AND NOT EXISTS ( \
-                                      SELECT 1 FROM pgstream.pgs_dependencies d \
-                                      JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
-                                      WHERE d.source_relid = c.source_relid AND r.pgs_id <> s.pgs_id \
-                                        AND r.effective_mode = 'DIFFERENTIAL' \
-                                        AND (r.consumed_snapshot IS NULL \
-                                             OR NOT pg_catalog.pg_visible_in_snapshot(c.xid, r.consumed_snapshot))))), \
+                                AND (EXISTS ( \
+                                       SELECT 1 FROM pgstream_changes.statements c \
+                                       WHERE c.source_relid = mine.source_relid \
+                                         AND c.xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot) \
+                                         AND NOT pg_catalog.pg_visible_in_snapshot(c.xid, s.consumed_snapshot) \
+                                         AND NOT EXISTS ( \
+                                           SELECT 1 FROM pgstream.pgs_dependencies d \
+                                           JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
+                                           WHERE d.source_relid = c.source_relid AND r.pgs_id <> s.pgs_id \
+                                             AND r.effective_mode = 'DIFFERENTIAL' \
+                                             AND (r.consumed_snapshot IS NULL \
+                                                  OR NOT pg_catalog.pg_visible_in_snapshot(c.xid, r.consumed_snapshot)))) \
+                                     OR EXISTS ( \
+                                       SELECT 1 FROM pgstream_changes.statements c \
+                                       WHERE c.source_relid = mine.source_relid \
+                                         AND NOT EXISTS ( \
+                                           SELECT 1 FROM pgstream.pgs_dependencies d \
+                                           JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
+                                           WHERE d.source_relid = c.source_relid \
+                                             AND (r.consumed_snapshot IS NULL \
+                                                  OR NOT pg_catalog.pg_visible_in_snapshot(c.xid, r.consumed_snapshot)))))), \
                         pg_catalog.to_regprocedure('pgstream._forget_covered(bigint, oid[])') IS NOT NULL \
                  FROM pgstream.pgs_stream_tables s WHERE s.pgs_id = $1",
             &[pg_sys::INT8OID],

@@ -187,6 +187,31 @@ def test_readers_refreshed_in_turn_leave_no_change_rows_behind(db):
         assert db.multiset_difference(name, query) == 0, name
 
 
+def test_a_cleanup_that_could_not_run_is_made_up_by_the_next_refresh(db):
+    relid = _setup(db)
+
+    def buffered():
+        return db.value(f"SELECT count(*) FROM pgstream_changes.rows_{relid}")
+
+    db.sql("UPDATE src SET v = v + 1 WHERE id <= 10")  # 20 change rows
+    db.sql("SELECT pgstream.refresh_stream_table('fast')")
+    # The last reader's cleanup finds a stream table being created (which holds the cleanup
+    # lock shared) and does nothing: every reader has covered the 20 rows, and they stay.
+    creator = db.connect()
+    with creator.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock_shared(1885827939, 0)")
+    db.sql("SELECT pgstream.refresh_stream_table('slow')")
+    assert buffered() == 20
+    creator.close()
+    # The next refresh that writes its position cleans them up, though the change it read is
+    # one the other reader has not covered yet.
+    db.sql("UPDATE src SET v = v + 1 WHERE id BETWEEN 21 AND 23")  # 6 change rows
+    db.sql("SELECT pgstream.refresh_stream_table('fast')")
+    assert buffered() == 6
+    db.sql("SELECT pgstream.refresh_stream_table('slow')")
+    assert buffered() == 0
+
+
 def test_work_tables_do_not_grow_with_every_refresh_of_a_session(db):
     _setup(db)
     conn = db.connect()
