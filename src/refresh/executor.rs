@@ -4,11 +4,13 @@
 
 use super::snapshot::{Params, RefreshSnapshot};
 use super::work_tables;
-use crate::catalog::{self, StreamTable};
+use crate::catalog::StreamTable;
 use crate::delta::statements as sql;
 use crate::delta::{Identity, Names, Plan, StagePlan, StageRefresh};
 use crate::settings::{self, Restriction};
 use pgrx::prelude::*;
+
+mod full;
 
 /// Rows one refresh changed in the stream table.
 #[derive(Debug, Clone, Copy, Default)]
@@ -46,10 +48,6 @@ pub struct Execution<'a> {
     /// What kind of Citus table the stream table is, if one (it is keyed: see
     /// [`Execution::apply_keyed_on_citus`]).
     pub root_on_citus: Option<crate::capture::citus::CitusKind>,
-}
-
-fn ddl(statement: &str) {
-    Spi::run(statement).unwrap_or_else(|e| panic!("pg_stream_dbt: {statement} failed: {e}"));
 }
 
 impl Execution<'_> {
@@ -97,171 +95,6 @@ impl Execution<'_> {
 
     fn work(&self, kind: &str, stage: &StagePlan, definition: &str) -> String {
         work_tables::ensure(&format!("{kind}{}", stage.index), self.table, definition)
-    }
-
-    /// Recomputes every stage; returns what changed in the stream table. An algebraic stage's
-    /// state is rebuilt first and its rows computed from it: its input is read once, not twice.
-    pub fn full(&self) -> AppliedChanges {
-        let mut applied = AppliedChanges::default();
-        for stage in &self.plan.stages {
-            let from_state = stage.algebraic.as_ref().map(|plan| {
-                self.rebuild_state(stage, plan);
-                sql::algebraic_full(plan, &self.names.state_table(stage.index))
-            });
-            let rows_sql = from_state.as_deref().unwrap_or(&stage.full_sql);
-            if self.is_root(stage) {
-                applied = self.full_root(stage, rows_sql);
-            } else {
-                self.rebuild_aux(stage, rows_sql);
-            }
-        }
-        applied
-    }
-
-    /// An inner stage's table, built anew: created by the extension's owner in its private
-    /// schema, owned by the stream table's owner, filled in the refresh's snapshot.
-    /// `rows_sql` returns its rows (the stage's query, or its rows from its state).
-    fn rebuild_aux(&self, stage: &StagePlan, rows_sql: &str) {
-        let aux = self.names.aux_table(stage.index);
-        let owner_name = owner_name(self.owner);
-        let mut columns = described(&stage.full_sql);
-        if stage.identity == Identity::Multiset {
-            columns.push("\"__pgs_row_id\" pg_catalog.int8 NOT NULL".into());
-        }
-        create_private(&aux, &columns, &owner_name);
-        match &stage.identity {
-            Identity::Key(_) => {
-                self.restricted(&sql::capture_fresh(&aux, rows_sql, &stage.columns));
-            }
-            Identity::Multiset => {
-                self.restricted(&sql::fill_multiset(&aux, rows_sql, &stage.columns));
-            }
-        }
-        catalog::as_catalog_owner(|| {
-            crate::capture::setup::as_engine_ddl(|| {
-                match &stage.identity {
-                    Identity::Key(key) if !key.is_empty() => {
-                        ddl(&sql::key_index(&aux, None, key, &[]))
-                    }
-                    Identity::Key(_) => {}
-                    Identity::Multiset => {
-                        ddl(&format!("CREATE UNIQUE INDEX ON {aux} (\"__pgs_row_id\")"))
-                    }
-                }
-                if let Some(index) = stage
-                    .order_index
-                    .as_deref()
-                    .and_then(|o| sql::order_index(&aux, o))
-                {
-                    ddl(&index);
-                }
-                for (_, create) in self.aux_lookup_indexes(stage) {
-                    ddl(&create);
-                }
-                ddl(&format!("ANALYZE {aux}"));
-            })
-        });
-    }
-
-    /// The lookup indexes of inner stage `stage`'s table: (qualified name, CREATE statement).
-    fn aux_lookup_indexes(&self, stage: &StagePlan) -> Vec<(String, String)> {
-        let base = format!("aux_{}_{}", self.names.id, stage.index);
-        let aux = self.names.aux_table(stage.index);
-        stage
-            .lookup_columns
-            .iter()
-            .map(|c| sql::lookup_index(&aux, "pgstream_changes", &base, c))
-            .collect()
-    }
-
-    /// Puts missing lookup indexes on inner stages' tables (a table built by an earlier
-    /// version), as the extension's owner.
-    fn ensure_aux_lookup_indexes(&self) {
-        let missing: Vec<String> = self
-            .plan
-            .stages
-            .iter()
-            .filter(|s| !self.is_root(s))
-            .flat_map(|s| self.aux_lookup_indexes(s))
-            .filter(|(name, _)| !work_tables::exists(name))
-            .map(|(_, create)| create)
-            .collect();
-        if !missing.is_empty() {
-            catalog::as_catalog_owner(|| {
-                crate::capture::setup::as_engine_ddl(|| missing.iter().for_each(|c| ddl(c)))
-            });
-        }
-    }
-
-    /// An algebraic stage's state, built anew from its input now.
-    fn rebuild_state(&self, stage: &StagePlan, plan: &crate::delta::algebraic::AlgebraicPlan) {
-        let state = self.names.state_table(stage.index);
-        let owner_name = owner_name(self.owner);
-        create_private(&state, &described(&plan.state_sql), &owner_name);
-        self.restricted(&format!("INSERT INTO {state} {}", plan.state_sql));
-        catalog::as_catalog_owner(|| {
-            crate::capture::setup::as_engine_ddl(|| {
-                if plan.keys > 0 {
-                    ddl(&sql::state_index(&state, plan));
-                }
-                ddl(&format!("ANALYZE {state}"));
-            })
-        });
-    }
-
-    /// The stream table recomputed by `rows_sql` (see [`Self::rebuild_aux`]), only the
-    /// difference applied (readers never see it empty).
-    fn full_root(&self, stage: &StagePlan, rows_sql: &str) -> AppliedChanges {
-        let target = self.table.qualified();
-        let columns = &stage.columns;
-        match &self.root_identity {
-            Identity::Key(_) if self.root_on_citus.is_some() => {
-                // (The query itself: Citus plans it against the distributed sources, where
-                // its state is a coordinator table.)
-                let [delete, insert] = sql::citus_full(&target, &stage.full_sql, columns);
-                let deleted = self.plain(&delete).0 as i64;
-                let inserted = self.restricted(&insert).0 as i64;
-                AppliedChanges {
-                    inserted,
-                    updated: 0,
-                    deleted,
-                }
-            }
-            Identity::Key(key) => {
-                let work = self.work("full", stage, &sql::shaped_like("", &target, columns));
-                let filled = self
-                    .restricted(&sql::capture_fresh(&work, rows_sql, columns))
-                    .0 as i64;
-                work_tables::analyze(&[&work], 1);
-                let [delete, merge] = sql::full_keyed(&target, &work, columns, key);
-                let deleted = self.plain(&delete).0 as i64;
-                let (inserted, updated) = self.merge_counted(true, &target, &work, key, &merge);
-                // (A small result is deleted: TRUNCATE makes a new file every refresh.)
-                work_tables::empty(&[&work], filled);
-                AppliedChanges {
-                    inserted,
-                    updated,
-                    deleted,
-                }
-            }
-            Identity::Multiset => {
-                let work = work_tables::transaction_table("work", self.table);
-                work_tables::run(&format!(
-                    "CREATE TEMPORARY TABLE {work} ON COMMIT DROP AS SELECT * FROM {target} WITH NO DATA"
-                ));
-                self.restricted(&sql::fill_multiset(&work, rows_sql, columns));
-                work_tables::analyze(&[&work], 1);
-                let [delete, insert] = sql::full_multiset(&target, &work, columns);
-                let deleted = self.plain(&delete).0 as i64;
-                let inserted = self.plain(&insert).0 as i64;
-                work_tables::run(&format!("DROP TABLE {work}"));
-                AppliedChanges {
-                    inserted,
-                    updated: 0,
-                    deleted,
-                }
-            }
-        }
     }
 
     /// Copies the change rows of this refresh's window into the delta tables (analyzed, with the
@@ -668,35 +501,3 @@ impl Execution<'_> {
 
 /// Above this many rows work tables are truncated rather than deleted from.
 const LARGE: i64 = 5_000;
-
-/// `name type` of every output column of `sql` (analyzed as the current user, never run).
-fn described(sql: &str) -> Vec<String> {
-    super::plan_catalog::describe_columns(sql)
-        .unwrap_or_else(|| panic!("pg_stream_dbt: the columns of a stage could not be read: {sql}"))
-        .into_iter()
-        .map(|(name, type_name)| format!("{} {type_name}", crate::sql_text::quote_ident(&name)))
-        .collect()
-}
-
-/// (Re)creates private table `name` with `columns`, owned by `owner` (created by the extension's
-/// owner in its schema; no query of the user runs with its rights).
-fn create_private(name: &str, columns: &[String], owner: &str) {
-    catalog::as_catalog_owner(|| {
-        crate::capture::setup::as_engine_ddl(|| {
-            crate::capture::setup::drop_if_exists("TABLE", name);
-            ddl(&format!("CREATE TABLE {name} ({})", columns.join(", ")));
-            ddl(&format!("ALTER TABLE {name} OWNER TO {owner}"));
-        })
-    });
-}
-
-/// The quoted name of role `oid`.
-fn owner_name(oid: pg_sys::Oid) -> String {
-    Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid($1))",
-        &[oid.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| panic!("pg_stream_dbt: role {oid:?} has no name"))
-}
