@@ -2,7 +2,7 @@
 //! session): planning them each time cost more than running them.
 
 use pgrx::prelude::*;
-use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
+use pgrx::spi::{OwnedPreparedStatement, SpiTupleTable};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -14,41 +14,34 @@ thread_local! {
         RefCell::new(HashMap::new());
 }
 
-/// Runs `sql` (a constant with parameters of `types`) with `args` through its kept plan on
-/// `client`, and hands the rows to `read`. Run as a statement that may write, as
-/// `SpiClient::update` runs one: in a snapshot of its own that sees what this transaction did
-/// so far (a read-only one would reuse the caller's, older, snapshot).
-pub fn select<'conn, R>(
-    client: &SpiClient<'conn>,
-    sql: &'static str,
-    types: &[pg_sys::Oid],
-    args: &[pgrx::datum::DatumWithOid],
-    read: impl FnOnce(SpiTupleTable<'conn>) -> Result<R, pgrx::spi::Error>,
-) -> Result<R, pgrx::spi::Error> {
-    let key = (sql.as_ptr() as usize, sql.len());
-    let kept = KEPT.with(|kept| kept.borrow().get(&key).cloned());
-    let prepared = match kept {
-        Some(prepared) => prepared,
-        None => {
-            let types: Vec<pgrx::PgOid> = types.iter().map(|&t| pgrx::PgOid::from(t)).collect();
-            let prepared = Rc::new(client.prepare_mut(sql, &types)?.keep());
-            KEPT.with(|kept| kept.borrow_mut().insert(key, prepared.clone()));
-            prepared
-        }
-    };
-    // (No borrow of the cache is held while it runs: what it calls may ask for another plan.)
-    let rows = client.select(&*prepared, None, args)?;
-    read(rows)
-}
-
-/// [`select`] on a connection of its own, the parameter types read from `args`.
+/// Runs `sql` (a constant; its parameters typed as `args` are) with `args` through its kept
+/// plan, on a connection of its own, and hands the rows to `read`. Run as a statement that may
+/// write, as `SpiClient::update` runs one: in a snapshot of its own that sees what this
+/// transaction did so far (a read-only one would reuse the caller's, older, snapshot).
 pub fn query<R>(
     sql: &'static str,
     args: &[pgrx::datum::DatumWithOid],
     read: impl for<'conn> FnOnce(SpiTupleTable<'conn>) -> Result<R, pgrx::spi::Error>,
 ) -> Result<R, pgrx::spi::Error> {
-    let types: Vec<pg_sys::Oid> = args.iter().map(|arg| arg.oid()).collect();
-    Spi::connect(|client| select(client, sql, &types, args, read))
+    let key = (sql.as_ptr() as usize, sql.len());
+    Spi::connect(|client| {
+        let kept = KEPT.with(|kept| kept.borrow().get(&key).cloned());
+        let prepared = match kept {
+            Some(prepared) => prepared,
+            None => {
+                let types: Vec<pgrx::PgOid> = args
+                    .iter()
+                    .map(|arg| pgrx::PgOid::from(arg.oid()))
+                    .collect();
+                let prepared = Rc::new(client.prepare_mut(sql, &types)?.keep());
+                KEPT.with(|kept| kept.borrow_mut().insert(key, prepared.clone()));
+                prepared
+            }
+        };
+        // (No borrow of the cache is held while it runs: what it calls may ask for another plan.)
+        let rows = client.select(&*prepared, None, args)?;
+        read(rows)
+    })
 }
 
 /// The first column of the first row `sql` returns (None without a row or for NULL).

@@ -113,49 +113,45 @@ enum Cleanup {
 /// refresh cleans it up. (A change only partly covered, by a refresh inside its own
 /// transaction, counts as not covered: it goes with a later cleanup.)
 fn cleanup_scope(id: i64) -> Cleanup {
-    let row = Spi::connect(|client| {
-        crate::kept_plans::select(
-            client,
-                "SELECT s.consumed_snapshot IS NULL \
-                        OR NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies t \
-                                       WHERE t.pgs_id = s.pgs_id AND t.source_kind <> 'view'), \
-                        ARRAY(SELECT mine.source_relid::pg_catalog.int8 FROM pgstream.pgs_dependencies mine \
-                              WHERE mine.pgs_id = s.pgs_id AND mine.source_kind <> 'view' \
-                                AND (EXISTS ( \
-                                       SELECT 1 FROM pgstream_changes.statements c \
-                                       WHERE c.source_relid = mine.source_relid \
-                                         AND c.xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot) \
-                                         AND NOT pg_catalog.pg_visible_in_snapshot(c.xid, s.consumed_snapshot) \
-                                         AND NOT EXISTS ( \
-                                           SELECT 1 FROM pgstream.pgs_dependencies d \
-                                           JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
-                                           WHERE d.source_relid = c.source_relid AND r.pgs_id <> s.pgs_id \
-                                             AND r.effective_mode = 'DIFFERENTIAL' \
-                                             AND (r.consumed_snapshot IS NULL \
-                                                  OR NOT pg_catalog.pg_visible_in_snapshot(c.xid, r.consumed_snapshot)))) \
-                                     OR EXISTS ( \
-                                       SELECT 1 FROM pgstream_changes.statements c \
-                                       WHERE c.source_relid = mine.source_relid \
-                                         AND NOT EXISTS ( \
-                                           SELECT 1 FROM pgstream.pgs_dependencies d \
-                                           JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
-                                           WHERE d.source_relid = c.source_relid \
-                                             AND (r.consumed_snapshot IS NULL \
-                                                  OR NOT pg_catalog.pg_visible_in_snapshot(c.xid, r.consumed_snapshot)))))), \
-                        pg_catalog.to_regprocedure('pgstream._forget_covered(bigint, oid[])') IS NOT NULL \
-                 FROM pgstream.pgs_stream_tables s WHERE s.pgs_id = $1",
-            &[pg_sys::INT8OID],
-            &[id.into()],
-            |rows| {
-                let row = rows.first();
-                Ok((
-                    row.get::<bool>(1)?.unwrap_or(true),
-                    row.get::<Vec<i64>>(2)?.unwrap_or_default(),
-                    row.get::<bool>(3)?.unwrap_or(false),
-                ))
-            },
-        )
-    });
+    let row = crate::kept_plans::query(
+            "SELECT s.consumed_snapshot IS NULL \
+                    OR NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies t \
+                                   WHERE t.pgs_id = s.pgs_id AND t.source_kind <> 'view'), \
+                    ARRAY(SELECT mine.source_relid::pg_catalog.int8 FROM pgstream.pgs_dependencies mine \
+                          WHERE mine.pgs_id = s.pgs_id AND mine.source_kind <> 'view' \
+                            AND (EXISTS ( \
+                                   SELECT 1 FROM pgstream_changes.statements c \
+                                   WHERE c.source_relid = mine.source_relid \
+                                     AND c.xid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(s.consumed_snapshot) \
+                                     AND NOT pg_catalog.pg_visible_in_snapshot(c.xid, s.consumed_snapshot) \
+                                     AND NOT EXISTS ( \
+                                       SELECT 1 FROM pgstream.pgs_dependencies d \
+                                       JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
+                                       WHERE d.source_relid = c.source_relid AND r.pgs_id <> s.pgs_id \
+                                         AND r.effective_mode = 'DIFFERENTIAL' \
+                                         AND (r.consumed_snapshot IS NULL \
+                                              OR NOT pg_catalog.pg_visible_in_snapshot(c.xid, r.consumed_snapshot)))) \
+                                 OR EXISTS ( \
+                                   SELECT 1 FROM pgstream_changes.statements c \
+                                   WHERE c.source_relid = mine.source_relid \
+                                     AND NOT EXISTS ( \
+                                       SELECT 1 FROM pgstream.pgs_dependencies d \
+                                       JOIN pgstream.pgs_stream_tables r ON r.pgs_id = d.pgs_id \
+                                       WHERE d.source_relid = c.source_relid \
+                                         AND (r.consumed_snapshot IS NULL \
+                                              OR NOT pg_catalog.pg_visible_in_snapshot(c.xid, r.consumed_snapshot)))))), \
+                    pg_catalog.to_regprocedure('pgstream._forget_covered(bigint, oid[])') IS NOT NULL \
+             FROM pgstream.pgs_stream_tables s WHERE s.pgs_id = $1",
+        &[id.into()],
+        |rows| {
+            let row = rows.first();
+            Ok((
+                row.get::<bool>(1)?.unwrap_or(true),
+                row.get::<Vec<i64>>(2)?.unwrap_or_default(),
+                row.get::<bool>(3)?.unwrap_or(false),
+            ))
+        },
+    );
     match row {
         Err(_) | Ok((true, _, _)) => Cleanup::All,
         Ok((false, sources, _)) if sources.is_empty() => Cleanup::Nothing,

@@ -57,43 +57,35 @@ impl Catalog for SpiCatalog {
             .map(pgrx::spi::quote_identifier)
             .collect::<Vec<_>>()
             .join(".");
-        Spi::connect(|client| {
-            crate::kept_plans::select(
-                client,
-                RELATION_SQL,
-                &[pg_sys::TEXTOID],
-                &[qualified.as_str().into()],
-                |rows| {
-                    let Some(row) = rows.into_iter().next() else {
-                        return Ok(None);
-                    };
-                    let relid = row.get::<i64>(1)?.unwrap_or_default() as u32;
-                    let kind = row.get::<String>(2)?.unwrap_or_default();
-                    let blocker = row.get::<String>(3)?;
-                    let definition = row.get::<String>(4)?;
-                    let columns = row.get::<Vec<String>>(5)?.unwrap_or_default();
-                    let absent = row
-                        .get::<Vec<String>>(6)?
-                        .unwrap_or_default()
-                        .into_iter()
-                        .zip(row.get::<Vec<String>>(7)?.unwrap_or_default())
-                        .collect();
-                    let shown = row.get::<String>(8)?.unwrap_or_else(|| qualified.clone());
-                    Ok(Some(match (kind.as_str(), blocker, definition) {
-                        ("v", _, Some(definition)) => Relation::View {
-                            name: shown,
-                            definition,
-                        },
-                        (_, Some(reason), _) => Relation::NotCapturable { reason },
-                        _ => Relation::Table(TableInput {
-                            relid,
-                            name: shown,
-                            columns,
-                            absent,
-                        }),
-                    }))
+        crate::kept_plans::query(RELATION_SQL, &[qualified.as_str().into()], |rows| {
+            let Some(row) = rows.into_iter().next() else {
+                return Ok(None);
+            };
+            let relid = row.get::<i64>(1)?.unwrap_or_default() as u32;
+            let kind = row.get::<String>(2)?.unwrap_or_default();
+            let blocker = row.get::<String>(3)?;
+            let definition = row.get::<String>(4)?;
+            let columns = row.get::<Vec<String>>(5)?.unwrap_or_default();
+            let absent = row
+                .get::<Vec<String>>(6)?
+                .unwrap_or_default()
+                .into_iter()
+                .zip(row.get::<Vec<String>>(7)?.unwrap_or_default())
+                .collect();
+            let shown = row.get::<String>(8)?.unwrap_or_else(|| qualified.clone());
+            Ok(Some(match (kind.as_str(), blocker, definition) {
+                ("v", _, Some(definition)) => Relation::View {
+                    name: shown,
+                    definition,
                 },
-            )
+                (_, Some(reason), _) => Relation::NotCapturable { reason },
+                _ => Relation::Table(TableInput {
+                    relid,
+                    name: shown,
+                    columns,
+                    absent,
+                }),
+            }))
         })
         .unwrap_or_else(|e: pgrx::spi::Error| {
             spi_failed(&format!("looking up relation {qualified}"), e)
@@ -104,15 +96,11 @@ impl Catalog for SpiCatalog {
         if let Some(known) = self.aggregates.borrow().get(name) {
             return *known;
         }
-        let aggregate = Spi::connect(|client| {
-            crate::kept_plans::select(
-                client,
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = $1 AND prokind = 'a')",
-                &[pg_sys::TEXTOID],
-                &[name.into()],
-                |rows| Ok(rows.first().get::<bool>(1)?.unwrap_or(true)),
-            )
-        })
+        let aggregate = crate::kept_plans::query(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE proname = $1 AND prokind = 'a')",
+            &[name.into()],
+            |rows| Ok(rows.first().get::<bool>(1)?.unwrap_or(true)),
+        )
         .unwrap_or_else(|e| spi_failed("looking up an aggregate", e));
         self.aggregates
             .borrow_mut()
@@ -125,17 +113,11 @@ impl Catalog for SpiCatalog {
     }
 
     fn table_key(&self, relid: u32) -> Option<Vec<String>> {
-        Spi::connect(|client| {
-            crate::kept_plans::select(
-                client,
-                TABLE_KEY_SQL,
-                &[pg_sys::OIDOID],
-                &[pg_sys::Oid::from(relid).into()],
-                |rows| match rows.into_iter().next() {
-                    Some(row) => row.get::<Vec<String>>(1),
-                    None => Ok(None),
-                },
-            )
+        crate::kept_plans::query(TABLE_KEY_SQL, &[pg_sys::Oid::from(relid).into()], |rows| {
+            match rows.into_iter().next() {
+                Some(row) => row.get::<Vec<String>>(1),
+                None => Ok(None),
+            }
         })
         .unwrap_or_else(|e| spi_failed("reading a table's key", e))
     }

@@ -101,33 +101,29 @@ const BLOATED_PAGES: i64 = 64;
 /// security, or another role owns it) and its size in pages; None when there is none. A plan
 /// kept per backend: every DIFFERENTIAL refresh asks this of each of its work tables.
 fn recorded_shape(qualified: &str) -> Option<(String, i64)> {
-    Spi::connect(|client| {
-        crate::kept_plans::select(
-            client,
-            // (The comment read from pg_description itself, the owner by regrole: the SQL
-            // functions obj_description and the pg_roles view cost about 0.1 ms a call.)
-            "SELECT CASE WHEN c.relhastriggers OR c.relhasrules OR c.relrowsecurity \
-                           OR c.relowner IS DISTINCT FROM \
-                              pg_catalog.quote_ident(CURRENT_USER)::pg_catalog.regrole::pg_catalog.oid \
-                         THEN '' \
-                         ELSE COALESCE((SELECT d.description FROM pg_catalog.pg_description d \
-                                        WHERE d.objoid = c.oid AND d.objsubid = 0 \
-                                          AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass), '') END, \
-                    pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::pg_catalog.int8 \
-             FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
-            &[pg_sys::TEXTOID],
-            &[qualified.into()],
-            |rows| {
-                let Some(row) = rows.into_iter().next() else {
-                    return Ok(None);
-                };
-                Ok(Some((
-                    row.get::<String>(1)?.unwrap_or_default(),
-                    row.get::<i64>(2)?.unwrap_or(0),
-                )))
-            },
-        )
-    })
+    crate::kept_plans::query(
+        // (The comment read from pg_description itself, the owner by regrole: the SQL
+        // functions obj_description and the pg_roles view cost about 0.1 ms a call.)
+        "SELECT CASE WHEN c.relhastriggers OR c.relhasrules OR c.relrowsecurity \
+                       OR c.relowner IS DISTINCT FROM \
+                          pg_catalog.quote_ident(CURRENT_USER)::pg_catalog.regrole::pg_catalog.oid \
+                     THEN '' \
+                     ELSE COALESCE((SELECT d.description FROM pg_catalog.pg_description d \
+                                    WHERE d.objoid = c.oid AND d.objsubid = 0 \
+                                      AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass), '') END, \
+                pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::pg_catalog.int8 \
+         FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
+        &[qualified.into()],
+        |rows| {
+            let Some(row) = rows.into_iter().next() else {
+                return Ok(None);
+            };
+            Ok(Some((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<i64>(2)?.unwrap_or(0),
+            )))
+        },
+    )
     .unwrap_or_else(|e: pgrx::spi::Error| panic!("checking work table {qualified} failed: {e}"))
 }
 

@@ -166,21 +166,17 @@ pub fn algebraic_outputs(
         format!(
             "INSERT INTO {fresh} ({targets}) {rows} AND EXISTS (SELECT 1 FROM {groups} __pgs_d WHERE {m})",
             targets = listed("", columns),
-            rows = output_rows(plan, state),
+            rows = algebraic_full(plan, state),
             m = key_match_sql("__pgs_s", "__pgs_d", &keys),
         ),
     ]
 }
 
-/// The whole stage's rows computed from its state alone (just rebuilt by a FULL refresh): the
-/// query's result without reading its input a second time. Columns in the stage's order.
+/// The output rows of the groups in `state` that the result holds (live, past HAVING), in the
+/// stage's column order, as a SELECT ending in its WHERE clause: the whole stage's rows from its
+/// state alone (a FULL refresh, which has just rebuilt the state, reads its input once), and
+/// with a condition added, those of the groups a DIFFERENTIAL refresh touched.
 pub fn algebraic_full(plan: &crate::delta::algebraic::AlgebraicPlan, state: &str) -> String {
-    output_rows(plan, state)
-}
-
-/// The output rows of the groups in `state` that the result holds (live, past HAVING), as a
-/// SELECT ending in its WHERE clause.
-fn output_rows(plan: &crate::delta::algebraic::AlgebraicPlan, state: &str) -> String {
     let having = plan
         .having
         .as_ref()
