@@ -10,12 +10,28 @@ import pytest
 from conftest import wait_for
 
 
+# The two DIFFERENTIAL readers of `src` that _setup makes, by name.
+READERS = {
+    "fast": "SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g",
+    "slow": "SELECT id, v FROM src WHERE v % 3 = 0",
+}
+
+
 def _setup(db):
     db.sql("CREATE TABLE src (id int PRIMARY KEY, g int, v int)")
     db.sql("INSERT INTO src SELECT i, i % 10, i FROM generate_series(1, 2000) i")
-    db.sql("SELECT pgstream.create_stream_table('fast', 'SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g', NULL, 'DIFFERENTIAL')")
-    db.sql("SELECT pgstream.create_stream_table('slow', 'SELECT id, v FROM src WHERE v % 3 = 0', NULL, 'DIFFERENTIAL')")
+    for name, query in READERS.items():
+        db.sql("SELECT pgstream.create_stream_table(%s, %s, NULL, 'DIFFERENTIAL')", (name, query))
     return db.value("SELECT 'src'::regclass::oid")
+
+
+def _assert_equal_to_their_queries(db, readers):
+    for name, query in readers.items():
+        assert db.multiset_difference(name, query) == 0, name
+
+
+def _buffered(db, relid):
+    return db.value(f"SELECT count(*) FROM pgstream_changes.rows_{relid}")
 
 
 def _buffer_index(db, relid):
@@ -64,9 +80,7 @@ def test_a_refresh_beside_a_lagging_reader_reads_its_window_by_index(db):
     # Both readers are right: the fast one all along, the slow one from its whole backlog.
     db.sql("SELECT pgstream.refresh_stream_table('slow')")
     assert db.value("SELECT last_refresh_kind FROM pgstream.pgs_stream_tables WHERE pgs_name = 'slow'") == "DIFFERENTIAL"
-    for name, query in [("fast", "SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g"),
-                        ("slow", "SELECT id, v FROM src WHERE v % 3 = 0")]:
-        assert db.multiset_difference(name, query) == 0, name
+    _assert_equal_to_their_queries(db, READERS)
 
 
 def test_the_skip_check_finds_change_records_by_index(db):
@@ -143,12 +157,9 @@ def test_change_checks_are_never_compiled_by_jit(db):
 def test_change_rows_go_once_every_reader_has_covered_them_and_not_before(db):
     relid = _setup(db)
 
-    def buffered():
-        return db.value(f"SELECT count(*) FROM pgstream_changes.rows_{relid}")
-
     db.sql("UPDATE src SET v = v + 1 WHERE id <= 10")  # 20 change rows
     db.sql("SELECT pgstream.refresh_stream_table('fast')")
-    assert buffered() == 20  # 'slow' has not read them
+    assert _buffered(db, relid) == 20  # 'slow' has not read them
     running = db.connect(autocommit=False)
     with running.cursor() as cur:
         cur.execute("UPDATE src SET v = v + 1 WHERE id BETWEEN 11 AND 13")  # uncommitted: 6 rows
@@ -157,41 +168,36 @@ def test_change_rows_go_once_every_reader_has_covered_them_and_not_before(db):
     db.sql("SELECT pgstream.refresh_stream_table('slow')")
     # Both readers covered the first 20 rows (older than every covered snapshot's xmin) and the
     # 4 committed while the other transaction ran (newer than that xmin, but visible to both).
-    assert buffered() == 0
+    assert _buffered(db, relid) == 0
     running.commit()
     running.close()
-    assert buffered() == 6
+    assert _buffered(db, relid) == 6
     db.sql("SELECT pgstream.refresh_stream_table('fast')")
-    assert buffered() == 6  # 'slow' covered a snapshot in which they were still running
+    assert _buffered(db, relid) == 6  # 'slow' covered a snapshot in which they were still running
     db.sql("SELECT pgstream.refresh_stream_table('slow')")
-    assert buffered() == 0
-    for name, query in [("fast", "SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g"),
-                        ("slow", "SELECT id, v FROM src WHERE v % 3 = 0")]:
-        assert db.multiset_difference(name, query) == 0, name
+    assert _buffered(db, relid) == 0
+    _assert_equal_to_their_queries(db, READERS)
+
+
+THIRD = "SELECT g, max(v) AS m FROM src GROUP BY g"
 
 
 def test_readers_refreshed_in_turn_leave_no_change_rows_behind(db):
     relid = _setup(db)
-    db.sql("SELECT pgstream.create_stream_table('third', 'SELECT g, max(v) AS m FROM src GROUP BY g', NULL, 'DIFFERENTIAL')")
+    db.sql("SELECT pgstream.create_stream_table('third', %s, NULL, 'DIFFERENTIAL')", (THIRD,))
     readers = ["fast", "slow", "third"]
     for step in range(5):
         db.sql("UPDATE src SET v = v + 1 WHERE id BETWEEN %s AND %s", (1 + step * 7, 20 + step * 7))
         for i, name in enumerate(readers[step % 3:] + readers[:step % 3]):
             db.sql("SELECT pgstream.refresh_stream_table(%s)", (name,))
-            left = db.value(f"SELECT count(*) FROM pgstream_changes.rows_{relid}")
+            left = _buffered(db, relid)
             # The rows stay until the last of the three has read them, and go with its refresh.
             assert (left == 0) == (i == 2), (step, name, left)
-    for name, query in [("fast", "SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g"),
-                        ("slow", "SELECT id, v FROM src WHERE v % 3 = 0"),
-                        ("third", "SELECT g, max(v) AS m FROM src GROUP BY g")]:
-        assert db.multiset_difference(name, query) == 0, name
+    _assert_equal_to_their_queries(db, {**READERS, "third": THIRD})
 
 
 def test_a_cleanup_that_could_not_run_is_made_up_by_the_next_refresh(db):
     relid = _setup(db)
-
-    def buffered():
-        return db.value(f"SELECT count(*) FROM pgstream_changes.rows_{relid}")
 
     db.sql("UPDATE src SET v = v + 1 WHERE id <= 10")  # 20 change rows
     db.sql("SELECT pgstream.refresh_stream_table('fast')")
@@ -201,15 +207,15 @@ def test_a_cleanup_that_could_not_run_is_made_up_by_the_next_refresh(db):
     with creator.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock_shared(1885827939, 0)")
     db.sql("SELECT pgstream.refresh_stream_table('slow')")
-    assert buffered() == 20
+    assert _buffered(db, relid) == 20
     creator.close()
     # The next refresh that writes its position cleans them up, though the change it read is
     # one the other reader has not covered yet.
     db.sql("UPDATE src SET v = v + 1 WHERE id BETWEEN 21 AND 23")  # 6 change rows
     db.sql("SELECT pgstream.refresh_stream_table('fast')")
-    assert buffered() == 6
+    assert _buffered(db, relid) == 6
     db.sql("SELECT pgstream.refresh_stream_table('slow')")
-    assert buffered() == 0
+    assert _buffered(db, relid) == 0
 
 
 def test_work_tables_do_not_grow_with_every_refresh_of_a_session(db):
@@ -230,7 +236,7 @@ def test_work_tables_do_not_grow_with_every_refresh_of_a_session(db):
         pages = cur.fetchone()[0]
     conn.close()
     assert pages is not None and pages <= 64 + 16, pages
-    assert db.multiset_difference("fast", "SELECT g, sum(v) AS s, count(*) AS n FROM src GROUP BY g") == 0
+    assert db.multiset_difference("fast", READERS["fast"]) == 0
 
 
 COUNTED_QUERY = "SELECT id, g, v FROM counted WHERE v >= 0"
