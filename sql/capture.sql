@@ -427,13 +427,16 @@ END
 $$;
 
 -- Whether nothing stream table `stream_table` reads changed outside snapshot `since` (no
--- change record, no DDL, every source captured): its refresh may be skipped. (Here and in
+-- change record, no DDL, every source captured): its refresh may be skipped. With `verify`
+-- false the capture objects are not looked at again: the engine passes it when this session
+-- verified them since `since` and no invalidation of them has arrived since. (Here and in
 -- _change_state, `xid >= xmin` is what the index on (source_relid, xid) finds: an older record
 -- is covered. Records pile up while another reader of a source lags behind: the lookup is one
 -- index range per source, and sequential scans are off because the plans kept per session are
 -- generic, made without knowing how far back xmin lies. With them off, a scan with no index to use
 -- costs enough to be compiled by JIT, which would take tens of milliseconds: JIT is off too.)
-CREATE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot) RETURNS boolean
+CREATE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot,
+    verify boolean DEFAULT true) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off
@@ -449,7 +452,7 @@ BEGIN
                            WHERE NOT pgstream._covered(c.xid, since))
            -- A snapshot from the future (a restored cluster) proves nothing.
            AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
-           AND pgstream._capture_complete(stream_table));
+           AND (NOT verify OR pgstream._capture_complete(stream_table)));
 END
 $$;
 
@@ -457,8 +460,10 @@ $$;
 -- (NULL: never refreshed), read in the refresh's snapshot: DDL happened (its sources may be
 -- others now), every source has its statement trigger, every table source has a current row
 -- capture that its owner `reader` may read (change rows are shown only to roles with SELECT on
--- the whole table), a source was truncated, and which sources changed.
+-- the whole table), a source was truncated, and which sources changed. With `verify` false the
+-- capture objects are taken as verified (see _unchanged_since); the privilege still is not.
 CREATE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot, reader oid,
+    verify boolean DEFAULT true,
     OUT ddl_pending boolean, OUT capture_complete boolean, OUT row_capture_complete boolean,
     OUT truncated boolean, OUT changed oid[])
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -469,10 +474,10 @@ AS $$
 BEGIN
         SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
                                         WHERE c.source_relid = 0 AND c.xid >= pg_snapshot_xmin(since) AND NOT pgstream._covered(c.xid, since)),
-               pgstream._capture_complete(stream_table),
+               NOT verify OR pgstream._capture_complete(stream_table),
                NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
                            WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
-                             AND (NOT pgstream._row_capture_current(d.source_relid)
+                             AND ((verify AND NOT pgstream._row_capture_current(d.source_relid))
                                   OR NOT has_table_privilege(reader, d.source_relid, 'SELECT'))),
                since IS NOT NULL AND EXISTS (SELECT 1 FROM pgstream_changes.statements c
                          JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid

@@ -199,7 +199,9 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot) RETURNS boolean
+DROP FUNCTION pgstream._unchanged_since(bigint, pg_snapshot);
+CREATE FUNCTION pgstream._unchanged_since(stream_table bigint, since pg_snapshot,
+    verify boolean DEFAULT true) RETURNS boolean
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off
@@ -215,11 +217,13 @@ BEGIN
                            WHERE NOT pgstream._covered(c.xid, since))
            -- A snapshot from the future (a restored cluster) proves nothing.
            AND pg_snapshot_xmax(since) <= pg_snapshot_xmax(pg_current_snapshot())
-           AND pgstream._capture_complete(stream_table));
+           AND (NOT verify OR pgstream._capture_complete(stream_table)));
 END
 $$;
 
-CREATE OR REPLACE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot, reader oid,
+DROP FUNCTION pgstream._change_state(bigint, pg_snapshot, oid);
+CREATE FUNCTION pgstream._change_state(stream_table bigint, since pg_snapshot, reader oid,
+    verify boolean DEFAULT true,
     OUT ddl_pending boolean, OUT capture_complete boolean, OUT row_capture_complete boolean,
     OUT truncated boolean, OUT changed oid[])
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -230,10 +234,10 @@ AS $$
 BEGIN
         SELECT since IS NULL OR EXISTS (SELECT 1 FROM pgstream_changes.statements c
                                         WHERE c.source_relid = 0 AND c.xid >= pg_snapshot_xmin(since) AND NOT pgstream._covered(c.xid, since)),
-               pgstream._capture_complete(stream_table),
+               NOT verify OR pgstream._capture_complete(stream_table),
                NOT EXISTS (SELECT 1 FROM pgstream.pgs_dependencies d
                            WHERE d.pgs_id = stream_table AND d.source_kind <> 'view'
-                             AND (NOT pgstream._row_capture_current(d.source_relid)
+                             AND ((verify AND NOT pgstream._row_capture_current(d.source_relid))
                                   OR NOT has_table_privilege(reader, d.source_relid, 'SELECT'))),
                since IS NOT NULL AND EXISTS (SELECT 1 FROM pgstream_changes.statements c
                          JOIN pgstream.pgs_dependencies d ON d.source_relid = c.source_relid

@@ -3,6 +3,7 @@
 pub use pgstream_core::{
     change_volume, citus_table, delta, lock_keys, modes, names, normalize, partitioning,
     query_settings, refresh_decision, refresh_reason, relation_kind, schedule, sql_text,
+    work_table_stats,
 };
 
 pub mod api;

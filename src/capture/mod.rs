@@ -8,6 +8,7 @@ pub mod partitions;
 pub mod setup;
 pub mod trigger;
 pub mod trigger_toggles;
+pub mod verified;
 
 use pgrx::prelude::*;
 

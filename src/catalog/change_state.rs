@@ -47,18 +47,22 @@ pub fn change_state(id: i64, snapshot: Option<&str>, owner: pg_sys::Oid) -> Chan
     .unwrap_or_else(|e| panic!("reading the change state failed: {e}"))
 }
 
-/// The change state read in a refresh's snapshot (`$1`: the snapshot last covered).
+/// The change state read in a refresh's snapshot (`$1`: the snapshot last covered); capture
+/// objects looked at only when `verify` (see [`crate::capture::verified`]).
 pub fn change_state_in(
     snapshot: &crate::refresh::snapshot::RefreshSnapshot,
     params: &crate::refresh::snapshot::Params,
     id: i64,
     owner: pg_sys::Oid,
+    verify: bool,
 ) -> ChangeState {
+    // (Verifying, without the argument: a database not updated to 0.4.0 yet has no `verify`.)
     let row = snapshot.run_text(
         &format!(
             "SELECT ddl_pending, capture_complete, row_capture_complete, truncated, changed::pg_catalog.text \
-             FROM pgstream._change_state({id}, $1::pg_catalog.pg_snapshot, {}::pg_catalog.oid)",
-            owner.to_u32()
+             FROM pgstream._change_state({id}, $1::pg_catalog.pg_snapshot, {}::pg_catalog.oid{})",
+            owner.to_u32(),
+            if verify { "" } else { ", false" }
         ),
         params,
     );
@@ -86,15 +90,18 @@ pub fn change_state_in(
 }
 
 /// Whether nothing stream table `id` reads changed since `snapshot` (no change record, no DDL,
-/// every source captured).
-pub fn unchanged_since(id: i64, snapshot: &str) -> bool {
-    crate::kept_plans::one::<bool>(
-        "SELECT pgstream._unchanged_since($1, $2::pg_catalog.pg_snapshot)",
-        &[id.into(), snapshot.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
+/// every source captured: looked at only when `verify`).
+pub fn unchanged_since(id: i64, snapshot: &str, verify: bool) -> bool {
+    // (Verifying, without the argument: a database not updated to 0.4.0 yet has no `verify`.)
+    let sql = if verify {
+        "SELECT pgstream._unchanged_since($1, $2::pg_catalog.pg_snapshot)"
+    } else {
+        "SELECT pgstream._unchanged_since($1, $2::pg_catalog.pg_snapshot, false)"
+    };
+    crate::kept_plans::one::<bool>(sql, &[id.into(), snapshot.into()])
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// Records DDL the engine ran itself that still changes what other stream tables' queries

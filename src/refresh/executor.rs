@@ -102,14 +102,14 @@ impl Execution<'_> {
     /// the planner knows. Returns them with how many change rows they hold.
     pub fn fill_deltas(&self) -> FilledDeltas {
         let mut deltas: Vec<String> = Vec::new();
-        let mut delta_rows = 0;
+        let mut filled: Vec<i64> = Vec::new();
         for input in &self.plan.deltas {
             let name = work_tables::ensure_named(
                 &self.names.delta_table(input.relid),
                 &sql::delta_definition(input),
                 self.table,
             );
-            delta_rows += self.plain(&sql::delta_fill(&self.names, input)).0 as i64;
+            filled.push(self.plain(&sql::delta_fill(&self.names, input)).0 as i64);
             deltas.push(name);
         }
         for (relid, column) in &self.plan.delta_indexes {
@@ -118,13 +118,15 @@ impl Execution<'_> {
                 work_tables::run(&create);
             }
         }
-        if !deltas.is_empty() {
-            let deltas: Vec<&str> = deltas.iter().map(String::as_str).collect();
-            work_tables::analyze(&deltas, 1);
-        }
+        let sized: Vec<(&str, i64)> = deltas
+            .iter()
+            .map(String::as_str)
+            .zip(filled.iter().copied())
+            .collect();
+        work_tables::analyze(&sized);
         FilledDeltas {
             names: deltas,
-            rows: delta_rows,
+            rows: filled.iter().sum(),
         }
     }
 
@@ -178,14 +180,18 @@ impl Execution<'_> {
                     let Identity::Key(key) = self.identity_of(stage) else {
                         unreachable!("keyed refreshes are planned for keyed relations")
                     };
-                    self.restricted(&sql::capture_keys(&affected, affected_sql, key.len()));
-                    work_tables::analyze(&[&affected], 1);
-                    self.restricted(&sql::capture_fresh(&fresh, fresh_sql, &stage.columns));
+                    let keys = self
+                        .restricted(&sql::capture_keys(&affected, affected_sql, key.len()))
+                        .0 as i64;
+                    work_tables::analyze(&[(&affected, keys)]);
+                    let rows = self
+                        .restricted(&sql::capture_fresh(&fresh, fresh_sql, &stage.columns))
+                        .0 as i64;
                     self.apply_keyed(
                         stage,
                         &target,
                         &affected,
-                        &fresh,
+                        (&fresh, rows),
                         &key,
                         change_set.as_deref(),
                     )
@@ -195,10 +201,6 @@ impl Execution<'_> {
                 }
                 StageRefresh::Recompute => self.recompute(stage, &target, change_set.as_deref()),
             };
-            if let Some(change_set) = &change_set {
-                // Stages above read it: with its size known.
-                work_tables::analyze(&[change_set], 1);
-            }
             if self.is_root(stage) {
                 applied = result;
             }
@@ -227,29 +229,34 @@ impl Execution<'_> {
         (affected, fresh)
     }
 
-    /// Applies the recomputed rows of the affected keys (and writes the change set first).
+    /// Applies the recomputed rows of the affected keys, `fresh` (the table and how many rows
+    /// it holds), and writes the change set first.
     fn apply_keyed(
         &self,
         stage: &StagePlan,
         target: &str,
         affected: &str,
-        fresh: &str,
+        (fresh, fresh_rows): (&str, i64),
         key: &[String],
         change_set: Option<&str>,
     ) -> AppliedChanges {
+        work_tables::analyze(&[(fresh, fresh_rows)]);
         if self.root_on_citus.is_some() && self.is_root(stage) {
             return self.apply_keyed_on_citus(stage, target, affected, fresh, key, change_set);
         }
-        work_tables::analyze(&[fresh], 1);
         if let Some(change_set) = change_set {
-            self.plain(&sql::keyed_change_set(
-                change_set,
-                target,
-                affected,
-                fresh,
-                &stage.columns,
-                key,
-            ));
+            let written = self
+                .plain(&sql::keyed_change_set(
+                    change_set,
+                    target,
+                    affected,
+                    fresh,
+                    &stage.columns,
+                    key,
+                ))
+                .0 as i64;
+            // Stages above read it: with its size known.
+            work_tables::analyze(&[(change_set, written)]);
         }
         let [delete, merge] = sql::apply_keyed(target, affected, fresh, &stage.columns, key);
         let deleted = self.plain(&delete).0 as i64;
@@ -314,7 +321,6 @@ impl Execution<'_> {
         change_set: Option<&str>,
     ) -> AppliedChanges {
         let columns = &stage.columns;
-        work_tables::analyze(&[fresh], 1);
         if self.root_on_citus == Some(crate::capture::citus::CitusKind::Reference) {
             // Every row of the affected keys replaced (counted as deleted and inserted).
             let [delete, insert] = sql::citus_replace_keys(target, affected, fresh, columns, key);
@@ -335,14 +341,19 @@ impl Execution<'_> {
             };
         }
         let old = self.work("old", stage, &sql::shaped_like("", target, columns));
-        self.plain(&sql::citus_old_rows(&old, target, affected, columns, key));
-        work_tables::analyze(&[&old], 1);
+        let old_rows = self
+            .plain(&sql::citus_old_rows(&old, target, affected, columns, key))
+            .0 as i64;
+        work_tables::analyze(&[(&old, old_rows)]);
         let netted = self.work("netted", stage, &sql::change_set_work(target, columns));
         self.plain(&sql::keyed_change_set(
             &netted, &old, affected, fresh, columns, key,
         ));
         if let Some(change_set) = change_set {
-            self.plain(&format!("INSERT INTO {change_set} SELECT * FROM {netted}"));
+            let written = self
+                .plain(&format!("INSERT INTO {change_set} SELECT * FROM {netted}"))
+                .0 as i64;
+            work_tables::analyze(&[(change_set, written)]);
         }
         let counts = self.plain(&sql::citus_change_counts(&netted, key)).1;
         let count = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
@@ -373,21 +384,22 @@ impl Execution<'_> {
         let captured = self
             .restricted(&sql::capture_signed(&work, delta_sql, &stage.columns))
             .0 as i64;
-        work_tables::analyze(&[&work], captured);
+        work_tables::analyze(&[(&work, captured)]);
         let applied = match self.identity_of(stage) {
             Identity::Key(key) => {
                 let (affected, fresh) = self.keyed_work(stage, target);
-                for statement in
+                let [keys, rows] =
                     sql::signed_to_keyed(&work, &affected, &fresh, &stage.columns, &key)
-                {
-                    self.plain(&statement);
-                }
-                work_tables::analyze(&[&affected], 1);
-                self.apply_keyed(stage, target, &affected, &fresh, &key, change_set)
+                        .map(|statement| self.plain(&statement).0 as i64);
+                work_tables::analyze(&[(&affected, keys)]);
+                self.apply_keyed(stage, target, &affected, (&fresh, rows), &key, change_set)
             }
             Identity::Multiset => {
                 if let Some(change_set) = change_set {
-                    self.plain(&sql::multiset_change_set(change_set, &work, &stage.columns));
+                    let written = self
+                        .plain(&sql::multiset_change_set(change_set, &work, &stage.columns))
+                        .0 as i64;
+                    work_tables::analyze(&[(change_set, written)]);
                 }
                 let counts = self.plain(&sql::multiset_counts(&work)).1;
                 let (inserted, deleted) = (
@@ -405,7 +417,7 @@ impl Execution<'_> {
                     target,
                     &stage.columns,
                 ));
-                work_tables::analyze(&[&ops], inserted + deleted);
+                work_tables::analyze(&[(&ops, inserted + deleted)]);
                 self.plain(&sql::apply_multiset(&ops, target, &stage.columns));
                 work_tables::empty(&[&ops], inserted + deleted);
                 AppliedChanges {
@@ -430,7 +442,7 @@ impl Execution<'_> {
         let state = self.names.state_table(stage.index);
         let groups = self.work("groups", stage, &sql::groups_work(plan, &state));
         let touched = self.restricted(&sql::capture_groups(&groups, plan)).0 as i64;
-        work_tables::analyze(&[&groups], touched);
+        work_tables::analyze(&[(&groups, touched)]);
         let rescan = work_tables::ensure_named(
             &self.names.rescan(stage.index),
             &sql::keys_work(&state, &crate::delta::algebraic::key_columns(plan)),
@@ -456,12 +468,10 @@ impl Execution<'_> {
         let Identity::Key(key) = self.identity_of(stage) else {
             unreachable!("algebraic stages are keyed")
         };
-        for statement in
+        let [_, rows] =
             sql::algebraic_outputs(plan, &state, &groups, &affected, &fresh, &stage.columns)
-        {
-            self.plain(&statement);
-        }
-        let applied = self.apply_keyed(stage, target, &affected, &fresh, &key, change_set);
+                .map(|statement| self.plain(&statement).0 as i64);
+        let applied = self.apply_keyed(stage, target, &affected, (&fresh, rows), &key, change_set);
         work_tables::empty(&[&groups, &rescan, &state_work], touched);
         applied
     }

@@ -12,6 +12,7 @@ pub mod snapshot;
 pub mod subxact;
 pub mod work_tables;
 
+use crate::capture::verified::{self, Verification};
 use crate::catalog::{self, RefreshStats, StreamTable};
 use crate::error::StreamError;
 use crate::modes::{EffectiveMode, RefreshKind, RefreshMode};
@@ -182,7 +183,7 @@ pub fn refresh_now(
     // refresh always recomputes (it also repairs rows someone changed by hand).
     let may_skip =
         skipping == Skipping::Allowed || table.effective_mode == Some(EffectiveMode::Differential);
-    if may_skip && skipped_unchanged(&table, &clock) {
+    if may_skip && skipped_unchanged(&table, &clock, reads_citus) {
         return AppliedChanges::default();
     }
     let context = match repaired {
@@ -259,14 +260,20 @@ impl Clock {
 
 /// Records a SKIPPED refresh of `table` and returns true when nothing it reads changed since its
 /// last refresh (the cheap path: no snapshot of its own, no planning).
-fn skipped_unchanged(table: &StreamTable, clock: &Clock) -> bool {
+fn skipped_unchanged(table: &StreamTable, clock: &Clock, reads_citus: bool) -> bool {
     let (true, Some(consumed)) = (table.depends_only_on_sources, table.consumed.as_ref()) else {
         return false;
     };
+    let verification = if reads_citus {
+        Verification::always()
+    } else {
+        verified::before_refresh(table.id, Some(consumed.snapshot.as_str()))
+    };
     let covered = snapshot::connected(|| covered_position(&RefreshSnapshot::take()));
-    if !catalog::unchanged_since(table.id, &consumed.snapshot) {
+    if !catalog::unchanged_since(table.id, &consumed.snapshot, verification.verify) {
         return false;
     }
+    verification.passed(table.id, &covered.snapshot);
     let skipped = Outcome {
         kind: RefreshKind::Skipped,
         applied: AppliedChanges::default(),

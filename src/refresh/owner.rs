@@ -6,6 +6,7 @@ use super::executor::{AppliedChanges, Execution, FilledDeltas};
 use super::mode;
 use super::snapshot::{self, Params, RefreshSnapshot};
 use super::{data_columns, identity_change, rederive_sources, retype};
+use crate::capture::verified::{self, Verification};
 use crate::catalog::{self, ChangeState, Position, StreamTable};
 use crate::delta::{Identity, Names, Plan};
 use crate::error::StreamError;
@@ -49,6 +50,15 @@ pub(super) fn refresh_as_owner(
     mode: RefreshMode,
     context: RefreshContext,
 ) -> Outcome {
+    // Decided before the snapshot the verification reads in (see capture::verified).
+    let verification = if context.reads_citus {
+        Verification::always()
+    } else {
+        verified::before_refresh(
+            table.id,
+            table.consumed.as_ref().map(|p| p.snapshot.as_str()),
+        )
+    };
     // Taken first: DDL committed before it is in the catalogs read below, DDL after it is the
     // next refresh's.
     let first = RefreshSnapshot::take();
@@ -58,7 +68,8 @@ pub(super) fn refresh_as_owner(
         own_seq: table.consumed.as_ref().and_then(|p| p.own_seq),
     };
     snapshot::connected(|| {
-        let read = read_changes(table, &first, &params, owner, context);
+        let read = read_changes(table, &first, &params, owner, context, verification.verify);
+        let intact = read.intact;
         let snapshot = read.after_ddl.as_ref().unwrap_or(&first);
         let mut refresh = Refresh {
             covered: covered_position(snapshot),
@@ -77,7 +88,11 @@ pub(super) fn refresh_as_owner(
             Some(step) => (step, None),
             None => refresh.weigh_changes(&mut found, gathered.plan.as_ref()),
         };
-        refresh.carry_out(step, gathered.plan.as_ref(), filled)
+        let outcome = refresh.carry_out(step, gathered.plan.as_ref(), filled);
+        if intact {
+            verification.passed(table.id, &outcome.covered.snapshot);
+        }
+        outcome
     })
 }
 
@@ -94,28 +109,33 @@ struct ReadChanges {
     capture_repaired: bool,
     /// After DDL or a repair: the snapshot the state was read in, which the refresh runs in.
     after_ddl: Option<RefreshSnapshot>,
+    /// No DDL, nothing repaired, capture complete: what the next refresh may trust.
+    intact: bool,
 }
 
-/// Reads the change state of `table` in `snapshot`; after DDL analyzes its query again, where
-/// capture is missing or out of date puts it right, and then reads the state anew in a later
-/// snapshot.
+/// Reads the change state of `table` in `snapshot` (its capture objects looked at when
+/// `verify`); after DDL analyzes its query again, where capture is missing or out of date puts
+/// it right, and then reads the state anew, capture verified, in a later snapshot.
 fn read_changes(
     table: &StreamTable,
     snapshot: &RefreshSnapshot,
     params: &Params,
     owner: pg_sys::Oid,
     context: RefreshContext,
+    verify: bool,
 ) -> ReadChanges {
-    let state = catalog::change_state_in(snapshot, params, table.id, owner);
+    let state = catalog::change_state_in(snapshot, params, table.id, owner, verify);
     let capture_repaired = !context.capture_checked && super::repair_capture_of(table, &state);
     let ddl = context.ddl_pending || state.ddl_pending;
     if !ddl && !capture_repaired {
+        let intact = state.capture_complete && state.row_capture_complete;
         return ReadChanges {
             table: table.clone(),
             state,
             meaning_changed: false,
             capture_repaired,
             after_ddl: None,
+            intact,
         };
     }
     let meaning_changed = ddl && rederive_sources(table);
@@ -128,13 +148,14 @@ fn read_changes(
     // writes are committed: none is left for a later refresh to read in a shape it was not
     // written in.
     let after_ddl = RefreshSnapshot::take();
-    let state = catalog::change_state_in(&after_ddl, params, table.id, owner);
+    let state = catalog::change_state_in(&after_ddl, params, table.id, owner, true);
     ReadChanges {
         table,
         state,
         meaning_changed,
         capture_repaired,
         after_ddl: Some(after_ddl),
+        intact: false,
     }
 }
 

@@ -2,6 +2,7 @@
 //! emptied after each use (creating and dropping tables costs more than most refreshes do).
 
 use crate::catalog::StreamTable;
+use crate::work_table_stats::{self, RecordedSize};
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 
@@ -127,16 +128,69 @@ fn recorded_shape(qualified: &str) -> Option<(String, i64)> {
     .unwrap_or_else(|e: pgrx::spi::Error| panic!("checking work table {qualified} failed: {e}"))
 }
 
-/// Gives the planner the sizes of work tables that received rows (without, it guesses a
-/// thousand rows and may hash a whole stream table to join a handful). Sampled lightly, with a
-/// statistics target of 10 (3 000 rows): sizes and distinct counts are what the planner needs
-/// of them, and the default's 30 000-row sample cost about 20 ms for a 17 000-row delta table.
-pub fn analyze(tables: &[&str], rows: i64) {
-    if rows > 0 {
+/// Gives the planner the sizes of work tables just filled, `(table, rows it holds)`, where its
+/// estimate is off by more than twice (see [`crate::work_table_stats`]): without, it may guess
+/// a thousand rows and hash a whole stream table to join a handful; analyzing every time
+/// planned every kept statement reading them again. Sampled lightly, with a statistics target
+/// of 10 (3 000 rows): sizes and distinct counts are what the planner needs of them, and the
+/// default's 30 000-row sample cost about 20 ms for a 17 000-row delta table.
+pub fn analyze(tables: &[(&str, i64)]) {
+    let filled: Vec<(&str, i64)> = tables
+        .iter()
+        .copied()
+        .filter(|(_, rows)| *rows > 0)
+        .collect();
+    if filled.is_empty() {
+        return;
+    }
+    let names: Vec<String> = filled.iter().map(|(name, _)| name.to_string()).collect();
+    let recorded = recorded_sizes(&names);
+    let stale: Vec<&str> = filled
+        .iter()
+        .zip(&recorded)
+        .filter(|((_, rows), size)| work_table_stats::worth_analyzing(size.as_ref(), *rows))
+        .map(|((name, _), _)| *name)
+        .collect();
+    if !stale.is_empty() {
         crate::settings::with_settings(&[(c"default_statistics_target", "10")], || {
-            run(&format!("ANALYZE {}", tables.join(", ")))
+            run(&format!("ANALYZE {}", stale.join(", ")))
         });
     }
+}
+
+/// What the catalog records of the size of each of `tables` (None for one it does not know).
+/// One statement a table: a kept plan with an array of names would be planned again at every
+/// call (its plan for the array's actual length is cheaper than the generic one).
+fn recorded_sizes(tables: &[String]) -> Vec<Option<RecordedSize>> {
+    tables
+        .iter()
+        .map(|table| {
+            crate::kept_plans::query(
+                "SELECT c.reltuples::pg_catalog.float8, c.relpages::pg_catalog.int8, \
+                        pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::pg_catalog.int8 \
+                 FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
+                &[table.as_str().into()],
+                |rows| {
+                    let Some(row) = rows.into_iter().next() else {
+                        return Ok(None);
+                    };
+                    Ok(
+                        match (row.get::<f64>(1)?, row.get::<i64>(2)?, row.get::<i64>(3)?) {
+                            (Some(reltuples), Some(relpages), Some(pages)) => Some(RecordedSize {
+                                reltuples,
+                                relpages,
+                                pages,
+                            }),
+                            _ => None,
+                        },
+                    )
+                },
+            )
+            .unwrap_or_else(|e: pgrx::spi::Error| {
+                panic!("reading the size of work table {table} failed: {e}")
+            })
+        })
+        .collect()
 }
 
 /// Empties work tables after use; `rows` tells how much they hold.

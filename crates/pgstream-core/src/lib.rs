@@ -18,3 +18,4 @@ pub mod relation_kind;
 pub mod schedule;
 pub mod scheduler;
 pub mod sql_text;
+pub mod work_table_stats;

@@ -142,7 +142,7 @@ impl Execution<'_> {
                 let filled = self
                     .restricted(&sql::capture_fresh(&work, rows_sql, columns))
                     .0 as i64;
-                work_tables::analyze(&[&work], 1);
+                work_tables::analyze(&[(&work, filled)]);
                 let [delete, merge] = sql::full_keyed(&target, &work, columns, key);
                 let deleted = self.plain(&delete).0 as i64;
                 let (inserted, updated) = self.merge_counted(true, &target, &work, key, &merge);
@@ -159,8 +159,10 @@ impl Execution<'_> {
                 work_tables::run(&format!(
                     "CREATE TEMPORARY TABLE {work} ON COMMIT DROP AS SELECT * FROM {target} WITH NO DATA"
                 ));
-                self.restricted(&sql::fill_multiset(&work, rows_sql, columns));
-                work_tables::analyze(&[&work], 1);
+                let filled = self
+                    .restricted(&sql::fill_multiset(&work, rows_sql, columns))
+                    .0 as i64;
+                work_tables::analyze(&[(&work, filled)]);
                 let [delete, insert] = sql::full_multiset(&target, &work, columns);
                 let deleted = self.plain(&delete).0 as i64;
                 let inserted = self.plain(&insert).0 as i64;
