@@ -12,6 +12,27 @@ thread_local! {
     /// constant.
     static KEPT: RefCell<HashMap<(usize, usize), Rc<OwnedPreparedStatement>>> =
         RefCell::new(HashMap::new());
+    /// Statements without parameters made at run time (a work table's name in them), by text.
+    static KEPT_TEXTS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Runs `sql`, a statement without parameters or rows made at run time, through a plan kept
+/// for its text (a session makes few such texts: one per work table).
+pub fn run_text(sql: &str) -> Result<(), pgrx::spi::Error> {
+    Spi::connect_mut(|client| {
+        let kept = KEPT_TEXTS.with(|kept| kept.borrow().get(sql).cloned());
+        let prepared = match kept {
+            Some(prepared) => prepared,
+            None => {
+                let prepared = Rc::new(client.prepare_mut(sql, &[])?.keep());
+                KEPT_TEXTS.with(|kept| kept.borrow_mut().insert(sql.to_string(), prepared.clone()));
+                prepared
+            }
+        };
+        client.update(&*prepared, None, &[])?;
+        Ok(())
+    })
 }
 
 /// Runs `sql` (a constant; its parameters typed as `args` are) with `args` through its kept

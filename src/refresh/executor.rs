@@ -28,10 +28,10 @@ pub struct FilledDeltas {
 }
 
 impl FilledDeltas {
-    /// Empties them (after use, or when the refresh recomputes instead).
+    /// Lets go of them (after use, or when the refresh recomputes instead).
     pub fn discard(self) {
         let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
-        work_tables::empty(&names, self.rows);
+        work_tables::release(&names, self.rows);
     }
 }
 
@@ -262,7 +262,7 @@ impl Execution<'_> {
         let deleted = self.plain(&delete).0 as i64;
         let (inserted, updated) =
             self.merge_counted(self.is_root(stage), target, fresh, key, &merge);
-        work_tables::empty(&[affected, fresh], 1);
+        work_tables::release(&[affected, fresh], fresh_rows);
         AppliedChanges {
             inserted,
             updated,
@@ -333,7 +333,7 @@ impl Execution<'_> {
                 0
             };
             let inserted = self.plain(&insert).0 as i64;
-            work_tables::empty(&[affected, fresh], 1);
+            work_tables::release(&[affected, fresh], 1);
             return AppliedChanges {
                 inserted,
                 updated: 0,
@@ -364,7 +364,7 @@ impl Execution<'_> {
         if count(0) + count(1) > 0 {
             self.plain(&insert);
         }
-        work_tables::empty(&[affected, fresh, &old, &netted], 1);
+        work_tables::release(&[affected, fresh, &old, &netted], 1);
         AppliedChanges {
             inserted: count(0),
             updated: count(1),
@@ -419,7 +419,7 @@ impl Execution<'_> {
                 ));
                 work_tables::analyze(&[(&ops, inserted + deleted)]);
                 self.plain(&sql::apply_multiset(&ops, target, &stage.columns));
-                work_tables::empty(&[&ops], inserted + deleted);
+                work_tables::release(&[&ops], inserted + deleted);
                 AppliedChanges {
                     inserted,
                     updated: 0,
@@ -427,7 +427,7 @@ impl Execution<'_> {
                 }
             }
         };
-        work_tables::empty(&[&work], captured);
+        work_tables::release(&[&work], captured);
         applied
     }
 
@@ -472,7 +472,7 @@ impl Execution<'_> {
             sql::algebraic_outputs(plan, &state, &groups, &affected, &fresh, &stage.columns)
                 .map(|statement| self.plain(&statement).0 as i64);
         let applied = self.apply_keyed(stage, target, &affected, (&fresh, rows), &key, change_set);
-        work_tables::empty(&[&groups, &rescan, &state_work], touched);
+        work_tables::release(&[&groups, &rescan, &state_work], touched);
         applied
     }
 
@@ -504,7 +504,7 @@ impl Execution<'_> {
         ));
         let delta = format!("SELECT __pgs_w, __pgs_t, {quoted} FROM {work}");
         let applied = self.apply_signed(stage, target, &delta, change_set);
-        work_tables::empty(&[&work], LARGE);
+        work_tables::release(&[&work], LARGE);
         applied
     }
 }

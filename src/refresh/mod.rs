@@ -6,6 +6,7 @@ pub mod failure_log;
 pub(crate) mod identity_change;
 pub mod mode;
 mod owner;
+mod plan_cache;
 pub mod plan_catalog;
 mod retype;
 pub mod snapshot;

@@ -5,7 +5,7 @@
 use super::executor::{AppliedChanges, Execution, FilledDeltas};
 use super::mode;
 use super::snapshot::{self, Params, RefreshSnapshot};
-use super::{data_columns, identity_change, rederive_sources, retype};
+use super::{data_columns, identity_change, plan_cache, rederive_sources, retype};
 use crate::capture::verified::{self, Verification};
 use crate::catalog::{self, ChangeState, Position, StreamTable};
 use crate::delta::{Identity, Names, Plan};
@@ -80,6 +80,10 @@ pub(super) fn refresh_as_owner(
             params: params.clone(),
             reads_citus: context.reads_citus,
             capture_repaired: context.capture_repaired || read.capture_repaired,
+            kept_plan: KeptPlan {
+                take: intact && !verification.verify,
+                keep: intact,
+            },
         };
         let mut found = refresh.found(mode, &read.state, read.meaning_changed, context);
         let changed: HashSet<u32> = read.state.changed.iter().copied().collect();
@@ -178,6 +182,17 @@ struct Refresh<'a> {
     reads_citus: bool,
     /// Capture was put right for this refresh: changes made meanwhile may be unrecorded.
     capture_repaired: bool,
+    /// What it may do with the plan kept from this session's last refresh of the table.
+    kept_plan: KeptPlan,
+}
+
+/// Whether a refresh may take the plan kept from this session's last refresh of its stream
+/// table (it trusts that refresh's verification and found no DDL), and keep its own (it found
+/// no DDL and capture intact).
+#[derive(Clone, Copy)]
+struct KeptPlan {
+    take: bool,
+    keep: bool,
 }
 
 impl Refresh<'_> {
@@ -262,7 +277,19 @@ impl Refresh<'_> {
 
     /// Plans the changes of the sources in `changed`: what planning found, and the plan.
     fn plan_changes(&self, changed: &HashSet<u32>) -> (Planned, Option<Plan>) {
-        match mode::plan(&self.table, Some(changed), true) {
+        let kept = self
+            .kept_plan
+            .take
+            .then(|| plan_cache::kept(&self.table, changed))
+            .flatten();
+        let planned = kept.map(Ok).unwrap_or_else(|| {
+            let planned = mode::plan(&self.table, Some(changed), true);
+            if let (Ok(plan), true) = (&planned, self.kept_plan.keep) {
+                plan_cache::keep(&self.table, changed, plan);
+            }
+            planned
+        });
+        match planned {
             Ok(plan) => (
                 Planned {
                     error: None,

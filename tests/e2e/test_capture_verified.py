@@ -2,7 +2,9 @@
 once, and again only after an invalidation of what it read: DDL the event triggers do not record
 (on the engine's own buffers) is found by the next refresh in the same session, and a refresh by
 another session makes this one verify again. Counted by the calls of the checking functions
-(track_functions) in the refreshing transaction."""
+(track_functions) in the refreshing transaction. While it trusts that verification, a session
+also reuses the plan of the stream table's last refresh for the same changed sources: a view
+redefined in another session, and changes of other sources, get a plan of their own."""
 
 from conftest import connect
 
@@ -78,3 +80,42 @@ def test_a_refresh_by_another_session_makes_this_one_verify_again(db):
     kind, checks = _refresh_counting_checks(db)
     assert (kind, checks > 0) == ("DIFFERENTIAL", True)
     assert db.multiset_difference("st", QUERY) == 0
+
+
+def test_a_view_redefined_in_another_session_is_planned_again(db):
+    db.sql("CREATE TABLE src (id int PRIMARY KEY, v int); INSERT INTO src SELECT g, g FROM generate_series(1, 10) g")
+    db.sql("CREATE VIEW big AS SELECT id, v FROM src WHERE v > 2")
+    db.sql("SELECT pgstream.create_stream_table('st', 'SELECT id, v FROM big', NULL, 'DIFFERENTIAL')")
+    for new_id in (101, 102, 103):  # past the first refreshes: verification and plan kept
+        db.sql("INSERT INTO src VALUES (%s, %s)", (new_id, new_id))
+        db.sql("SELECT pgstream.refresh_stream_table('st')")
+    other = connect(db.name)
+    with other.cursor() as cur:
+        cur.execute("CREATE OR REPLACE VIEW big AS SELECT id, v FROM src WHERE v > 5")
+        cur.execute("INSERT INTO src VALUES (104, 1), (105, 50)")
+    other.close()
+    db.sql("SELECT pgstream.refresh_stream_table('st')")
+    assert db.multiset_difference("st", "SELECT id, v FROM src WHERE v > 5") == 0
+    db.sql("INSERT INTO src VALUES (106, 4), (107, 60)")
+    db.sql("SELECT pgstream.refresh_stream_table('st')")
+    assert db.multiset_difference("st", "SELECT id, v FROM src WHERE v > 5") == 0
+
+
+def test_changes_of_other_sources_are_not_applied_with_a_plan_kept_for_one(db):
+    db.sql("CREATE TABLE a (id int PRIMARY KEY, k int); CREATE TABLE b (k int PRIMARY KEY, name text)")
+    db.sql("INSERT INTO a SELECT g, g % 5 FROM generate_series(1, 20) g; INSERT INTO b SELECT g, 'n' || g FROM generate_series(0, 4) g")
+    query = "SELECT a.id, b.name FROM a JOIN b ON b.k = a.k"
+    db.sql("SELECT pgstream.create_stream_table('st', %s, NULL, 'DIFFERENTIAL')", (query,))
+    rounds = [
+        "INSERT INTO a VALUES (100, 1); UPDATE b SET name = name || '+' WHERE k = 2",  # both
+        "INSERT INTO a VALUES (101, 2)",  # a only, twice: its plan kept, then taken
+        "INSERT INTO a VALUES (102, 3)",
+        "UPDATE b SET name = 'renamed' WHERE k = 3",  # b only
+        "UPDATE b SET name = 'again' WHERE k = 1",
+        "DELETE FROM a WHERE id = 100",  # a only again
+        "INSERT INTO a VALUES (103, 4); UPDATE b SET name = 'both' WHERE k = 4",
+    ]
+    for statement in rounds:
+        db.sql(statement)
+        db.sql("SELECT pgstream.refresh_stream_table('st')")
+        assert db.multiset_difference("st", query) == 0, statement

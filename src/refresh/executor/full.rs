@@ -147,7 +147,7 @@ impl Execution<'_> {
                 let deleted = self.plain(&delete).0 as i64;
                 let (inserted, updated) = self.merge_counted(true, &target, &work, key, &merge);
                 // (A small result is deleted: TRUNCATE makes a new file every refresh.)
-                work_tables::empty(&[&work], filled);
+                work_tables::release(&[&work], filled);
                 AppliedChanges {
                     inserted,
                     updated,
