@@ -48,6 +48,8 @@ pub struct Execution<'a> {
     /// What kind of Citus table the stream table is, if one (it is keyed: see
     /// [`Execution::apply_keyed_on_citus`]).
     pub root_on_citus: Option<crate::capture::citus::CitusKind>,
+    /// The stream table is partitioned (its rows may move between partitions).
+    pub root_partitioned: bool,
 }
 
 impl Execution<'_> {
@@ -244,6 +246,13 @@ impl Execution<'_> {
         if self.root_on_citus.is_some() && self.is_root(stage) {
             return self.apply_keyed_on_citus(stage, target, affected, fresh, key, change_set);
         }
+        // SAFETY: a plain setting read in the backend's own thread.
+        let counted = unsafe { pg_sys::pgstat_track_counts };
+        if change_set.is_none() && self.is_root(stage) && !self.root_partitioned && counted {
+            let applied = self.apply_keyed_at_once(target, affected, fresh, &stage.columns, key);
+            work_tables::release(&[affected, fresh], fresh_rows);
+            return applied;
+        }
         if let Some(change_set) = change_set {
             let written = self
                 .plain(&sql::keyed_change_set(
@@ -266,6 +275,41 @@ impl Execution<'_> {
         AppliedChanges {
             inserted,
             updated,
+            deleted,
+        }
+    }
+
+    /// [`Self::apply_keyed`] as one MERGE (see [`sql::apply_keyed_at_once`]): for the root,
+    /// when no stage above reads its change set, its rows cannot move between partitions, and
+    /// the transaction's statistics counters, read around it, tell inserted and deleted rows
+    /// from updated ones.
+    fn apply_keyed_at_once(
+        &self,
+        target: &str,
+        affected: &str,
+        fresh: &str,
+        columns: &[String],
+        key: &[String],
+    ) -> AppliedChanges {
+        let written = || self.plain(&sql::written_rows(target)).1;
+        let before = written();
+        let merged = self
+            .plain(&sql::apply_keyed_at_once(
+                target, affected, fresh, columns, key,
+            ))
+            .0 as i64;
+        let after = written();
+        let grew = |i: usize| {
+            after.get(i).copied().flatten().unwrap_or(0)
+                - before.get(i).copied().flatten().unwrap_or(0)
+        };
+        // (Bounded by the MERGE's own count: a user's trigger writing to the stream table is
+        // counted by the counters too.)
+        let inserted = grew(0).clamp(0, merged);
+        let deleted = grew(1).clamp(0, merged - inserted);
+        AppliedChanges {
+            inserted,
+            updated: merged - inserted - deleted,
             deleted,
         }
     }

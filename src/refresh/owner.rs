@@ -350,6 +350,9 @@ impl Refresh<'_> {
             params: self.params.clone(),
             root_identity: identity.clone(),
             root_on_citus: crate::capture::citus::table_kind(self.table.relid),
+            // SAFETY: a syscache lookup of a relation's kind.
+            root_partitioned: unsafe { pg_sys::get_rel_relkind(self.table.relid) }
+                == pg_sys::RELKIND_PARTITIONED_TABLE as std::ffi::c_char,
         }
     }
 

@@ -263,6 +263,51 @@ pub fn apply_keyed(
     ]
 }
 
+/// [`apply_keyed`] in one MERGE, for a relation whose rows never move between partitions: the
+/// affected keys joined to their fresh rows (first, between the two work tables), then matched
+/// to `target` by key; a key with no fresh row deleted, a differing row updated in place, a new
+/// key inserted. Its row count is all three, told apart by [`written_rows`] read around it.
+pub fn apply_keyed_at_once(
+    target: &str,
+    affected: &str,
+    fresh: &str,
+    columns: &[String],
+    key: &[String],
+) -> String {
+    let keys: Vec<String> = (0..key.len().max(1))
+        .map(|i| format!("__pgs_a.\"__pgs_k{i}\""))
+        .collect();
+    let assignments: Vec<String> = columns
+        .iter()
+        .filter(|c| !key.contains(c))
+        .map(|c| format!("{q} = __pgs_s.{q}", q = quote_ident(c)))
+        .collect();
+    let update = if assignments.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "WHEN MATCHED AND NOT {} THEN UPDATE SET {} ",
+            rows_alike("__pgs_t", "__pgs_s", columns),
+            assignments.join(", ")
+        )
+    };
+    format!(
+        "MERGE INTO {target} __pgs_t \
+         USING (SELECT {keys}, __pgs_f.__pgs_present, {fresh_columns} FROM {affected} __pgs_a \
+                LEFT JOIN (SELECT true AS __pgs_present, {fresh_columns} FROM {fresh} __pgs_f) __pgs_f \
+                ON {found} OFFSET 0) __pgs_s \
+         ON {matched} \
+         WHEN MATCHED AND __pgs_s.__pgs_present IS NULL THEN DELETE \
+         {update}WHEN NOT MATCHED AND __pgs_s.__pgs_present THEN INSERT ({targets}) VALUES ({values})",
+        keys = keys.join(", "),
+        fresh_columns = listed("__pgs_f.", columns),
+        found = affected_match("__pgs_a", "__pgs_f", key),
+        matched = affected_match("__pgs_s", "__pgs_t", key),
+        targets = listed("", columns),
+        values = listed("__pgs_s.", columns),
+    )
+}
+
 /// How many rows of `fresh` (recomputed rows of a keyed relation) have a key `target` lacks:
 /// the rows the apply inserts, counted before it runs. (The apply's statements count the rest:
 /// its MERGE acts on inserted and updated rows, its DELETE on deleted ones.)
@@ -456,6 +501,36 @@ mod tests {
                 "WHEN MATCHED AND NOT ROW(__pgs_t.\"id\", __pgs_t.\"Total\")::pg_catalog.record"
             ),
             "{merge}"
+        );
+    }
+
+    #[test]
+    fn a_keyed_apply_at_once_deletes_updates_and_inserts_by_the_affected_keys() {
+        let columns = vec!["id".to_string(), "v".to_string()];
+        let merge = apply_keyed_at_once(
+            "public.t",
+            "pg_temp.a",
+            "pg_temp.f",
+            &columns,
+            &columns[..1],
+        );
+        for part in [
+            "USING (SELECT __pgs_a.\"__pgs_k0\", __pgs_f.__pgs_present, __pgs_f.\"id\", __pgs_f.\"v\" FROM pg_temp.a __pgs_a",
+            "LEFT JOIN (SELECT true AS __pgs_present, __pgs_f.\"id\", __pgs_f.\"v\" FROM pg_temp.f __pgs_f) __pgs_f",
+            "OFFSET 0) __pgs_s ON pg_catalog.hash_record_extended(ROW(__pgs_s.\"__pgs_k0\")",
+            "WHEN MATCHED AND __pgs_s.__pgs_present IS NULL THEN DELETE",
+            "THEN UPDATE SET \"v\" = __pgs_s.\"v\"",
+            "WHEN NOT MATCHED AND __pgs_s.__pgs_present THEN INSERT (\"id\", \"v\") VALUES (__pgs_s.\"id\", __pgs_s.\"v\")",
+        ] {
+            assert!(merge.contains(part), "{part}\n{merge}");
+        }
+        // Every column in the key: nothing to update. No key (one group): one row, matched by any.
+        let keys_only = apply_keyed_at_once("t", "a", "f", &columns, &columns);
+        assert!(!keys_only.contains("UPDATE"), "{keys_only}");
+        let one_row = apply_keyed_at_once("t", "a", "f", &columns[1..], &[]);
+        assert!(
+            one_row.contains("__pgs_s ON true WHEN MATCHED"),
+            "{one_row}"
         );
     }
 }
