@@ -17,8 +17,12 @@ thread_local! {
         RefCell::new(HashMap::new());
 }
 
+/// At most this many statements kept by their text: past it they are all forgotten (a work
+/// table made anew for another shape has another name; a long-lived worker would keep them all).
+const MAX_KEPT_TEXTS: usize = 2_000;
+
 /// Runs `sql`, a statement without parameters or rows made at run time, through a plan kept
-/// for its text (a session makes few such texts: one per work table).
+/// for its text (one per work table).
 pub fn run_text(sql: &str) -> Result<(), pgrx::spi::Error> {
     Spi::connect_mut(|client| {
         let kept = KEPT_TEXTS.with(|kept| kept.borrow().get(sql).cloned());
@@ -26,7 +30,13 @@ pub fn run_text(sql: &str) -> Result<(), pgrx::spi::Error> {
             Some(prepared) => prepared,
             None => {
                 let prepared = Rc::new(client.prepare_mut(sql, &[])?.keep());
-                KEPT_TEXTS.with(|kept| kept.borrow_mut().insert(sql.to_string(), prepared.clone()));
+                KEPT_TEXTS.with(|kept| {
+                    let mut kept = kept.borrow_mut();
+                    if kept.len() >= MAX_KEPT_TEXTS {
+                        kept.clear();
+                    }
+                    kept.insert(sql.to_string(), prepared.clone())
+                });
                 prepared
             }
         };

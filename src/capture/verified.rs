@@ -20,7 +20,10 @@
 //! after is processed later than the verification began: it makes the next refresh verify. (A
 //! change seen by a refresh's snapshot whose invalidation has not been sent yet, a window of
 //! microseconds in the committing backend, can be missed by that refresh only; the next one
-//! sees the invalidation. DDL on a source itself holds a lock every refresh also takes.)
+//! sees the invalidation. DDL the event triggers record is caught by its record whatever the
+//! timing.) A refresh in a REPEATABLE READ or SERIALIZABLE transaction reads in the
+//! transaction's snapshot, which may predate invalidations processed since: it always verifies
+//! and leaves nothing to trust.
 
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -56,16 +59,24 @@ struct Verified {
 #[derive(Debug, Clone, Copy)]
 pub struct Verification {
     pub verify: bool,
-    began: u64,
+    /// The clock when the refresh decided (after the invalidations sent by then).
+    pub began: u64,
+    /// When the verification it trusts began (None: it verifies).
+    pub trusted_since: Option<u64>,
+    /// What it finds may be trusted later (and plans it makes kept).
+    pub recordable: bool,
 }
 
 impl Verification {
-    /// A refresh that verifies whatever this session knows (of Citus sources: their metadata
-    /// is not watched here).
+    /// A refresh that verifies and leaves nothing to trust: over Citus sources (their metadata
+    /// is not watched here), or in a transaction whose snapshot may predate the invalidations
+    /// processed.
     pub fn always() -> Verification {
         Verification {
             verify: true,
             began: CLOCK.get(),
+            trusted_since: None,
+            recordable: false,
         }
     }
 }
@@ -125,16 +136,20 @@ fn register() {
 /// Whether a refresh of stream table `id` starting from `consumed` (None: never refreshed) must
 /// verify its capture. Call before the snapshot the verification would read in.
 pub fn before_refresh(id: i64, consumed: Option<&str>) -> Verification {
+    // SAFETY: reads the transaction's isolation level.
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        return Verification::always();
+    }
     register();
     // SAFETY: what taking a lock does; outside any catalog scan.
     unsafe { pg_sys::AcceptInvalidationMessages() };
     let began = CLOCK.get();
-    let trusted = consumed.is_some_and(|consumed| {
+    let trusted_since = consumed.and_then(|consumed| {
         VERIFIED.with(|verified| {
-            verified.borrow().get(&id).is_some_and(|entry| {
+            verified.borrow().get(&id).and_then(|entry| {
                 // (An invalidation at the clock's reading when the verification began had been
                 // processed by then.)
-                entry.covered == consumed
+                let valid = entry.covered == consumed
                     && EVERYTHING_AT.get() <= entry.began
                     && INVALIDATED_AT.with(|at| {
                         let at = at.borrow();
@@ -142,19 +157,25 @@ pub fn before_refresh(id: i64, consumed: Option<&str>) -> Verification {
                             .relations
                             .iter()
                             .all(|r| at.get(r).is_none_or(|&t| t <= entry.began))
-                    })
+                    });
+                valid.then_some(entry.began)
             })
         })
     });
     Verification {
-        verify: !trusted,
+        verify: trusted_since.is_none(),
         began,
+        trusted_since,
+        recordable: true,
     }
 }
 
 impl Verification {
     /// Every check passed; the refresh covered `covered`. Its next refresh may trust that.
     pub fn passed(self, id: i64, covered: &str) {
+        if !self.recordable {
+            return;
+        }
         let relations = if self.verify {
             match relations_read(id) {
                 Some(relations) => relations,
@@ -170,11 +191,7 @@ impl Verification {
             })
         };
         // A trusted verification keeps its start: nothing since invalidated what it read.
-        let began = if self.verify {
-            self.began
-        } else {
-            VERIFIED.with(|verified| verified.borrow().get(&id).map_or(0, |entry| entry.began))
-        };
+        let began = self.trusted_since.unwrap_or(self.began);
         VERIFIED.with(|verified| {
             verified.borrow_mut().insert(
                 id,
@@ -190,7 +207,8 @@ impl Verification {
 
 /// The relations the capture checks of stream table `id` read: its table sources, their
 /// partitions, their buffers and reading views. None in a database whose extension is not
-/// updated to 0.4.0 yet (its checks cannot be left out).
+/// updated to 0.4.0 yet (its checks cannot be left out), or when they could not be read
+/// (nothing is trusted then; the refresh itself succeeded).
 fn relations_read(id: i64) -> Option<Vec<u32>> {
     crate::catalog::as_catalog_owner(|| {
         crate::kept_plans::one::<Vec<pg_sys::Oid>>(
@@ -208,6 +226,7 @@ fn relations_read(id: i64) -> Option<Vec<u32>> {
             &[id.into()],
         )
     })
-    .unwrap_or_else(|e| panic!("reading the relations of capture failed: {e}"))
+    .ok()
+    .flatten()
     .map(|relations| relations.into_iter().map(|oid| oid.to_u32()).collect())
 }

@@ -50,6 +50,9 @@ pub struct Execution<'a> {
     pub root_on_citus: Option<crate::capture::citus::CitusKind>,
     /// The stream table is partitioned (its rows may move between partitions).
     pub root_partitioned: bool,
+    /// The stream table has unique or exclusion indexes besides its identity (a user's
+    /// constraint, checked row by row as a MERGE goes).
+    pub root_constrained: bool,
 }
 
 impl Execution<'_> {
@@ -99,9 +102,10 @@ impl Execution<'_> {
         work_tables::ensure(&format!("{kind}{}", stage.index), self.table, definition)
     }
 
-    /// Copies the change rows of this refresh's window into the delta tables (analyzed, with the
-    /// lookup indexes the plan asks for): every term then reads these small tables, with sizes
-    /// the planner knows. Returns them with how many change rows they hold.
+    /// Copies the change rows of this refresh's window into the delta tables (analyzed where
+    /// the planner's estimate is off, with the lookup indexes the plan asks for): every term
+    /// then reads these small tables, with sizes the planner knows. Returns them with how many
+    /// change rows they hold.
     pub fn fill_deltas(&self) -> FilledDeltas {
         let mut deltas: Vec<String> = Vec::new();
         let mut filled: Vec<i64> = Vec::new();
@@ -248,7 +252,12 @@ impl Execution<'_> {
         }
         // SAFETY: a plain setting read in the backend's own thread.
         let counted = unsafe { pg_sys::pgstat_track_counts };
-        if change_set.is_none() && self.is_root(stage) && !self.root_partitioned && counted {
+        if change_set.is_none()
+            && self.is_root(stage)
+            && !self.root_partitioned
+            && !self.root_constrained
+            && counted
+        {
             let applied = self.apply_keyed_at_once(target, affected, fresh, &stage.columns, key);
             work_tables::release(&[affected, fresh], fresh_rows);
             return applied;
@@ -280,9 +289,10 @@ impl Execution<'_> {
     }
 
     /// [`Self::apply_keyed`] as one MERGE (see [`sql::apply_keyed_at_once`]): for the root,
-    /// when no stage above reads its change set, its rows cannot move between partitions, and
-    /// the transaction's statistics counters, read around it, tell inserted and deleted rows
-    /// from updated ones.
+    /// when no stage above reads its change set, its rows cannot move between partitions, no
+    /// user's unique constraint could see a new row before the deletion of the old one it
+    /// replaces, and the transaction's statistics counters, read around it, tell inserted and
+    /// deleted rows from updated ones.
     fn apply_keyed_at_once(
         &self,
         target: &str,
@@ -291,27 +301,32 @@ impl Execution<'_> {
         columns: &[String],
         key: &[String],
     ) -> AppliedChanges {
-        let written = || self.plain(&sql::written_rows(target)).1;
-        let before = written();
-        let merged = self
-            .plain(&sql::apply_keyed_at_once(
-                target, affected, fresh, columns, key,
-            ))
-            .0 as i64;
-        let after = written();
-        let grew = |i: usize| {
-            after.get(i).copied().flatten().unwrap_or(0)
-                - before.get(i).copied().flatten().unwrap_or(0)
-        };
+        let merge = sql::apply_keyed_at_once(target, affected, fresh, columns, key);
+        let (merged, grew_inserted, grew_deleted) = self.counted(target, &merge);
         // (Bounded by the MERGE's own count: a user's trigger writing to the stream table is
         // counted by the counters too.)
-        let inserted = grew(0).clamp(0, merged);
-        let deleted = grew(1).clamp(0, merged - inserted);
+        let inserted = grew_inserted.clamp(0, merged);
+        let deleted = grew_deleted.clamp(0, merged - inserted);
         AppliedChanges {
             inserted,
             updated: merged - inserted - deleted,
             deleted,
         }
+    }
+
+    /// Runs `statement` on `target` and returns its row count and how many rows the
+    /// transaction's statistics counters say it inserted into and deleted from `target` (its
+    /// leaf partitions when partitioned), read before and after.
+    fn counted(&self, target: &str, statement: &str) -> (i64, i64, i64) {
+        let written = || self.plain(&sql::written_rows(target)).1;
+        let before = written();
+        let processed = self.plain(statement).0 as i64;
+        let after = written();
+        let grew = |i: usize| {
+            after.get(i).copied().flatten().unwrap_or(0)
+                - before.get(i).copied().flatten().unwrap_or(0)
+        };
+        (processed, grew(0), grew(1))
     }
 
     /// Runs `merge` (inserting and updating rows of keyed `target` from `fresh`) and returns how
@@ -332,18 +347,11 @@ impl Execution<'_> {
         }
         // SAFETY: a plain setting read in the backend's own thread.
         if unsafe { pg_sys::pgstat_track_counts } {
-            let written = || self.plain(&sql::written_rows(target)).1;
-            let before = written();
-            let merged = self.plain(merge).0 as i64;
-            let after = written();
-            let grew = |i: usize| {
-                after.get(i).copied().flatten().unwrap_or(0)
-                    - before.get(i).copied().flatten().unwrap_or(0)
-            };
+            let (merged, grew_inserted, grew_deleted) = self.counted(target, merge);
             // A row moved to another partition is deleted from one and inserted into another:
             // updated. (Bounded by the MERGE's own count: a user's trigger writing to the stream
             // table is counted by the counters too.)
-            let inserted = (grew(0) - grew(1)).clamp(0, merged);
+            let inserted = (grew_inserted - grew_deleted).clamp(0, merged);
             return (inserted, merged - inserted);
         }
         let inserted = self.count(&sql::new_keys_count(target, fresh, key));
@@ -548,10 +556,7 @@ impl Execution<'_> {
         ));
         let delta = format!("SELECT __pgs_w, __pgs_t, {quoted} FROM {work}");
         let applied = self.apply_signed(stage, target, &delta, change_set);
-        work_tables::release(&[&work], LARGE);
+        work_tables::release(&[&work], work_tables::LARGE);
         applied
     }
 }
-
-/// Above this many rows work tables are truncated rather than deleted from.
-const LARGE: i64 = 5_000;

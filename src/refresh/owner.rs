@@ -81,8 +81,8 @@ pub(super) fn refresh_as_owner(
             reads_citus: context.reads_citus,
             capture_repaired: context.capture_repaired || read.capture_repaired,
             kept_plan: KeptPlan {
-                take: intact && !verification.verify,
-                keep: intact,
+                trusted_since: verification.trusted_since.filter(|_| intact),
+                made_at: (intact && verification.recordable).then_some(verification.began),
             },
         };
         let mut found = refresh.found(mode, &read.state, read.meaning_changed, context);
@@ -186,13 +186,13 @@ struct Refresh<'a> {
     kept_plan: KeptPlan,
 }
 
-/// Whether a refresh may take the plan kept from this session's last refresh of its stream
-/// table (it trusts that refresh's verification and found no DDL), and keep its own (it found
-/// no DDL and capture intact).
+/// Whether a refresh may take a plan kept from this session's refreshes of its stream table
+/// (it trusts a verification, which began at `trusted_since`, and found no DDL), and keep its
+/// own, stamped `made_at` (it found no DDL and capture intact).
 #[derive(Clone, Copy)]
 struct KeptPlan {
-    take: bool,
-    keep: bool,
+    trusted_since: Option<u64>,
+    made_at: Option<u64>,
 }
 
 impl Refresh<'_> {
@@ -279,13 +279,12 @@ impl Refresh<'_> {
     fn plan_changes(&self, changed: &HashSet<u32>) -> (Planned, Option<Plan>) {
         let kept = self
             .kept_plan
-            .take
-            .then(|| plan_cache::kept(&self.table, changed))
-            .flatten();
+            .trusted_since
+            .and_then(|since| plan_cache::kept(&self.table, changed, since));
         let planned = kept.map(Ok).unwrap_or_else(|| {
             let planned = mode::plan(&self.table, Some(changed), true);
-            if let (Ok(plan), true) = (&planned, self.kept_plan.keep) {
-                plan_cache::keep(&self.table, changed, plan);
+            if let (Ok(plan), Some(made_at)) = (&planned, self.kept_plan.made_at) {
+                plan_cache::keep(&self.table, changed, plan, made_at);
             }
             planned
         });
@@ -353,6 +352,14 @@ impl Refresh<'_> {
             // SAFETY: a syscache lookup of a relation's kind.
             root_partitioned: unsafe { pg_sys::get_rel_relkind(self.table.relid) }
                 == pg_sys::RELKIND_PARTITIONED_TABLE as std::ffi::c_char,
+            root_constrained: crate::kept_plans::one::<bool>(
+                "SELECT pg_catalog.count(*) > 1 FROM pg_catalog.pg_index \
+                 WHERE indrelid = $1 AND (indisunique OR indisexclusion)",
+                &[self.table.relid.into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(true),
         }
     }
 

@@ -25,7 +25,7 @@ def _setup(db):
     return db.value("SELECT 'src'::regclass::oid")
 
 
-def _refresh_counting_checks(db):
+def _refresh_counting_checks(db, isolation="READ COMMITTED"):
     """Refreshes st in a transaction of its own; returns the refresh kind and how many times the
     capture checks ran in it."""
     # (The view shows calls not yet flushed to the statistics, of this transaction and perhaps
@@ -34,7 +34,7 @@ def _refresh_counting_checks(db):
         "SELECT COALESCE(sum(calls), 0) FROM pg_stat_xact_user_functions "
         "WHERE schemaname = 'pgstream' AND funcname IN ('_capture_complete', '_row_capture_current')"
     )
-    db.sql("BEGIN")
+    db.sql(f"BEGIN ISOLATION LEVEL {isolation}")
     before = db.value(calls)
     db.sql("SELECT pgstream.refresh_stream_table('st')")
     checks = db.value(calls) - before
@@ -119,3 +119,16 @@ def test_changes_of_other_sources_are_not_applied_with_a_plan_kept_for_one(db):
         db.sql(statement)
         db.sql("SELECT pgstream.refresh_stream_table('st')")
         assert db.multiset_difference("st", query) == 0, statement
+
+
+def test_a_refresh_in_a_repeatable_read_transaction_always_verifies(db):
+    # Its snapshot is the transaction's, perhaps older than invalidations processed since.
+    _setup(db)
+    for n, isolation in enumerate(("REPEATABLE READ", "SERIALIZABLE", "REPEATABLE READ")):
+        db.sql("INSERT INTO src VALUES (%s, 7)", (200 + n,))
+        kind, checks = _refresh_counting_checks(db, isolation)
+        assert (kind, checks > 0) == ("DIFFERENTIAL", True), isolation
+    db.sql("INSERT INTO src VALUES (300, 7)")
+    kind, checks = _refresh_counting_checks(db)
+    assert (kind, checks > 0) == ("DIFFERENTIAL", True)  # nothing left to trust by those
+    assert db.multiset_difference("st", QUERY) == 0

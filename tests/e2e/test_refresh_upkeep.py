@@ -283,6 +283,25 @@ def test_inserted_updated_and_deleted_rows_are_counted_exactly(db, track_counts)
     assert db.value("SELECT tableoid::regclass::text FROM l WHERE id = 4") == "l_2"
 
 
+def test_a_users_unique_index_sees_a_value_freed_before_a_new_row_takes_it(db):
+    """A keyed stream table is applied by one MERGE only when it has no unique index of the
+    user's: a MERGE checks each row as it goes, so a new row could take a value the row it
+    replaces still holds. One refresh deletes key 1 (email x) and inserts key 2 with email x,
+    in both orders of the keys, DIFFERENTIAL and FULL."""
+    db.sql("CREATE TABLE people (id int PRIMARY KEY, email text)")
+    db.sql("INSERT INTO people VALUES (1, 'x'), (5, 'y')")
+    query = "SELECT id, email FROM people"
+    for mode in ("DIFFERENTIAL", "FULL"):
+        db.sql(f"SELECT pgstream.create_stream_table('u_{mode}', %s, NULL, '{mode}')", (query,))
+        db.sql(f"CREATE UNIQUE INDEX ON u_{mode} (email)")
+    for gone, new in ((1, 2), (5, 3)):
+        db.sql(f"DELETE FROM people WHERE id = {gone}; "
+               f"INSERT INTO people SELECT {new}, CASE WHEN {gone} = 1 THEN 'x' ELSE 'y' END")
+        for mode in ("DIFFERENTIAL", "FULL"):
+            db.sql(f"SELECT pgstream.refresh_stream_table('u_{mode}')")
+            assert db.multiset_difference(f"u_{mode}", query) == 0, (mode, gone, new)
+
+
 def test_cleanup_frees_the_sources_no_reader_lags_on_and_keeps_the_others(db):
     """A refresh beside a lagging reader of one of its sources frees what it covered of its
     other sources, and leaves the shared source's records and rows (the laggard still needs

@@ -146,7 +146,8 @@ impl Execution<'_> {
                 let [delete, merge] = sql::full_keyed(&target, &work, columns, key);
                 let deleted = self.plain(&delete).0 as i64;
                 let (inserted, updated) = self.merge_counted(true, &target, &work, key, &merge);
-                // (A small result is deleted: TRUNCATE makes a new file every refresh.)
+                // (A small result stays until the next use empties it: TRUNCATE makes a new
+                // file every refresh.)
                 work_tables::release(&[&work], filled);
                 AppliedChanges {
                     inserted,
