@@ -250,15 +250,9 @@ impl Execution<'_> {
         if self.root_on_citus.is_some() && self.is_root(stage) {
             return self.apply_keyed_on_citus(stage, target, affected, fresh, key, change_set);
         }
-        // SAFETY: a plain setting read in the backend's own thread.
-        let counted = unsafe { pg_sys::pgstat_track_counts };
-        if change_set.is_none()
-            && self.is_root(stage)
-            && !self.root_partitioned
-            && !self.root_constrained
-            && counted
-        {
-            let applied = self.apply_keyed_at_once(target, affected, fresh, &stage.columns, key);
+        if change_set.is_none() && self.applies_at_once(stage) {
+            let merge = sql::apply_keyed_at_once(target, affected, fresh, &stage.columns, key);
+            let applied = self.merged_at_once(target, &merge);
             work_tables::release(&[affected, fresh], fresh_rows);
             return applied;
         }
@@ -288,21 +282,25 @@ impl Execution<'_> {
         }
     }
 
-    /// [`Self::apply_keyed`] as one MERGE (see [`sql::apply_keyed_at_once`]): for the root,
-    /// when no stage above reads its change set, its rows cannot move between partitions, no
-    /// user's unique constraint could see a new row before the deletion of the old one it
-    /// replaces, and the transaction's statistics counters, read around it, tell inserted and
-    /// deleted rows from updated ones.
-    fn apply_keyed_at_once(
-        &self,
-        target: &str,
-        affected: &str,
-        fresh: &str,
-        columns: &[String],
-        key: &[String],
-    ) -> AppliedChanges {
-        let merge = sql::apply_keyed_at_once(target, affected, fresh, columns, key);
-        let (merged, grew_inserted, grew_deleted) = self.counted(target, &merge);
+    /// Whether `stage` (with no stage above reading its change set) is applied by one MERGE
+    /// ([`sql::apply_keyed_at_once`], [`sql::signed_at_once`]): the root, whose rows cannot move
+    /// between partitions, that has no user's unique constraint that could see a new row before
+    /// the deletion of the old one it replaces, and the transaction's statistics counters, read
+    /// around it, tell inserted and deleted rows from updated ones.
+    fn applies_at_once(&self, stage: &StagePlan) -> bool {
+        // SAFETY: a plain setting read in the backend's own thread.
+        let counted = unsafe { pg_sys::pgstat_track_counts };
+        self.is_root(stage)
+            && self.root_on_citus.is_none()
+            && !self.root_partitioned
+            && !self.root_constrained
+            && counted
+    }
+
+    /// Runs `merge`, a keyed apply in one MERGE (see [`Self::applies_at_once`]), and tells its
+    /// rows apart by the statistics counters.
+    fn merged_at_once(&self, target: &str, merge: &str) -> AppliedChanges {
+        let (merged, grew_inserted, grew_deleted) = self.counted(target, merge);
         // (Bounded by the MERGE's own count: a user's trigger writing to the stream table is
         // counted by the counters too.)
         let inserted = grew_inserted.clamp(0, merged);
@@ -438,6 +436,11 @@ impl Execution<'_> {
             .0 as i64;
         work_tables::analyze(&[(&work, captured)]);
         let applied = match self.identity_of(stage) {
+            Identity::Key(key) if change_set.is_none() && self.applies_at_once(stage) => {
+                // No work tables between: the netted delta read once by the one MERGE.
+                let merge = sql::signed_at_once(target, &work, &stage.columns, &key);
+                self.merged_at_once(target, &merge)
+            }
             Identity::Key(key) => {
                 let (affected, fresh) = self.keyed_work(stage, target);
                 let [keys, rows] =

@@ -267,6 +267,7 @@ pub fn apply_keyed(
 /// affected keys joined to their fresh rows (first, between the two work tables), then matched
 /// to `target` by key; a key with no fresh row deleted, a differing row updated in place, a new
 /// key inserted. Its row count is all three, told apart by [`written_rows`] read around it.
+/// `affected` and `fresh` are relations or parenthesized queries of their shapes.
 pub fn apply_keyed_at_once(
     target: &str,
     affected: &str,
@@ -305,6 +306,36 @@ pub fn apply_keyed_at_once(
         matched = affected_match("__pgs_s", "__pgs_t", key),
         targets = listed("", columns),
         values = listed("__pgs_s.", columns),
+    )
+}
+
+/// A keyed relation's signed delta in `work` applied in one MERGE, without work tables between:
+/// the delta netted once (as [`signed_to_keyed`] does), its keys the affected ones and its added
+/// rows the fresh ones of [`apply_keyed_at_once`].
+pub fn signed_at_once(target: &str, work: &str, columns: &[String], key: &[String]) -> String {
+    let affected_keys: Vec<String> = key
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("__pgs_n.{} AS \"__pgs_k{i}\"", quote_ident(c)))
+        .collect();
+    let affected_keys = if affected_keys.is_empty() {
+        "0 AS \"__pgs_k0\"".to_string()
+    } else {
+        affected_keys.join(", ")
+    };
+    format!(
+        "WITH __pgs_net AS MATERIALIZED ({net}) {merge}",
+        net = keyed_net(work, columns),
+        merge = apply_keyed_at_once(
+            target,
+            &format!("(SELECT DISTINCT {affected_keys} FROM __pgs_net __pgs_n)"),
+            &format!(
+                "(SELECT {} FROM __pgs_net __pgs_n WHERE __pgs_n.__pgs_n > 0)",
+                listed("__pgs_n.", columns)
+            ),
+            columns,
+            key,
+        ),
     )
 }
 
@@ -532,5 +563,22 @@ mod tests {
             one_row.contains("__pgs_s ON true WHEN MATCHED"),
             "{one_row}"
         );
+    }
+
+    #[test]
+    fn a_signed_delta_applied_at_once_nets_it_once_for_keys_and_fresh_rows() {
+        let columns = vec!["id".to_string(), "v".to_string()];
+        let merge = signed_at_once("public.t", "pg_temp.w", &columns, &columns[..1]);
+        assert!(
+            merge.starts_with("WITH __pgs_net AS MATERIALIZED (SELECT sum(__pgs_d.__pgs_w)"),
+            "{merge}"
+        );
+        for part in [
+            "FROM (SELECT DISTINCT __pgs_n.\"id\" AS \"__pgs_k0\" FROM __pgs_net __pgs_n) __pgs_a",
+            "FROM (SELECT __pgs_n.\"id\", __pgs_n.\"v\" FROM __pgs_net __pgs_n WHERE __pgs_n.__pgs_n > 0) __pgs_f",
+            "WHEN MATCHED AND __pgs_s.__pgs_present IS NULL THEN DELETE",
+        ] {
+            assert!(merge.contains(part), "{part}\n{merge}");
+        }
     }
 }
