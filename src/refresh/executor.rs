@@ -436,8 +436,14 @@ impl Execution<'_> {
             .0 as i64;
         work_tables::analyze(&[(&work, captured)]);
         let applied = match self.identity_of(stage) {
-            Identity::Key(key) if change_set.is_none() && self.applies_at_once(stage) => {
-                // No work tables between: the netted delta read once by the one MERGE.
+            Identity::Key(key)
+                if change_set.is_none()
+                    && self.applies_at_once(stage)
+                    && captured < work_tables::LARGE =>
+            {
+                // No work tables between: the netted delta read once by the one MERGE. (Not for
+                // a large delta: the planner knows the size of the keys and fresh rows only
+                // from analyzed work tables, and would probe the stream table once per key.)
                 let merge = sql::signed_at_once(target, &work, &stage.columns, &key);
                 self.merged_at_once(target, &merge)
             }

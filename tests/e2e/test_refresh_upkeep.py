@@ -302,6 +302,25 @@ def test_a_users_unique_index_sees_a_value_freed_before_a_new_row_takes_it(db):
             assert db.multiset_difference(f"u_{mode}", query) == 0, (mode, gone, new)
 
 
+@pytest.mark.parametrize("track_counts", ["on", "off"])
+def test_a_filter_over_an_ungrouped_aggregate_has_no_key_and_refreshes(db, track_counts):
+    """A stage over a one-row aggregate takes its empty key: applied by the one MERGE (with
+    statistics counters on) or by the work tables of keys and fresh rows (off)."""
+    db.sql("CREATE TABLE t (id int PRIMARY KEY, v int)")
+    db.sql("INSERT INTO t SELECT g, g FROM generate_series(1, 10) g")
+    query = "SELECT total FROM (SELECT sum(v) AS total FROM t) s WHERE total > 0"
+    db.sql("SELECT pgstream.create_stream_table('positive', %s, NULL, 'DIFFERENTIAL')", (query,))
+    conn = db.connect()
+    with conn.cursor() as cur:
+        cur.execute(f"SET track_counts = {track_counts}")
+        for change in ("UPDATE t SET v = v + 1 WHERE id = 1", "UPDATE t SET v = -100 WHERE id = 2",
+                       "UPDATE t SET v = 100 WHERE id = 2", "DELETE FROM t", "INSERT INTO t VALUES (1, 5)"):
+            cur.execute(change)
+            cur.execute("SELECT pgstream.refresh_stream_table('positive')")
+            assert db.multiset_difference("positive", query) == 0, change
+    conn.close()
+
+
 def test_cleanup_frees_the_sources_no_reader_lags_on_and_keeps_the_others(db):
     """A refresh beside a lagging reader of one of its sources frees what it covered of its
     other sources, and leaves the shared source's records and rows (the laggard still needs

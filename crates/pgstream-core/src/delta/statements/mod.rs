@@ -150,11 +150,17 @@ pub fn signed_to_keyed(
     key: &[String],
 ) -> [String; 2] {
     let net = keyed_net(work, columns);
-    let keys: Vec<String> = key
-        .iter()
-        .map(|c| format!("__pgs_n.{}", quote_ident(c)))
+    // (No key: one row at most, under the placeholder key 0 that keys_work gives such tables.)
+    let keys: Vec<String> = if key.is_empty() {
+        vec!["0".to_string()]
+    } else {
+        key.iter()
+            .map(|c| format!("__pgs_n.{}", quote_ident(c)))
+            .collect()
+    };
+    let key_columns: Vec<String> = (0..key.len().max(1))
+        .map(|i| format!("__pgs_k{i}"))
         .collect();
-    let key_columns: Vec<String> = (0..key.len()).map(|i| format!("__pgs_k{i}")).collect();
     [
         format!(
             "INSERT INTO {affected} ({}) SELECT DISTINCT {} FROM ({net}) __pgs_n",
@@ -264,7 +270,7 @@ pub fn apply_keyed(
 }
 
 /// [`apply_keyed`] in one MERGE, for a relation whose rows never move between partitions: the
-/// affected keys joined to their fresh rows (first, between the two work tables), then matched
+/// affected keys joined to their fresh rows (first, between the two of them), then matched
 /// to `target` by key; a key with no fresh row deleted, a differing row updated in place, a new
 /// key inserted. Its row count is all three, told apart by [`written_rows`] read around it.
 /// `affected` and `fresh` are relations or parenthesized queries of their shapes.
