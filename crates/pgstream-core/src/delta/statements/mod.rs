@@ -124,19 +124,19 @@ fn rows_alike(a: &str, b: &str, columns: &[String]) -> String {
 // ---- keyed relations -------------------------------------------------------------------
 
 /// The net change of a signed delta captured in `work`, per row: `(__pgs_n, columns)`, rows
-/// added (> 0) or removed (< 0), identical rows cancelled.
+/// added (> 0) or removed (< 0), identical rows cancelled. Each row's values are taken from one
+/// of its copies as a whole row, so every column keeps its type (an array column's values
+/// aggregated one by one would make a two-dimensional array).
 fn keyed_net(work: &str, columns: &[String]) -> String {
     format!(
-        "SELECT sum(__pgs_d.__pgs_w)::pg_catalog.int8 AS __pgs_n, {firsts} FROM {work} __pgs_d \
-         GROUP BY __pgs_d.__pgs_t HAVING sum(__pgs_d.__pgs_w) <> 0",
-        firsts = columns
+        "SELECT __pgs_x.__pgs_n{values} FROM (\
+         SELECT sum(__pgs_d.__pgs_w)::pg_catalog.int8 AS __pgs_n, \
+                (pg_catalog.array_agg(__pgs_d))[1] AS __pgs_r \
+         FROM {work} __pgs_d GROUP BY __pgs_d.__pgs_t HAVING sum(__pgs_d.__pgs_w) <> 0) __pgs_x",
+        values = columns
             .iter()
-            .map(|c| format!(
-                "(pg_catalog.array_agg(__pgs_d.{q}))[1] AS {q}",
-                q = quote_ident(c)
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
+            .map(|c| format!(", (__pgs_x.__pgs_r).{q} AS {q}", q = quote_ident(c)))
+            .collect::<String>()
     )
 }
 
@@ -576,7 +576,9 @@ mod tests {
         let columns = vec!["id".to_string(), "v".to_string()];
         let merge = signed_at_once("public.t", "pg_temp.w", &columns, &columns[..1]);
         assert!(
-            merge.starts_with("WITH __pgs_net AS MATERIALIZED (SELECT sum(__pgs_d.__pgs_w)"),
+            merge.starts_with(
+                "WITH __pgs_net AS MATERIALIZED (SELECT __pgs_x.__pgs_n, (__pgs_x.__pgs_r).\"id\""
+            ),
             "{merge}"
         );
         for part in [
