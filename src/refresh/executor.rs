@@ -50,9 +50,9 @@ pub struct Execution<'a> {
     pub root_on_citus: Option<crate::capture::citus::CitusKind>,
     /// The stream table is partitioned (its rows may move between partitions).
     pub root_partitioned: bool,
-    /// The stream table has unique or exclusion indexes besides its identity (a user's
-    /// constraint, checked row by row as a MERGE goes).
-    pub root_constrained: bool,
+    /// Whether the stream table has unique or exclusion indexes besides its identity (a user's
+    /// constraint, checked row by row as a MERGE goes): looked up once, when an apply asks.
+    pub root_constrained: std::cell::OnceCell<bool>,
 }
 
 impl Execution<'_> {
@@ -293,8 +293,23 @@ impl Execution<'_> {
         self.is_root(stage)
             && self.root_on_citus.is_none()
             && !self.root_partitioned
-            && !self.root_constrained
+            && !self.root_constrained()
             && counted
+    }
+
+    /// Whether the stream table has a unique or exclusion index of a user's (the field of that
+    /// name, looked up on the first call).
+    fn root_constrained(&self) -> bool {
+        *self.root_constrained.get_or_init(|| {
+            crate::kept_plans::one::<bool>(
+                "SELECT pg_catalog.count(*) > 1 FROM pg_catalog.pg_index \
+                 WHERE indrelid = $1 AND (indisunique OR indisexclusion)",
+                &[self.table.relid.into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(true)
+        })
     }
 
     /// Runs `merge`, a keyed apply in one MERGE (see [`Self::applies_at_once`]), and tells its

@@ -352,14 +352,7 @@ impl Refresh<'_> {
             // SAFETY: a syscache lookup of a relation's kind.
             root_partitioned: unsafe { pg_sys::get_rel_relkind(self.table.relid) }
                 == pg_sys::RELKIND_PARTITIONED_TABLE as std::ffi::c_char,
-            root_constrained: crate::kept_plans::one::<bool>(
-                "SELECT pg_catalog.count(*) > 1 FROM pg_catalog.pg_index \
-                 WHERE indrelid = $1 AND (indisunique OR indisexclusion)",
-                &[self.table.relid.into()],
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(true),
+            root_constrained: std::cell::OnceCell::new(),
         }
     }
 

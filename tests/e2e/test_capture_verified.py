@@ -25,6 +25,14 @@ def _setup(db):
     return db.value("SELECT 'src'::regclass::oid")
 
 
+def _in_another_session(db, *statements):
+    other = connect(db.name)
+    with other.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+    other.close()
+
+
 def _refresh_counting_checks(db, isolation="READ COMMITTED"):
     """Refreshes st in a transaction of its own; returns the refresh kind and how many times the
     capture checks ran in it."""
@@ -50,10 +58,7 @@ def test_capture_is_verified_again_after_ddl_on_its_buffer_that_no_event_trigger
     assert _refresh_counting_checks(db) == ("SKIPPED", 0)  # the skip check trusts it too
 
     db.sql("INSERT INTO src VALUES (12, 12)")  # pending when the buffer is renamed away
-    other = connect(db.name)
-    with other.cursor() as cur:
-        cur.execute(f'ALTER TABLE pgstream_changes."rows_{relid}" RENAME TO "gone_{relid}"')
-    other.close()
+    _in_another_session(db, f'ALTER TABLE pgstream_changes."rows_{relid}" RENAME TO "gone_{relid}"')
     # Trusting the earlier verification, the refresh would read a buffer that is not there.
     kind, checks = _refresh_counting_checks(db)
     assert (kind, checks > 0) == ("FULL", True)
@@ -71,11 +76,7 @@ def test_a_refresh_by_another_session_makes_this_one_verify_again(db):
     _setup(db)
     db.sql("INSERT INTO src VALUES (12, 12)")
     assert _refresh_counting_checks(db) == ("DIFFERENTIAL", 0)
-    other = connect(db.name)
-    with other.cursor() as cur:
-        cur.execute("INSERT INTO src VALUES (13, 13)")
-        cur.execute("SELECT pgstream.refresh_stream_table('st')")
-    other.close()
+    _in_another_session(db, "INSERT INTO src VALUES (13, 13)", "SELECT pgstream.refresh_stream_table('st')")
     db.sql("INSERT INTO src VALUES (14, 14)")
     kind, checks = _refresh_counting_checks(db)
     assert (kind, checks > 0) == ("DIFFERENTIAL", True)
@@ -89,11 +90,8 @@ def test_a_view_redefined_in_another_session_is_planned_again(db):
     for new_id in (101, 102, 103):  # past the first refreshes: verification and plan kept
         db.sql("INSERT INTO src VALUES (%s, %s)", (new_id, new_id))
         db.sql("SELECT pgstream.refresh_stream_table('st')")
-    other = connect(db.name)
-    with other.cursor() as cur:
-        cur.execute("CREATE OR REPLACE VIEW big AS SELECT id, v FROM src WHERE v > 5")
-        cur.execute("INSERT INTO src VALUES (104, 1), (105, 50)")
-    other.close()
+    _in_another_session(db, "CREATE OR REPLACE VIEW big AS SELECT id, v FROM src WHERE v > 5",
+                        "INSERT INTO src VALUES (104, 1), (105, 50)")
     db.sql("SELECT pgstream.refresh_stream_table('st')")
     assert db.multiset_difference("st", "SELECT id, v FROM src WHERE v > 5") == 0
     db.sql("INSERT INTO src VALUES (106, 4), (107, 60)")

@@ -123,6 +123,24 @@ fn rows_alike(a: &str, b: &str, columns: &[String]) -> String {
 
 // ---- keyed relations -------------------------------------------------------------------
 
+/// The MERGE clause updating a matched row of target `__pgs_t` in place from `source`'s row of
+/// the same key when they differ (empty when every column is in the key: nothing to update).
+fn update_when_changed(source: &str, columns: &[String], key: &[String]) -> String {
+    let assignments: Vec<String> = columns
+        .iter()
+        .filter(|c| !key.contains(c))
+        .map(|c| format!("{q} = {source}.{q}", q = quote_ident(c)))
+        .collect();
+    if assignments.is_empty() {
+        return String::new();
+    }
+    format!(
+        "WHEN MATCHED AND NOT {} THEN UPDATE SET {} ",
+        rows_alike("__pgs_t", source, columns),
+        assignments.join(", ")
+    )
+}
+
 /// The net change of a signed delta captured in `work`, per row: `(__pgs_n, columns)`, rows
 /// added (> 0) or removed (< 0), identical rows cancelled. Each row's values are taken from one
 /// of its copies as a whole row, so every column keeps its type (an array column's values
@@ -231,20 +249,7 @@ pub fn apply_keyed(
     columns: &[String],
     key: &[String],
 ) -> [String; 2] {
-    let assignments: Vec<String> = columns
-        .iter()
-        .filter(|c| !key.contains(c))
-        .map(|c| format!("{q} = __pgs_f.{q}", q = quote_ident(c)))
-        .collect();
-    let update = if assignments.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "WHEN MATCHED AND NOT {} THEN UPDATE SET {} ",
-            rows_alike("__pgs_t", "__pgs_f", columns),
-            assignments.join(", ")
-        )
-    };
+    let update = update_when_changed("__pgs_f", columns, key);
     [
         // A MERGE driven by the (distinct) affected keys that have no row now: a join the
         // planner can run as index lookups into the target for a few keys, or hash for many.
@@ -284,20 +289,7 @@ pub fn apply_keyed_at_once(
     let keys: Vec<String> = (0..key.len().max(1))
         .map(|i| format!("__pgs_a.\"__pgs_k{i}\""))
         .collect();
-    let assignments: Vec<String> = columns
-        .iter()
-        .filter(|c| !key.contains(c))
-        .map(|c| format!("{q} = __pgs_s.{q}", q = quote_ident(c)))
-        .collect();
-    let update = if assignments.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "WHEN MATCHED AND NOT {} THEN UPDATE SET {} ",
-            rows_alike("__pgs_t", "__pgs_s", columns),
-            assignments.join(", ")
-        )
-    };
+    let update = update_when_changed("__pgs_s", columns, key);
     format!(
         "MERGE INTO {target} __pgs_t \
          USING (SELECT {keys}, __pgs_f.__pgs_present, {fresh_columns} FROM {affected} __pgs_a \
@@ -490,20 +482,7 @@ pub fn key_index(relation: &str, index: Option<&str>, key: &[String], extra: &[S
 /// FULL refresh of a keyed relation from `work` (its rows now): rows gone deleted, rows changed
 /// updated in place, rows new inserted.
 pub fn full_keyed(target: &str, work: &str, columns: &[String], key: &[String]) -> [String; 2] {
-    let assignments: Vec<String> = columns
-        .iter()
-        .filter(|c| !key.contains(c))
-        .map(|c| format!("{q} = __pgs_w.{q}", q = quote_ident(c)))
-        .collect();
-    let update = if assignments.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "WHEN MATCHED AND NOT {} THEN UPDATE SET {} ",
-            rows_alike("__pgs_t", "__pgs_w", columns),
-            assignments.join(", ")
-        )
-    };
+    let update = update_when_changed("__pgs_w", columns, key);
     [
         format!(
             "DELETE FROM {target} __pgs_t WHERE NOT EXISTS (SELECT 1 FROM {work} __pgs_w WHERE {m})",
