@@ -167,6 +167,12 @@ BEGIN
         RETURN false;
     END IF;
     LOCK TABLE pgstream.pgs_stream_tables, pgstream.pgs_dependencies IN SHARE ROW EXCLUSIVE MODE;
+    -- Asked again under the lock: a session that waited for another's adoption finds nothing
+    -- left to adopt, and must not rebuild capture again (that would drop the buffers and state
+    -- the first adoption's refreshes have filled since).
+    IF NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s WHERE s.installation <> here) THEN
+        RETURN false;
+    END IF;
     SET CONSTRAINTS pgstream.pgs_stream_tables_pgs_relid_key, pgstream.pgs_dependencies_pkey DEFERRED;
     FOR gone IN
         DELETE FROM pgstream.pgs_stream_tables s

@@ -636,3 +636,49 @@ BEGIN
     ON CONFLICT (source_relid, xid) DO UPDATE SET operation = 'TRUNCATE';
 END
 $$;
+
+-- Two sessions adopting a restored catalog at once: the one that waited finds nothing left
+-- to adopt (it used to rebuild capture a second time, dropping what the first had filled).
+CREATE OR REPLACE FUNCTION pgstream._adopt_restored_rows() RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    here uuid := pgstream._installation();
+    gone text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s WHERE s.installation <> here) THEN
+        RETURN false;
+    END IF;
+    LOCK TABLE pgstream.pgs_stream_tables, pgstream.pgs_dependencies IN SHARE ROW EXCLUSIVE MODE;
+    -- Asked again under the lock: a session that waited for another's adoption finds nothing
+    -- left to adopt, and must not rebuild capture again (that would drop the buffers and state
+    -- the first adoption's refreshes have filled since).
+    IF NOT EXISTS (SELECT 1 FROM pgstream.pgs_stream_tables s WHERE s.installation <> here) THEN
+        RETURN false;
+    END IF;
+    SET CONSTRAINTS pgstream.pgs_stream_tables_pgs_relid_key, pgstream.pgs_dependencies_pkey DEFERRED;
+    FOR gone IN
+        DELETE FROM pgstream.pgs_stream_tables s
+        WHERE s.installation <> here AND to_regclass(format('%I.%I', s.pgs_schema, s.pgs_name)) IS NULL
+        RETURNING format('%I.%I', s.pgs_schema, s.pgs_name)
+    LOOP
+        RAISE WARNING 'pg_stream_dbt: stream table % of a restored catalog has no table in this database; its catalog entry is removed', gone;
+    END LOOP;
+    DELETE FROM pgstream.pgs_dependencies d USING pgstream.pgs_stream_tables s
+    WHERE s.pgs_id = d.pgs_id AND s.installation <> here
+      AND to_regclass(format('%I.%I', d.source_schema, d.source_name)) IS NULL;
+    UPDATE pgstream.pgs_dependencies d
+    SET source_relid = to_regclass(format('%I.%I', d.source_schema, d.source_name))
+    FROM pgstream.pgs_stream_tables s
+    WHERE s.pgs_id = d.pgs_id AND s.installation <> here;
+    UPDATE pgstream.pgs_stream_tables s
+    SET pgs_relid = to_regclass(format('%I.%I', s.pgs_schema, s.pgs_name)),
+        consumed_snapshot = NULL, consumed_own_xid = NULL, consumed_own_seq = NULL,
+        installation = here
+    WHERE s.installation <> here;
+    SET CONSTRAINTS pgstream.pgs_stream_tables_pgs_relid_key, pgstream.pgs_dependencies_pkey IMMEDIATE;
+    RAISE LOG 'pg_stream_dbt: adopted the stream tables of a restored catalog; each is recomputed at its next refresh';
+    RETURN true;
+END
+$$;

@@ -5,6 +5,7 @@ schema-only dump followed by a data-only one."""
 
 import os
 import subprocess
+import threading
 
 import pytest
 
@@ -98,10 +99,11 @@ def _assert_restored_works(db, target_name, kinds_before):
                             "WHERE t.tgname LIKE 'pgstream\\_part\\_' || a.relid::oid || '%')") == 0
         assert target.value("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'events_a'::regclass "
                             "AND tgname LIKE 'pgstream\\_part\\_%'") == 4
-        modes = dict(target.sql("SELECT pgs_name, last_refresh_kind FROM pgstream.pgs_stream_tables"))
+        modes = {name: (kind, reason) for name, kind, reason in target.sql(
+            "SELECT pgs_name, last_refresh_kind, last_refresh_reason FROM pgstream.pgs_stream_tables")}
         for name, _, mode in STREAM_TABLES:
             if mode == "DIFFERENTIAL":
-                assert modes[name] == "DIFFERENTIAL", (name, modes[name])
+                assert modes[name][0] == "DIFFERENTIAL", (name, modes[name])
         health = target.sql("SELECT source_name, status FROM pgstream.check_cdc_health() ORDER BY 1")
         assert all(status == "ok" for _, status in health), health
         # And the scheduler refreshes them on their 1s schedule.
@@ -144,3 +146,61 @@ def test_schema_only_then_data_only(db, restored, tmp_path):
     _run(f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", restored, "-f", str(schema))
     _run(f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", restored, "-f", str(data))
     _assert_restored_works(db, restored, counts)
+
+
+def _scheduler_running(db):
+    return db.value("SELECT count(*) FROM pg_stat_activity "
+                    "WHERE backend_type = 'pg_stream_dbt scheduler' AND datname = current_database()") > 0
+
+
+def test_two_sessions_adopting_a_restored_catalog_at_once_rebuild_capture_once(db, restored, tmp_path):
+    """A session that waited for another's adoption of a restored catalog finds nothing left to
+    adopt: it does not rebuild capture again (that dropped the buffers and the aggregate's state
+    the first had filled, and the next refresh recomputed)."""
+    _populate(db)
+    dump = tmp_path / "db.dump"
+    _run(f"{PG_BIN}/pg_dump", "-Fc", "-f", str(dump), db.name)
+    # No scheduler worker may adopt the catalog first: these two sessions must.
+    db.sql("ALTER SYSTEM SET pgstream.enabled = off")
+    db.sql("SELECT pg_reload_conf()")
+    try:
+        wait_for(lambda: not _scheduler_running(db), what="the scheduler to stop")
+        _run(f"{PG_BIN}/pg_restore", "--exit-on-error", "-d", restored, str(dump))
+        target = Database(restored)
+        try:
+            first = target.connect(autocommit=False)
+            with first.cursor() as cur:
+                cur.execute("SELECT pgstream.refresh_stream_table('per_customer')")
+            errors = []
+
+            def second():
+                try:
+                    with target.connect().cursor() as cur:
+                        cur.execute("SELECT pgstream.refresh_stream_table('big_orders')")
+                except Exception as e:  # reported below
+                    errors.append(e)
+
+            worker = threading.Thread(target=second)
+            worker.start()
+            wait_for(lambda: target.value(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE '%big_orders%'") == 1,
+                what="the second session to wait for the first's adoption")
+            first.commit()
+            worker.join(30)
+            assert not worker.is_alive() and errors == [], errors
+            assert target.value("SELECT last_refresh_kind FROM pgstream.pgs_stream_tables "
+                                "WHERE pgs_name = 'per_customer'") == "FULL"
+            target.sql("INSERT INTO orders VALUES (80, 'c2', 8)")
+            target.sql("UPDATE orders SET amount = amount + 1 WHERE id = 3")
+            target.sql("SELECT pgstream.refresh_stream_table('per_customer')")
+            kind, reason = target.sql("SELECT last_refresh_kind, last_refresh_reason "
+                                      "FROM pgstream.pgs_stream_tables WHERE pgs_name = 'per_customer'")[0]
+            assert kind == "DIFFERENTIAL", reason
+            assert target.multiset_difference("per_customer", STREAM_TABLES[0][1]) == 0
+            _check(target)
+        finally:
+            target.close()
+    finally:
+        db.sql("ALTER SYSTEM RESET pgstream.enabled")
+        db.sql("SELECT pg_reload_conf()")
