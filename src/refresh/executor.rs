@@ -540,14 +540,21 @@ impl Execution<'_> {
         for statement in sql::update_state(plan, &state, &groups, &rescan, &state_work) {
             self.plain(&statement);
         }
-        let (affected, fresh) = self.keyed_work(stage, target);
         let Identity::Key(key) = self.identity_of(stage) else {
             unreachable!("algebraic stages are keyed")
         };
-        let [_, rows] =
-            sql::algebraic_outputs(plan, &state, &groups, &affected, &fresh, &stage.columns)
-                .map(|statement| self.plain(&statement).0 as i64);
-        let applied = self.apply_keyed(stage, target, &affected, (&fresh, rows), &key, change_set);
+        let applied = if change_set.is_none() && self.applies_at_once(stage) {
+            // The touched groups' rows read from the state by the one MERGE, no work tables.
+            let (affected, fresh) = sql::algebraic_at_once(plan, &state, &groups, &stage.columns);
+            let merge = sql::apply_keyed_at_once(target, &affected, &fresh, &stage.columns, &key);
+            self.merged_at_once(target, &merge)
+        } else {
+            let (affected, fresh) = self.keyed_work(stage, target);
+            let [_, rows] =
+                sql::algebraic_outputs(plan, &state, &groups, &affected, &fresh, &stage.columns)
+                    .map(|statement| self.plain(&statement).0 as i64);
+            self.apply_keyed(stage, target, &affected, (&fresh, rows), &key, change_set)
+        };
         work_tables::release(&[&groups, &rescan, &state_work], touched);
         applied
     }

@@ -69,6 +69,15 @@ fn rendered(plan: &Plan) -> String {
         if let Some(sql) = stage.refresh_sql() {
             out.push_str(&format!("-- refresh:\n{sql}\n"));
         }
+        if let StageRefresh::Algebraic(a) = &stage.refresh {
+            let moves = statements::update_state(a, "STATE", "GROUPS", "RESCAN", "STATE_WORK");
+            let (affected, fresh) =
+                statements::algebraic_at_once(a, "STATE", "GROUPS", &stage.columns);
+            out.push_str(&format!(
+                "-- state moved:\n{}\n-- applied at once from the state: keys\n{affected}\n-- rows\n{fresh}\n",
+                moves.join(";\n")
+            ));
+        }
     }
     out
 }

@@ -76,8 +76,9 @@ pub fn capture_rescan(
     ])
 }
 
-/// Moves the state by the deltas: rescanned groups replaced by their recomputed state, every
-/// other touched group's counts and sums moved, empty groups dropped.
+/// Moves the state by the deltas: rescanned groups replaced by their recomputed state, then one
+/// MERGE moving every other touched group's counts and sums, starting new groups and dropping
+/// the groups left empty (a new group whose changes cancel out is never written).
 pub fn update_state(
     plan: &crate::delta::algebraic::AlgebraicPlan,
     state: &str,
@@ -86,56 +87,90 @@ pub fn update_state(
     state_work: &str,
 ) -> Vec<String> {
     let keys = state_keys(plan);
-    // Matched on the key hash first (hashable, and the state's unique index leads with it),
-    // then on the keys with NULLs equal: never a nested loop over the whole state.
-    let rescanned = |alias: &str| {
-        if keys.is_empty() {
-            format!("EXISTS (SELECT 1 FROM {rescan})")
-        } else {
-            format!(
-                "EXISTS (SELECT 1 FROM {rescan} __pgs_r WHERE {})",
-                key_match_sql("__pgs_r", alias, &keys)
-            )
-        }
-    };
-    let columns = plan.state_columns.join(", ");
-    let key_list = keys.join(", ");
-    let insert_keys = if keys.is_empty() {
-        String::new()
-    } else {
-        format!("{key_list}, ")
-    };
-    let delta_keys: Vec<String> = keys.iter().map(|k| format!("__pgs_d.{k}")).collect();
-    let delta_keys = if delta_keys.is_empty() {
-        String::new()
-    } else {
-        format!("{}, ", delta_keys.join(", "))
-    };
     let mut statements = Vec::new();
-    if plan.rescan_condition.is_some() {
+    // Groups rescanned: their state is the recomputed one, which the MERGE leaves alone.
+    let (rescanned_matched, rescanned_new) = if plan.rescan_condition.is_some() {
+        // Matched on the key hash first (hashable, and the state's unique index leads with
+        // it), then on the keys with NULLs equal: never a nested loop over the whole state.
+        let rescanned = |alias: &str| {
+            if keys.is_empty() {
+                format!("EXISTS (SELECT 1 FROM {rescan})")
+            } else {
+                format!(
+                    "EXISTS (SELECT 1 FROM {rescan} __pgs_r WHERE {})",
+                    key_match_sql("__pgs_r", alias, &keys)
+                )
+            }
+        };
         statements.push(format!(
             "DELETE FROM {state} __pgs_s WHERE {}",
             rescanned("__pgs_s")
         ));
         statements.push(format!("INSERT INTO {state} SELECT * FROM {state_work}"));
-    }
+        (
+            format!("WHEN MATCHED AND {} THEN DO NOTHING ", rescanned("__pgs_d")),
+            format!(" AND NOT {}", rescanned("__pgs_d")),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    // (The one group of an aggregate without GROUP BY stays, empty or not.)
+    let (emptied, cancelled) = if plan.scalar {
+        (String::new(), String::new())
+    } else {
+        (
+            "WHEN MATCHED AND __pgs_s.__pgs_n + __pgs_d.__pgs_dn = 0 THEN DELETE ".to_string(),
+            " AND __pgs_d.__pgs_dn <> 0".to_string(),
+        )
+    };
+    let insert_columns: Vec<String> = keys.iter().chain(&plan.state_columns).cloned().collect();
+    let insert_values: Vec<String> = keys
+        .iter()
+        .map(|k| format!("__pgs_d.{k}"))
+        .chain(plan.new_state.iter().cloned())
+        .collect();
     statements.push(format!(
-        "UPDATE {state} __pgs_s SET {} FROM {groups} __pgs_d WHERE {m} AND NOT {r}",
-        plan.state_updates.join(", "),
+        "MERGE INTO {state} __pgs_s USING {groups} __pgs_d ON {m} \
+         {rescanned_matched}{emptied}WHEN MATCHED THEN UPDATE SET {updates} \
+         WHEN NOT MATCHED{rescanned_new}{cancelled} THEN INSERT ({columns}) VALUES ({values})",
         m = key_match_sql("__pgs_s", "__pgs_d", &keys),
-        r = rescanned("__pgs_d"),
+        updates = plan.state_updates.join(", "),
+        columns = insert_columns.join(", "),
+        values = insert_values.join(", "),
     ));
-    statements.push(format!(
-        "INSERT INTO {state} ({insert_keys}{columns}) SELECT {delta_keys}{} FROM {groups} __pgs_d \
-         WHERE NOT {r} AND NOT EXISTS (SELECT 1 FROM {state} __pgs_s WHERE {m})",
-        plan.new_state.join(", "),
-        r = rescanned("__pgs_d"),
-        m = key_match_sql("__pgs_s", "__pgs_d", &keys),
-    ));
-    if !plan.scalar {
-        statements.push(format!("DELETE FROM {state} WHERE __pgs_n = 0"));
-    }
     statements
+}
+
+/// The touched groups' keys and the output rows of the state, as the parenthesized queries
+/// [`super::apply_keyed_at_once`] reads (`affected`, `fresh`): the root's apply in one MERGE
+/// straight from the state, with no work tables between. (Each touched group's row is looked
+/// up through the state's key index by the MERGE's join from its key; the groups' keys are
+/// distinct already, being grouped by them.)
+pub fn algebraic_at_once(
+    plan: &crate::delta::algebraic::AlgebraicPlan,
+    state: &str,
+    groups: &str,
+    columns: &[String],
+) -> (String, String) {
+    let keys = state_keys(plan);
+    let affected = if keys.is_empty() {
+        format!("(SELECT DISTINCT 0 AS \"__pgs_k0\" FROM {groups} __pgs_d)")
+    } else {
+        let listed: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("__pgs_d.{k} AS \"__pgs_k{i}\""))
+            .collect();
+        format!("(SELECT {} FROM {groups} __pgs_d)", listed.join(", "))
+    };
+    (
+        affected,
+        format!(
+            "(SELECT * FROM ({rows}) __pgs_o ({names}))",
+            rows = algebraic_full(plan, state),
+            names = listed("", columns),
+        ),
+    )
 }
 
 /// The touched groups' keys into `affected`, their output rows from the state into `fresh`.
