@@ -320,6 +320,12 @@ NESTED_QUERIES = [
     ("n_numeric_join", "SELECT a.n, a.w, b.w AS w2 FROM o_num a JOIN o_num b ON a.n = b.n AND a.w < b.w"),
     ("n_float_join_agg", "SELECT a.k, count(*) AS n FROM o_flt a JOIN o_flt b ON a.k = b.k GROUP BY a.k"),
     ("n_text_numeric_join", "SELECT kv.k, n.w FROM o_kv kv JOIN o_num n ON n.n = kv.g"),
+    # Array columns in a keyed result (NULL, empty and 2-element arrays, and an array grouped):
+    # netted by whole rows, never column by column.
+    ("n_kv_array_filter", "SELECT k, ARRAY[v, v * 2] AS pair, CASE WHEN v IS NULL THEN '{}'::int[] "
+                          "WHEN v > 10 THEN NULL ELSE ARRAY[v] END AS odd FROM o_kv WHERE k <> 'a'"),
+    ("n_kv_array_join", "SELECT kv.k, c.id, ARRAY[c.region, kv.k] AS tags FROM o_kv kv JOIN o_cust c ON c.id = kv.v"),
+    ("n_kv_array_group", "SELECT ARRAY[v % 3] AS bucket, count(*) AS n, sum(v) AS s FROM o_kv GROUP BY 1"),
     # --- Shapes that were engine bugs (FIXED_BUGS keeps their reproductions) ---
     ("n_scalar_corr_where", "SELECT o.id, o.cust_id, o.amount FROM o_orders o WHERE o.amount >= "
                             "(SELECT max(o2.amount) FROM o_orders o2 WHERE o2.cust_id = o.cust_id)"),
