@@ -208,7 +208,9 @@ impl Verification {
 /// The relations the capture checks of stream table `id` read: its table sources, their
 /// partitions, their buffers and reading views. None in a database whose extension is not
 /// updated to 0.4.0 yet (its checks cannot be left out), or when they could not be read
-/// (nothing is trusted then; the refresh itself succeeded).
+/// (nothing is trusted then; the refresh itself succeeded). Partitions are read from pg_inherits
+/// (`_partition_members`): `pg_partition_tree` locks them without their parent, in the order
+/// opposite to DETACH PARTITION's, and a refresh deadlocked with a DETACH.
 fn relations_read(id: i64) -> Option<Vec<u32>> {
     crate::catalog::as_catalog_owner(|| {
         crate::kept_plans::one::<Vec<pg_sys::Oid>>(
@@ -216,7 +218,7 @@ fn relations_read(id: i64) -> Option<Vec<u32>> {
                          AND pg_catalog.to_regprocedure('pgstream._unchanged_since(bigint, pg_catalog.pg_snapshot, boolean)') IS NOT NULL \
                     THEN COALESCE(pg_catalog.array_agg(DISTINCT r.oid), '{}') END \
              FROM pgstream.pgs_dependencies d, LATERAL ( \
-                 SELECT p.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(d.source_relid) p \
+                 SELECT m FROM pgstream._partition_members(d.source_relid) m \
                  UNION ALL SELECT d.source_relid \
                  UNION ALL SELECT pg_catalog.to_regclass(pg_catalog.format('pgstream_changes.%I', 'rows_' || d.source_relid)) \
                  UNION ALL SELECT pg_catalog.to_regclass(pg_catalog.format('pgstream_changes.%I', 'shard_rows_' || d.source_relid)) \
