@@ -209,17 +209,23 @@ impl Verification {
 /// partitions, their buffers and reading views. None in a database whose extension is not
 /// updated to 0.4.0 yet (its checks cannot be left out), or when they could not be read
 /// (nothing is trusted then; the refresh itself succeeded). Partitions are read from pg_inherits
-/// (`_partition_members`): `pg_partition_tree` locks them without their parent, in the order
-/// opposite to DETACH PARTITION's, and a refresh deadlocked with a DETACH.
+/// here (no extension function: an older one lacks it): `pg_partition_tree` locks them without
+/// their parent, in the order opposite to DETACH PARTITION's, and a refresh deadlocked with a
+/// DETACH.
 fn relations_read(id: i64) -> Option<Vec<u32>> {
     crate::catalog::as_catalog_owner(|| {
         crate::kept_plans::one::<Vec<pg_sys::Oid>>(
-            "SELECT CASE WHEN pg_catalog.to_regprocedure('pgstream._change_state(bigint, pg_catalog.pg_snapshot, oid, boolean)') IS NOT NULL \
+            "WITH RECURSIVE members (root, relid) AS ( \
+                 SELECT i.inhparent, i.inhrelid FROM pg_catalog.pg_inherits i \
+                 WHERE i.inhparent IN (SELECT s.source_relid FROM pgstream.pgs_dependencies s WHERE s.pgs_id = $1) \
+               UNION \
+                 SELECT m.root, i.inhrelid FROM members m JOIN pg_catalog.pg_inherits i ON i.inhparent = m.relid) \
+             SELECT CASE WHEN pg_catalog.to_regprocedure('pgstream._change_state(bigint, pg_catalog.pg_snapshot, oid, boolean)') IS NOT NULL \
                          AND pg_catalog.to_regprocedure('pgstream._unchanged_since(bigint, pg_catalog.pg_snapshot, boolean)') IS NOT NULL \
                     THEN COALESCE(pg_catalog.array_agg(DISTINCT r.oid), '{}') END \
              FROM pgstream.pgs_dependencies d, LATERAL ( \
-                 SELECT m FROM pgstream._partition_members(d.source_relid) m \
-                 UNION ALL SELECT d.source_relid \
+                 SELECT d.source_relid \
+                 UNION ALL SELECT m.relid FROM members m WHERE m.root = d.source_relid \
                  UNION ALL SELECT pg_catalog.to_regclass(pg_catalog.format('pgstream_changes.%I', 'rows_' || d.source_relid)) \
                  UNION ALL SELECT pg_catalog.to_regclass(pg_catalog.format('pgstream_changes.%I', 'shard_rows_' || d.source_relid)) \
                  UNION ALL SELECT pg_catalog.to_regclass(pg_catalog.format('pgstream.%I', '_rows_' || d.source_relid)) \

@@ -407,7 +407,12 @@ fn add_extreme_state(
             "__pgs_m{j} = CASE WHEN {live} THEN {extreme}(__pgs_s.__pgs_m{j}, __pgs_d.__pgs_ins{j}) END"
         ),
     });
-    part.rescan = Some(format!("__pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j}"));
+    // (A stored extreme that is NULL, a group with no value yet, compares as unknown: such a
+    // group that lost a row is rescanned too, or it would keep an extreme the same changes
+    // inserted and deleted.)
+    part.rescan = Some(format!(
+        "(__pgs_d.__pgs_del{j} IS NOT NULL AND (__pgs_s.__pgs_m{j} IS NULL OR __pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j}))"
+    ));
     part.new_group_rescan = Some(format!("__pgs_d.__pgs_del{j} IS NOT NULL"));
 }
 
