@@ -330,6 +330,9 @@ NESTED_QUERIES = [
     # and loses rows in one change set.
     ("n_kv_extremes_from_nulls", "SELECT min(v) AS lo, max(v) AS hi, count(*) AS n FROM o_kv"),
     ("n_kv_group_extremes_from_nulls", "SELECT g, min(v) AS lo, max(v) AS hi FROM o_kv GROUP BY g"),
+    # GROUP BY a name that is an input column and an output name: PostgreSQL groups by the
+    # input column ('a' and 'A' are two groups whose outputs are alike).
+    ("n_kv_group_by_input_named_like_output", "SELECT lower(k) AS k, count(*) AS n, sum(v) AS s FROM o_kv GROUP BY k"),
     # --- Shapes that were engine bugs (FIXED_BUGS keeps their reproductions) ---
     ("n_scalar_corr_where", "SELECT o.id, o.cust_id, o.amount FROM o_orders o WHERE o.amount >= "
                             "(SELECT max(o2.amount) FROM o_orders o2 WHERE o2.cust_id = o.cust_id)"),

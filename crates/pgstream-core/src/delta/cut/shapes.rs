@@ -67,19 +67,13 @@ pub fn is_aggregate_call(expr: &Expr, catalog: &dyn Catalog) -> bool {
     }
 }
 
-/// The GROUP BY expressions of `select`, positions and output names resolved to expressions.
+/// The GROUP BY expressions of `select`, positions resolved to expressions. (A name stays a
+/// name: the cut has already replaced the output names that are no input column by their
+/// expressions, and a name that is both is the input column, as PostgreSQL takes it.)
 pub fn group_keys(select: &Select, location: &str) -> Result<Vec<Expr>, Unsupported> {
     let GroupByExpr::Expressions(exprs, _) = &select.group_by else {
         return Ok(vec![]);
     };
-    let aliased: Vec<(String, &Expr)> = select
-        .projection
-        .iter()
-        .filter_map(|item| match item {
-            SelectItem::ExprWithAlias { expr, alias } => Some((folded(alias), expr)),
-            _ => None,
-        })
-        .collect();
     exprs
         .iter()
         .map(|key| match key {
@@ -96,15 +90,6 @@ pub fn group_keys(select: &Select, location: &str) -> Result<Vec<Expr>, Unsuppor
                 }
                 _ => Ok(key.clone()),
             },
-            Expr::Identifier(ident) => {
-                let name = folded(ident);
-                // An output name only when no input column has it (PostgreSQL prefers the input
-                // column); without the input's columns here, an alias of another expression wins.
-                match aliased.iter().find(|(alias, _)| *alias == name) {
-                    Some((_, expr)) if **expr != *key => Ok((*expr).clone()),
-                    _ => Ok(key.clone()),
-                }
-            }
             _ => Ok(key.clone()),
         })
         .collect()
