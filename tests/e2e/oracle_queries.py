@@ -333,6 +333,10 @@ NESTED_QUERIES = [
     # GROUP BY a name that is an input column and an output name: PostgreSQL groups by the
     # input column ('a' and 'A' are two groups whose outputs are alike).
     ("n_kv_group_by_input_named_like_output", "SELECT lower(k) AS k, count(*) AS n, sum(v) AS s FROM o_kv GROUP BY k"),
+    # GROUP BY a parenthesized output name (PostgreSQL drops the parentheses), with MIN / MAX
+    # that rescans the groups that lose their extreme.
+    ("n_kv_group_by_parenthesized_output", "SELECT v % 4 AS bucket, min(v) AS lo, max(f) AS hi, count(*) AS n "
+                                           "FROM o_kv GROUP BY (bucket)"),
     # --- Shapes that were engine bugs (FIXED_BUGS keeps their reproductions) ---
     ("n_scalar_corr_where", "SELECT o.id, o.cust_id, o.amount FROM o_orders o WHERE o.amount >= "
                             "(SELECT max(o2.amount) FROM o_orders o2 WHERE o2.cust_id = o.cust_id)"),

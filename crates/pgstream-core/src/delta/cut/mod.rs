@@ -251,6 +251,9 @@ impl Cutter<'_> {
         };
         let normalized: Vec<Expr> = exprs
             .iter()
+            // PostgreSQL's grammar drops parentheses: `GROUP BY (1)` and `GROUP BY (month)` are
+            // a position and a name.
+            .map(|key| unparenthesized(key))
             .map(|key| match key {
                 Expr::Value(v) => match &v.value {
                     Value::Number(n, _) => n
@@ -316,4 +319,12 @@ fn without_rows(mut query: Query) -> Query {
             Some(generated_expr("false")),
         )),
     }
+}
+
+/// `expr` without the parentheses around it.
+fn unparenthesized(mut expr: &Expr) -> &Expr {
+    while let Expr::Nested(inner) = expr {
+        expr = inner;
+    }
+    expr
 }

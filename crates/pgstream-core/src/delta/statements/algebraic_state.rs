@@ -88,31 +88,38 @@ pub fn update_state(
 ) -> Vec<String> {
     let keys = state_keys(plan);
     let mut statements = Vec::new();
-    // Groups rescanned: their state is the recomputed one, which the MERGE leaves alone.
-    let (rescanned_matched, rescanned_new) = if plan.rescan_condition.is_some() {
-        // Matched on the key hash first (hashable, and the state's unique index leads with
-        // it), then on the keys with NULLs equal: never a nested loop over the whole state.
-        let rescanned = |alias: &str| {
-            if keys.is_empty() {
-                format!("EXISTS (SELECT 1 FROM {rescan})")
-            } else {
-                format!(
-                    "EXISTS (SELECT 1 FROM {rescan} __pgs_r WHERE {})",
-                    key_match_sql("__pgs_r", alias, &keys)
-                )
-            }
-        };
-        statements.push(format!(
-            "DELETE FROM {state} __pgs_s WHERE {}",
-            rescanned("__pgs_s")
-        ));
+    // Groups rescanned: their state is the recomputed one, which the MERGE leaves alone. The
+    // MERGE's source marks them by one outer join with the rescan table (its keys are distinct,
+    // taken from the grouped deltas), matched on the key hash first (hashable) and then on the
+    // keys with NULLs equal; a subquery in a WHEN clause would run once per touched group.
+    let (source, rescanned_matched, rescanned_new) = if plan.rescan_condition.is_some() {
+        statements.push(if keys.is_empty() {
+            format!("DELETE FROM {state} WHERE EXISTS (SELECT 1 FROM {rescan})")
+        } else {
+            format!(
+                "DELETE FROM {state} __pgs_s WHERE EXISTS (SELECT 1 FROM {rescan} __pgs_r WHERE {})",
+                key_match_sql("__pgs_r", "__pgs_s", &keys)
+            )
+        });
         statements.push(format!("INSERT INTO {state} SELECT * FROM {state_work}"));
+        let marked = if keys.is_empty() {
+            format!(
+                "(SELECT __pgs_g.*, EXISTS (SELECT 1 FROM {rescan}) AS __pgs_rescanned FROM {groups} __pgs_g)"
+            )
+        } else {
+            format!(
+                "(SELECT __pgs_g.*, __pgs_r.__pgs_hit IS NOT NULL AS __pgs_rescanned FROM {groups} __pgs_g \
+                 LEFT JOIN (SELECT *, true AS __pgs_hit FROM {rescan}) __pgs_r ON {})",
+                key_match_sql("__pgs_r", "__pgs_g", &keys)
+            )
+        };
         (
-            format!("WHEN MATCHED AND {} THEN DO NOTHING ", rescanned("__pgs_d")),
-            format!(" AND NOT {}", rescanned("__pgs_d")),
+            marked,
+            "WHEN MATCHED AND __pgs_d.__pgs_rescanned THEN DO NOTHING ".to_string(),
+            " AND NOT __pgs_d.__pgs_rescanned".to_string(),
         )
     } else {
-        (String::new(), String::new())
+        (groups.to_string(), String::new(), String::new())
     };
     // (The one group of an aggregate without GROUP BY stays, empty or not.)
     let (emptied, cancelled) = if plan.scalar {
@@ -130,7 +137,7 @@ pub fn update_state(
         .chain(plan.new_state.iter().cloned())
         .collect();
     statements.push(format!(
-        "MERGE INTO {state} __pgs_s USING {groups} __pgs_d ON {m} \
+        "MERGE INTO {state} __pgs_s USING {source} __pgs_d ON {m} \
          {rescanned_matched}{emptied}WHEN MATCHED THEN UPDATE SET {updates} \
          WHEN NOT MATCHED{rescanned_new}{cancelled} THEN INSERT ({columns}) VALUES ({values})",
         m = key_match_sql("__pgs_s", "__pgs_d", &keys),
