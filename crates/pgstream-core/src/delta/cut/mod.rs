@@ -253,7 +253,7 @@ impl Cutter<'_> {
             .iter()
             // PostgreSQL's grammar drops parentheses: `GROUP BY (1)` and `GROUP BY (month)` are
             // a position and a name.
-            .map(|key| unparenthesized(key))
+            .map(unparenthesized)
             .map(|key| match key {
                 Expr::Value(v) => match &v.value {
                     Value::Number(n, _) => n
