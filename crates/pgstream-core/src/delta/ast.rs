@@ -383,6 +383,19 @@ pub fn wildcard() -> SelectItem {
     generated_select("SELECT *").projection.remove(0)
 }
 
+/// Gives a FROM item the alias `alias` (keeping a column list it had).
+pub fn realias(factor: &mut TableFactor, alias: &str) {
+    match factor {
+        TableFactor::Table { alias: a, .. } | TableFactor::Derived { alias: a, .. } => {
+            let columns = a.as_ref().map(|a| a.columns.clone()).unwrap_or_default();
+            let mut new = table_alias(alias);
+            new.columns = columns;
+            *a = Some(new);
+        }
+        _ => {}
+    }
+}
+
 /// A column reference `alias.column` (both quoted).
 pub fn column_ref(alias: &str, column: &str) -> Expr {
     Expr::CompoundIdentifier(vec![ident(alias), ident(column)])

@@ -2,10 +2,13 @@
 //! their value now, their value before the changes (counted from the relation and its change
 //! rows), and which rows a change of their relation can affect (delta planning).
 
-use super::ast::{and, expr_with, generated_expr, or, query_of, select_from};
+use super::ast::{
+    and, column_ref, expr_with, folded, generated_expr, or, query_of, realias, select_from,
+};
 use super::blocks::{Filter, FilterKind};
+use super::cut::conjuncts;
 use super::ir::Role;
-use sqlparser::ast::{Expr, SelectItem, TableFactor};
+use sqlparser::ast::{BinaryOperator, Expr, InTarget, SelectItem, TableFactor};
 
 /// Renders a filter's relation read as a role (keeping its alias).
 pub type RelationAs<'a> = &'a dyn Fn(&TableFactor, Role) -> TableFactor;
@@ -146,12 +149,87 @@ pub fn touched(filter: &Filter, relation_as: RelationAs) -> Expr {
     }
 }
 
+/// The correlation of `filter` as equalities between a column of its relation and an expression
+/// of the outer row: (column, outer expression), sorted by column. Only equalities the text
+/// tells apart: the relation's column bare or under its alias, the outer side a column under
+/// another alias (a bare name on both sides could be either); for IN also the item and its
+/// left-hand side.
+fn correlation(filter: &Filter) -> Vec<(String, Expr)> {
+    let own = |e: &Expr| match e {
+        Expr::Identifier(c) => Some(folded(c)),
+        Expr::CompoundIdentifier(parts)
+            if parts.len() == 2 && folded(&parts[0]) == filter.alias =>
+        {
+            Some(folded(&parts[1]))
+        }
+        _ => None,
+    };
+    let outer = |e: &Expr| matches!(e, Expr::CompoundIdentifier(parts) if parts.len() == 2 && folded(&parts[0]) != filter.alias);
+    let mut pairs: Vec<(String, Expr)> = Vec::new();
+    for mut part in filter.cond.clone().map(conjuncts).unwrap_or_default() {
+        while let Expr::Nested(inner) = part {
+            part = *inner;
+        }
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = &part
+        {
+            match (own(left), own(right)) {
+                (Some(column), _) if outer(right) => pairs.push((column, (**right).clone())),
+                (_, Some(column)) if outer(left) => pairs.push((column, (**left).clone())),
+                _ => {}
+            }
+        }
+    }
+    if let FilterKind::In { lhs, item } = &filter.kind {
+        if let Some(column) = own(item) {
+            pairs.push((column, lhs.clone()));
+        }
+    }
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.dedup_by(|a, b| a.0 == b.0);
+    pairs
+}
+
+/// `(outer, …) IN (SELECT column, … FROM <changed rows of the relation>)`: what every outer row
+/// that [`touched`] finds meets, from the filter's [`correlation`] (None without one). As a
+/// conjunct of its own, PostgreSQL can drive such a term from the change rows' keys instead of
+/// reading the whole outer relation and looking for change rows row by row. The relation is
+/// named `__pgs_drv`, so that filters correlated alike on one relation give the same condition.
+fn driver(filter: &Filter, relation_as: RelationAs) -> Option<Expr> {
+    let pairs = correlation(filter);
+    if pairs.is_empty() || matches!(filter.kind, FilterKind::NotIn { .. }) {
+        return None;
+    }
+    let mut relation = relation_as(&filter.relation, Role::Changed);
+    realias(&mut relation, "__pgs_drv");
+    let projection = pairs
+        .iter()
+        .map(|(column, _)| SelectItem::UnnamedExpr(column_ref("__pgs_drv", column)))
+        .collect();
+    let outer: Vec<Expr> = pairs.into_iter().map(|(_, e)| e).collect();
+    Some(Expr::In {
+        expr: Box::new(match outer.len() {
+            1 => Expr::Nested(Box::new(outer[0].clone())),
+            _ => Expr::Tuple(outer),
+        }),
+        target: InTarget::Subquery(Box::new(query_of(select_from(projection, relation, None)))),
+        negated: false,
+        global: false,
+    })
+}
+
 /// The block's filters combined: now, before, and the rows a change may have touched (`None`
 /// when no filter's relation changed, so before = now).
 pub struct Combined {
     pub now: Expr,
     pub before: Expr,
     pub touched: Option<Expr>,
+    /// A condition every touched row meets that PostgreSQL can join on ([`driver`]): when every
+    /// changed filter has one and they are the same.
+    pub driver: Option<Expr>,
 }
 
 /// Combines `filters`; `changed(occurrence)` says whether an occurrence may have changed.
@@ -175,14 +253,26 @@ pub fn combine(
             }
         })
         .collect());
-    let touched = filters
+    let changed_filters: Vec<&Filter> = filters.iter().filter(|f| changed(f.occurrence)).collect();
+    let touched = changed_filters
         .iter()
-        .filter(|f| changed(f.occurrence))
         .map(|f| touched(f, relation_as))
         .reduce(or);
+    let drivers: Option<Vec<Expr>> = changed_filters
+        .iter()
+        .map(|f| driver(f, relation_as))
+        .collect();
+    let driver = drivers.and_then(|drivers| {
+        let first = drivers.first()?;
+        drivers
+            .iter()
+            .all(|d| d.to_string() == first.to_string())
+            .then(|| first.clone())
+    });
     Combined {
         now: now_sql,
         before: before_sql,
         touched,
+        driver,
     }
 }

@@ -3,8 +3,8 @@
 //! planning).
 
 use super::ast::{
-    derived, generated_expr, generated_select, named_factor, not, query_of, replace_occurrences,
-    restrict, select_from, table_alias, wildcard,
+    derived, generated_expr, generated_select, named_factor, not, query_of, realias,
+    replace_occurrences, restrict, select_from, wildcard,
 };
 use super::blocks::Block;
 use super::filters::{self, Combined};
@@ -123,7 +123,7 @@ impl Reader<'_> {
                 if let TableFactor::Table { name, alias, .. } = factor {
                     if let Some(index) = null_marker_index(&name.to_string()) {
                         let mut relation = self.padded[index].clone();
-                        strip_alias(&mut relation, "__pgs_none");
+                        realias(&mut relation, "__pgs_none");
                         self.reader.substitute(&mut relation, &[], &[]);
                         let mut empty =
                             select_from(vec![wildcard()], relation, Some(generated_expr("false")));
@@ -214,8 +214,10 @@ impl Reader<'_> {
             now,
             before,
             touched: Some(touched),
+            driver,
         }) = &combined
         {
+            let touched = &driven(touched, driver);
             for (coefficient, condition) in [
                 (
                     1,
@@ -270,8 +272,10 @@ impl Reader<'_> {
             now,
             before,
             touched: Some(touched),
+            driver,
         }) = &combined
         {
+            let touched = &driven(touched, driver);
             let mut select = block.select.clone();
             let differs = super::ast::expr_with(
                 "__pgs_hole_0__ IS DISTINCT FROM __pgs_hole_1__",
@@ -285,15 +289,14 @@ impl Reader<'_> {
     }
 }
 
-/// Gives a FROM item the alias `alias` (keeping a column list it had).
-fn strip_alias(factor: &mut TableFactor, alias: &str) {
-    match factor {
-        TableFactor::Table { alias: a, .. } | TableFactor::Derived { alias: a, .. } => {
-            let columns = a.as_ref().map(|a| a.columns.clone()).unwrap_or_default();
-            let mut new = table_alias(alias);
-            new.columns = columns;
-            *a = Some(new);
-        }
-        _ => {}
+/// `touched`, and before it the condition on the change rows' keys that lets PostgreSQL drive
+/// the term from them, when there is one ([`filters::Combined::driver`]).
+fn driven(
+    touched: &sqlparser::ast::Expr,
+    driver: &Option<sqlparser::ast::Expr>,
+) -> sqlparser::ast::Expr {
+    match driver {
+        Some(driver) => super::ast::and(driver.clone(), touched.clone()),
+        None => touched.clone(),
     }
 }

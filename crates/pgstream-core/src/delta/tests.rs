@@ -524,3 +524,24 @@ fn a_group_by_name_that_is_an_input_column_and_an_output_name_groups_by_the_inpu
     );
     assert_eq!(plan.root_identity.identity, Identity::Multiset);
 }
+
+#[test]
+fn rows_whose_exists_filters_flipped_are_driven_from_the_changed_keys() {
+    // TPC-H Q21's shape: EXISTS and NOT EXISTS over one relation, correlated alike. The term for
+    // "a filter's outcome flipped" gets `(o.customer_id) IN (SELECT … FROM <changes>)` as a
+    // conjunct of its own, once for both, so PostgreSQL can join it from the changed keys.
+    let plan = planned(
+        "SELECT o.id FROM orders o WHERE EXISTS (SELECT 1 FROM customers c1 WHERE c1.id = o.customer_id) \
+         AND NOT EXISTS (SELECT 1 FROM customers c2 WHERE c2.id = o.customer_id AND c2.name = 'x')",
+    );
+    let sql = delta(plan.root());
+    let driver = "((o.customer_id) IN (SELECT \"__pgs_drv\".\"id\" FROM ";
+    assert!(sql.contains(driver), "{sql}");
+    // Two terms (+1 and -1) carry it once each.
+    assert_eq!(sql.matches(driver).count(), 2, "{sql}");
+    // A correlation by bare names on both sides cannot be told apart: no driver.
+    let plan = planned(
+        "SELECT o.id FROM orders o WHERE EXISTS (SELECT 1 FROM customers c1 WHERE id = customer_id)",
+    );
+    assert!(!delta(plan.root()).contains("__pgs_drv"));
+}
