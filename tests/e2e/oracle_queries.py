@@ -274,6 +274,13 @@ NESTED_QUERIES = [
                             "JOIN o_orders o ON o.cust_id = c.id WHERE o.status = 'paid')"),
     ("n_not_in_join_corr", "SELECT d.x, d.y FROM o_dup d WHERE d.x NOT IN (SELECT i.qty FROM o_items i "
                            "JOIN o_orders o ON o.id = i.order_id WHERE o.cust_id = d.x)"),
+    # EXISTS and NOT EXISTS over one relation, correlated alike (TPC-H Q21's shape: their flipped
+    # rows are driven from the changed order ids), and a correlation by a bare outer name.
+    ("n_exists_not_exists_same", "SELECT o.id, o.status FROM j_orders o WHERE EXISTS (SELECT 1 FROM j_payments p1 "
+                                 "WHERE p1.order_id = o.id AND p1.amount > 10) AND NOT EXISTS (SELECT 1 FROM j_payments p2 "
+                                 "WHERE p2.order_id = o.id AND p2.payment_method = 'coupon')"),
+    ("n_exists_bare_outer_name", "SELECT o.id, c.last_name FROM j_orders o JOIN j_customers c ON c.id = o.customer_id "
+                                 "WHERE EXISTS (SELECT 1 FROM j_payments p WHERE p.order_id = o.id AND customer_id = c.id)"),
     ("n_exists_cte_agg", "WITH active AS (SELECT c.id, c.region FROM o_cust c WHERE EXISTS (SELECT 1 FROM o_orders o "
                          "WHERE o.cust_id = c.id AND o.amount > 50)) SELECT region, count(*) AS n FROM active GROUP BY region"),
     # --- DISTINCT over joins, UNION of aggregates, UNION ALL of keyed and keyless ---

@@ -149,23 +149,25 @@ pub fn touched(filter: &Filter, relation_as: RelationAs) -> Expr {
     }
 }
 
-/// The correlation of `filter` as equalities between a column of its relation and an expression
-/// of the outer row: (column, outer expression), sorted by column. Only equalities the text
-/// tells apart: the relation's column bare or under its alias, the outer side a column under
-/// another alias (a bare name on both sides could be either); for IN also the item and its
-/// left-hand side.
-fn correlation(filter: &Filter) -> Vec<(String, Expr)> {
+/// The correlation of `filter` as equalities between a column of its relation and a column of
+/// the outer row: (the relation's side as the driver's subquery reads it, the outer side),
+/// sorted. The relation's side is a name under its alias (read as `__pgs_drv.<column>`) or a
+/// bare name other than the alias, kept bare: in the driver it resolves as in the filter (the
+/// relation's column, else the outer row's), the driver's subquery reading the same relation in
+/// the same place. The outer side is a column under another alias (a bare name on both sides
+/// could be either). For IN also the item and its left-hand side.
+fn correlation(filter: &Filter) -> Vec<(Expr, Expr)> {
     let own = |e: &Expr| match e {
-        Expr::Identifier(c) => Some(folded(c)),
+        Expr::Identifier(c) if folded(c) != filter.alias => Some(e.clone()),
         Expr::CompoundIdentifier(parts)
             if parts.len() == 2 && folded(&parts[0]) == filter.alias =>
         {
-            Some(folded(&parts[1]))
+            Some(column_ref("__pgs_drv", &folded(&parts[1])))
         }
         _ => None,
     };
     let outer = |e: &Expr| matches!(e, Expr::CompoundIdentifier(parts) if parts.len() == 2 && folded(&parts[0]) != filter.alias);
-    let mut pairs: Vec<(String, Expr)> = Vec::new();
+    let mut pairs: Vec<(Expr, Expr)> = Vec::new();
     for mut part in filter.cond.clone().map(conjuncts).unwrap_or_default() {
         while let Expr::Nested(inner) = part {
             part = *inner;
@@ -188,8 +190,8 @@ fn correlation(filter: &Filter) -> Vec<(String, Expr)> {
             pairs.push((column, lhs.clone()));
         }
     }
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    pairs.dedup_by(|a, b| a.0 == b.0);
+    pairs.sort_by_key(|(inner, outer)| (inner.to_string(), outer.to_string()));
+    pairs.dedup_by_key(|(inner, outer)| (inner.to_string(), outer.to_string()));
     pairs
 }
 
@@ -205,11 +207,8 @@ fn driver(filter: &Filter, relation_as: RelationAs) -> Option<Expr> {
     }
     let mut relation = relation_as(&filter.relation, Role::Changed);
     realias(&mut relation, "__pgs_drv");
-    let projection = pairs
-        .iter()
-        .map(|(column, _)| SelectItem::UnnamedExpr(column_ref("__pgs_drv", column)))
-        .collect();
-    let outer: Vec<Expr> = pairs.into_iter().map(|(_, e)| e).collect();
+    let (inner, outer): (Vec<Expr>, Vec<Expr>) = pairs.into_iter().unzip();
+    let projection = inner.into_iter().map(SelectItem::UnnamedExpr).collect();
     Some(Expr::In {
         expr: Box::new(match outer.len() {
             1 => Expr::Nested(Box::new(outer[0].clone())),

@@ -544,4 +544,16 @@ fn rows_whose_exists_filters_flipped_are_driven_from_the_changed_keys() {
         "SELECT o.id FROM orders o WHERE EXISTS (SELECT 1 FROM customers c1 WHERE id = customer_id)",
     );
     assert!(!delta(plan.root()).contains("__pgs_drv"));
+    // A bare name stays bare in the driver, resolving there as in the filter: `region` is no
+    // column of payments, so PostgreSQL reads it from orders, in both.
+    let plan = planned(
+        "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id \
+         WHERE EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND region = c.region)",
+    );
+    let sql = delta(plan.root());
+    assert!(
+        sql.contains("IN (SELECT \"__pgs_drv\".\"order_id\", region FROM "),
+        "{sql}"
+    );
+    assert!(!sql.contains("\"__pgs_drv\".\"region\""), "{sql}");
 }
