@@ -281,6 +281,12 @@ NESTED_QUERIES = [
                                  "WHERE p2.order_id = o.id AND p2.payment_method = 'coupon')"),
     ("n_exists_bare_outer_name", "SELECT o.id, c.last_name FROM j_orders o JOIN j_customers c ON c.id = o.customer_id "
                                  "WHERE EXISTS (SELECT 1 FROM j_payments p WHERE p.order_id = o.id AND customer_id = c.id)"),
+    # Bare names in the subquery: `customer_id` is no column of j_payments (the outer row's), and
+    # `order_id = id` compares two columns of j_payments (no correlation at all).
+    ("n_exists_bare_names", "SELECT id, status FROM j_orders WHERE EXISTS (SELECT 1 FROM j_payments "
+                            "WHERE amount > 0 AND order_id = customer_id)"),
+    ("n_not_exists_bare_own_names", "SELECT id, status FROM j_orders WHERE NOT EXISTS (SELECT 1 FROM j_payments "
+                                    "WHERE order_id = id)"),
     ("n_exists_cte_agg", "WITH active AS (SELECT c.id, c.region FROM o_cust c WHERE EXISTS (SELECT 1 FROM o_orders o "
                          "WHERE o.cust_id = c.id AND o.amount > 50)) SELECT region, count(*) AS n FROM active GROUP BY region"),
     # --- DISTINCT over joins, UNION of aggregates, UNION ALL of keyed and keyless ---

@@ -8,7 +8,7 @@ use super::ast::{
 use super::blocks::{Filter, FilterKind};
 use super::cut::conjuncts;
 use super::ir::Role;
-use sqlparser::ast::{BinaryOperator, Expr, InTarget, SelectItem, TableFactor};
+use sqlparser::ast::{BinaryOperator, Expr, InTarget, SelectItem, SetExpr, TableFactor};
 
 /// Renders a filter's relation read as a role (keeping its alias).
 pub type RelationAs<'a> = &'a dyn Fn(&TableFactor, Role) -> TableFactor;
@@ -149,16 +149,52 @@ pub fn touched(filter: &Filter, relation_as: RelationAs) -> Expr {
     }
 }
 
+/// The names of the columns `relation` (a change rows relation as rendered) shows, when they can
+/// be read from its text: a column list on its alias, or a subquery selecting plain columns.
+fn shown_columns(relation: &TableFactor) -> Option<Vec<String>> {
+    match relation {
+        TableFactor::Derived {
+            alias, subquery, ..
+        } => {
+            if let Some(alias) = alias.as_ref().filter(|a| !a.columns.is_empty()) {
+                return Some(alias.columns.iter().map(|c| folded(&c.name)).collect());
+            }
+            let SetExpr::Select(select) = subquery.body.as_ref() else {
+                return None;
+            };
+            select
+                .projection
+                .iter()
+                .map(|item| match item {
+                    SelectItem::UnnamedExpr(Expr::Identifier(c)) => Some(folded(c)),
+                    SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                        parts.last().map(folded)
+                    }
+                    SelectItem::ExprWithAlias { alias, .. } => Some(folded(alias)),
+                    _ => None,
+                })
+                .collect()
+        }
+        _ => None,
+    }
+}
+
 /// The correlation of `filter` as equalities between a column of its relation and a column of
 /// the outer row: (the relation's side as the driver's subquery reads it, the outer side),
-/// sorted. The relation's side is a name under its alias (read as `__pgs_drv.<column>`) or a
-/// bare name other than the alias, kept bare: in the driver it resolves as in the filter (the
-/// relation's column, else the outer row's), the driver's subquery reading the same relation in
-/// the same place. The outer side is a column under another alias (a bare name on both sides
-/// could be either). For IN also the item and its left-hand side.
-fn correlation(filter: &Filter) -> Vec<(Expr, Expr)> {
+/// sorted. A name under the relation's alias is its column (read as `__pgs_drv.<column>`), one
+/// under another alias the outer row's. A bare name (other than the alias: a whole row) is the
+/// relation's column when `shown` (the columns its change rows show, as the filter reads them)
+/// has it and the outer row's otherwise, as PostgreSQL resolves it; with `shown` unknown it
+/// is taken for the relation's side and kept bare, resolving in the driver as in the filter,
+/// and two bare names are left alone. For IN also the item and its left-hand side.
+fn correlation(filter: &Filter, shown: Option<&[String]>) -> Vec<(Expr, Expr)> {
+    let is_shown = |c: &sqlparser::ast::Ident| shown.map(|s| s.contains(&folded(c)));
     let own = |e: &Expr| match e {
-        Expr::Identifier(c) if folded(c) != filter.alias => Some(e.clone()),
+        Expr::Identifier(c) if folded(c) != filter.alias => match is_shown(c) {
+            Some(true) => Some(column_ref("__pgs_drv", &folded(c))),
+            Some(false) => None,
+            None => Some(e.clone()),
+        },
         Expr::CompoundIdentifier(parts)
             if parts.len() == 2 && folded(&parts[0]) == filter.alias =>
         {
@@ -166,7 +202,11 @@ fn correlation(filter: &Filter) -> Vec<(Expr, Expr)> {
         }
         _ => None,
     };
-    let outer = |e: &Expr| matches!(e, Expr::CompoundIdentifier(parts) if parts.len() == 2 && folded(&parts[0]) != filter.alias);
+    let outer = |e: &Expr| match e {
+        Expr::CompoundIdentifier(parts) => parts.len() == 2 && folded(&parts[0]) != filter.alias,
+        Expr::Identifier(c) => folded(c) != filter.alias && is_shown(c) == Some(false),
+        _ => false,
+    };
     let mut pairs: Vec<(Expr, Expr)> = Vec::new();
     for mut part in filter.cond.clone().map(conjuncts).unwrap_or_default() {
         while let Expr::Nested(inner) = part {
@@ -201,11 +241,14 @@ fn correlation(filter: &Filter) -> Vec<(Expr, Expr)> {
 /// reading the whole outer relation and looking for change rows row by row. The relation is
 /// named `__pgs_drv`, so that filters correlated alike on one relation give the same condition.
 fn driver(filter: &Filter, relation_as: RelationAs) -> Option<Expr> {
-    let pairs = correlation(filter);
-    if pairs.is_empty() || matches!(filter.kind, FilterKind::NotIn { .. }) {
+    if matches!(filter.kind, FilterKind::NotIn { .. }) {
         return None;
     }
     let mut relation = relation_as(&filter.relation, Role::Changed);
+    let pairs = correlation(filter, shown_columns(&relation).as_deref());
+    if pairs.is_empty() {
+        return None;
+    }
     realias(&mut relation, "__pgs_drv");
     let (inner, outer): (Vec<Expr>, Vec<Expr>) = pairs.into_iter().unzip();
     let projection = inner.into_iter().map(SelectItem::UnnamedExpr).collect();

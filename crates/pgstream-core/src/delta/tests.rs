@@ -539,21 +539,30 @@ fn rows_whose_exists_filters_flipped_are_driven_from_the_changed_keys() {
     assert!(sql.contains(driver), "{sql}");
     // Two terms (+1 and -1) carry it once each.
     assert_eq!(sql.matches(driver).count(), 2, "{sql}");
-    // A correlation by bare names on both sides cannot be told apart: no driver.
+    // Bare names resolve as PostgreSQL resolves them: `id` is a column of customers (its change
+    // rows show it), `customer_id` is not, so it is the outer row's.
     let plan = planned(
         "SELECT o.id FROM orders o WHERE EXISTS (SELECT 1 FROM customers c1 WHERE id = customer_id)",
     );
-    assert!(!delta(plan.root()).contains("__pgs_drv"));
-    // A bare name stays bare in the driver, resolving there as in the filter: `region` is no
-    // column of payments, so PostgreSQL reads it from orders, in both.
+    let sql = delta(plan.root());
+    assert!(
+        sql.contains("((customer_id) IN (SELECT \"__pgs_drv\".\"id\" FROM "),
+        "{sql}"
+    );
+    // `region` is no column of payments: PostgreSQL reads it from the outer row, so
+    // `region = c.region` is no correlation with payments and the driver has order_id alone.
     let plan = planned(
         "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id \
          WHERE EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND region = c.region)",
     );
     let sql = delta(plan.root());
     assert!(
-        sql.contains("IN (SELECT \"__pgs_drv\".\"order_id\", region FROM "),
+        sql.contains("((o.id) IN (SELECT \"__pgs_drv\".\"order_id\" FROM "),
         "{sql}"
     );
-    assert!(!sql.contains("\"__pgs_drv\".\"region\""), "{sql}");
+    // A whole-row reference (the relation's alias, bare) is no column.
+    let plan = planned(
+        "SELECT o.id FROM orders o WHERE (o.id, o.customer_id) IN (SELECT c FROM customers c)",
+    );
+    assert!(!delta(plan.root()).contains("\"__pgs_drv\".\"c\""));
 }
