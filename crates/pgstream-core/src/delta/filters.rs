@@ -285,11 +285,21 @@ pub fn combine(
         expr_with("COALESCE(__pgs_hole_0__, false)", &[&joined])
     };
     let now_sql = all(filters.iter().map(|f| now(f, relation_as)).collect());
+    // A row no change row touches has the filter value it has now: the counts that give the
+    // value before (a count of the whole matching set, where NOT EXISTS / EXISTS stop at the
+    // first match) are only taken for the rows a change touched.
     let before_sql = all(filters
         .iter()
         .map(|f| {
             if changed(f.occurrence) {
-                before(f, relation_as)
+                expr_with(
+                    "CASE WHEN __pgs_hole_0__ THEN __pgs_hole_1__ ELSE __pgs_hole_2__ END",
+                    &[
+                        &touched(f, relation_as),
+                        &before(f, relation_as),
+                        &now(f, relation_as),
+                    ],
+                )
             } else {
                 now(f, relation_as)
             }
