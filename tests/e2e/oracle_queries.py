@@ -287,6 +287,10 @@ NESTED_QUERIES = [
                             "WHERE amount > 0 AND order_id = customer_id)"),
     ("n_not_exists_bare_own_names", "SELECT id, status FROM j_orders WHERE NOT EXISTS (SELECT 1 FROM j_payments "
                                     "WHERE order_id = id)"),
+    # An alias naming fewer columns than the relation has: `order_id` stays j_payments' column
+    # (the subquery is not correlated), though o_items has an order_id too.
+    ("n_exists_partial_column_alias", "SELECT i.order_id, i.sku FROM o_items i WHERE EXISTS (SELECT 1 FROM "
+                                      "j_payments AS p(pid) WHERE pid = order_id)"),
     ("n_exists_cte_agg", "WITH active AS (SELECT c.id, c.region FROM o_cust c WHERE EXISTS (SELECT 1 FROM o_orders o "
                          "WHERE o.cust_id = c.id AND o.amount > 50)) SELECT region, count(*) AS n FROM active GROUP BY region"),
     # --- DISTINCT over joins, UNION of aggregates, UNION ALL of keyed and keyless ---

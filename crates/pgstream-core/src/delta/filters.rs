@@ -150,33 +150,39 @@ pub fn touched(filter: &Filter, relation_as: RelationAs) -> Expr {
 }
 
 /// The names of the columns `relation` (a change rows relation as rendered) shows, when they can
-/// be read from its text: a column list on its alias, or a subquery selecting plain columns.
+/// be read from its text: a subquery selecting plain columns, renamed from the first on by a
+/// column list on its alias (which may name fewer columns than there are).
 fn shown_columns(relation: &TableFactor) -> Option<Vec<String>> {
-    match relation {
-        TableFactor::Derived {
-            alias, subquery, ..
-        } => {
-            if let Some(alias) = alias.as_ref().filter(|a| !a.columns.is_empty()) {
-                return Some(alias.columns.iter().map(|c| folded(&c.name)).collect());
-            }
-            let SetExpr::Select(select) = subquery.body.as_ref() else {
-                return None;
-            };
-            select
-                .projection
-                .iter()
-                .map(|item| match item {
-                    SelectItem::UnnamedExpr(Expr::Identifier(c)) => Some(folded(c)),
-                    SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
-                        parts.last().map(folded)
-                    }
-                    SelectItem::ExprWithAlias { alias, .. } => Some(folded(alias)),
-                    _ => None,
-                })
-                .collect()
-        }
-        _ => None,
+    let TableFactor::Derived {
+        alias, subquery, ..
+    } = relation
+    else {
+        return None;
+    };
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return None;
+    };
+    let mut names: Vec<String> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(c)) => Some(folded(c)),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => parts.last().map(folded),
+            SelectItem::ExprWithAlias { alias, .. } => Some(folded(alias)),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let renamed = alias
+        .as_ref()
+        .map(|a| a.columns.as_slice())
+        .unwrap_or_default();
+    if renamed.len() > names.len() {
+        return None;
     }
+    for (name, column) in names.iter_mut().zip(renamed) {
+        *name = folded(&column.name);
+    }
+    Some(names)
 }
 
 /// The correlation of `filter` as equalities between a column of its relation and a column of
@@ -188,7 +194,12 @@ fn shown_columns(relation: &TableFactor) -> Option<Vec<String>> {
 /// is taken for the relation's side and kept bare, resolving in the driver as in the filter,
 /// and two bare names are left alone. For IN also the item and its left-hand side.
 fn correlation(filter: &Filter, shown: Option<&[String]>) -> Vec<(Expr, Expr)> {
-    let is_shown = |c: &sqlparser::ast::Ident| shown.map(|s| s.contains(&folded(c)));
+    // (Unknown for a name with other than ASCII letters: PostgreSQL folds only A-Z.)
+    let is_shown = |c: &sqlparser::ast::Ident| {
+        shown
+            .filter(|_| c.value.is_ascii())
+            .map(|s| s.contains(&folded(c)))
+    };
     let own = |e: &Expr| match e {
         Expr::Identifier(c) if folded(c) != filter.alias => match is_shown(c) {
             Some(true) => Some(column_ref("__pgs_drv", &folded(c))),

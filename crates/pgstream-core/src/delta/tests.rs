@@ -560,6 +560,12 @@ fn rows_whose_exists_filters_flipped_are_driven_from_the_changed_keys() {
         sql.contains("((o.id) IN (SELECT \"__pgs_drv\".\"order_id\" FROM "),
         "{sql}"
     );
+    // An alias naming fewer columns than the relation has renames the first ones only:
+    // `order_id` is still payments' column, so the subquery is not correlated at all.
+    let plan = planned(
+        "SELECT o.id FROM orders o WHERE EXISTS (SELECT 1 FROM payments AS p(pid) WHERE pid = order_id)",
+    );
+    assert!(!delta(plan.root()).contains("__pgs_drv"));
     // A whole-row reference (the relation's alias, bare) is no column.
     let plan = planned(
         "SELECT o.id FROM orders o WHERE (o.id, o.customer_id) IN (SELECT c FROM customers c)",
