@@ -383,6 +383,14 @@ pub fn wildcard() -> SelectItem {
     generated_select("SELECT *").projection.remove(0)
 }
 
+/// `expr` without the parentheses around it.
+pub fn unparenthesized(mut expr: &Expr) -> &Expr {
+    while let Expr::Nested(inner) = expr {
+        expr = inner;
+    }
+    expr
+}
+
 /// Gives a FROM item the alias `alias` (keeping a column list it had).
 pub fn realias(factor: &mut TableFactor, alias: &str) {
     match factor {

@@ -70,15 +70,12 @@ impl Filter {
         };
         let mut columns: Vec<String> = Vec::new();
         if let Some(cond) = &self.cond {
-            for mut part in conjuncts(cond.clone()) {
-                while let Expr::Nested(inner) = part {
-                    part = *inner;
-                }
+            for part in conjuncts(cond.clone()) {
                 if let Expr::BinaryOp {
                     left,
                     op: sqlparser::ast::BinaryOperator::Eq,
                     right,
-                } = &part
+                } = super::ast::unparenthesized(&part)
                 {
                     columns.extend(own(left));
                     columns.extend(own(right));

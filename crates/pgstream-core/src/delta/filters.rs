@@ -4,6 +4,7 @@
 
 use super::ast::{
     and, column_ref, expr_with, folded, generated_expr, or, query_of, realias, select_from,
+    unparenthesized,
 };
 use super::blocks::{Filter, FilterKind};
 use super::cut::conjuncts;
@@ -219,15 +220,12 @@ fn correlation(filter: &Filter, shown: Option<&[String]>) -> Vec<(Expr, Expr)> {
         _ => false,
     };
     let mut pairs: Vec<(Expr, Expr)> = Vec::new();
-    for mut part in filter.cond.clone().map(conjuncts).unwrap_or_default() {
-        while let Expr::Nested(inner) = part {
-            part = *inner;
-        }
+    for part in filter.cond.clone().map(conjuncts).unwrap_or_default() {
         if let Expr::BinaryOp {
             left,
             op: BinaryOperator::Eq,
             right,
-        } = &part
+        } = unparenthesized(&part)
         {
             match (own(left), own(right)) {
                 (Some(column), _) if outer(right) => pairs.push((column, (**right).clone())),
@@ -296,31 +294,27 @@ pub fn combine(
         expr_with("COALESCE(__pgs_hole_0__, false)", &[&joined])
     };
     let now_sql = all(filters.iter().map(|f| now(f, relation_as)).collect());
+    // Each changed filter's touched rows, in the order of `filters`.
+    let touched_by: Vec<Option<Expr>> = filters
+        .iter()
+        .map(|f| changed(f.occurrence).then(|| touched(f, relation_as)))
+        .collect();
     // A row no change row touches has the filter value it has now: the counts that give the
     // value before (a count of the whole matching set, where NOT EXISTS / EXISTS stop at the
     // first match) are only taken for the rows a change touched.
     let before_sql = all(filters
         .iter()
-        .map(|f| {
-            if changed(f.occurrence) {
-                expr_with(
-                    "CASE WHEN __pgs_hole_0__ THEN __pgs_hole_1__ ELSE __pgs_hole_2__ END",
-                    &[
-                        &touched(f, relation_as),
-                        &before(f, relation_as),
-                        &now(f, relation_as),
-                    ],
-                )
-            } else {
-                now(f, relation_as)
-            }
+        .zip(&touched_by)
+        .map(|(f, touched)| match touched {
+            Some(touched) => expr_with(
+                "CASE WHEN __pgs_hole_0__ THEN __pgs_hole_1__ ELSE __pgs_hole_2__ END",
+                &[touched, &before(f, relation_as), &now(f, relation_as)],
+            ),
+            None => now(f, relation_as),
         })
         .collect());
     let changed_filters: Vec<&Filter> = filters.iter().filter(|f| changed(f.occurrence)).collect();
-    let touched = changed_filters
-        .iter()
-        .map(|f| touched(f, relation_as))
-        .reduce(or);
+    let touched = touched_by.into_iter().flatten().reduce(or);
     let drivers: Option<Vec<Expr>> = changed_filters
         .iter()
         .map(|f| driver(f, relation_as))

@@ -253,7 +253,7 @@ impl Cutter<'_> {
             .iter()
             // PostgreSQL's grammar drops parentheses: `GROUP BY (1)` and `GROUP BY (month)` are
             // a position and a name.
-            .map(unparenthesized)
+            .map(super::ast::unparenthesized)
             .map(|key| match key {
                 Expr::Value(v) => match &v.value {
                     Value::Number(n, _) => n
@@ -319,12 +319,4 @@ fn without_rows(mut query: Query) -> Query {
             Some(generated_expr("false")),
         )),
     }
-}
-
-/// `expr` without the parentheses around it.
-fn unparenthesized(mut expr: &Expr) -> &Expr {
-    while let Expr::Nested(inner) = expr {
-        expr = inner;
-    }
-    expr
 }
