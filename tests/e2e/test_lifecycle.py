@@ -238,3 +238,37 @@ def test_create_and_refresh_inside_a_plpgsql_function(db):
     assert db.value("SELECT build_totals()") == 2
     assert db.multiset_difference(
         "ftotals", "SELECT k, count(*) AS n, sum(v) AS s, max(v) AS hi FROM fsrc GROUP BY k") == 0
+
+
+def test_full_refresh_writes_only_rows_that_differ(db):
+    """FULL compares the query's rows with the table's by key in one pass: unchanged rows (a NULL
+    key among them) are not written again, a value stored differently (1.0 → 1.00) is, and a
+    table emptied by its query fills again."""
+    db.sql("CREATE TABLE orders (customer int, amount numeric)")
+    db.sql("INSERT INTO orders VALUES (1, 1.0), (2, 7), (NULL, 3), (3, 4)")
+    query = "SELECT customer, sum(amount) AS total FROM orders GROUP BY customer"
+    db.sql("SELECT pgstream.create_stream_table('totals', %s, '1m', 'FULL')", (query,))
+    assert db.value(
+        "SELECT count(*) FROM pg_index WHERE indrelid = 'totals'::regclass AND indisunique AND indisvalid"
+    ) == 1, "the identity index is built after the first population"
+    before = dict(db.sql("SELECT coalesce(customer, -1), xmin::text FROM totals"))
+    db.sql("UPDATE orders SET amount = 1.00 WHERE customer = 1")
+    db.sql("DELETE FROM orders WHERE customer = 3")
+    db.sql("INSERT INTO orders VALUES (4, 5)")
+    db.sql("SELECT pgstream.refresh_stream_table('totals')")
+    assert db.multiset_difference("totals", query) == 0
+    assert db.value("SELECT total::text FROM totals WHERE customer = 1") == "1.00"
+    after = dict(db.sql("SELECT coalesce(customer, -1), xmin::text FROM totals"))
+    assert after[-1] == before[-1] and after[2] == before[2], "unchanged rows stay as they were"
+    assert after[1] != before[1]
+    assert db.sql(
+        "SELECT last_rows_inserted, last_rows_updated, last_rows_deleted FROM pgstream.pgs_stream_tables"
+    ) == [(1, 1, 1)]
+
+    db.sql("DELETE FROM orders")
+    db.sql("SELECT pgstream.refresh_stream_table('totals')")
+    assert db.value("SELECT count(*) FROM totals") == 0
+    db.sql("INSERT INTO orders VALUES (NULL, 1), (5, 2)")
+    db.sql("SELECT pgstream.refresh_stream_table('totals')")
+    assert db.multiset_difference("totals", query) == 0
+    assert db.error("INSERT INTO totals VALUES (5, 0)").pgcode == "23505", "the key stays unique"
