@@ -137,13 +137,21 @@ impl Execution<'_> {
         }
     }
 
-    /// How many change rows [`Self::fill_deltas`] would copy.
-    pub fn count_changes(&self) -> i64 {
-        self.plan
-            .deltas
-            .iter()
-            .map(|input| window_scan(|| self.count(&sql::delta_count(input))))
-            .sum()
+    /// How many change rows [`Self::fill_deltas`] would copy, counted up to `limit` (when given:
+    /// the count stops there).
+    pub fn count_changes(&self, limit: Option<i64>) -> i64 {
+        let mut counted = 0;
+        for input in &self.plan.deltas {
+            let left = limit.map(|limit| limit - counted);
+            if left.is_some_and(|left| left <= 0) {
+                break;
+            }
+            // (What is left of the limit, at its power of two: the statement's text stays.)
+            let bound = left.map(|left| (left as u64).next_power_of_two() as i64);
+            let rows = window_scan(|| self.count(&sql::delta_count(input, bound)));
+            counted += left.map_or(rows, |left| rows.min(left));
+        }
+        counted
     }
 
     /// Applies every stage's changes from `deltas` ([`Self::fill_deltas`]), lowest first;

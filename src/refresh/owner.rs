@@ -326,7 +326,8 @@ impl Refresh<'_> {
         // Counted before anything is copied: a change set that sends the refresh to FULL is
         // not copied in vain (at 10 % of a million rows the copy cost a third of the FULL).
         let why = sources.and_then(|sources| {
-            let counted = planned_for_cached_data(|| execution.count_changes());
+            let limit = crate::change_volume::counting_limit(found.mode, sources, thresholds);
+            let counted = planned_for_cached_data(|| execution.count_changes(limit));
             crate::change_volume::full_instead(found.mode, counted, sources, thresholds)
         });
         let filled = why

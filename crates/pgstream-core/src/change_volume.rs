@@ -25,6 +25,20 @@ pub fn threshold(mode: RefreshMode, thresholds: Thresholds) -> Option<(f64, &'st
     (fraction > 0.0).then_some((fraction, setting))
 }
 
+/// How many change rows are worth counting for a refresh in `mode` of sources of about
+/// `source_rows` rows: past the threshold the answer is known, so a count stops there instead
+/// of reading every change row of a bulk load. Rounded up to a power of two, so that the count
+/// statement (the limit is in its text) keeps its plan while the sources grow. None: count all
+/// (no threshold, or the sources' size is unknown).
+pub fn counting_limit(mode: RefreshMode, source_rows: f64, thresholds: Thresholds) -> Option<i64> {
+    let (fraction, _) = threshold(mode, thresholds)?;
+    if source_rows <= 0.0 {
+        return None;
+    }
+    let decisive = (fraction * source_rows).floor().min(i64::MAX as f64 / 4.0) as i64 + 1;
+    Some((decisive as u64).next_power_of_two() as i64)
+}
+
 /// Why a refresh in `mode` recomputes instead of applying `change_rows` change rows (a deleted
 /// and an inserted row per update) to sources of about `source_rows` rows (the planner's
 /// estimate; unknown when zero or less: then never), or None to apply them.
@@ -38,8 +52,14 @@ pub fn full_instead(
     if source_rows <= 0.0 || (change_rows as f64) <= fraction * source_rows {
         return None;
     }
+    // (A count stopped at its limit says so.)
+    let at_least = if counting_limit(mode, source_rows, thresholds) == Some(change_rows) {
+        "at least "
+    } else {
+        ""
+    };
     Some(format!(
-        "{change_rows} change rows are {:.1}% of the about {:.0} rows of the changed sources, \
+        "{at_least}{change_rows} change rows are {:.1}% of the about {:.0} rows of the changed sources, \
          over {setting} = {fraction}",
         100.0 * change_rows as f64 / source_rows,
         source_rows
@@ -67,6 +87,36 @@ mod tests {
             "{why}"
         );
         assert!(why.ends_with("pgstream.auto_full_fraction = 0.05"), "{why}");
+    }
+
+    #[test]
+    fn a_count_stops_past_the_threshold_at_a_power_of_two() {
+        assert_eq!(
+            counting_limit(RefreshMode::Auto, 1_000_000.0, DEFAULTS),
+            Some(65_536)
+        );
+        assert_eq!(
+            counting_limit(RefreshMode::Auto, 1_100_000.0, DEFAULTS),
+            Some(65_536),
+            "the limit, in the statement's text, stays while the sources grow"
+        );
+        assert_eq!(counting_limit(RefreshMode::Auto, 0.0, DEFAULTS), None);
+        assert_eq!(
+            counting_limit(RefreshMode::Differential, 1e6, DEFAULTS),
+            None
+        );
+        assert_eq!(counting_limit(RefreshMode::Full, 1e6, DEFAULTS), None);
+        let why = full_instead(RefreshMode::Auto, 65_536, 1_000_000.0, DEFAULTS).unwrap();
+        assert!(
+            why.starts_with("at least 65536 change rows are 6.6%"),
+            "{why}"
+        );
+        assert!(full_instead(RefreshMode::Auto, 50_000, 1_000_000.0, DEFAULTS).is_none());
+        assert!(
+            !full_instead(RefreshMode::Auto, 50_001, 1_000_000.0, DEFAULTS)
+                .unwrap()
+                .starts_with("at least")
+        );
     }
 
     #[test]

@@ -410,14 +410,20 @@ pub fn delta_fill(names: &super::ir::Names, input: &super::ir::TableInput) -> St
     )
 }
 
-/// How many change rows of `input` the refresh's window holds (what [`delta_fill`] would copy):
-/// cost-based AUTO weighs them before filling anything.
-pub fn delta_count(input: &super::ir::TableInput) -> String {
-    format!(
-        "SELECT pg_catalog.count(*)::pg_catalog.int8 FROM {} __pgs_b WHERE {}",
+/// How many change rows of `input` the refresh's window holds (what [`delta_fill`] would copy),
+/// counted up to `limit` when given: cost-based AUTO weighs them before filling anything.
+pub fn delta_count(input: &super::ir::TableInput, limit: Option<i64>) -> String {
+    let window = format!(
+        "FROM {} __pgs_b WHERE {}",
         super::ir::change_view(input.relid),
         super::ir::CHANGE_WINDOW
-    )
+    );
+    match limit {
+        None => format!("SELECT pg_catalog.count(*)::pg_catalog.int8 {window}"),
+        Some(limit) => format!(
+            "SELECT pg_catalog.count(*)::pg_catalog.int8 FROM (SELECT {window} LIMIT {limit}) __pgs_c"
+        ),
+    }
 }
 
 /// An index on `column` of the delta table of `relid` (kept with the table between refreshes):
