@@ -272,3 +272,31 @@ def test_full_refresh_writes_only_rows_that_differ(db):
     db.sql("SELECT pgstream.refresh_stream_table('totals')")
     assert db.multiset_difference("totals", query) == 0
     assert db.error("INSERT INTO totals VALUES (5, 0)").pgcode == "23505", "the key stays unique"
+
+
+def test_first_population_in_the_creating_transaction_keeps_every_index(db):
+    """Created and first filled in one transaction, with indexes of the user's made in between:
+    the plain ones (rebuilt after the rows), a commented one and a unique constraint's (left in
+    place) all exist afterwards, valid, and the unique one still refuses a duplicate."""
+    make_orders(db)
+    conn = db.connect(autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pgstream.create_stream_table('totals', %s, '1m', 'DIFFERENTIAL', false)", (QUERY,))
+        cur.execute("CREATE INDEX totals_total ON totals (total) WHERE total > 0")
+        cur.execute("CREATE INDEX totals_orders ON totals (orders)")
+        cur.execute("COMMENT ON INDEX totals_orders IS 'kept'")
+        cur.execute("ALTER TABLE totals ADD CONSTRAINT totals_priced UNIQUE (customer, priced)")
+        cur.execute("SELECT pgstream.refresh_stream_table('totals')")
+    conn.commit()
+    assert db.multiset_difference("totals", QUERY) == 0
+    indexes = dict(db.sql(
+        "SELECT c.relname::text, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = 'totals'::regclass"))
+    assert indexes == {"totals_pgs_key": True, "totals_total": True, "totals_orders": True,
+                       "totals_priced": True}, indexes
+    assert db.value("SELECT pg_get_indexdef('totals_total'::regclass)").endswith("WHERE (total > (0)::numeric)")
+    assert db.value("SELECT obj_description('totals_orders'::regclass, 'pg_class')") == "kept"
+    db.sql("INSERT INTO orders (customer, amount) VALUES (9, 1)")
+    db.sql("SELECT pgstream.refresh_stream_table('totals')")
+    assert db.multiset_difference("totals", QUERY) == 0
+    assert db.error("INSERT INTO totals SELECT * FROM totals WHERE customer = 9").pgcode == "23505"
