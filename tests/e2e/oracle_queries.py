@@ -257,6 +257,21 @@ NESTED_QUERIES = [
                                   "(SELECT count(*) FROM o_items i WHERE i.order_id = o.id) >= 2"),
     ("n_scalar_where_agg", "SELECT region, count(*) AS n FROM o_cust WHERE tier < (SELECT avg(tier) FROM o_cust) "
                            "GROUP BY region"),
+    # (A changed scalar read only in WHERE: each term keeps the rows whose conditions on it flip.
+    # Keyed, grouped as TPC-H Q22, two scalars, a scalar that can be NULL.)
+    ("n_scalar_where_keyed_not_exists",
+     "SELECT c.id, c.region FROM o_cust c WHERE c.tier > (SELECT avg(tier) FROM o_cust WHERE tier > 0) "
+     "AND NOT EXISTS (SELECT 1 FROM o_orders o WHERE o.cust_id = c.id)"),
+    ("n_scalar_where_grouped_q22",
+     "SELECT region, count(*) AS n, sum(tier) AS tiers FROM (SELECT c.region, c.tier FROM o_cust c "
+     "WHERE c.region IN ('north', 'east') AND c.tier > (SELECT avg(tier) FROM o_cust WHERE tier > 0) "
+     "AND NOT EXISTS (SELECT 1 FROM o_orders o WHERE o.cust_id = c.id)) s GROUP BY region"),
+    ("n_scalar_where_recomputed", "SELECT region, count(DISTINCT tier) AS tiers, string_agg(id::text, ',' ORDER BY id) "
+                                  "AS ids FROM o_cust WHERE tier > (SELECT avg(tier) FROM o_cust) GROUP BY region"),
+    ("n_scalar_where_two", "SELECT id, amount FROM o_orders WHERE amount > (SELECT avg(amount) FROM o_orders) "
+                           "AND amount < (SELECT max(amount) FROM o_orders WHERE status = 'paid')"),
+    ("n_scalar_where_null", "SELECT id, status FROM o_orders WHERE amount >= (SELECT max(amount) FROM o_orders "
+                            "WHERE status = 'refund') OR (SELECT max(amount) FROM o_orders WHERE status = 'refund') IS NULL"),
     ("n_scalar_coalesce", "SELECT c.id, coalesce((SELECT sum(p.amount) FROM j_payments p WHERE p.order_id = c.id), 0) "
                           "AS paid FROM j_orders c"),
     ("n_scalar_in_cte", "WITH s AS (SELECT c.id, (SELECT sum(o.amount) FROM o_orders o WHERE o.cust_id = c.id) "

@@ -19,6 +19,7 @@ mod checks;
 mod cut;
 mod expand;
 mod filters;
+mod flips;
 #[cfg(test)]
 mod golden;
 mod identity;

@@ -8,6 +8,7 @@ use super::ast::{
 };
 use super::blocks::Block;
 use super::filters::{self, Combined};
+use super::flips::{self, Flip};
 use super::ir::Unsupported;
 use super::ir::{null_marker_index, Input, Names, Role};
 use crate::sql_text::quote_ident;
@@ -26,6 +27,8 @@ pub struct Reader<'a> {
     pub stage_columns: &'a dyn Fn(usize) -> Vec<String>,
     /// Whether occurrence `i` may have changed since the last refresh.
     pub changed: &'a dyn Fn(usize) -> bool,
+    /// Whether occurrence `i` reads a stage of one row at most (a scalar subquery's, say).
+    pub one_row: &'a dyn Fn(usize) -> bool,
     /// Lower stages read as their own queries (for asking the database what a query returns
     /// before their tables exist), instead of their tables.
     pub standalone: Option<&'a dyn Fn(usize) -> String>,
@@ -158,6 +161,23 @@ impl Reader<'_> {
         })
     }
 
+    /// The flips of the changed one-row occurrences among `occ` in `select` (see
+    /// [`flips::flip_of`]).
+    fn flips(&self, select: &Select, occ: &[usize]) -> Vec<Flip> {
+        occ.iter()
+            .filter(|i| (self.one_row)(**i))
+            .filter_map(|i| match &self.inputs[*i] {
+                Input::Stage(stage) => flips::flip_of(
+                    select,
+                    *i,
+                    &self.names.change_set(*stage),
+                    &(self.stage_columns)(*stage),
+                ),
+                Input::Table(_) => None,
+            })
+            .collect()
+    }
+
     /// The occurrences in the block's FROM that may have changed.
     fn changeable(&self, block: &Block) -> Vec<usize> {
         let mut found = super::ast::occurrences_in(&block.select.from);
@@ -181,12 +201,20 @@ impl Reader<'_> {
             )));
         }
         let combined = self.combined(block);
+        let mut filtered = block.select.clone();
+        if let Some(c) = &combined {
+            restrict(&mut filtered, c.before.clone());
+        }
+        let flips = self.flips(&filtered, &occ);
         let mut terms = Vec::new();
         for subset in 1u32..(1 << occ.len()) {
             let members: Vec<usize> = (0..occ.len())
                 .filter(|b| subset & (1 << b) != 0)
                 .map(|b| occ[b])
                 .collect();
+            // (Each term reading its inserted row has a twin reading its deleted one, with the
+            // opposite coefficient: see [`flips`].)
+            let flip = flips.iter().find(|f| members.contains(&f.occurrence));
             let base = if members.len() % 2 == 1 { 1 } else { -1 };
             for signs in 0u32..(1 << members.len()) {
                 let mut coefficient = base;
@@ -202,9 +230,12 @@ impl Reader<'_> {
                         }
                     })
                     .collect();
-                let mut select = block.select.clone();
-                if let Some(c) = &combined {
-                    restrict(&mut select, c.before.clone());
+                let mut select = filtered.clone();
+                if let Some(flip) = flip {
+                    let inserted = roles
+                        .iter()
+                        .any(|(i, role)| *i == flip.occurrence && *role == Role::Inserted);
+                    restrict(&mut select, flip.only_flipped(inserted));
                 }
                 self.substitute(&mut select, &roles, &block.padded);
                 terms.push((coefficient, select));
@@ -255,15 +286,28 @@ impl Reader<'_> {
             )));
         }
         let combined = self.combined(block);
+        let mut filtered = block.select.clone();
+        if let Some(c) = &combined {
+            restrict(
+                &mut filtered,
+                super::ast::or(c.before.clone(), c.now.clone()),
+            );
+        }
+        let flips = self.flips(&filtered, &occ);
         let mut terms = Vec::new();
         for subset in 1u32..(1 << occ.len()) {
             let roles: Vec<(usize, Role)> = (0..occ.len())
                 .filter(|b| subset & (1 << b) != 0)
                 .map(|b| (occ[b], Role::Changed))
                 .collect();
-            let mut select = block.select.clone();
-            if let Some(c) = &combined {
-                restrict(&mut select, super::ast::or(c.before.clone(), c.now.clone()));
+            let mut select = filtered.clone();
+            // (A row the one-row stage's change leaves passing, or failing, is not touched by
+            // it: the row does not show the stage's values.)
+            if let Some(flip) = flips
+                .iter()
+                .find(|f| roles.iter().any(|(i, _)| *i == f.occurrence))
+            {
+                restrict(&mut select, flip.flipped());
             }
             self.substitute(&mut select, &roles, &block.padded);
             terms.push(select);

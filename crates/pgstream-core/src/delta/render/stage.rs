@@ -115,11 +115,16 @@ pub(super) fn render_stage(
     let stage_columns = |s: usize| inputs.stage_columns(s);
     let input_changed = |i: usize| inputs.changed(i);
     let standalone_of = |s: usize| inputs.stages[s].standalone_sql.clone();
+    let one_row = |i: usize| match &draft.inputs[i] {
+        Input::Stage(s) => inputs.stages[*s].identity == Identity::Key(Vec::new()),
+        Input::Table(_) => false,
+    };
     let reader = Reader {
         inputs: &draft.inputs,
         names: request.names,
         stage_columns: &stage_columns,
         changed: &input_changed,
+        one_row: &one_row,
         standalone: None,
     };
     let describing = Reader {
