@@ -3,13 +3,16 @@
 //! rows), and which rows a change of their relation can affect (delta planning).
 
 use super::ast::{
-    and, column_ref, expr_with, folded, generated_expr, or, query_of, realias, select_from,
+    and, column_ref, expr_with, folded, generated_expr, not, or, query_of, realias, select_from,
     unparenthesized,
 };
 use super::blocks::{Filter, FilterKind};
 use super::cut::conjuncts;
 use super::ir::Role;
-use sqlparser::ast::{BinaryOperator, Expr, InTarget, SelectItem, SetExpr, TableFactor};
+use sqlparser::ast::{
+    BinaryOperator, Expr, InTarget, LimitClause, Offset, OffsetRows, SelectItem, SetExpr,
+    TableFactor,
+};
 
 /// Renders a filter's relation read as a role (keeping its alias).
 pub type RelationAs<'a> = &'a dyn Fn(&TableFactor, Role) -> TableFactor;
@@ -50,15 +53,40 @@ fn count(filter: &Filter, role: Role, extra: Option<Expr>, relation_as: Relation
     Expr::Subquery(Box::new(query_of(select)))
 }
 
-/// The count before the changes: now, minus inserted, plus deleted rows.
-fn old_count(filter: &Filter, extra: Option<Expr>, relation_as: RelationAs) -> Expr {
+/// Whether a row matched before the changes: the count before (now, minus inserted, plus
+/// deleted rows) above zero, that is, more rows matching now than `inserted - deleted` change
+/// rows. Asked with EXISTS and that excess as OFFSET, the relation as it is now is read only up
+/// to the first row past it (a customer's 15 orders: one or two), not counted in full.
+fn matched_before(filter: &Filter, extra: Option<Expr>, relation_as: RelationAs) -> Expr {
+    let excess = || {
+        expr_with(
+            "(__pgs_hole_0__ - __pgs_hole_1__)",
+            &[
+                &count(filter, Role::Inserted, extra.clone(), relation_as),
+                &count(filter, Role::Deleted, extra.clone(), relation_as),
+            ],
+        )
+    };
+    let mut now = query_of(select_from(
+        vec![SelectItem::UnnamedExpr(generated_expr("1"))],
+        relation_as(&filter.relation, Role::Current),
+        Some(with_extra(cond(filter), extra.clone())),
+    ));
+    now.limit_clause = Some(LimitClause::LimitOffset {
+        limit: None,
+        offset: Some(Offset {
+            value: expr_with("GREATEST(__pgs_hole_0__, 0)", &[&excess()]),
+            rows: OffsetRows::None,
+        }),
+        limit_by: Vec::new(),
+    });
+    let exists = Expr::Exists {
+        subquery: Box::new(now),
+        negated: false,
+    };
     expr_with(
-        "(__pgs_hole_0__ - __pgs_hole_1__ + __pgs_hole_2__)",
-        &[
-            &count(filter, Role::Current, extra.clone(), relation_as),
-            &count(filter, Role::Inserted, extra.clone(), relation_as),
-            &count(filter, Role::Deleted, extra, relation_as),
-        ],
+        "(__pgs_hole_0__ < 0 OR __pgs_hole_1__)",
+        &[&excess(), &exists],
     )
 }
 
@@ -111,20 +139,20 @@ pub fn now(filter: &Filter, relation_as: RelationAs) -> Expr {
 
 /// The filter on its relation as it was at the last refresh.
 pub fn before(filter: &Filter, relation_as: RelationAs) -> Expr {
-    let matches = old_count(filter, matching(filter), relation_as);
+    let matches = matched_before(filter, matching(filter), relation_as);
     match &filter.kind {
-        FilterKind::Exists | FilterKind::In { .. } => expr_with("__pgs_hole_0__ > 0", &[&matches]),
-        FilterKind::NotExists => expr_with("__pgs_hole_0__ = 0", &[&matches]),
+        FilterKind::Exists | FilterKind::In { .. } => matches,
+        FilterKind::NotExists => not(matches),
         FilterKind::NotIn { lhs, item } => {
-            let total = old_count(filter, None, relation_as);
-            let nulls = old_count(
+            let any = matched_before(filter, None, relation_as);
+            let nulls = matched_before(
                 filter,
                 Some(expr_with("(__pgs_hole_0__) IS NULL", &[item])),
                 relation_as,
             );
             expr_with(
-                "(__pgs_hole_0__ = 0 OR ((__pgs_hole_1__) IS NOT NULL AND __pgs_hole_2__ = 0 AND __pgs_hole_3__ = 0))",
-                &[&total, lhs, &matches, &nulls],
+                "(NOT __pgs_hole_0__ OR ((__pgs_hole_1__) IS NOT NULL AND NOT __pgs_hole_2__ AND NOT __pgs_hole_3__))",
+                &[&any, lhs, &matches, &nulls],
             )
         }
     }
