@@ -268,6 +268,20 @@ NESTED_QUERIES = [
      "AND NOT EXISTS (SELECT 1 FROM o_orders o WHERE o.cust_id = c.id)) s GROUP BY region"),
     ("n_scalar_where_recomputed", "SELECT region, count(DISTINCT tier) AS tiers, string_agg(id::text, ',' ORDER BY id) "
                                   "AS ids FROM o_cust WHERE tier > (SELECT avg(tier) FROM o_cust) GROUP BY region"),
+    # (Found by review: a one-row stage whose value reaches the rows (unqualified, in an
+    # aggregate's argument, as a whole row), read by a filter, or whose alias a subquery
+    # reuses, has no flip.)
+    ("n_one_row_cte_shown", "WITH m AS (SELECT max(amount) AS mx FROM o_orders) "
+                            "SELECT o.id, mx FROM o_orders o, m WHERE o.amount * 2 > m.mx"),
+    ("n_one_row_cte_in_agg_arg", "WITH m AS (SELECT max(amount) AS mx FROM o_orders) SELECT o.status, "
+                                 "string_agg((o.amount - m.mx)::text, ',' ORDER BY o.amount, o.id) AS d "
+                                 "FROM o_orders o, m WHERE o.amount > 0 GROUP BY o.status"),
+    ("n_one_row_whole_row", "SELECT o.id, to_jsonb(m) AS j FROM o_orders o, "
+                            "(SELECT max(amount) AS mx FROM o_orders) m WHERE o.amount * 2 > m.mx"),
+    ("n_one_row_in_filter", "SELECT DISTINCT c.region FROM o_cust c, (SELECT max(tier) AS mx FROM o_cust) m "
+                            "WHERE EXISTS (SELECT 1 FROM o_orders o WHERE o.cust_id = c.id AND o.amount > m.mx * 10)"),
+    ("n_one_row_alias_reused", "SELECT c.id FROM o_cust c, (SELECT avg(tier) AS t FROM o_cust) s WHERE c.tier > s.t "
+                               "AND NOT EXISTS (SELECT 1 FROM o_orders s WHERE s.cust_id = c.id)"),
     ("n_scalar_where_two", "SELECT id, amount FROM o_orders WHERE amount > (SELECT avg(amount) FROM o_orders) "
                            "AND amount < (SELECT max(amount) FROM o_orders WHERE status = 'paid')"),
     ("n_scalar_where_null", "SELECT id, status FROM o_orders WHERE amount >= (SELECT max(amount) FROM o_orders "

@@ -300,3 +300,28 @@ def test_first_population_in_the_creating_transaction_keeps_every_index(db):
     db.sql("SELECT pgstream.refresh_stream_table('totals')")
     assert db.multiset_difference("totals", QUERY) == 0
     assert db.error("INSERT INTO totals SELECT * FROM totals WHERE customer = 9").pgcode == "23505"
+
+
+def test_full_refresh_by_composite_keys_with_nulls_of_builtin_and_other_types(db):
+    """FULL matches keys by `=` where every key column has a built-in type, else by the key's
+    hash and IS NOT DISTINCT FROM (a domain here): both keep rows whose key has NULLs."""
+    db.sql("CREATE DOMAIN code AS text CHECK (VALUE <> '')")
+    db.sql("CREATE TABLE sales (c code, region text, n int, amount numeric)")
+    db.sql("INSERT INTO sales VALUES ('a', NULL, 1, 10), (NULL, 'eu', 2, 5), (NULL, NULL, 3, 1), "
+           "('b', 'us', 4, 2), ('a', NULL, 5, 3), ('c', NULL, 8, 9)")
+    queries = {
+        "by_builtin": "SELECT region, n % 2 AS odd, sum(amount) AS total FROM sales GROUP BY region, n % 2",
+        "by_domain": "SELECT c, region, sum(amount) AS total, count(*) AS k FROM sales GROUP BY c, region",
+    }
+    for name, query in queries.items():
+        db.sql("SELECT pgstream.create_stream_table(%s, %s, '1m', 'FULL')", (name, query))
+    before = {name: dict(db.sql(f"SELECT ctid::text, xmin::text FROM {name}")) for name in queries}
+    db.sql("UPDATE sales SET amount = amount + 1 WHERE n = 4")
+    db.sql("INSERT INTO sales VALUES (NULL, NULL, 7, 100)")
+    db.sql("DELETE FROM sales WHERE n = 2")
+    for name, query in queries.items():
+        db.sql("SELECT pgstream.refresh_stream_table(%s)", (name,))
+        assert db.multiset_difference(name, query) == 0, name
+        kept = set(before[name].items()) & set(
+            dict(db.sql(f"SELECT ctid::text, xmin::text FROM {name}")).items())
+        assert kept, f"{name}: rows whose key (NULLs in it) did not change stay as they were"

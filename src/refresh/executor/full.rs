@@ -104,11 +104,12 @@ impl Execution<'_> {
         }
     }
 
-    /// An algebraic stage's state, built anew from its input now. Planned without plain index
-    /// scans: the build groups every row of its input, and a plan reading a whole table in
-    /// the index's order to group it as it goes fetched rows one by one (TPC-H Q17 at SF 1: the
-    /// 6M lineitem rows by the `l_partkey` index, 19 s, against 3.9 s for a sequential scan
-    /// and a hash aggregate that spilled). Bitmap and index-only scans stay available.
+    /// An algebraic stage's state, built anew from its input now. Planned with
+    /// `enable_indexscan` off: the build groups every row of its input, and a plan reading a
+    /// whole table in an index's order to group it as it goes fetched rows one by one (TPC-H
+    /// Q17 at SF 1: the 6M lineitem rows by the `l_partkey` index, 19 s, against 3.9 s for a
+    /// sequential scan and a hash aggregate that spilled). Bitmap scans stay available, and
+    /// from PostgreSQL 18 on index-only scans (before, the setting turns those off too).
     fn rebuild_state(&self, stage: &StagePlan, plan: &crate::delta::algebraic::AlgebraicPlan) {
         let state = self.names.state_table(stage.index);
         let owner_name = owner_name(self.owner);
@@ -144,7 +145,9 @@ impl Execution<'_> {
                     deleted,
                 }
             }
-            Identity::Key(_) | Identity::Multiset if self.root_is_empty(&target) => {
+            Identity::Key(_) | Identity::Multiset
+                if self.root_on_citus.is_none() && self.root_is_empty(&target) =>
+            {
                 // (The first population, or a table emptied: its rows go straight in.)
                 let fill = match &self.root_identity {
                     Identity::Key(_) => sql::capture_fresh(&target, rows_sql, columns),
@@ -160,9 +163,15 @@ impl Execution<'_> {
                 // Its rows now and what it holds compared in one pass; only the rows that
                 // differ written, then applied by key as a DIFFERENTIAL refresh applies them.
                 let (affected, fresh) = self.keyed_work(stage, &target);
+                let builtin = builtin_types(self.table.relid, key);
                 let keys = self
                     .restricted(&sql::full_keyed_diff(
-                        &target, rows_sql, &affected, &fresh, columns, key,
+                        &target,
+                        rows_sql,
+                        (&affected, &fresh),
+                        columns,
+                        key,
+                        builtin,
                     ))
                     .0 as i64;
                 work_tables::analyze(&[(&affected, keys)]);
@@ -228,6 +237,22 @@ impl Execution<'_> {
     }
 }
 
+/// Whether every column of `key` in stream table `relid` has a type of `pg_catalog` (no domain,
+/// no extension's type): one whose `=` PostgreSQL can hash and merge, so that a FULL JOIN can
+/// match by it ([`sql::full_keyed_diff`]).
+fn builtin_types(relid: pg_sys::Oid, key: &[String]) -> bool {
+    crate::kept_plans::one::<bool>(
+        "SELECT pg_catalog.count(*) = pg_catalog.cardinality($2::pg_catalog.text[]) \
+         FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+         WHERE a.attrelid = $1 AND a.attname::pg_catalog.text = ANY ($2::pg_catalog.text[]) \
+           AND NOT a.attisdropped AND t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace",
+        &[relid.into(), key.to_vec().into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
 /// Whether relation `relid` was created in the current transaction.
 fn created_in_this_transaction(relid: pg_sys::Oid) -> bool {
     // SAFETY: the relation is opened and closed here, in the backend's own thread; the refresh
@@ -245,7 +270,8 @@ fn created_in_this_transaction(relid: pg_sys::Oid) -> bool {
 }
 
 /// The indexes of `relid` that its definition rebuilds exactly (valid, in the default tablespace,
-/// no comment) and nothing else depends on: (DROP statement, CREATE statement).
+/// no comment, security label or statistics target of its own, not a partition of another
+/// index) and nothing else depends on: (DROP statement, CREATE statement).
 fn plain_indexes(relid: pg_sys::Oid) -> Vec<(String, String)> {
     const INDEXES: &str = "SELECT pg_catalog.format('DROP INDEX %I.%I', n.nspname, c.relname), \
                 pg_catalog.pg_get_indexdef(i.indexrelid) \
@@ -255,6 +281,10 @@ fn plain_indexes(relid: pg_sys::Oid) -> Vec<(String, String)> {
          WHERE i.indrelid = $1 AND i.indisvalid AND c.reltablespace = 0 \
            AND NOT i.indisreplident AND NOT i.indisclustered \
            AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid) \
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid) \
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_seclabel l WHERE l.objoid = i.indexrelid) \
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indexrelid \
+                           AND a.attstattarget IS NOT NULL AND a.attstattarget >= 0) \
            AND NOT EXISTS (SELECT FROM pg_catalog.pg_description d WHERE d.objoid = i.indexrelid \
                            AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass) \
          ORDER BY i.indexrelid";

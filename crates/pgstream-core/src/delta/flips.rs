@@ -54,38 +54,51 @@ impl Flip {
 }
 
 /// The flip of occurrence `occurrence` in `select` (the block with its filters' conditions
-/// added), a one-row stage whose change set is `change_set` with visible `columns`; None where
-/// the rows could show the stage's values or their presence could depend on it otherwise than
-/// by WHERE conditions naming it by its alias: it has no alias, a column of it is named
-/// unqualified anywhere in the WHERE, the block is DISTINCT, selects `*`, names the alias
-/// outside its WHERE, or reads the occurrence on a side of an outer join.
+/// added), a one-row stage whose change set is `change_set` with visible `columns`. `shown`
+/// are selects whose rows the block's rows become (a grouped stage's, with its aggregates'
+/// arguments): what they show outside their WHERE must not read the stage either; `unread`
+/// are conditions that must not read it at all. None where the rows could show the stage's
+/// values, or depend on it otherwise than by WHERE conditions naming its columns by its alias:
+/// it has no alias, or another relation anywhere in the select has that name; a column of it
+/// or the alias itself (a whole-row reference) is named unqualified anywhere; the block is
+/// DISTINCT or selects `*`; the alias is named outside the WHERE (of `select` or of `shown`) or
+/// in `unread`; it is read on a side of an outer join.
 pub fn flip_of(
     select: &Select,
     occurrence: usize,
     change_set: &str,
     columns: &[String],
+    shown: &[&Select],
+    unread: &[&Expr],
 ) -> Option<Flip> {
     let alias = alias_in_inner_joins(select, occurrence)?;
-    if select.distinct.is_some()
-        || select.projection.iter().any(|item| {
+    let mut names: Vec<String> = columns.iter().map(|c| c.to_lowercase()).collect();
+    names.extend(columns.iter().cloned());
+    names.push(alias.clone());
+    let wildcard = |s: &Select| {
+        s.projection.iter().any(|item| {
             matches!(
                 item,
                 SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
             )
         })
-    {
-        return None;
+    };
+    for s in std::iter::once(select).chain(shown.iter().copied()) {
+        let mut outside = s.clone();
+        outside.selection = None;
+        if s.distinct.is_some()
+            || wildcard(s)
+            || names_alias(&outside, &alias)
+            || names_unqualified(s, &names)
+            || relations_named(s, &alias) > 1
+        {
+            return None;
+        }
     }
-    let mut outside = select.clone();
-    outside.selection = None;
-    if names_alias(&outside, &alias) {
+    if unread.iter().any(|e| names_alias(*e, &alias)) {
         return None;
     }
     let selection = select.selection.clone()?;
-    let folded_columns: Vec<String> = columns.iter().map(|c| c.to_lowercase()).collect();
-    if names_unqualified(&selection, columns, &folded_columns) {
-        return None;
-    }
     let reading: Vec<Expr> = conjuncts(selection)
         .into_iter()
         .filter(|c| names_alias(c, &alias))
@@ -174,22 +187,51 @@ fn qualified_by(parts: &[Ident], alias: &str) -> bool {
     parts.len() == 2 && folded(&parts[0]) == alias
 }
 
-/// Whether `expr` names one of `columns` without a qualifier (it could be the stage's).
-fn names_unqualified(expr: &Expr, columns: &[String], folded_columns: &[String]) -> bool {
-    struct Find<'a>(&'a [String], &'a [String]);
+/// Whether `node` names one of `names` without a qualifier (a column of the stage, or its
+/// alias: a whole-row reference).
+fn names_unqualified<N: Visit>(node: &N, names: &[String]) -> bool {
+    struct Find<'a>(&'a [String]);
     impl Visitor for Find<'_> {
         type Break = ();
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if let Expr::Identifier(i) = expr {
-                let name = folded(i);
-                if self.0.contains(&name) || self.1.contains(&name) {
-                    return ControlFlow::Break(());
+            match expr {
+                Expr::Identifier(i) if self.0.contains(&folded(i)) || self.0.contains(&i.value) => {
+                    ControlFlow::Break(())
                 }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    node.visit(&mut Find(names)).is_break()
+}
+
+/// How many relations in `node` (at any depth) go by `alias`: their alias, or a table's own
+/// name where it has none.
+fn relations_named<N: Visit>(node: &N, alias: &str) -> usize {
+    struct Count<'a>(&'a str, usize);
+    impl Visitor for Count<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            let name = match factor {
+                TableFactor::Table { alias: Some(a), .. }
+                | TableFactor::Derived { alias: Some(a), .. }
+                | TableFactor::Function { alias: Some(a), .. }
+                | TableFactor::UNNEST { alias: Some(a), .. }
+                | TableFactor::NestedJoin { alias: Some(a), .. } => Some(folded(&a.name)),
+                TableFactor::Table { name, .. } => {
+                    name.0.last().and_then(|p| p.as_ident()).map(folded)
+                }
+                _ => None,
+            };
+            if name.as_deref() == Some(self.0) {
+                self.1 += 1;
             }
             ControlFlow::Continue(())
         }
     }
-    expr.visit(&mut Find(columns, folded_columns)).is_break()
+    let mut count = Count(alias, 0);
+    let _ = node.visit(&mut count);
+    count.1
 }
 
 /// Replaces `alias.column` by `row(column)`.
@@ -232,7 +274,7 @@ mod tests {
              WHERE c.code IN ('13', '31') AND c.bal > sq.__pgs_v \
              AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.cust = c.id)",
         );
-        let flip = flip_of(&block, 1, CHANGES, &["__pgs_v".into()]).expect("a flip");
+        let flip = flip_of(&block, 1, CHANGES, &["__pgs_v".into()], &[], &[]).expect("a flip");
         let old = flip.passes_old.to_string();
         assert_eq!(
             old,
@@ -258,7 +300,7 @@ mod tests {
         assert!(inserted.ends_with("__pgs_w = -1)), false))"), "{inserted}");
         assert!(flip.flipped().to_string().contains(") <> (COALESCE"));
         assert!(
-            flip_of(&block, 0, CHANGES, &["code".into()]).is_none(),
+            flip_of(&block, 0, CHANGES, &["code".into()], &[], &[]).is_none(),
             "shown columns"
         );
     }
@@ -274,14 +316,35 @@ mod tests {
             "SELECT c.bal FROM OCC0 AS c CROSS JOIN OCC1 AS sq WHERE c.bal > v",
             "SELECT c.bal FROM OCC0 AS c LEFT JOIN OCC1 AS sq ON true WHERE c.bal > sq.v",
             "SELECT c.bal FROM OCC0 AS c CROSS JOIN OCC1 WHERE c.bal > 1",
+            // (Found by review: the stage's values reach the rows unqualified, as a whole row,
+            // or the alias means another relation inside a subquery.)
+            "SELECT c.bal, v FROM OCC0 AS c CROSS JOIN OCC1 AS sq WHERE c.bal > sq.v",
+            "SELECT c.bal, to_jsonb(sq) FROM OCC0 AS c CROSS JOIN OCC1 AS sq WHERE c.bal > sq.v",
+            "SELECT c.bal FROM OCC0 AS c CROSS JOIN OCC1 AS sq WHERE c.bal > sq.v \
+             AND NOT EXISTS (SELECT 1 FROM orders sq WHERE sq.cust = c.id)",
         ] {
             assert!(
-                flip_of(&select(sql), 1, CHANGES, &columns).is_none(),
+                flip_of(&select(sql), 1, CHANGES, &columns, &[], &[]).is_none(),
                 "{sql}"
             );
         }
+        let block = select("SELECT c.g FROM OCC0 AS c CROSS JOIN OCC1 AS sq WHERE c.bal > sq.v");
+        let grouped = select(
+            "SELECT c.g, string_agg((c.bal - sq.v)::text, ',') FROM OCC0 AS c CROSS JOIN OCC1 AS sq \
+             WHERE c.bal > sq.v GROUP BY c.g",
+        );
+        assert!(
+            flip_of(&block, 1, CHANGES, &columns, &[&grouped], &[]).is_none(),
+            "an aggregate's argument shows it"
+        );
+        let filter = generated_expr("EXISTS (SELECT 1 FROM o WHERE o.amount > sq.v)");
+        assert!(
+            flip_of(&block, 1, CHANGES, &columns, &[], &[&filter]).is_none(),
+            "a filter reads it"
+        );
+        assert!(flip_of(&block, 1, CHANGES, &columns, &[&block], &[]).is_some());
         let unread = select("SELECT c.bal FROM OCC0 AS c CROSS JOIN OCC1 AS sq WHERE c.bal > 1");
-        let flip = flip_of(&unread, 1, CHANGES, &columns).expect("a flip");
+        let flip = flip_of(&unread, 1, CHANGES, &columns, &[], &[]).expect("a flip");
         assert!(
             flip.passes_old.to_string().ends_with("AND (true), false)"),
             "{}",

@@ -163,7 +163,13 @@ impl Reader<'_> {
 
     /// The flips of the changed one-row occurrences among `occ` in `select` (see
     /// [`flips::flip_of`]).
-    fn flips(&self, select: &Select, occ: &[usize]) -> Vec<Flip> {
+    fn flips(
+        &self,
+        select: &Select,
+        occ: &[usize],
+        shown: &[&Select],
+        unread: &[&sqlparser::ast::Expr],
+    ) -> Vec<Flip> {
         occ.iter()
             .filter(|i| (self.one_row)(**i))
             .filter_map(|i| match &self.inputs[*i] {
@@ -172,6 +178,8 @@ impl Reader<'_> {
                     *i,
                     &self.names.change_set(*stage),
                     &(self.stage_columns)(*stage),
+                    shown,
+                    unread,
                 ),
                 Input::Table(_) => None,
             })
@@ -191,7 +199,12 @@ impl Reader<'_> {
     /// read from change rows, with the block's filters as they were before; plus, when a
     /// filter's relation changed, the block's rows whose filter value flipped (+1 passes now,
     /// -1 passed before).
-    pub fn signed_terms(&self, block: &Block) -> Result<Vec<(i32, Select)>, Unsupported> {
+    /// `shown`: the selects whose rows the block's rows become (see [`flips::flip_of`]).
+    pub fn signed_terms(
+        &self,
+        block: &Block,
+        shown: &[&Select],
+    ) -> Result<Vec<(i32, Select)>, Unsupported> {
         let occ = self.changeable(block);
         let count = 3usize.saturating_pow(occ.len() as u32).saturating_sub(1);
         if count > MAX_TERMS {
@@ -205,7 +218,7 @@ impl Reader<'_> {
         if let Some(c) = &combined {
             restrict(&mut filtered, c.before.clone());
         }
-        let flips = self.flips(&filtered, &occ);
+        let flips = self.flips(&filtered, &occ, shown, &[]);
         let mut terms = Vec::new();
         for subset in 1u32..(1 << occ.len()) {
             let members: Vec<usize> = (0..occ.len())
@@ -277,7 +290,12 @@ impl Reader<'_> {
     /// SELECTs whose rows include every row of `block`'s old or new result that a change
     /// touched: each non-empty subset of changed occurrences read from all their change rows
     /// (filters as before or now), and the rows whose filter value flipped.
-    pub fn touching_terms(&self, block: &Block) -> Result<Vec<Select>, Unsupported> {
+    /// `shown` as for [`Self::signed_terms`].
+    pub fn touching_terms(
+        &self,
+        block: &Block,
+        shown: &[&Select],
+    ) -> Result<Vec<Select>, Unsupported> {
         let occ = self.changeable(block);
         if occ.len() > 12 {
             return Err(Unsupported::new(format!(
@@ -293,7 +311,12 @@ impl Reader<'_> {
                 super::ast::or(c.before.clone(), c.now.clone()),
             );
         }
-        let flips = self.flips(&filtered, &occ);
+        // (Here the filters are read as before OR now: a row whose filter a change of its
+        // relation flipped the other way than the stage's change would be lost between this
+        // term and the filter's own, so a stage the filters read has no flip.)
+        let unread: Vec<&sqlparser::ast::Expr> =
+            combined.iter().flat_map(|c| [&c.before, &c.now]).collect();
+        let flips = self.flips(&filtered, &occ, shown, &unread);
         let mut terms = Vec::new();
         for subset in 1u32..(1 << occ.len()) {
             let roles: Vec<(usize, Role)> = (0..occ.len())

@@ -189,7 +189,7 @@ fn signed_input_sql(
         input.select.projection = parsed.clone();
         input.select.group_by = sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]);
         input.select.having = None;
-        for (coefficient, term) in reader.signed_terms(&input).ok()? {
+        for (coefficient, term) in reader.signed_terms(&input, &[select]).ok()? {
             parts.push(format!(
                 "SELECT ({coefficient})::pg_catalog.int4 AS __pgs_w, __pgs_q.* FROM ({}) __pgs_q",
                 query_of(term)
@@ -250,7 +250,7 @@ fn recomputed_groups(
         input.select.group_by = sqlparser::ast::GroupByExpr::Expressions(vec![], vec![]);
         input.select.having = None;
         for term in reader
-            .touching_terms(&input)
+            .touching_terms(&input, &[select])
             .map_err(|e| e.at(&ctx.draft.location))?
         {
             parts.push(query_of(term).to_string());
@@ -345,7 +345,7 @@ fn touched_rows(
         let mut plain = leaf.clone();
         plain.distinct = None;
         for block in blocks::blocks(&plain, ctx.catalog).map_err(located)? {
-            for term in ctx.reader.touching_terms(&block).map_err(located)? {
+            for term in ctx.reader.touching_terms(&block, &[]).map_err(located)? {
                 let names: Vec<String> = (0..columns.len())
                     .map(|i| format!("__pgs_q.{} AS __pgs_k{i}", quote_ident(&columns[i])))
                     .collect();
@@ -404,7 +404,7 @@ pub(super) fn linear(ctx: &StageContext, query: &Query) -> Result<Rendered, Unsu
         let mut parts = Vec::new();
         for leaf in leaves(&query.body).into_iter().flatten() {
             for block in blocks::blocks(leaf, catalog).map_err(located)? {
-                for (coefficient, term) in reader.signed_terms(&block).map_err(located)? {
+                for (coefficient, term) in reader.signed_terms(&block, &[]).map_err(located)? {
                     parts.push(format!(
                         "SELECT ({coefficient})::pg_catalog.int4 AS __pgs_w, __pgs_q::pg_catalog.text AS __pgs_t, __pgs_q.* FROM ({}) __pgs_q",
                         query_of(term)

@@ -2,6 +2,7 @@
 //! holds in one pass, only the rows that differ kept for the apply (pure SQL text).
 
 use super::{listed, rows_alike};
+use crate::delta::ir::key_match_sql;
 use crate::sql_text::quote_ident;
 
 /// One statement filling a FULL refresh's work tables from `rows_sql` (the relation's rows now)
@@ -11,24 +12,35 @@ use crate::sql_text::quote_ident;
 /// so each side is read once and rows that stay the same are never written; the apply then
 /// costs what changed ([`super::apply_keyed_at_once`] or [`super::apply_keyed`]).
 ///
-/// Keys that are NULL never meet in the join: such a row, unchanged, comes out as one gone and
-/// one new of the same key, which the DISTINCT folds into one affected key, and the apply
-/// (matching keys with IS NOT DISTINCT FROM) leaves it as it is.
+/// With `builtin_equality` (every key column of a type of `pg_catalog`, whose `=` PostgreSQL
+/// can hash and merge) the key columns are joined by `OPERATOR(pg_catalog.=)`; keys that are
+/// NULL then never meet: such a row, unchanged, comes out as one gone and one new of the same
+/// key, which the DISTINCT folds into one affected key, and the apply (matching keys with IS
+/// NOT DISTINCT FROM) leaves it as it is. Otherwise (a domain, an extension's type: its `=` may
+/// be neither) they are joined as the apply matches them, by the key's hash, then
+/// `IS NOT DISTINCT FROM`: about a third slower for a million rows.
 pub fn full_keyed_diff(
     target: &str,
     rows_sql: &str,
-    affected: &str,
-    fresh: &str,
+    (affected, fresh): (&str, &str),
     columns: &[String],
     key: &[String],
+    builtin_equality: bool,
 ) -> String {
     let joined = if key.is_empty() {
         "true".to_string()
-    } else {
+    } else if builtin_equality {
         key.iter()
-            .map(|c| format!("__pgs_t.{q} = __pgs_w.{q}", q = quote_ident(c)))
+            .map(|c| {
+                format!(
+                    "__pgs_t.{q} OPERATOR(pg_catalog.=) __pgs_w.{q}",
+                    q = quote_ident(c)
+                )
+            })
             .collect::<Vec<_>>()
             .join(" AND ")
+    } else {
+        key_match_sql("__pgs_t", "__pgs_w", key)
     };
     let keys: Vec<String> = if key.is_empty() {
         vec!["0 AS \"__pgs_k0\"".into()]
@@ -84,13 +96,13 @@ mod tests {
         let sql = full_keyed_diff(
             "public.t",
             "SELECT 1, 2",
-            "pg_temp.a",
-            "pg_temp.f",
+            ("pg_temp.a", "pg_temp.f"),
             &columns,
             &columns[..1],
+            true,
         );
         for part in [
-            "FULL JOIN (SELECT true AS __pgs_old, __pgs_t.\"id\", __pgs_t.\"Total\" FROM public.t __pgs_t) __pgs_t ON __pgs_t.\"id\" = __pgs_w.\"id\"",
+            "FULL JOIN (SELECT true AS __pgs_old, __pgs_t.\"id\", __pgs_t.\"Total\" FROM public.t __pgs_t) __pgs_t ON __pgs_t.\"id\" OPERATOR(pg_catalog.=) __pgs_w.\"id\"",
             "WHERE __pgs_w.__pgs_present IS NULL OR __pgs_t.__pgs_old IS NULL OR NOT ROW(__pgs_t.\"id\", __pgs_t.\"Total\")::pg_catalog.record OPERATOR(pg_catalog.*=)",
             "CASE WHEN __pgs_w.__pgs_present THEN __pgs_w.\"id\" ELSE __pgs_t.\"id\" END AS \"__pgs_k0\"",
             "INSERT INTO pg_temp.f (\"id\", \"Total\") SELECT __pgs_d.\"id\", __pgs_d.\"Total\" FROM __pgs_d WHERE __pgs_d.__pgs_present",
@@ -106,12 +118,33 @@ mod tests {
         let sql = full_keyed_diff(
             "public.t",
             "SELECT 1",
-            "pg_temp.a",
-            "pg_temp.f",
+            ("pg_temp.a", "pg_temp.f"),
             &columns,
             &[],
+            true,
         );
         assert!(sql.contains("__pgs_t ON true"), "{sql}");
         assert!(sql.contains("0 AS \"__pgs_k0\""), "{sql}");
+    }
+
+    #[test]
+    fn keys_of_other_types_are_joined_by_their_hash_and_null_safe_equality() {
+        let columns = strings(&["k", "v"]);
+        let sql = full_keyed_diff(
+            "public.t",
+            "SELECT 1, 2",
+            ("pg_temp.a", "pg_temp.f"),
+            &columns,
+            &columns[..1],
+            false,
+        );
+        assert!(
+            sql.contains(") __pgs_t ON pg_catalog.hash_record_extended(ROW(__pgs_t.\"k\")"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("AND __pgs_t.\"k\" IS NOT DISTINCT FROM __pgs_w.\"k\" WHERE"),
+            "{sql}"
+        );
     }
 }
