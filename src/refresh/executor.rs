@@ -50,6 +50,8 @@ pub struct Execution<'a> {
     pub root_on_citus: Option<crate::capture::citus::CitusKind>,
     /// The stream table is partitioned (its rows may move between partitions).
     pub root_partitioned: bool,
+    /// The query reads Citus tables (Citus plans its statements: see [`Execution::full`]).
+    pub reads_citus: bool,
     /// Whether the stream table has unique or exclusion indexes besides its identity (a user's
     /// constraint, checked row by row as a MERGE goes): looked up once, when an apply asks.
     pub root_constrained: std::cell::OnceCell<bool>,

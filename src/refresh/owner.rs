@@ -353,6 +353,7 @@ impl Refresh<'_> {
             // SAFETY: a syscache lookup of a relation's kind.
             root_partitioned: unsafe { pg_sys::get_rel_relkind(self.table.relid) }
                 == pg_sys::RELKIND_PARTITIONED_TABLE as std::ffi::c_char,
+            reads_citus: self.reads_citus,
             root_constrained: std::cell::OnceCell::new(),
         }
     }
@@ -523,8 +524,10 @@ impl Refresh<'_> {
 }
 
 /// Whether a caught error is Citus refusing a statement of the refresh: a feature it does not
-/// support, or one of the refresh's own relations (temporary tables, private stage tables) it
-/// looked for on a worker.
+/// support, one of the refresh's own relations (temporary tables, private stage tables) it
+/// looked for on a worker, or a statement its planner rewrote into one PostgreSQL cannot plan
+/// (a whole-row reference to a relation Citus made a subquery of: "a column definition list is
+/// required for functions returning record"; the same statement runs on one node).
 fn citus_refused(caught: &pgrx::pg_sys::panic::CaughtError) -> bool {
     use pgrx::pg_sys::panic::CaughtError;
     let report = match caught {
@@ -537,6 +540,9 @@ fn citus_refused(caught: &pgrx::pg_sys::panic::CaughtError) -> bool {
             let message = report.message();
             message.contains("\"__pgs_") || message.contains("\"pgstream_changes.")
         }
+        PgSqlErrorCode::ERRCODE_SYNTAX_ERROR => report
+            .message()
+            .contains("a column definition list is required"),
         _ => false,
     }
 }

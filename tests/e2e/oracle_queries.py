@@ -276,7 +276,7 @@ NESTED_QUERIES = [
     ("n_one_row_cte_in_agg_arg", "WITH m AS (SELECT max(amount) AS mx FROM o_orders) SELECT o.status, "
                                  "string_agg((o.amount - m.mx)::text, ',' ORDER BY o.amount, o.id) AS d "
                                  "FROM o_orders o, m WHERE o.amount > 0 GROUP BY o.status"),
-    ("n_one_row_whole_row", "SELECT o.id, to_jsonb(m) AS j FROM o_orders o, "
+    ("n_one_row_whole_row", "SELECT o.id, to_jsonb(m)::text AS j FROM o_orders o, "
                             "(SELECT max(amount) AS mx FROM o_orders) m WHERE o.amount * 2 > m.mx"),
     ("n_one_row_in_filter", "SELECT DISTINCT c.region FROM o_cust c, (SELECT max(tier) AS mx FROM o_cust) m "
                             "WHERE EXISTS (SELECT 1 FROM o_orders o WHERE o.cust_id = c.id AND o.amount > m.mx * 10)"),

@@ -162,6 +162,27 @@ impl Execution<'_> {
             Identity::Key(key) => {
                 // Its rows now and what it holds compared in one pass; only the rows that
                 // differ written, then applied by key as a DIFFERENTIAL refresh applies them.
+                // (A query over Citus tables is run into a work table first: Citus would plan
+                // the comparison with it, and send parts of it to the workers.)
+                let gathered = self.reads_citus.then(|| {
+                    let work = self.work("full", stage, &sql::shaped_like("", &target, columns));
+                    let rows = self
+                        .restricted(&sql::capture_fresh(&work, rows_sql, columns))
+                        .0 as i64;
+                    work_tables::analyze(&[(&work, rows)]);
+                    (work, rows)
+                });
+                let gathered_sql = gathered.as_ref().map(|(work, _)| {
+                    format!(
+                        "SELECT {} FROM {work} __pgs_g",
+                        columns
+                            .iter()
+                            .map(|c| format!("__pgs_g.{}", crate::sql_text::quote_ident(c)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
+                let rows_sql = gathered_sql.as_deref().unwrap_or(rows_sql);
                 let (affected, fresh) = self.keyed_work(stage, &target);
                 let builtin = builtin_types(self.table.relid, key);
                 let keys = self
@@ -176,7 +197,12 @@ impl Execution<'_> {
                     .0 as i64;
                 work_tables::analyze(&[(&affected, keys)]);
                 let fresh_rows = self.count(&format!("SELECT pg_catalog.count(*) FROM {fresh}"));
-                self.apply_keyed(stage, &target, &affected, (&fresh, fresh_rows), key, None)
+                let applied =
+                    self.apply_keyed(stage, &target, &affected, (&fresh, fresh_rows), key, None);
+                if let Some((work, rows)) = &gathered {
+                    work_tables::release(&[work], *rows);
+                }
+                applied
             }
             Identity::Multiset => {
                 let work = work_tables::transaction_table("work", self.table);
