@@ -172,16 +172,9 @@ impl Execution<'_> {
                     work_tables::analyze(&[(&work, rows)]);
                     (work, rows)
                 });
-                let gathered_sql = gathered.as_ref().map(|(work, _)| {
-                    format!(
-                        "SELECT {} FROM {work} __pgs_g",
-                        columns
-                            .iter()
-                            .map(|c| format!("__pgs_g.{}", crate::sql_text::quote_ident(c)))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                });
+                let gathered_sql = gathered
+                    .as_ref()
+                    .map(|(work, _)| sql::rows_of(work, columns));
                 let rows_sql = gathered_sql.as_deref().unwrap_or(rows_sql);
                 let (affected, fresh) = self.keyed_work(stage, &target);
                 let builtin = builtin_types(self.table.relid, key);

@@ -82,6 +82,15 @@ pub fn full_keyed_diff(
     )
 }
 
+/// `SELECT <columns> FROM relation`: the rows of a work table the query was run into, as the
+/// rows `full_keyed_diff` compares (a query over Citus tables is gathered there first).
+pub fn rows_of(relation: &str, columns: &[String]) -> String {
+    format!(
+        "SELECT {} FROM {relation} __pgs_g",
+        listed("__pgs_g.", columns)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,17 +99,22 @@ mod tests {
         names.iter().map(|s| s.to_string()).collect()
     }
 
-    #[test]
-    fn a_full_refresh_compares_by_the_key_in_one_join_and_keeps_only_what_differs() {
-        let columns = strings(&["id", "Total"]);
-        let sql = full_keyed_diff(
+    /// The diff of `public.t` (`columns`, keyed by the first `key_len`) into work tables `a`, `f`.
+    fn diff(columns: &[String], key_len: usize, builtin_equality: bool) -> String {
+        full_keyed_diff(
             "public.t",
             "SELECT 1, 2",
             ("pg_temp.a", "pg_temp.f"),
-            &columns,
-            &columns[..1],
-            true,
-        );
+            columns,
+            &columns[..key_len],
+            builtin_equality,
+        )
+    }
+
+    #[test]
+    fn a_full_refresh_compares_by_the_key_in_one_join_and_keeps_only_what_differs() {
+        let columns = strings(&["id", "Total"]);
+        let sql = diff(&columns, 1, true);
         for part in [
             "FULL JOIN (SELECT true AS __pgs_old, __pgs_t.\"id\", __pgs_t.\"Total\" FROM public.t __pgs_t) __pgs_t ON __pgs_t.\"id\" OPERATOR(pg_catalog.=) __pgs_w.\"id\"",
             "WHERE __pgs_w.__pgs_present IS NULL OR __pgs_t.__pgs_old IS NULL OR NOT ROW(__pgs_t.\"id\", __pgs_t.\"Total\")::pg_catalog.record OPERATOR(pg_catalog.*=)",
@@ -115,29 +129,23 @@ mod tests {
     #[test]
     fn a_relation_of_one_row_with_no_key_joins_on_true() {
         let columns = strings(&["n"]);
-        let sql = full_keyed_diff(
-            "public.t",
-            "SELECT 1",
-            ("pg_temp.a", "pg_temp.f"),
-            &columns,
-            &[],
-            true,
-        );
+        let sql = diff(&columns, 0, true);
         assert!(sql.contains("__pgs_t ON true"), "{sql}");
         assert!(sql.contains("0 AS \"__pgs_k0\""), "{sql}");
     }
 
     #[test]
+    fn gathered_rows_are_read_column_by_column() {
+        assert_eq!(
+            rows_of("pg_temp.w", &strings(&["id", "Total"])),
+            "SELECT __pgs_g.\"id\", __pgs_g.\"Total\" FROM pg_temp.w __pgs_g"
+        );
+    }
+
+    #[test]
     fn keys_of_other_types_are_joined_by_their_hash_and_null_safe_equality() {
         let columns = strings(&["k", "v"]);
-        let sql = full_keyed_diff(
-            "public.t",
-            "SELECT 1, 2",
-            ("pg_temp.a", "pg_temp.f"),
-            &columns,
-            &columns[..1],
-            false,
-        );
+        let sql = diff(&columns, 1, false);
         assert!(
             sql.contains(") __pgs_t ON pg_catalog.hash_record_extended(ROW(__pgs_t.\"k\")"),
             "{sql}"
