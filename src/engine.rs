@@ -9,7 +9,7 @@ use crate::modes::{RefreshMode, Status};
 use crate::normalize;
 use crate::partitioning::PartitionSpec;
 use crate::query;
-use crate::refresh::{self, FailureRecording, Skipping};
+use crate::refresh::{self, FailureRecording, Origin};
 use crate::resolve;
 use crate::schedule::Schedule;
 use crate::scheduler;
@@ -134,7 +134,7 @@ pub fn create_from_probe(
         refresh::mode::decide_and_record(&created, definition.refresh_mode, true)
     });
     if initialize {
-        refresh::refresh_now(&created, FailureRecording::None, Skipping::Never);
+        refresh::refresh_now(&created, FailureRecording::None, Origin::Request);
     }
     catalog::find_by_id(id).expect("the catalog row just inserted exists")
 }

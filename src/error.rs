@@ -43,6 +43,10 @@ pub enum StreamError {
     Cycle { cycle: String },
     #[error("must be owner of stream table \"{name}\"")]
     NotOwner { name: String },
+    #[error(
+        "refresh of stream table \"{name}\" gives way: a relation its query reads stayed locked by another session for {wait_ms} ms"
+    )]
+    RelationLocked { name: String, wait_ms: i32 },
     #[error("query for stream table \"{name}\" is not valid: {message}")]
     InvalidQuery {
         name: String,
@@ -75,6 +79,7 @@ impl StreamError {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             StreamError::NotAStreamTableToReplace { .. } => ERRCODE_DUPLICATE_TABLE,
+            StreamError::RelationLocked { .. } => ERRCODE_LOCK_NOT_AVAILABLE,
             StreamError::InvalidQuery { code, .. } => *code,
         }
     }
@@ -125,6 +130,9 @@ impl StreamError {
             ),
             StreamError::NotAStreamTableToReplace { .. } => Some(
                 "Run with full_refresh (dbt run --full-refresh) to replace it with a stream table.".into(),
+            ),
+            StreamError::RelationLocked { .. } => Some(
+                "A scheduled refresh does not wait for DDL (it could deadlock with it): it is tried again at the next scheduler tick.".into(),
             ),
             _ => None,
         }

@@ -6,7 +6,7 @@ use crate::engine;
 use crate::error::{OrRaise, StreamError};
 use crate::modes::{RefreshMode, Status};
 use crate::partitioning::{PartitionSpec, ACCEPTED_PARTITION_BY};
-use crate::refresh::{self, FailureRecording, Skipping};
+use crate::refresh::{self, FailureRecording, Origin};
 use crate::resolve;
 use pgrx::prelude::*;
 
@@ -154,7 +154,7 @@ fn refresh_stream_table(name: Option<&str>) {
     refresh::refresh_now(
         &table,
         FailureRecording::OutsideTransaction,
-        Skipping::Never,
+        Origin::Request,
     );
 }
 

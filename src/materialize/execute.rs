@@ -8,7 +8,7 @@ use crate::engine::{self, Definition};
 use crate::error::StreamError;
 use crate::names::ObjectName;
 use crate::normalize;
-use crate::refresh::{self, FailureRecording, Skipping};
+use crate::refresh::{self, FailureRecording, Origin};
 use crate::relation_kind::RelationKind;
 use crate::resolve;
 use pgrx::prelude::*;
@@ -154,7 +154,7 @@ impl Call<'_> {
             Decision::Unchanged => ("unchanged", "query and configuration unchanged".to_string()),
             Decision::Populate => {
                 let table = self.existing.expect("populate needs a stream table");
-                refresh::refresh_now(table, FailureRecording::None, Skipping::Never);
+                refresh::refresh_now(table, FailureRecording::None, Origin::Request);
                 result["refreshed"] = json!(true);
                 (
                     "unchanged",
@@ -253,7 +253,7 @@ impl Call<'_> {
         let table = resolve::relation_oid(self.schema, self.name)
             .and_then(resolve::find_stream_table)
             .expect("the stream table materialize() kept exists");
-        let applied = refresh::refresh_now(&table, FailureRecording::None, Skipping::Never);
+        let applied = refresh::refresh_now(&table, FailureRecording::None, Origin::Request);
         let kind = crate::catalog::last_refresh_kind(table.id).unwrap_or_default();
         result["refreshed"] = json!(true);
         result["refresh"] = json!({

@@ -8,7 +8,7 @@ use crate::error::StreamError;
 use crate::normalize;
 use crate::partitioned;
 use crate::query::{self, AnalyzedQuery, PROBE_VIEW};
-use crate::refresh::{self, FailureRecording, Skipping};
+use crate::refresh::{self, FailureRecording, Origin};
 use crate::relation_kind::RelationKind;
 use crate::resolve;
 use pgrx::prelude::*;
@@ -120,7 +120,7 @@ fn redefine_in_place(
     );
     catalog::sync_capture_of(old.id, &previous_sources);
     let table = catalog::find_by_id(old.id).expect("the redefined stream table exists");
-    refresh::refresh_now(&table, FailureRecording::None, Skipping::Never);
+    refresh::refresh_now(&table, FailureRecording::None, Origin::Request);
     Recreated {
         table,
         in_place: true,
@@ -201,7 +201,7 @@ fn build_beside_and_swap(
     let carried = partitions_to_carry(&previous, schema, name, definition);
     let new = engine::create_from_probe(schema, &temporary, analyzed, definition, false);
     let renames = partitioned::carry_partitions(schema, &temporary, &carried);
-    refresh::refresh_now(&new, FailureRecording::None, Skipping::Never);
+    refresh::refresh_now(&new, FailureRecording::None, Origin::Request);
     // The owner of the old table (a member of the owning role may recreate a stream table; the
     // table and its partitions must stay the role's).
     partitioned::give_owner_of(old_relid, new.relid);

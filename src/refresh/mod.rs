@@ -3,6 +3,7 @@
 
 pub mod executor;
 pub mod failure_log;
+pub mod give_way;
 pub(crate) mod identity_change;
 pub mod mode;
 mod owner;
@@ -45,12 +46,13 @@ pub enum FailureRecording {
     None,
 }
 
-/// Whether a refresh may be skipped when no source changed: only the scheduler's are. A
-/// manual refresh always recomputes (it also repairs rows someone changed by hand).
+/// Who asked for a refresh. Only the scheduler's may be skipped when no source changed (a
+/// requested one always recomputes: it also repairs rows someone changed by hand), and only the
+/// scheduler's gives way to DDL holding a relation its query reads (see `give_way`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Skipping {
-    Allowed,
-    Never,
+pub enum Origin {
+    Scheduler,
+    Request,
 }
 
 /// After DDL, what the stored query reads may have changed (a view redefined, a table
@@ -156,7 +158,7 @@ pub fn data_columns(table: &StreamTable) -> Vec<String> {
 pub fn refresh_now(
     table: &StreamTable,
     recording: FailureRecording,
-    skipping: Skipping,
+    origin: Origin,
 ) -> AppliedChanges {
     lock_stream_table(table);
     // Another session may have altered or dropped it while we waited for the lock.
@@ -183,7 +185,7 @@ pub fn refresh_now(
     // DIFFERENTIAL stream table (which a recompute would not change either). A manual FULL
     // refresh always recomputes (it also repairs rows someone changed by hand).
     let may_skip =
-        skipping == Skipping::Allowed || table.effective_mode == Some(EffectiveMode::Differential);
+        origin == Origin::Scheduler || table.effective_mode == Some(EffectiveMode::Differential);
     if may_skip && skipped_unchanged(&table, &clock, reads_citus) {
         return AppliedChanges::default();
     }
@@ -208,6 +210,9 @@ pub fn refresh_now(
     let outcome = settings::as_user(owner, Restriction::None, move || {
         subxact::in_subtransaction(move || {
             with_query_settings(&refreshed, || {
+                if origin == Origin::Scheduler {
+                    give_way::lock_query_relations(&refreshed);
+                }
                 refresh_as_owner(&refreshed, owner, mode, context)
             })
         })

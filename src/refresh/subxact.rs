@@ -41,9 +41,18 @@ pub fn error_message(caught: &CaughtError) -> String {
 /// Whether a caught error says that a relation does not exist (SQLSTATE 42P01): a source dropped,
 /// often for a moment only (a deployment re-creating views).
 pub fn missing_relation(caught: &CaughtError) -> bool {
-    let code = match caught {
+    sqlstate(caught) == PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE
+}
+
+/// Whether a caught error says that a lock was not available (SQLSTATE 55P03): a scheduled
+/// refresh that gave way to DDL (see `give_way`), or one run under a `lock_timeout`.
+pub fn lock_unavailable(caught: &CaughtError) -> bool {
+    sqlstate(caught) == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+}
+
+fn sqlstate(caught: &CaughtError) -> PgSqlErrorCode {
+    match caught {
         CaughtError::PostgresError(e) | CaughtError::ErrorReport(e) => e.sql_error_code(),
         CaughtError::RustPanic { ereport, .. } => ereport.sql_error_code(),
-    };
-    code == PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE
+    }
 }

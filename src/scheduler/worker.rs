@@ -7,17 +7,19 @@ use super::{dispatch, pool};
 use crate::catalog;
 use crate::gucs;
 use crate::modes::Status;
-use crate::refresh::subxact::{error_message, missing_relation};
-use crate::refresh::{self, FailureRecording, Skipping};
+use crate::refresh::subxact::{error_message, lock_unavailable, missing_relation};
+use crate::refresh::{self, FailureRecording, Origin};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// A transaction that failed: its error message, and whether it said a relation is missing.
+/// A transaction that failed: its error message, and whether it said a relation is missing or
+/// a lock was not available.
 struct Failure {
     message: String,
     missing_relation: bool,
+    lock_unavailable: bool,
 }
 
 impl std::fmt::Display for Failure {
@@ -38,6 +40,7 @@ fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Resul
             Err(Failure {
                 message: error_message(&caught),
                 missing_relation: missing_relation(&caught),
+                lock_unavailable: lock_unavailable(&caught),
             })
         })
         .execute();
@@ -125,7 +128,7 @@ fn refresh_scheduled(id: i64) -> Option<String> {
     if table.status != Status::Active {
         return None;
     }
-    refresh::refresh_now(&table, FailureRecording::None, Skipping::Allowed);
+    refresh::refresh_now(&table, FailureRecording::None, Origin::Scheduler);
     Some(table.display_name())
 }
 
@@ -171,6 +174,11 @@ pub(super) fn refresh_and_record(id: i64) {
         .ok()
         .flatten()
         .unwrap_or_else(|| format!("#{id}"));
+    if failure.lock_unavailable {
+        // It gave way to DDL before reading or writing anything: not a failure.
+        log!("pg_stream_dbt scheduler: {failure}; tried again at the next tick");
+        return;
+    }
     log!("pg_stream_dbt scheduler: refresh of {name} failed: {failure}");
     let max = gucs::MAX_CONSECUTIVE_ERRORS.get();
     let suspension = catalog::Suspension {

@@ -279,3 +279,34 @@ def test_a_calculated_table_refreshes_as_often_as_its_readers(db):
     time.sleep(1.5)
     assert db.value("SELECT count(*) FROM lonely") == 0, "no reader, no schedule"
     assert db.value("SELECT total_refreshes FROM pgstream.pgs_stream_tables WHERE pgs_name = 'lonely'") == 1
+
+
+def test_a_scheduled_refresh_gives_way_to_a_deployment_replacing_nested_views(db):
+    """dbt's view materialization renames the view it replaces away (ACCESS EXCLUSIVE), renames
+    the new one in, and drops the old one CASCADE, which locks the views built on it. A scheduled
+    refresh of a stream table over the outer view holds that view while it waits for the inner
+    one: the two wait for each other. The refresh must give way (wait briefly, try again at a
+    later tick), never the deployment, and not count it as a failure."""
+    db.sql("CREATE TABLE src (a int PRIMARY KEY)")
+    db.sql("INSERT INTO src VALUES (1)")
+    db.sql("CREATE VIEW inner_v AS SELECT a FROM src")
+    db.sql("CREATE VIEW outer_v AS SELECT a FROM inner_v")
+    db.sql("SELECT pgstream.create_stream_table('st', 'SELECT a FROM outer_v', '1s', 'DIFFERENTIAL')")
+    wait_for(lambda: scheduler_running(db), what="the scheduler worker")
+    writer = db.connect()
+    deployer = db.connect(autocommit=False)
+    for round_ in (2, 3):
+        with deployer.cursor() as cur:
+            cur.execute("CREATE VIEW inner_v__tmp AS SELECT a FROM src")
+            cur.execute("ALTER VIEW inner_v RENAME TO inner_v__backup")
+            cur.execute("ALTER VIEW inner_v__tmp RENAME TO inner_v")
+            with writer.cursor() as w:  # a change, so the next refresh is not skipped
+                w.execute("INSERT INTO src VALUES (%s)", (round_,))
+            time.sleep(2.5)  # a scheduled refresh starts meanwhile and waits for inner_v
+            cur.execute("DROP VIEW inner_v__backup CASCADE")
+            cur.execute("CREATE VIEW outer_v AS SELECT a FROM inner_v")
+        deployer.commit()
+    wait_for(lambda: db.value("SELECT count(*) FROM st") == 3, what="the refresh after the deployment")
+    assert db.multiset_difference("st", "SELECT a FROM outer_v") == 0
+    row = db.sql("SELECT failed_refreshes, consecutive_errors, status FROM pgstream.pgs_stream_tables")[0]
+    assert row == (0, 0, "ACTIVE")
