@@ -545,6 +545,7 @@ impl Execution<'_> {
         {
             let found = self.plain(&find).0;
             if found > 0 {
+                work_tables::analyze(&[(&rescan, found as i64)]);
                 self.restricted(&recompute);
             }
         }

@@ -14,7 +14,14 @@ use std::ptr::NonNull;
 const MAX_KEPT_PLANS: usize = 2_000;
 
 thread_local! {
-    static PLANS: RefCell<HashMap<String, NonNull<pg_sys::_SPI_plan>>> = RefCell::new(HashMap::new());
+    static PLANS: RefCell<HashMap<String, KeptPlan>> = RefCell::new(HashMap::new());
+}
+
+/// A prepared refresh statement, and whether it takes the three [`Params`].
+#[derive(Clone, Copy)]
+struct KeptPlan {
+    plan: NonNull<pg_sys::_SPI_plan>,
+    takes_params: bool,
 }
 
 /// The parameters of refresh statements: `$1` the snapshot the last refresh covered (text),
@@ -59,7 +66,7 @@ impl RefreshSnapshot {
         params: &Params,
         first_row: impl Fn(usize) -> T,
     ) -> (u64, T) {
-        let plan = kept_plan(sql);
+        let KeptPlan { plan, takes_params } = kept_plan(sql);
         let mut values: Vec<pg_sys::Datum> = Vec::with_capacity(3);
         let mut nulls: Vec<std::ffi::c_char> = Vec::with_capacity(3);
         let texts: Vec<Option<CString>> = [params.snapshot.as_deref(), params.own_xid.as_deref()]
@@ -89,10 +96,18 @@ impl RefreshSnapshot {
                     nulls.push(b'n' as std::ffi::c_char);
                 }
             }
+            // A statement without parameters gets none: PostgreSQL then plans it once and keeps
+            // that plan (with parameters, it plans each of the first five runs anew, which for
+            // a delta of many terms cost more than running it).
+            let (values, nulls) = if takes_params {
+                (values.as_mut_ptr(), nulls.as_mut_ptr())
+            } else {
+                (std::ptr::null_mut(), std::ptr::null_mut())
+            };
             let code = pg_sys::SPI_execute_snapshot(
                 plan.as_ptr(),
-                values.as_mut_ptr(),
-                nulls.as_mut_ptr(),
+                values,
+                nulls,
                 self.snapshot,
                 std::ptr::null_mut(),
                 false,
@@ -124,15 +139,27 @@ impl Drop for RefreshSnapshot {
     }
 }
 
-/// The kept plan of `sql` (three parameters: text, text, int8), prepared once per backend.
-fn kept_plan(sql: &str) -> NonNull<pg_sys::_SPI_plan> {
+/// Whether `sql` may refer to the [`Params`] (`$1` to `$3`). (Text that only looks like one, in
+/// a literal, costs a statement planned for each of its first runs, nothing else.)
+fn takes_params(sql: &str) -> bool {
+    ["$1", "$2", "$3"].iter().any(|p| sql.contains(p))
+}
+
+/// The kept plan of `sql`, prepared once per backend: with three parameters (text, text, int8)
+/// when it refers to them, none otherwise.
+fn kept_plan(sql: &str) -> KeptPlan {
     if let Some(plan) = PLANS.with(|p| p.borrow().get(sql).copied()) {
         return plan;
     }
     let text = CString::new(sql).expect("generated SQL has no NUL byte");
     let mut types = [pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::INT8OID];
+    let takes_params = takes_params(sql);
     let plan = unsafe {
-        let plan = pg_sys::SPI_prepare(text.as_ptr(), 3, types.as_mut_ptr());
+        let plan = pg_sys::SPI_prepare(
+            text.as_ptr(),
+            if takes_params { 3 } else { 0 },
+            types.as_mut_ptr(),
+        );
         let Some(plan) = NonNull::new(plan) else {
             panic!(
                 "pg_stream_dbt: preparing a refresh statement failed (SPI code {}): {sql}",
@@ -146,12 +173,13 @@ fn kept_plan(sql: &str) -> NonNull<pg_sys::_SPI_plan> {
         let mut plans = p.borrow_mut();
         if plans.len() >= MAX_KEPT_PLANS {
             for (_, old) in plans.drain() {
-                unsafe { pg_sys::SPI_freeplan(old.as_ptr()) };
+                unsafe { pg_sys::SPI_freeplan(old.plan.as_ptr()) };
             }
         }
-        plans.insert(sql.to_string(), plan);
-    });
-    plan
+        let kept = KeptPlan { plan, takes_params };
+        plans.insert(sql.to_string(), kept);
+        kept
+    })
 }
 
 /// The first row's columns as int8 (NULL, or not an integer: None).

@@ -282,6 +282,16 @@ NESTED_QUERIES = [
                             "WHERE EXISTS (SELECT 1 FROM o_orders o WHERE o.cust_id = c.id AND o.amount > m.mx * 10)"),
     ("n_one_row_alias_reused", "SELECT c.id FROM o_cust c, (SELECT avg(tier) AS t FROM o_cust) s WHERE c.tier > s.t "
                                "AND NOT EXISTS (SELECT 1 FROM o_orders s WHERE s.cust_id = c.id)"),
+    # dbt's fct_orders shape: rows padded by two LEFT JOINed aggregates, driven from both change
+    # sets at once (one IN over a UNION ALL of their keys); the second with keys of two types.
+    ("n_two_left_aggregates", "SELECT o.id, o.customer_id, coalesce(p.n, 0) AS payments, p.total, i.qty "
+                              "FROM j_orders o LEFT JOIN (SELECT order_id, count(*) AS n, sum(amount) AS total "
+                              "FROM j_payments GROUP BY order_id) p ON p.order_id = o.id LEFT JOIN (SELECT order_id, "
+                              "sum(qty) AS qty, max(sku) AS top_sku FROM o_items GROUP BY order_id) i ON i.order_id = o.id"),
+    ("n_two_left_aggregates_types", "SELECT c.id, a.n, b.total FROM o_cust c LEFT JOIN (SELECT cust_id::bigint AS cid, "
+                                    "count(*) AS n FROM o_orders GROUP BY 1) a ON a.cid = c.id LEFT JOIN (SELECT cust_id, "
+                                    "sum(amount) AS total FROM o_orders WHERE status = 'paid' GROUP BY cust_id) b "
+                                    "ON b.cust_id = c.id"),
     ("n_scalar_where_two", "SELECT id, amount FROM o_orders WHERE amount > (SELECT avg(amount) FROM o_orders) "
                            "AND amount < (SELECT max(amount) FROM o_orders WHERE status = 'paid')"),
     ("n_scalar_where_null", "SELECT id, status FROM o_orders WHERE amount >= (SELECT max(amount) FROM o_orders "

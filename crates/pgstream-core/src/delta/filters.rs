@@ -11,7 +11,7 @@ use super::cut::conjuncts;
 use super::ir::Role;
 use sqlparser::ast::{
     BinaryOperator, Expr, InTarget, LimitClause, Offset, OffsetRows, SelectItem, SetExpr,
-    TableFactor,
+    SetOperator, SetQuantifier, TableFactor,
 };
 
 /// Renders a filter's relation read as a role (keeping its alias).
@@ -300,6 +300,57 @@ fn driver(filter: &Filter, relation_as: RelationAs) -> Option<Expr> {
     })
 }
 
+/// One driver for the changed filters' [`driver`]s: the same one once, or, when they name the
+/// same outer columns, `(outer) IN (SELECT … FROM <A's change rows> UNION ALL SELECT … FROM
+/// <B's>)`: a touched row meets one of them, so it is in the union. (An OR of the separate
+/// INs would keep PostgreSQL from driving the term from the keys: it would read the whole outer
+/// relation.) None when they name different outer columns.
+fn united(drivers: Vec<Expr>) -> Option<Expr> {
+    let mut distinct: Vec<Expr> = Vec::new();
+    for driver in drivers {
+        if !distinct.iter().any(|d| d.to_string() == driver.to_string()) {
+            distinct.push(driver);
+        }
+    }
+    let mut rest = distinct.into_iter();
+    let Expr::In {
+        expr: outer,
+        target: InTarget::Subquery(mut query),
+        negated: false,
+        global,
+    } = rest.next()?
+    else {
+        return None;
+    };
+    for driver in rest {
+        let Expr::In {
+            expr: other,
+            target: InTarget::Subquery(other_query),
+            negated: false,
+            ..
+        } = driver
+        else {
+            return None;
+        };
+        if other.to_string() != outer.to_string() {
+            return None;
+        }
+        let left = std::mem::replace(&mut query.body, Box::new(SetExpr::Values(empty_values())));
+        query.body = Box::new(SetExpr::SetOperation {
+            op: SetOperator::Union,
+            set_quantifier: SetQuantifier::All,
+            left,
+            right: other_query.body,
+        });
+    }
+    Some(Expr::In {
+        expr: outer,
+        target: InTarget::Subquery(query),
+        negated: false,
+        global,
+    })
+}
+
 /// The block's filters combined: now, before, and the rows a change may have touched (`None`
 /// when no filter's relation changed, so before = now).
 pub struct Combined {
@@ -347,17 +398,20 @@ pub fn combine(
         .iter()
         .map(|f| driver(f, relation_as))
         .collect();
-    let driver = drivers.and_then(|drivers| {
-        let first = drivers.first()?;
-        drivers
-            .iter()
-            .all(|d| d.to_string() == first.to_string())
-            .then(|| first.clone())
-    });
+    let driver = drivers.and_then(united);
     Combined {
         now: now_sql,
         before: before_sql,
         touched,
         driver,
+    }
+}
+
+/// A placeholder body, replaced right after it is put in.
+fn empty_values() -> sqlparser::ast::Values {
+    sqlparser::ast::Values {
+        explicit_row: false,
+        value_keyword: false,
+        rows: Vec::new(),
     }
 }

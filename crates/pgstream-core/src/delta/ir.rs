@@ -194,16 +194,43 @@ pub fn key_hash_sql(alias: Option<&str>, columns: &[String]) -> String {
 /// The SQL matching a row of `left` to a row of `right` with the same key (an index lookup on
 /// the key hash, then the key columns compared with NULLs equal).
 pub fn key_match_sql(left: &str, right: &str, columns: &[String]) -> String {
+    key_match_between_sql((left, columns), (right, columns))
+}
+
+/// [`key_match_sql`] between key columns named differently on each side: `(alias, columns)`.
+pub fn key_match_between_sql(left: (&str, &[String]), right: (&str, &[String])) -> String {
     let mut parts = vec![format!(
         "{} = {}",
-        key_hash_sql(Some(left), columns),
-        key_hash_sql(Some(right), columns)
+        key_hash_sql(Some(left.0), left.1),
+        key_hash_sql(Some(right.0), right.1)
     )];
-    parts.extend(columns.iter().map(|c| {
-        let c = quote_ident(c);
-        format!("{left}.{c} IS NOT DISTINCT FROM {right}.{c}")
+    parts.extend(left.1.iter().zip(right.1).map(|(l, r)| {
+        format!(
+            "{}.{} IS NOT DISTINCT FROM {}.{}",
+            left.0,
+            quote_ident(l),
+            right.0,
+            quote_ident(r)
+        )
     }));
     parts.join(" AND ")
+}
+
+/// The SQL keeping the rows of a large relation read as `outer` (`(alias, key columns)`) whose
+/// key a row of the small work table `work` (read as `(alias, key columns)`) has: the key
+/// hashes as an `IN`, which PostgreSQL runs from the work table's distinct hashes as lookups in
+/// the relation's key index, then the keys compared with NULLs equal. (The two in one `EXISTS`
+/// made it read the whole relation: `IS NOT DISTINCT FROM` is no equality, so such a semi-join
+/// cannot start from the work table.)
+pub fn keys_in_work_sql(outer: (&str, &[String]), work: &str, inner: (&str, &[String])) -> String {
+    format!(
+        "{} IN (SELECT {} FROM {work} {}) AND EXISTS (SELECT 1 FROM {work} {} WHERE {})",
+        key_hash_sql(Some(outer.0), outer.1),
+        key_hash_sql(Some(inner.0), inner.1),
+        inner.0,
+        inner.0,
+        key_match_between_sql(inner, outer),
+    )
 }
 
 /// The SQL of the 62-bit hash of a text expression: a multiset row's identity (first copy).

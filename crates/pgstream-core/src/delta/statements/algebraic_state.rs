@@ -2,7 +2,7 @@
 //! extremes) and derive its output rows from it (pure SQL text).
 
 use super::{key_index, listed};
-use crate::delta::ir::key_match_sql;
+use crate::delta::ir::{key_match_sql, keys_in_work_sql};
 
 /// The work table of per-group deltas, shaped by the state table.
 pub fn groups_work(plan: &crate::delta::algebraic::AlgebraicPlan, state: &str) -> String {
@@ -97,8 +97,8 @@ pub fn update_state(
             format!("DELETE FROM {state} WHERE EXISTS (SELECT 1 FROM {rescan})")
         } else {
             format!(
-                "DELETE FROM {state} __pgs_s WHERE EXISTS (SELECT 1 FROM {rescan} __pgs_r WHERE {})",
-                key_match_sql("__pgs_r", "__pgs_s", &keys)
+                "DELETE FROM {state} __pgs_s WHERE {}",
+                keys_in_work_sql(("__pgs_s", &keys), rescan, ("__pgs_r", &keys))
             )
         });
         statements.push(format!("INSERT INTO {state} SELECT * FROM {state_work}"));
@@ -206,10 +206,10 @@ pub fn algebraic_outputs(
             key_columns.join(", ")
         ),
         format!(
-            "INSERT INTO {fresh} ({targets}) {rows} AND EXISTS (SELECT 1 FROM {groups} __pgs_d WHERE {m})",
+            "INSERT INTO {fresh} ({targets}) {rows} AND {touched}",
             targets = listed("", columns),
             rows = algebraic_full(plan, state),
-            m = key_match_sql("__pgs_s", "__pgs_d", &keys),
+            touched = keys_in_work_sql(("__pgs_s", &keys), groups, ("__pgs_d", &keys)),
         ),
     ]
 }

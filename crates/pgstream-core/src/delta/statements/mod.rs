@@ -3,7 +3,7 @@
 //! an in-place UPDATE) or by row id for a multiset — while writing the stage's change set for
 //! the stages above (pure SQL text).
 
-use super::ir::{key_hash_sql, key_match_sql};
+use super::ir::{key_hash_sql, key_match_between_sql, key_match_sql, keys_in_work_sql};
 
 mod algebraic_state;
 mod full;
@@ -200,19 +200,20 @@ fn affected_match(affected_alias: &str, alias: &str, key: &[String]) -> String {
     if key.is_empty() {
         return "true".into();
     }
-    let renamed: Vec<String> = (0..key.len()).map(|i| format!("__pgs_k{i}")).collect();
-    let mut parts = vec![format!(
-        "{} = {}",
-        key_hash_sql(Some(affected_alias), &renamed),
-        key_hash_sql(Some(alias), key)
-    )];
-    parts.extend(key.iter().enumerate().map(|(i, c)| {
-        format!(
-            "{affected_alias}.\"__pgs_k{i}\" IS NOT DISTINCT FROM {alias}.{}",
-            quote_ident(c)
-        )
-    }));
-    parts.join(" AND ")
+    key_match_between_sql((affected_alias, &affected_keys(key)), (alias, key))
+}
+
+/// The names of an affected-keys work table's columns for `key`: `__pgs_k<i>`.
+fn affected_keys(key: &[String]) -> Vec<String> {
+    (0..key.len()).map(|i| format!("__pgs_k{i}")).collect()
+}
+
+/// The rows of `target` (read as `alias`) whose key `affected` (read as `__pgs_a`) holds.
+fn affected_rows(affected: &str, alias: &str, key: &[String]) -> String {
+    if key.is_empty() {
+        return format!("EXISTS (SELECT 1 FROM {affected} __pgs_a)");
+    }
+    keys_in_work_sql((alias, key), affected, ("__pgs_a", &affected_keys(key)))
 }
 
 /// The change set of a keyed relation before it is applied: its rows of the affected keys that
@@ -227,14 +228,14 @@ pub fn keyed_change_set(
 ) -> String {
     format!(
         "INSERT INTO {change_set} (__pgs_w, {targets}) \
-         SELECT -1, {old} FROM {target} __pgs_t WHERE EXISTS (SELECT 1 FROM {affected} __pgs_a WHERE {am}) \
+         SELECT -1, {old} FROM {target} __pgs_t WHERE {affected_rows} \
            AND NOT EXISTS (SELECT 1 FROM {fresh} __pgs_f WHERE {fm} AND {alike}) \
          UNION ALL \
          SELECT 1, {new} FROM {fresh} __pgs_f WHERE NOT EXISTS (SELECT 1 FROM {target} __pgs_t WHERE {fm} AND {alike})",
         targets = listed("", columns),
         old = listed("__pgs_t.", columns),
         new = listed("__pgs_f.", columns),
-        am = affected_match("__pgs_a", "__pgs_t", key),
+        affected_rows = affected_rows(affected, "__pgs_t", key),
         fm = key_match_sql("__pgs_f", "__pgs_t", key),
         alike = rows_alike("__pgs_f", "__pgs_t", columns),
     )
