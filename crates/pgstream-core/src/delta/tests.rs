@@ -98,7 +98,7 @@ pub(super) fn request(changed: Option<&HashSet<u32>>) -> PlanRequest<'_> {
     }
 }
 
-fn planned(query: &str) -> Plan {
+pub(super) fn planned(query: &str) -> Plan {
     plan(query, &catalog(), &request(None)).unwrap_or_else(|e| panic!("{query}: {e}"))
 }
 
@@ -571,4 +571,31 @@ fn rows_whose_exists_filters_flipped_are_driven_from_the_changed_keys() {
         "SELECT o.id FROM orders o WHERE (o.id, o.customer_id) IN (SELECT c FROM customers c)",
     );
     assert!(!delta(plan.root()).contains("\"__pgs_drv\".\"c\""));
+}
+
+#[test]
+fn rows_padded_by_two_changed_left_joins_are_driven_from_both_change_sets() {
+    // dbt's fct_orders shape: a table LEFT JOIN two aggregates on its key. The rows that lose
+    // or gain their NULL padding when either aggregate changes are those whose key is in either
+    // change set: one IN over both (UNION ALL), which PostgreSQL drives from the keys, not an
+    // OR of two, which makes it read every order.
+    let plan = planned(
+        "SELECT o.id, l.n, p.s FROM orders o \
+         LEFT JOIN (SELECT order_id, count(*) AS n FROM payments GROUP BY order_id) l ON l.order_id = o.id \
+         LEFT JOIN (SELECT order_id, sum(amount) AS s FROM payments WHERE method = 'card' GROUP BY order_id) p \
+         ON p.order_id = o.id",
+    );
+    let sql = delta(plan.root());
+    assert!(union_driver(sql), "{sql}");
+}
+
+/// Whether `sql` has `(o.id) IN (SELECT "__pgs_drv"."order_id" FROM … UNION ALL SELECT
+/// "__pgs_drv"."order_id" FROM …)`.
+fn union_driver(sql: &str) -> bool {
+    let start = "((o.id) IN (SELECT \"__pgs_drv\".\"order_id\" FROM ";
+    sql.match_indices(start).any(|(at, _)| {
+        let rest = &sql[at + start.len()..];
+        let end = rest.find("))").unwrap_or(rest.len());
+        rest[..end].contains(" UNION ALL SELECT \"__pgs_drv\".\"order_id\" FROM ")
+    })
 }
