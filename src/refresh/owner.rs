@@ -621,15 +621,29 @@ fn source_rows(plan: &Plan) -> f64 {
     .unwrap_or(0.0)
 }
 
-/// Whether every private table `plan` keeps between refreshes exists.
+/// Whether every private table `plan` keeps between refreshes exists with the columns the plan
+/// reads (a table made for an earlier plan of the query has others: recomputed, it is made anew).
 fn private_tables_exist(plan: &Plan, names: &Names) -> bool {
     let tables = plan.private_tables(names);
-    tables.is_empty()
-        || Spi::get_one_with_args::<bool>(
-            "SELECT pg_catalog.bool_and(pg_catalog.to_regclass(t) IS NOT NULL) FROM pg_catalog.unnest($1::pg_catalog.text[]) t",
-            &[tables.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    if tables.is_empty() {
+        return true;
+    }
+    let expected = serde_json::Value::Array(
+        tables
+            .into_iter()
+            .map(|(table, columns)| serde_json::json!([table, columns]))
+            .collect(),
+    );
+    crate::kept_plans::one::<bool>(
+        "SELECT pg_catalog.bool_and(COALESCE((\
+             SELECT pg_catalog.jsonb_agg(a.attname::pg_catalog.text ORDER BY a.attnum) \
+             FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid = pg_catalog.to_regclass(e->>0) AND a.attnum > 0 \
+               AND NOT a.attisdropped AND a.attname <> '__pgs_row_id') = e->1, false)) \
+         FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) e",
+        &[pgrx::JsonB(expected).into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }

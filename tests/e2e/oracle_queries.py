@@ -292,6 +292,21 @@ NESTED_QUERIES = [
                                     "count(*) AS n FROM o_orders GROUP BY 1) a ON a.cid = c.id LEFT JOIN (SELECT cust_id, "
                                     "sum(amount) AS total FROM o_orders WHERE status = 'paid' GROUP BY cust_id) b "
                                     "ON b.cust_id = c.id"),
+    # COUNT(DISTINCT x) kept from counts: a stage of distinct values (per group and x, the
+    # partial aggregates) and a grouped stage over it.
+    ("n_distinct_join_sums", "SELECT c.region, count(DISTINCT o.id) AS orders, sum(i.qty) AS units, count(*) AS lines, "
+                             "min(i.sku) AS first_sku FROM o_orders o JOIN o_cust c ON c.id = o.cust_id "
+                             "JOIN o_items i ON i.order_id = o.id GROUP BY c.region"),
+    ("n_distinct_having", "SELECT status, count(DISTINCT cust_id) AS buyers, sum(amount) AS total FROM o_orders "
+                          "GROUP BY status HAVING count(DISTINCT cust_id) > 1 AND count(*) >= 2"),
+    ("n_distinct_scalar", "SELECT count(DISTINCT cust_id) AS buyers, count(*) AS n, max(amount) AS top FROM o_orders"),
+    ("n_distinct_expr_key", "SELECT upper(status) AS s, count(DISTINCT cust_id % 3) AS r, count(amount) AS c "
+                            "FROM o_orders GROUP BY upper(status)"),
+    ("n_distinct_in_left_join", "WITH sales AS (SELECT order_id, count(DISTINCT sku) AS skus, sum(qty) AS units "
+                                "FROM o_items GROUP BY order_id) SELECT o.id, coalesce(s.skus, 0) AS skus, s.units "
+                                "FROM o_orders o LEFT JOIN sales s ON s.order_id = o.id"),
+    ("n_distinct_int_division", "SELECT order_id, count(DISTINCT sku) AS skus, sum(qty) / count(*) AS per_line, "
+                                "sum(qty) / 2 AS half FROM o_items GROUP BY order_id"),
     ("n_scalar_where_two", "SELECT id, amount FROM o_orders WHERE amount > (SELECT avg(amount) FROM o_orders) "
                            "AND amount < (SELECT max(amount) FROM o_orders WHERE status = 'paid')"),
     ("n_scalar_where_null", "SELECT id, status FROM o_orders WHERE amount >= (SELECT max(amount) FROM o_orders "

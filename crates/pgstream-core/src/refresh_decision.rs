@@ -119,7 +119,7 @@ pub fn next(found: &Found) -> Next {
         return recompute("its row identity changed (its sources' keys changed)".into());
     }
     if !planned.private_tables_exist {
-        return recompute("the private tables of its inner stages were missing".into());
+        return recompute("the private tables of its inner stages were missing or made for another plan of its query".into());
     }
     if planned.nothing_changed {
         return Next::Do(Step::NothingToApply);
@@ -306,7 +306,7 @@ mod tests {
                     nothing_changed: true,
                     ..planned()
                 },
-                recompute("the private tables of its inner stages were missing"),
+                recompute("the private tables of its inner stages were missing or made for another plan of its query"),
             ),
             (
                 Planned {

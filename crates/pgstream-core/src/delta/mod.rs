@@ -31,6 +31,8 @@ pub mod statements;
 mod terms;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_distinct;
 
 pub use identity::identity_of;
 pub use ir::{

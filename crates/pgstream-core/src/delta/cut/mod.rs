@@ -22,6 +22,7 @@ use sqlparser::ast::{
 };
 use std::ops::ControlFlow;
 
+mod distinct_counts;
 mod rewrite;
 mod sets;
 mod shapes;
@@ -208,6 +209,9 @@ impl Cutter<'_> {
                     }
                     if has_sublinks(&select.having) || has_sublinks(&select.projection) {
                         return self.split_grouped(*select.clone(), location);
+                    }
+                    if let Some(split) = self.split_distinct_counts(select, location)? {
+                        return Ok(split);
                     }
                     self.linearize(select, location)?;
                     DraftKind::Grouped

@@ -1,0 +1,297 @@
+//! COUNT(DISTINCT x) kept from counts: a grouped SELECT counting the distinct values of one x
+//! beside COUNT / SUM / MIN / MAX becomes a stage grouped by its keys and x (one row per
+//! distinct value, the other aggregates partial) and a grouped stage over it (the distinct
+//! values counted, the partials added up), both maintained from their change (delta planning).
+
+use super::super::ast::named_factor;
+use super::*;
+use sqlparser::ast::{DuplicateTreatment, FunctionArg, FunctionArgExpr, FunctionArguments};
+
+/// One aggregate of a grouped SELECT as the split keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Part {
+    CountStar,
+    Count(Expr),
+    Sum(Expr),
+    Min(Expr),
+    Max(Expr),
+    CountDistinct(Expr),
+}
+
+/// The part `call` is; None for any other aggregate, or one with FILTER, OVER, WITHIN GROUP,
+/// ORDER BY or DISTINCT other than COUNT(DISTINCT x).
+pub(super) fn part_of(call: &Expr) -> Option<Part> {
+    let Expr::Function(f) = call else { return None };
+    if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = f
+        .name
+        .0
+        .iter()
+        .map(|p| p.as_ident().map(folded).unwrap_or_default())
+        .collect();
+    let name = match parts.as_slice() {
+        [name] => name.as_str(),
+        [schema, name] if schema == "pg_catalog" => name.as_str(),
+        _ => return None,
+    };
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    if !list.clauses.is_empty() || list.args.len() != 1 {
+        return None;
+    }
+    let distinct = match list.duplicate_treatment {
+        Some(DuplicateTreatment::Distinct) => true,
+        Some(DuplicateTreatment::All) | None => false,
+    };
+    let argument = match &list.args[0] {
+        FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => None,
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+        _ => return None,
+    };
+    Some(match (name, argument, distinct) {
+        ("count", None, false) => Part::CountStar,
+        ("count", Some(x), true) => Part::CountDistinct(x),
+        ("count", Some(y), false) => Part::Count(y),
+        ("sum", Some(y), false) => Part::Sum(y),
+        ("min", Some(y), false) => Part::Min(y),
+        ("max", Some(y), false) => Part::Max(y),
+        _ => return None,
+    })
+}
+
+/// The alias of the stage of distinct values in the outer stage.
+const DISTINCT_VALUES: &str = "__pgs_dist";
+
+/// The parts of `calls` and their one distinct argument, when every call is a [`Part`], at
+/// least one counts distinct values, and all of those count the same expression.
+pub(super) fn split_parts(calls: &[Expr]) -> Option<(Vec<Part>, Expr)> {
+    let parts: Vec<Part> = calls.iter().map(part_of).collect::<Option<_>>()?;
+    let mut distinct = parts.iter().filter_map(|p| match p {
+        Part::CountDistinct(x) => Some(x),
+        _ => None,
+    });
+    let first = distinct.next()?.clone();
+    distinct
+        .all(|x| x.to_string() == first.to_string())
+        .then_some((parts, first))
+}
+
+/// The inner stage's partial aggregate of a part (None for the distinct count: the value itself
+/// is the inner stage's key).
+fn partial(part: &Part) -> Option<Expr> {
+    let call =
+        |name: &str, argument: &Expr| expr_with(&format!("{name}(__pgs_hole_0__)"), &[argument]);
+    match part {
+        Part::CountStar => Some(generated_expr("count(*)")),
+        Part::Count(y) => Some(call("count", y)),
+        Part::Sum(y) => Some(call("sum", y)),
+        Part::Min(y) => Some(call("min", y)),
+        Part::Max(y) => Some(call("max", y)),
+        Part::CountDistinct(_) => None,
+    }
+}
+
+/// What the outer stage computes for part `j` from the distinct values' partials; a SUM is cast
+/// back to the type of the partial sums (`sum_type`: adding up bigint sums gives numeric).
+fn combined(part: &Part, j: usize, sum_type: Option<&str>) -> Expr {
+    let p = format!("{DISTINCT_VALUES}.__pgs_p{j}");
+    generated_expr(&match part {
+        Part::CountStar | Part::Count(_) => format!("CAST(COALESCE(sum({p}), 0) AS BIGINT)"),
+        Part::Sum(_) => match sum_type {
+            Some(t) => format!("CAST(sum({p}) AS {t})"),
+            None => format!("sum({p})"),
+        },
+        Part::Min(_) => format!("min({p})"),
+        Part::Max(_) => format!("max({p})"),
+        Part::CountDistinct(_) => format!("count({DISTINCT_VALUES}.__pgs_dx)"),
+    })
+}
+
+/// `expr` over the distinct values' stage: its group keys and aggregate calls replaced. None
+/// when a column of the input is left (an expression PostgreSQL groups by that the split does
+/// not recognize).
+fn over_distinct_values(
+    expr: &Expr,
+    keys: &[Expr],
+    calls: &[Expr],
+    outer: &[Expr],
+) -> Option<Expr> {
+    struct Replace<'a> {
+        keys: &'a [Expr],
+        calls: &'a [Expr],
+        outer: &'a [Expr],
+        depth: usize,
+        left_over: bool,
+    }
+    impl VisitorMut for Replace<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if self.depth > 0 {
+                self.left_over = true;
+            } else if let Some(j) = self.calls.iter().position(|c| c == expr) {
+                *expr = self.outer[j].clone();
+            } else if let Some(i) = self.keys.iter().position(|k| k == expr) {
+                *expr = column_ref(DISTINCT_VALUES, &format!("__pgs_g{i}"));
+            } else if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                && !expr.to_string().starts_with(&format!("{DISTINCT_VALUES}."))
+            {
+                self.left_over = true;
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut out = expr.clone();
+    let mut replace = Replace {
+        keys,
+        calls,
+        outer,
+        depth: 0,
+        left_over: false,
+    };
+    let _ = VisitMut::visit(&mut out, &mut replace);
+    (!replace.left_over).then_some(out)
+}
+
+impl Cutter<'_> {
+    /// `select` (grouped, its GROUP BY normalized, no sublinks) as a grouped stage over a stage
+    /// of its distinct values, when [`split_parts`] takes its aggregates; None otherwise (its
+    /// touched groups are then recomputed from its input, as for any aggregate kept no other
+    /// way).
+    pub(super) fn split_distinct_counts(
+        &mut self,
+        select: &Select,
+        location: &str,
+    ) -> Result<Option<(Query, DraftKind)>, Unsupported> {
+        if select.projection.iter().any(|it| {
+            !matches!(
+                it,
+                SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+            )
+        }) {
+            return Ok(None);
+        }
+        let keys = group_keys(select, location)?;
+        let mut calls = aggregate_calls(&select.projection, self.catalog);
+        for call in aggregate_calls(&select.having, self.catalog) {
+            if !calls.contains(&call) {
+                calls.push(call);
+            }
+        }
+        let Some((parts, distinct)) = split_parts(&calls) else {
+            return Ok(None);
+        };
+        let names = self.names_of(&query_of(select.clone()));
+        // The stage of distinct values: per group and value, the partial aggregates.
+        let mut values = select.clone();
+        values.having = None;
+        values.projection =
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| item(k.clone(), &format!("__pgs_g{i}")))
+                .chain(std::iter::once(item(distinct.clone(), "__pgs_dx")))
+                .chain(
+                    parts.iter().enumerate().filter_map(|(j, part)| {
+                        partial(part).map(|p| item(p, &format!("__pgs_p{j}")))
+                    }),
+                )
+                .collect();
+        values.group_by = GroupByExpr::Expressions(
+            keys.iter()
+                .cloned()
+                .chain(std::iter::once(distinct))
+                .collect(),
+            vec![],
+        );
+        // Adding up partial sums changes their type (bigint to numeric): cast back to it, as
+        // the database describes the partials; without that, no split when there is a SUM.
+        let types = self.described(&values);
+        let has_sum = parts.iter().any(|p| matches!(p, Part::Sum(_)));
+        if has_sum && types.is_none() {
+            return Ok(None);
+        }
+        let type_of = |j: usize| {
+            types
+                .as_ref()
+                .and_then(|t| t.iter().find(|(name, _)| *name == format!("__pgs_p{j}")))
+                .map(|(_, t)| t.as_str())
+        };
+        let outer_calls: Vec<Expr> = parts
+            .iter()
+            .enumerate()
+            .map(|(j, part)| combined(part, j, type_of(j)))
+            .collect();
+        let rewrite = |e: &Expr| over_distinct_values(e, &keys, &calls, &outer_calls);
+        let mut projection = Vec::new();
+        for (it, name) in select.projection.iter().zip(&names) {
+            let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = it
+            else {
+                return Ok(None);
+            };
+            let Some(rewritten) = rewrite(e) else {
+                return Ok(None);
+            };
+            projection.push(match it {
+                SelectItem::ExprWithAlias { alias, .. } => SelectItem::ExprWithAlias {
+                    expr: rewritten,
+                    alias: alias.clone(),
+                },
+                _ => item(rewritten, name),
+            });
+        }
+        let having = match &select.having {
+            Some(h) => match rewrite(h) {
+                Some(h) => Some(h),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let stage = self.stage_of(
+            query_of(values),
+            &format!("{location} (its distinct values)"),
+        )?;
+        let mut outer = generated_select("SELECT 1 FROM __pgs_from__");
+        outer.from[0].relation = marker_factor(stage, Some(table_alias(DISTINCT_VALUES)));
+        outer.projection = projection;
+        outer.group_by = GroupByExpr::Expressions(
+            (0..keys.len())
+                .map(|i| column_ref(DISTINCT_VALUES, &format!("__pgs_g{i}")))
+                .collect(),
+            vec![],
+        );
+        outer.having = having;
+        self.linearize(&mut outer, location)?;
+        Ok(Some((query_of(outer), DraftKind::Grouped)))
+    }
+
+    /// The output columns (name, type) of `select`, as the database describes it with its
+    /// tables in place of their markers; None when it reads a stage or the database cannot tell.
+    fn described(&self, select: &Select) -> Option<Vec<(String, String)>> {
+        let mut query = query_of(select.clone());
+        let mut reads_stage = false;
+        replace_occurrences(
+            &mut query,
+            &mut |global, alias| match &self.inputs[global] {
+                Input::Table(table) => named_factor(&table.name, alias),
+                Input::Stage(_) => {
+                    reads_stage = true;
+                    marker_factor(global, alias)
+                }
+            },
+        );
+        if reads_stage {
+            return None;
+        }
+        self.catalog.describe(&query.to_string())
+    }
+}

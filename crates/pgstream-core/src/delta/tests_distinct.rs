@@ -1,0 +1,115 @@
+//! Unit tests of COUNT(DISTINCT x) kept from counts: the split into a stage of distinct values
+//! and a grouped stage over it, and when it is not made.
+
+use super::ir::{Catalog, Relation};
+use super::tests::{catalog, planned, request, TestCatalog};
+use super::*;
+
+/// The test schema, with a database that describes every output column as bigint.
+struct Describing(TestCatalog);
+
+impl Catalog for Describing {
+    fn relation(&self, name: &[String]) -> Option<Relation> {
+        self.0.relation(name)
+    }
+    fn is_aggregate(&self, name: &str) -> bool {
+        self.0.is_aggregate(name)
+    }
+    fn describe(&self, query: &str) -> Option<Vec<(String, String)>> {
+        let names = query
+            .split(" AS ")
+            .skip(1)
+            .filter_map(|rest| rest.split([',', ' ']).next())
+            .map(|name| (name.trim_matches('"').to_string(), "bigint".to_string()))
+            .collect();
+        Some(names)
+    }
+    fn table_key(&self, relid: u32) -> Option<Vec<String>> {
+        self.0.table_key(relid)
+    }
+    fn keyable(&self, type_name: &str) -> bool {
+        self.0.keyable(type_name)
+    }
+}
+
+fn aggregate_stage(stage: &StagePlan) -> bool {
+    stage.kind == StageKind::Aggregate { algebraic: true }
+}
+
+#[test]
+fn a_distinct_count_is_a_stage_of_distinct_values_and_a_count_over_it() {
+    let plan = planned(
+        "SELECT order_id, count(DISTINCT method) AS methods, count(*) AS payments, max(amount) AS top \
+         FROM payments GROUP BY order_id HAVING count(*) > 1",
+    );
+    assert_eq!(plan.stages.len(), 2, "{plan:#?}");
+    // Both kept by state: per order and method the partials, per order their sum and count.
+    assert!(
+        aggregate_stage(&plan.stages[0]),
+        "{:?}",
+        plan.stages[0].kind
+    );
+    assert!(aggregate_stage(plan.root()), "{:?}", plan.root().kind);
+    let values = &plan.stages[0].full_sql;
+    assert!(
+        values.contains("GROUP BY order_id, method"),
+        "the values are grouped by the keys and the counted value: {values}"
+    );
+    let root = &plan.root().full_sql;
+    assert!(
+        root.contains("count(__pgs_dist.__pgs_dx) AS methods"),
+        "{root}"
+    );
+    assert!(
+        root.contains("CAST(COALESCE(sum(__pgs_dist.__pgs_p"),
+        "{root}"
+    );
+    assert!(root.contains("max(__pgs_dist.__pgs_p"), "{root}");
+    assert!(
+        root.contains("HAVING CAST(COALESCE(sum(__pgs_dist.__pgs_p"),
+        "{root}"
+    );
+    assert_eq!(
+        plan.root().columns,
+        vec!["order_id", "methods", "payments", "top"]
+    );
+}
+
+#[test]
+fn a_sum_beside_a_distinct_count_is_cast_back_to_its_type() {
+    let query =
+        "SELECT method, count(DISTINCT order_id), sum(amount) FROM payments GROUP BY method";
+    let plan = plan(query, &Describing(catalog()), &request(None)).expect("planned");
+    let root = &plan.root().full_sql;
+    assert!(
+        root.contains("CAST(sum(__pgs_dist.__pgs_p1) AS BIGINT)"),
+        "{root}"
+    );
+    // The output names are the ones PostgreSQL gives the original query.
+    assert_eq!(plan.root().columns, vec!["method", "count", "sum"]);
+    // Without the type, adding up the sums could change it: no split.
+    let plain = planned(query);
+    assert_eq!(plain.stages.len(), 1);
+}
+
+#[test]
+fn distinct_counts_of_two_values_or_other_aggregates_are_not_split() {
+    for query in [
+        "SELECT order_id, count(DISTINCT method), count(DISTINCT amount) FROM payments GROUP BY order_id",
+        "SELECT order_id, count(DISTINCT method), string_agg(method, ',') FROM payments GROUP BY order_id",
+        "SELECT order_id, count(DISTINCT method) FILTER (WHERE amount > 0) FROM payments GROUP BY order_id",
+        "SELECT order_id, count(method) FROM payments GROUP BY order_id",
+    ] {
+        let plan = planned(query);
+        assert_eq!(plan.stages.len(), 1, "{query}");
+    }
+}
+
+#[test]
+fn a_distinct_count_without_group_by_counts_over_one_group() {
+    let plan = planned("SELECT count(DISTINCT customer_id) AS buyers, count(*) AS n FROM orders");
+    assert_eq!(plan.stages.len(), 2);
+    let root = &plan.root().full_sql;
+    assert!(!root.contains("GROUP BY"), "{root}");
+    assert!(aggregate_stage(plan.root()));
+}
