@@ -278,3 +278,28 @@ def test_array_columns_of_a_keyed_filter_keep_their_type(db, rows):
     db.sql("UPDATE tagged SET tags = NULL WHERE id = 1; DELETE FROM tagged WHERE id = 3")
     assert refresh(db, "tags") == "DIFFERENTIAL"
     assert db.multiset_difference("tags", query) == 0
+
+
+def test_min_and_max_follow_an_extreme_moved_past_the_deleted_one_without_a_rescan(db):
+    """A row updated to a newer value (dbt marts' max(updated_at)) deletes the group's extreme
+    and inserts one beyond it: the new extreme is the inserted value, no rescan needed. A
+    value inserted and deleted in the same changes, or moved back, is rescanned."""
+    query = "SELECT g, max(v) AS hi, min(v) AS lo, count(*) AS n FROM t GROUP BY g"
+    db.sql("CREATE TABLE t (id int PRIMARY KEY, g int, v int)")
+    db.sql("INSERT INTO t SELECT i, i % 3, i FROM generate_series(1, 30) i")
+    db.sql("SELECT pgstream.create_stream_table('st', %s, '1h', 'DIFFERENTIAL')", (query,))
+    steps = [
+        "UPDATE t SET v = 100 WHERE id = 30",  # the max of g 0 moves up
+        "UPDATE t SET v = -5 WHERE id = 3",  # the min of g 0 moves down
+        "UPDATE t SET v = 101 WHERE id = 30",  # again, past the value it leaves
+        "UPDATE t SET v = 1 WHERE id = 30",  # the max moves back down: rescanned
+        "INSERT INTO t VALUES (31, 1, 500); DELETE FROM t WHERE id = 31",  # in and out at once
+        "UPDATE t SET v = v + 1000 WHERE g = 2; DELETE FROM t WHERE id = 29",
+        "DELETE FROM t WHERE g = 1; INSERT INTO t VALUES (40, 1, 7), (41, 1, 9); UPDATE t SET v = 8 WHERE id = 41",
+        "INSERT INTO t VALUES (50, 7, 1), (51, 7, 2); UPDATE t SET v = 3 WHERE id = 51",  # a new group
+    ]
+    for step in steps:
+        db.sql(step)
+        refresh(db, "st")
+        assert kinds(db, "st") == "DIFFERENTIAL", step
+        assert db.multiset_difference("st", query) == 0, step

@@ -407,13 +407,21 @@ fn add_extreme_state(
             "__pgs_m{j} = CASE WHEN {live} THEN {extreme}(__pgs_s.__pgs_m{j}, __pgs_d.__pgs_ins{j}) END"
         ),
     });
-    // (A stored extreme that is NULL, a group with no value yet, compares as unknown: such a
-    // group that lost a row is rescanned too, or it would keep an extreme the same changes
-    // inserted and deleted.)
+    // A deleted row reaching the extreme needs no rescan when an inserted one goes strictly
+    // beyond every deleted one (a row updated to a newer `updated_at`): that inserted value
+    // is not among the deleted, and no value left is beyond it, so it is the new extreme,
+    // which the update above keeps. (A stored extreme that is NULL, a group with no value yet,
+    // compares as unknown: such a group that lost a row is rescanned too, or it would keep an
+    // extreme the same changes inserted and deleted.)
+    let strict = op.trim_end_matches('=');
+    let replaced =
+        format!("COALESCE(__pgs_d.__pgs_ins{j} {strict} __pgs_d.__pgs_del{j}, false)");
     part.rescan = Some(format!(
-        "(__pgs_d.__pgs_del{j} IS NOT NULL AND (__pgs_s.__pgs_m{j} IS NULL OR __pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j}))"
+        "(__pgs_d.__pgs_del{j} IS NOT NULL AND (__pgs_s.__pgs_m{j} IS NULL OR (__pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j} AND NOT {replaced})))"
     ));
-    part.new_group_rescan = Some(format!("__pgs_d.__pgs_del{j} IS NOT NULL"));
+    part.new_group_rescan = Some(format!(
+        "(__pgs_d.__pgs_del{j} IS NOT NULL AND NOT {replaced})"
+    ));
 }
 
 /// Per touched group: keys `__pgs_k<i>` and every part's delta columns over the input's signed
