@@ -4,6 +4,19 @@
 use crate::catalog::StreamTable;
 use crate::error::StreamError;
 use pgrx::prelude::*;
+use std::cell::Cell;
+
+thread_local! {
+    /// Set when this backend's refresh gave way, until the scheduler reads it.
+    static GAVE_WAY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the refresh that just failed in this backend gave way to DDL (and forgets it): only
+/// such a failure is put off to the next tick unrecorded; any other (a `lock_timeout` set on
+/// the database, say) is recorded as a failure.
+pub fn gave_way() -> bool {
+    GAVE_WAY.with(|g| g.replace(false))
+}
 
 /// How long a scheduled refresh waits for a lock on a relation its query reads: half of
 /// `deadlock_timeout`, so that it stops waiting before a DDL session waiting for it (dbt
@@ -16,7 +29,10 @@ pub fn lock_wait_ms() -> i32 {
 /// Takes the locks the refresh's statements take on the relations `table`'s query reads (views
 /// expanded, each view's relations too), as analyzing the query does, waiting at most
 /// [`lock_wait_ms`] for each. A lock held longer by another session raises LOCK_NOT_AVAILABLE
-/// naming the stream table, before the refresh has read or written anything.
+/// naming the stream table, before the refresh has read any of its sources or written
+/// anything. (Partitions and relations read inside functions are locked later, when a
+/// statement reads them, as is the engine's own; so is what a Citus source's capture check
+/// locks before this.)
 pub fn lock_query_relations(table: &StreamTable) {
     let wait = lock_wait_ms().to_string();
     let text = std::ffi::CString::new(table.defining_query.as_str())
@@ -36,6 +52,7 @@ pub fn lock_query_relations(table: &StreamTable) {
     .catch_when(PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, |_| false)
     .execute();
     if !locked {
+        GAVE_WAY.with(|g| g.set(true));
         StreamError::RelationLocked {
             name: table.display_name(),
             wait_ms: lock_wait_ms(),

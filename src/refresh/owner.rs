@@ -635,11 +635,11 @@ fn private_tables_exist(plan: &Plan, names: &Names) -> bool {
             .collect(),
     );
     crate::kept_plans::one::<bool>(
-        "SELECT pg_catalog.bool_and(COALESCE((\
-             SELECT pg_catalog.jsonb_agg(a.attname::pg_catalog.text ORDER BY a.attnum) \
+        "SELECT pg_catalog.bool_and(pg_catalog.to_regclass(e->>0) IS NOT NULL AND (\
+             SELECT COALESCE(pg_catalog.jsonb_agg(a.attname::pg_catalog.text ORDER BY a.attnum), '[]') \
              FROM pg_catalog.pg_attribute a \
              WHERE a.attrelid = pg_catalog.to_regclass(e->>0) AND a.attnum > 0 \
-               AND NOT a.attisdropped AND a.attname <> '__pgs_row_id') = e->1, false)) \
+               AND NOT a.attisdropped AND a.attname <> '__pgs_row_id') = e->1) \
          FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) e",
         &[pgrx::JsonB(expected).into()],
     )

@@ -44,12 +44,6 @@ pub fn missing_relation(caught: &CaughtError) -> bool {
     sqlstate(caught) == PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE
 }
 
-/// Whether a caught error says that a lock was not available (SQLSTATE 55P03): a scheduled
-/// refresh that gave way to DDL (see `give_way`), or one run under a `lock_timeout`.
-pub fn lock_unavailable(caught: &CaughtError) -> bool {
-    sqlstate(caught) == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
-}
-
 fn sqlstate(caught: &CaughtError) -> PgSqlErrorCode {
     match caught {
         CaughtError::PostgresError(e) | CaughtError::ErrorReport(e) => e.sql_error_code(),

@@ -7,19 +7,19 @@ use super::{dispatch, pool};
 use crate::catalog;
 use crate::gucs;
 use crate::modes::Status;
-use crate::refresh::subxact::{error_message, lock_unavailable, missing_relation};
+use crate::refresh::subxact::{error_message, missing_relation};
 use crate::refresh::{self, FailureRecording, Origin};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// A transaction that failed: its error message, and whether it said a relation is missing or
-/// a lock was not available.
+/// A transaction that failed: its error message, whether it said a relation is missing, and
+/// whether it was a scheduled refresh giving way to DDL.
 struct Failure {
     message: String,
     missing_relation: bool,
-    lock_unavailable: bool,
+    gave_way: bool,
 }
 
 impl std::fmt::Display for Failure {
@@ -40,7 +40,7 @@ fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Resul
             Err(Failure {
                 message: error_message(&caught),
                 missing_relation: missing_relation(&caught),
-                lock_unavailable: lock_unavailable(&caught),
+                gave_way: crate::refresh::give_way::gave_way(),
             })
         })
         .execute();
@@ -174,8 +174,8 @@ pub(super) fn refresh_and_record(id: i64) {
         .ok()
         .flatten()
         .unwrap_or_else(|| format!("#{id}"));
-    if failure.lock_unavailable {
-        // It gave way to DDL before reading or writing anything: not a failure.
+    if failure.gave_way {
+        // It gave way to DDL before reading its sources or writing anything: not a failure.
         log!("pg_stream_dbt scheduler: {failure}; tried again at the next tick");
         return;
     }

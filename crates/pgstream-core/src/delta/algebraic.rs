@@ -414,8 +414,7 @@ fn add_extreme_state(
     // compares as unknown: such a group that lost a row is rescanned too, or it would keep an
     // extreme the same changes inserted and deleted.)
     let strict = op.trim_end_matches('=');
-    let replaced =
-        format!("COALESCE(__pgs_d.__pgs_ins{j} {strict} __pgs_d.__pgs_del{j}, false)");
+    let replaced = format!("COALESCE(__pgs_d.__pgs_ins{j} {strict} __pgs_d.__pgs_del{j}, false)");
     part.rescan = Some(format!(
         "(__pgs_d.__pgs_del{j} IS NOT NULL AND (__pgs_s.__pgs_m{j} IS NULL OR (__pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j} AND NOT {replaced})))"
     ));

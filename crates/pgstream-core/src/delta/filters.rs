@@ -11,7 +11,7 @@ use super::cut::conjuncts;
 use super::ir::Role;
 use sqlparser::ast::{
     BinaryOperator, Expr, InTarget, LimitClause, Offset, OffsetRows, SelectItem, SetExpr,
-    SetOperator, SetQuantifier, TableFactor,
+    TableFactor,
 };
 
 /// Renders a filter's relation read as a role (keeping its alias).
@@ -300,66 +300,17 @@ fn driver(filter: &Filter, relation_as: RelationAs) -> Option<Expr> {
     })
 }
 
-/// One driver for the changed filters' [`driver`]s: the same one once, or, when they name the
-/// same outer columns, `(outer) IN (SELECT … FROM <A's change rows> UNION ALL SELECT … FROM
-/// <B's>)`: a touched row meets one of them, so it is in the union. (An OR of the separate
-/// INs would keep PostgreSQL from driving the term from the keys: it would read the whole outer
-/// relation.) None when they name different outer columns.
-fn united(drivers: Vec<Expr>) -> Option<Expr> {
-    let mut distinct: Vec<Expr> = Vec::new();
-    for driver in drivers {
-        if !distinct.iter().any(|d| d.to_string() == driver.to_string()) {
-            distinct.push(driver);
-        }
-    }
-    let mut rest = distinct.into_iter();
-    let Expr::In {
-        expr: outer,
-        target: InTarget::Subquery(mut query),
-        negated: false,
-        global,
-    } = rest.next()?
-    else {
-        return None;
-    };
-    for driver in rest {
-        let Expr::In {
-            expr: other,
-            target: InTarget::Subquery(other_query),
-            negated: false,
-            ..
-        } = driver
-        else {
-            return None;
-        };
-        if other.to_string() != outer.to_string() {
-            return None;
-        }
-        let left = std::mem::replace(&mut query.body, Box::new(SetExpr::Values(empty_values())));
-        query.body = Box::new(SetExpr::SetOperation {
-            op: SetOperator::Union,
-            set_quantifier: SetQuantifier::All,
-            left,
-            right: other_query.body,
-        });
-    }
-    Some(Expr::In {
-        expr: outer,
-        target: InTarget::Subquery(query),
-        negated: false,
-        global,
-    })
-}
-
-/// The block's filters combined: now, before, and the rows a change may have touched (`None`
-/// when no filter's relation changed, so before = now).
+/// The block's filters combined: now, before, and the rows a change may have touched.
 pub struct Combined {
     pub now: Expr,
     pub before: Expr,
-    pub touched: Option<Expr>,
-    /// A condition every touched row meets that PostgreSQL can join on ([`driver`]): when every
-    /// changed filter has one and they are the same.
-    pub driver: Option<Expr>,
+    /// The rows a change may have touched (none when no filter's relation changed, so before
+    /// = now) as disjoint conditions, each led by a condition PostgreSQL can join on
+    /// ([`driver`]) where every changed filter has one: one when the drivers are the same;
+    /// otherwise one per changed filter, the rows it touches that no filter before it touches (an OR of the INs would read the whole outer relation;
+    /// one IN over a UNION ALL of the change rows would compare by the union's type, which may
+    /// not be either filter's: citext and text, char(n) and varchar).
+    pub touched_parts: Vec<Expr>,
 }
 
 /// Combines `filters`; `changed(occurrence)` says whether an occurrence may have changed.
@@ -393,25 +344,41 @@ pub fn combine(
         })
         .collect());
     let changed_filters: Vec<&Filter> = filters.iter().filter(|f| changed(f.occurrence)).collect();
-    let touched = touched_by.into_iter().flatten().reduce(or);
+    let touched_each: Vec<Expr> = touched_by.into_iter().flatten().collect();
     let drivers: Option<Vec<Expr>> = changed_filters
         .iter()
         .map(|f| driver(f, relation_as))
         .collect();
-    let driver = drivers.and_then(united);
     Combined {
         now: now_sql,
         before: before_sql,
-        touched,
-        driver,
+        touched_parts: disjoint_parts(&touched_each, drivers),
     }
 }
 
-/// A placeholder body, replaced right after it is put in.
-fn empty_values() -> sqlparser::ast::Values {
-    sqlparser::ast::Values {
-        explicit_row: false,
-        value_keyword: false,
-        rows: Vec::new(),
+/// The rows of `touched` (each changed filter's touched rows; their OR) as the
+/// [`Combined::touched_parts`], given each filter's driver (None when one has none).
+fn disjoint_parts(touched: &[Expr], drivers: Option<Vec<Expr>>) -> Vec<Expr> {
+    let Some(any) = touched.iter().cloned().reduce(or) else {
+        return vec![];
+    };
+    let Some(drivers) = drivers else {
+        return vec![any];
+    };
+    let first = drivers[0].to_string();
+    if drivers.iter().all(|d| d.to_string() == first) {
+        return vec![and(drivers[0].clone(), any)];
     }
+    drivers
+        .into_iter()
+        .zip(touched)
+        .enumerate()
+        .map(|(i, (driver, touched_here))| {
+            let part = and(driver, touched_here.clone());
+            match touched[..i].iter().cloned().reduce(or) {
+                Some(earlier) => and(part, not(earlier)),
+                None => part,
+            }
+        })
+        .collect()
 }

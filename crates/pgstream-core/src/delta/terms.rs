@@ -257,27 +257,28 @@ impl Reader<'_> {
         if let Some(Combined {
             now,
             before,
-            touched: Some(touched),
-            driver,
+            touched_parts,
+            ..
         }) = &combined
         {
-            let touched = &driven(touched, driver);
-            for (coefficient, condition) in [
-                (
-                    1,
-                    super::ast::and(
-                        super::ast::and(touched.clone(), now.clone()),
-                        not(before.clone()),
+            for (coefficient, condition) in touched_parts.iter().flat_map(|touched| {
+                [
+                    (
+                        1,
+                        super::ast::and(
+                            super::ast::and(touched.clone(), now.clone()),
+                            not(before.clone()),
+                        ),
                     ),
-                ),
-                (
-                    -1,
-                    super::ast::and(
-                        super::ast::and(touched.clone(), not(now.clone())),
-                        before.clone(),
+                    (
+                        -1,
+                        super::ast::and(
+                            super::ast::and(touched.clone(), not(now.clone())),
+                            before.clone(),
+                        ),
                     ),
-                ),
-            ] {
+                ]
+            }) {
                 let mut select = block.select.clone();
                 restrict(&mut select, condition);
                 self.substitute(&mut select, &[], &block.padded);
@@ -338,32 +339,24 @@ impl Reader<'_> {
         if let Some(Combined {
             now,
             before,
-            touched: Some(touched),
-            driver,
+            touched_parts,
+            ..
         }) = &combined
         {
-            let touched = &driven(touched, driver);
-            let mut select = block.select.clone();
             let differs = super::ast::expr_with(
                 "__pgs_hole_0__ IS DISTINCT FROM __pgs_hole_1__",
                 &[now, before],
             );
-            restrict(&mut select, super::ast::and(touched.clone(), differs));
-            self.substitute(&mut select, &[], &block.padded);
-            terms.push(select);
+            for touched in touched_parts {
+                let mut select = block.select.clone();
+                restrict(
+                    &mut select,
+                    super::ast::and(touched.clone(), differs.clone()),
+                );
+                self.substitute(&mut select, &[], &block.padded);
+                terms.push(select);
+            }
         }
         Ok(terms)
-    }
-}
-
-/// `touched`, and before it the condition on the change rows' keys that lets PostgreSQL drive
-/// the term from them, when there is one ([`filters::Combined::driver`]).
-fn driven(
-    touched: &sqlparser::ast::Expr,
-    driver: &Option<sqlparser::ast::Expr>,
-) -> sqlparser::ast::Expr {
-    match driver {
-        Some(driver) => super::ast::and(driver.clone(), touched.clone()),
-        None => touched.clone(),
     }
 }

@@ -95,7 +95,8 @@ fn partial(part: &Part) -> Option<Expr> {
 }
 
 /// What the outer stage computes for part `j` from the distinct values' partials; a SUM is cast
-/// back to the type of the partial sums (`sum_type`: adding up bigint sums gives numeric).
+/// back to the type of the partial sums (`sum_type`: adding up bigint sums gives numeric; not
+/// cast when the database did not name it).
 fn combined(part: &Part, j: usize, sum_type: Option<&str>) -> Expr {
     let p = format!("{DISTINCT_VALUES}.__pgs_p{j}");
     generated_expr(&match part {
@@ -213,23 +214,26 @@ impl Cutter<'_> {
                 .collect(),
             vec![],
         );
-        // Adding up partial sums changes their type (bigint to numeric): cast back to it, as
-        // the database describes the partials; without that, no split when there is a SUM.
-        let types = self.described(&values);
-        let has_sum = parts.iter().any(|p| matches!(p, Part::Sum(_)));
-        if has_sum && types.is_none() {
+        // The types as the database describes them: the counted value must make a key of the
+        // stage of values (not a row constructor's `record`, not a type without hashing), and
+        // adding up partial sums changes their type (bigint to numeric): cast back to it.
+        let Some(types) = self.described(&values) else {
             return Ok(None);
-        }
-        let type_of = |j: usize| {
+        };
+        let type_of = |name: &str| {
             types
-                .as_ref()
-                .and_then(|t| t.iter().find(|(name, _)| *name == format!("__pgs_p{j}")))
+                .iter()
+                .find(|(column, _)| column == name)
                 .map(|(_, t)| t.as_str())
         };
+        match type_of("__pgs_dx") {
+            Some(t) if !t.starts_with("record") && self.catalog.keyable(t) => {}
+            _ => return Ok(None),
+        }
         let outer_calls: Vec<Expr> = parts
             .iter()
             .enumerate()
-            .map(|(j, part)| combined(part, j, type_of(j)))
+            .map(|(j, part)| combined(part, j, type_of(&format!("__pgs_p{j}"))))
             .collect();
         let rewrite = |e: &Expr| over_distinct_values(e, &keys, &calls, &outer_calls);
         let mut projection = Vec::new();

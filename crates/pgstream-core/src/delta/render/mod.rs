@@ -105,14 +105,21 @@ impl Plan {
 
     /// The tables of the engine this plan keeps between refreshes (inner stages' tables and
     /// algebraic stages' state), each with the columns it has, in order (`__pgs_row_id` left
-    /// out). A table of the same name with other columns was made for another plan of the same
-    /// query: one an earlier version of the planner cut into other stages.
+    /// out; names cut to the 63 bytes PostgreSQL keeps). A table of the same name with other
+    /// columns was made for another plan of the same query: one an earlier version of the
+    /// planner cut into other stages.
     pub fn private_tables(&self, names: &Names) -> Vec<(String, Vec<String>)> {
         let root = self.stages.len() - 1;
+        let kept = |columns: &[String]| -> Vec<String> {
+            columns
+                .iter()
+                .map(|c| crate::names::with_suffix(c, ""))
+                .collect()
+        };
         let mut out = Vec::new();
         for stage in &self.stages {
             if stage.index != root {
-                out.push((names.aux_table(stage.index), stage.columns.clone()));
+                out.push((names.aux_table(stage.index), kept(&stage.columns)));
             }
             if let Some(plan) = &stage.algebraic {
                 let columns = crate::delta::algebraic::key_columns(plan)
