@@ -292,6 +292,10 @@ NESTED_QUERIES = [
                                     "count(*) AS n FROM o_orders GROUP BY 1) a ON a.cid = c.id LEFT JOIN (SELECT cust_id, "
                                     "sum(amount) AS total FROM o_orders WHERE status = 'paid' GROUP BY cust_id) b "
                                     "ON b.cust_id = c.id"),
+    ("n_two_left_aggregates_char", "SELECT c.id, c.region, a.n, b.total FROM o_cust c LEFT JOIN (SELECT "
+                                   "region::char(12) AS r, count(*) AS n FROM o_cust GROUP BY 1) a ON a.r = c.region "
+                                   "LEFT JOIN (SELECT region::varchar AS r, sum(tier) AS total FROM o_cust "
+                                   "WHERE tier > 1 GROUP BY 1) b ON b.r = c.region"),
     # COUNT(DISTINCT x) kept from counts: a stage of distinct values (per group and x, the
     # partial aggregates) and a grouped stage over it.
     ("n_distinct_join_sums", "SELECT c.region, count(DISTINCT o.id) AS orders, sum(i.qty) AS units, count(*) AS lines, "
