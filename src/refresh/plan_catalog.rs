@@ -127,10 +127,13 @@ impl Catalog for SpiCatalog {
             return *known;
         }
         // What hash_record_extended and a btree index need: the type cache's extended hash
-        // function and btree operator family (arrays and records of such types included).
+        // function and btree operator family (arrays and records of such types included). A
+        // collation does not change them: the type is looked up without the ` COLLATE …`
+        // [`describe_columns`] adds (to_regtype raises a syntax error on it).
+        let type_only = type_name.split(" COLLATE ").next().unwrap_or(type_name);
         let keyable = Spi::get_one_with_args::<pg_sys::Oid>(
             "SELECT pg_catalog.to_regtype($1)::pg_catalog.oid",
-            &[type_name.into()],
+            &[type_only.into()],
         )
         .unwrap_or_else(|e| spi_failed("looking up a type", e))
         .is_some_and(|oid| unsafe {

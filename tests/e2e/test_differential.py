@@ -303,3 +303,21 @@ def test_min_and_max_follow_an_extreme_moved_past_the_deleted_one_without_a_resc
         refresh(db, "st")
         assert kinds(db, "st") == "DIFFERENTIAL", step
         assert db.multiset_difference("st", query) == 0, step
+
+
+def test_keys_and_counted_values_of_a_non_default_collation_are_maintained(db):
+    """A grouping key or a counted value of a column with its own collation: its type is
+    described with `COLLATE`, which the key check used to pass to to_regtype (a syntax error
+    that failed the stream table's creation)."""
+    db.sql('CREATE TABLE tc (id int PRIMARY KEY, g int, s text COLLATE "C")')
+    db.sql("INSERT INTO tc VALUES (1, 1, 'a'), (2, 1, 'B'), (3, 2, 'a'), (4, 2, 'b')")
+    queries = {
+        "by_s": "SELECT s, count(*) AS n FROM tc GROUP BY s",
+        "kinds": "SELECT g, count(DISTINCT s) AS kinds, max(s) AS top FROM tc GROUP BY g",
+    }
+    for name, query in queries.items():
+        db.sql("SELECT pgstream.create_stream_table(%s, %s, '1h', 'DIFFERENTIAL')", (name, query))
+    db.sql("INSERT INTO tc VALUES (5, 1, 'A'), (6, 3, 'z'); UPDATE tc SET s = 'b' WHERE id = 1")
+    for name, query in queries.items():
+        assert refresh(db, name) == "DIFFERENTIAL", name
+        assert db.multiset_difference(name, query) == 0, name
