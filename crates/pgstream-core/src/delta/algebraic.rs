@@ -6,7 +6,9 @@
 
 use super::ast::{folded, generated_expr};
 use crate::sql_text::quote_ident;
-use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, VisitMut, VisitorMut};
+use sqlparser::ast::{
+    DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, VisitMut, VisitorMut,
+};
 use std::ops::ControlFlow;
 
 /// One aggregate the state keeps.
@@ -28,8 +30,17 @@ pub struct Aggregate {
     pub argument: Option<Expr>,
 }
 
-/// The aggregate an expression is, when the state can keep it.
-pub fn algebraic_aggregate(expr: &Expr) -> Option<Aggregate> {
+/// A call of an aggregate with one argument (or `*`) and no FILTER, OVER, WITHIN GROUP or ORDER
+/// BY: its name (folded; `pg_catalog.` dropped), DISTINCT or ALL as written, and its argument
+/// (None for `*`).
+pub struct OneArgumentCall {
+    pub name: String,
+    pub duplicate_treatment: Option<DuplicateTreatment>,
+    pub argument: Option<Expr>,
+}
+
+/// `expr` as a [`OneArgumentCall`], when it is one.
+pub fn one_argument_call(expr: &Expr) -> Option<OneArgumentCall> {
     let Expr::Function(f) = expr else { return None };
     if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
         return None;
@@ -41,14 +52,14 @@ pub fn algebraic_aggregate(expr: &Expr) -> Option<Aggregate> {
         .map(|p| p.as_ident().map(folded).unwrap_or_default())
         .collect();
     let name = match parts.as_slice() {
-        [name] => name.as_str(),
-        [schema, name] if schema == "pg_catalog" => name.as_str(),
+        [name] => name.clone(),
+        [schema, name] if schema == "pg_catalog" => name.clone(),
         _ => return None,
     };
     let FunctionArguments::List(list) = &f.args else {
         return None;
     };
-    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() || list.args.len() != 1 {
+    if !list.clauses.is_empty() || list.args.len() != 1 {
         return None;
     }
     let argument = match &list.args[0] {
@@ -56,6 +67,24 @@ pub fn algebraic_aggregate(expr: &Expr) -> Option<Aggregate> {
         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
         _ => return None,
     };
+    Some(OneArgumentCall {
+        name,
+        duplicate_treatment: list.duplicate_treatment,
+        argument,
+    })
+}
+
+/// The aggregate an expression is, when the state can keep it.
+pub fn algebraic_aggregate(expr: &Expr) -> Option<Aggregate> {
+    let OneArgumentCall {
+        name,
+        duplicate_treatment: None,
+        argument,
+    } = one_argument_call(expr)?
+    else {
+        return None;
+    };
+    let name = name.as_str();
     let kind = match (name, &argument) {
         ("count", None) => Kind::CountStar,
         ("count", Some(_)) => Kind::Count,

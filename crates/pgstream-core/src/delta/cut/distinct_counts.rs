@@ -5,7 +5,8 @@
 
 use super::super::ast::named_factor;
 use super::*;
-use sqlparser::ast::{DuplicateTreatment, FunctionArg, FunctionArgExpr, FunctionArguments};
+use crate::delta::algebraic::one_argument_call;
+use sqlparser::ast::DuplicateTreatment;
 
 /// One aggregate of a grouped SELECT as the split keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,36 +22,9 @@ pub(super) enum Part {
 /// The part `call` is; None for any other aggregate, or one with FILTER, OVER, WITHIN GROUP,
 /// ORDER BY or DISTINCT other than COUNT(DISTINCT x).
 pub(super) fn part_of(call: &Expr) -> Option<Part> {
-    let Expr::Function(f) = call else { return None };
-    if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
-        return None;
-    }
-    let parts: Vec<String> = f
-        .name
-        .0
-        .iter()
-        .map(|p| p.as_ident().map(folded).unwrap_or_default())
-        .collect();
-    let name = match parts.as_slice() {
-        [name] => name.as_str(),
-        [schema, name] if schema == "pg_catalog" => name.as_str(),
-        _ => return None,
-    };
-    let FunctionArguments::List(list) = &f.args else {
-        return None;
-    };
-    if !list.clauses.is_empty() || list.args.len() != 1 {
-        return None;
-    }
-    let distinct = match list.duplicate_treatment {
-        Some(DuplicateTreatment::Distinct) => true,
-        Some(DuplicateTreatment::All) | None => false,
-    };
-    let argument = match &list.args[0] {
-        FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => None,
-        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
-        _ => return None,
-    };
+    let call = one_argument_call(call)?;
+    let distinct = matches!(call.duplicate_treatment, Some(DuplicateTreatment::Distinct));
+    let (name, argument) = (call.name.as_str(), call.argument);
     Some(match (name, argument, distinct) {
         ("count", None, false) => Part::CountStar,
         ("count", Some(x), true) => Part::CountDistinct(x),
@@ -120,48 +94,8 @@ fn over_distinct_values(
     calls: &[Expr],
     outer: &[Expr],
 ) -> Option<Expr> {
-    struct Replace<'a> {
-        keys: &'a [Expr],
-        calls: &'a [Expr],
-        outer: &'a [Expr],
-        depth: usize,
-        left_over: bool,
-    }
-    impl VisitorMut for Replace<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-            self.depth += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-            self.depth -= 1;
-            ControlFlow::Continue(())
-        }
-        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-            if self.depth > 0 {
-                self.left_over = true;
-            } else if let Some(j) = self.calls.iter().position(|c| c == expr) {
-                *expr = self.outer[j].clone();
-            } else if let Some(i) = self.keys.iter().position(|k| k == expr) {
-                *expr = column_ref(DISTINCT_VALUES, &format!("__pgs_g{i}"));
-            } else if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-                && !expr.to_string().starts_with(&format!("{DISTINCT_VALUES}."))
-            {
-                self.left_over = true;
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut out = expr.clone();
-    let mut replace = Replace {
-        keys,
-        calls,
-        outer,
-        depth: 0,
-        left_over: false,
-    };
-    let _ = VisitMut::visit(&mut out, &mut replace);
-    (!replace.left_over).then_some(out)
+    let (out, left_over) = over_groups(expr, keys, calls, DISTINCT_VALUES, &|j| outer[j].clone());
+    (!left_over).then_some(out)
 }
 
 impl Cutter<'_> {

@@ -224,11 +224,30 @@ pub(super) fn empty_value(value: &Expr, catalog: &dyn Catalog) -> Expr {
 /// `expr` (of a grouped SELECT's list or HAVING) over the groups stage: aggregate calls and
 /// group keys become its columns.
 pub(super) fn replace_grouped(expr: Expr, keys: &[Expr], aggregates: &[Expr], alias: &str) -> Expr {
+    over_groups(&expr, keys, aggregates, alias, &|j| {
+        column_ref(alias, &format!("__pgs_a{j}"))
+    })
+    .0
+}
+
+/// `expr` (of a grouped SELECT's list or HAVING) over a stage of its groups read as `alias`:
+/// aggregate call `j` becomes `aggregate_as(j)`, group key `i` the column `__pgs_g<i>`; and
+/// whether a column of the input is left (outside subqueries, whose aggregates and columns are
+/// their own): one the SELECT groups by in a form not recognized.
+pub(super) fn over_groups(
+    expr: &Expr,
+    keys: &[Expr],
+    aggregates: &[Expr],
+    alias: &str,
+    aggregate_as: &dyn Fn(usize) -> Expr,
+) -> (Expr, bool) {
     struct Replace<'a> {
         keys: &'a [Expr],
         aggregates: &'a [Expr],
         alias: &'a str,
+        aggregate_as: &'a dyn Fn(usize) -> Expr,
         depth: usize,
+        left_over: bool,
     }
     impl VisitorMut for Replace<'_> {
         type Break = ();
@@ -244,22 +263,29 @@ pub(super) fn replace_grouped(expr: Expr, keys: &[Expr], aggregates: &[Expr], al
             if self.depth > 0 {
                 // A subquery's own aggregates and columns are its own.
             } else if let Some(j) = self.aggregates.iter().position(|a| a == expr) {
-                *expr = column_ref(self.alias, &format!("__pgs_a{j}"));
+                *expr = (self.aggregate_as)(j);
             } else if let Some(i) = self.keys.iter().position(|k| k == expr) {
                 *expr = column_ref(self.alias, &format!("__pgs_g{i}"));
+            } else if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                && !expr.to_string().starts_with(&format!("{}.", self.alias))
+                && !expr
+                    .to_string()
+                    .starts_with(&format!("\"{}\".", self.alias))
+            {
+                self.left_over = true;
             }
             ControlFlow::Continue(())
         }
     }
-    let mut expr = expr;
-    let _ = VisitMut::visit(
-        &mut expr,
-        &mut Replace {
-            keys,
-            aggregates,
-            alias,
-            depth: 0,
-        },
-    );
-    expr
+    let mut out = expr.clone();
+    let mut replace = Replace {
+        keys,
+        aggregates,
+        alias,
+        aggregate_as,
+        depth: 0,
+        left_over: false,
+    };
+    let _ = VisitMut::visit(&mut out, &mut replace);
+    (out, replace.left_over)
 }
