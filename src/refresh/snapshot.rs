@@ -33,6 +33,32 @@ pub struct Params {
     pub own_seq: Option<i64>,
 }
 
+impl Params {
+    /// The three parameters as datums and their null flags (`' '` or `'n'`), for
+    /// SPI_execute_snapshot; the texts are allocated in the current memory context.
+    fn datums(&self) -> (Vec<pg_sys::Datum>, Vec<std::ffi::c_char>) {
+        let null = |is_null: bool| if is_null { b'n' } else { b' ' } as std::ffi::c_char;
+        let text = |t: Option<&str>| match t {
+            Some(t) => {
+                let t = CString::new(t).expect("no NUL in a snapshot or xid");
+                pg_sys::Datum::from(unsafe { pg_sys::cstring_to_text(t.as_ptr()) })
+            }
+            None => pg_sys::Datum::from(0),
+        };
+        let values = vec![
+            text(self.snapshot.as_deref()),
+            text(self.own_xid.as_deref()),
+            pg_sys::Datum::from(self.own_seq.unwrap_or(0)),
+        ];
+        let nulls = vec![
+            null(self.snapshot.is_none()),
+            null(self.own_xid.is_none()),
+            null(self.own_seq.is_none()),
+        ];
+        (values, nulls)
+    }
+}
+
 /// A snapshot registered for one refresh; unregistered when dropped.
 pub struct RefreshSnapshot {
     snapshot: pg_sys::Snapshot,
@@ -67,43 +93,15 @@ impl RefreshSnapshot {
         first_row: impl Fn(usize) -> T,
     ) -> (u64, T) {
         let KeptPlan { plan, takes_params } = kept_plan(sql);
-        let mut values: Vec<pg_sys::Datum> = Vec::with_capacity(3);
-        let mut nulls: Vec<std::ffi::c_char> = Vec::with_capacity(3);
-        let texts: Vec<Option<CString>> = [params.snapshot.as_deref(), params.own_xid.as_deref()]
-            .iter()
-            .map(|t| t.map(|t| CString::new(t).expect("no NUL in a snapshot or xid")))
-            .collect();
+        // A statement without parameters gets none: PostgreSQL then plans it once and keeps
+        // that plan (with parameters, it plans each of the first five runs anew, which for a
+        // delta of many terms cost more than running it).
+        let mut datums = takes_params.then(|| params.datums());
+        let (values, nulls) = match &mut datums {
+            Some((values, nulls)) => (values.as_mut_ptr(), nulls.as_mut_ptr()),
+            None => (std::ptr::null_mut(), std::ptr::null_mut()),
+        };
         unsafe {
-            for text in &texts {
-                match text {
-                    Some(t) => {
-                        values.push(pg_sys::Datum::from(pg_sys::cstring_to_text(t.as_ptr())));
-                        nulls.push(b' ' as std::ffi::c_char);
-                    }
-                    None => {
-                        values.push(pg_sys::Datum::from(0));
-                        nulls.push(b'n' as std::ffi::c_char);
-                    }
-                }
-            }
-            match params.own_seq {
-                Some(seq) => {
-                    values.push(pg_sys::Datum::from(seq));
-                    nulls.push(b' ' as std::ffi::c_char);
-                }
-                None => {
-                    values.push(pg_sys::Datum::from(0));
-                    nulls.push(b'n' as std::ffi::c_char);
-                }
-            }
-            // A statement without parameters gets none: PostgreSQL then plans it once and keeps
-            // that plan (with parameters, it plans each of the first five runs anew, which for
-            // a delta of many terms cost more than running it).
-            let (values, nulls) = if takes_params {
-                (values.as_mut_ptr(), nulls.as_mut_ptr())
-            } else {
-                (std::ptr::null_mut(), std::ptr::null_mut())
-            };
             let code = pg_sys::SPI_execute_snapshot(
                 plan.as_ptr(),
                 values,

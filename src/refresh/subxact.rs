@@ -41,12 +41,9 @@ pub fn error_message(caught: &CaughtError) -> String {
 /// Whether a caught error says that a relation does not exist (SQLSTATE 42P01): a source dropped,
 /// often for a moment only (a deployment re-creating views).
 pub fn missing_relation(caught: &CaughtError) -> bool {
-    sqlstate(caught) == PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE
-}
-
-fn sqlstate(caught: &CaughtError) -> PgSqlErrorCode {
-    match caught {
+    let code = match caught {
         CaughtError::PostgresError(e) | CaughtError::ErrorReport(e) => e.sql_error_code(),
         CaughtError::RustPanic { ereport, .. } => ereport.sql_error_code(),
-    }
+    };
+    code == PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE
 }
