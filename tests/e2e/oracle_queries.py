@@ -311,6 +311,14 @@ NESTED_QUERIES = [
                                 "FROM o_orders o LEFT JOIN sales s ON s.order_id = o.id"),
     ("n_distinct_int_division", "SELECT order_id, count(DISTINCT sku) AS skus, sum(qty) / count(*) AS per_line, "
                                 "sum(qty) / 2 AS half FROM o_items GROUP BY order_id"),
+    ("n_distinct_two_values", "SELECT c.region, count(DISTINCT o.id) AS orders, count(DISTINCT o.cust_id) AS buyers, "
+                              "sum(o.amount) AS total, max(o.amount) AS top, count(*) AS n FROM o_orders o "
+                              "JOIN o_cust c ON c.id = o.cust_id GROUP BY c.region"),
+    ("n_distinct_three_scalar", "SELECT count(DISTINCT cust_id) AS buyers, count(DISTINCT status) AS statuses, "
+                                "count(DISTINCT amount) AS amounts, count(*) AS n FROM o_orders"),
+    ("n_distinct_two_having", "SELECT order_id, count(DISTINCT sku COLLATE \"C\") AS skus, count(DISTINCT qty) AS qtys, "
+                              "min(sku) AS first FROM o_items GROUP BY order_id "
+                              "HAVING count(DISTINCT qty) > 1 OR count(DISTINCT sku COLLATE \"C\") = 1"),
     ("n_scalar_where_two", "SELECT id, amount FROM o_orders WHERE amount > (SELECT avg(amount) FROM o_orders) "
                            "AND amount < (SELECT max(amount) FROM o_orders WHERE status = 'paid')"),
     ("n_scalar_where_null", "SELECT id, status FROM o_orders WHERE amount >= (SELECT max(amount) FROM o_orders "

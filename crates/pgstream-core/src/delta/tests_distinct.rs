@@ -6,7 +6,7 @@ use super::tests::{catalog, planned, request, TestCatalog};
 use super::*;
 
 /// The test schema, with a database that describes every output column as bigint, but the
-/// counted value (`__pgs_dx`) as the type given.
+/// counted values (`__pgs_dx`, `__pgs_dx<n>`) as the type given.
 struct Describing(TestCatalog, &'static str);
 
 fn described() -> Describing {
@@ -31,7 +31,11 @@ impl Catalog for Describing {
             .filter_map(|rest| rest.split([',', ' ']).next())
             .map(|name| {
                 let name = name.trim_matches('"').to_string();
-                let t = if name == "__pgs_dx" { self.1 } else { "bigint" };
+                let t = if name.starts_with("__pgs_dx") {
+                    self.1
+                } else {
+                    "bigint"
+                };
                 (name, t.to_string())
             })
             .collect();
@@ -106,9 +110,8 @@ fn a_sum_beside_a_distinct_count_is_cast_back_to_its_type() {
 }
 
 #[test]
-fn distinct_counts_of_two_values_or_other_aggregates_are_not_split() {
+fn distinct_counts_beside_other_aggregates_are_not_split() {
     for query in [
-        "SELECT order_id, count(DISTINCT method), count(DISTINCT amount) FROM payments GROUP BY order_id",
         "SELECT order_id, count(DISTINCT method), string_agg(method, ',') FROM payments GROUP BY order_id",
         "SELECT order_id, count(DISTINCT method) FILTER (WHERE amount > 0) FROM payments GROUP BY order_id",
         "SELECT order_id, count(method) FROM payments GROUP BY order_id",
@@ -116,6 +119,56 @@ fn distinct_counts_of_two_values_or_other_aggregates_are_not_split() {
         let plan = split(query);
         assert_eq!(plan.stages.len(), 1, "{query}");
     }
+}
+
+#[test]
+fn distinct_counts_of_two_values_are_one_union_of_their_values() {
+    let plan = split(
+        "SELECT order_id, count(DISTINCT method) AS methods, count(DISTINCT amount) AS amounts, \
+         sum(amount) AS total, count(DISTINCT method) AS again FROM payments GROUP BY order_id",
+    );
+    // A stage of values per counted value, their UNION ALL, the counts over it.
+    assert_eq!(plan.stages.len(), 4, "{plan:#?}");
+    assert!(aggregate_stage(&plan.stages[0]));
+    assert!(aggregate_stage(&plan.stages[1]));
+    let union = &plan.stages[2].full_sql;
+    assert!(union.contains("UNION ALL"), "{union}");
+    // Each value its own column, NULL of its type in the other value's rows; the partial sum
+    // only in the first value's rows.
+    let (first, second) = (&plan.stages[0].full_sql, &plan.stages[1].full_sql);
+    assert!(
+        first.contains(r#"method AS "__pgs_dx0", CAST(NULL AS BIGINT) AS "__pgs_dx1", sum((amount)) AS "__pgs_p2""#),
+        "{first}"
+    );
+    assert!(
+        second.contains(r#"CAST(NULL AS BIGINT) AS "__pgs_dx0", amount AS "__pgs_dx1", CAST(NULL AS BIGINT) AS "__pgs_p2""#),
+        "{second}"
+    );
+    let root = &plan.root().full_sql;
+    assert!(aggregate_stage(plan.root()), "{:?}", plan.root().kind);
+    for expected in [
+        "count(__pgs_dist.__pgs_dx0) AS methods",
+        "count(__pgs_dist.__pgs_dx1) AS amounts",
+        "CAST(sum(__pgs_dist.__pgs_p2) AS BIGINT) AS total",
+        "count(__pgs_dist.__pgs_dx0) AS again",
+    ] {
+        assert!(root.contains(expected), "{expected}: {root}");
+    }
+    assert_eq!(
+        plan.root().columns,
+        vec!["order_id", "methods", "amounts", "total", "again"]
+    );
+}
+
+#[test]
+fn a_type_name_that_does_not_parse_keeps_two_distinct_counts_unsplit() {
+    let plan = plan(
+        "SELECT order_id, count(DISTINCT method), count(DISTINCT amount) FROM payments GROUP BY order_id",
+        &Describing(catalog(), "bigint(("),
+        &request(None),
+    )
+    .expect("planned");
+    assert_eq!(plan.stages.len(), 1);
 }
 
 #[test]

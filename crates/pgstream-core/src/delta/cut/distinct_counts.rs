@@ -1,7 +1,8 @@
-//! COUNT(DISTINCT x) kept from counts: a grouped SELECT counting the distinct values of one x
-//! beside COUNT / SUM / MIN / MAX becomes a stage grouped by its keys and x (one row per
-//! distinct value, the other aggregates partial) and a grouped stage over it (the distinct
-//! values counted, the partials added up), both maintained from their change (delta planning).
+//! COUNT(DISTINCT x) kept from counts: a grouped SELECT counting the distinct values of one or
+//! more x beside COUNT / SUM / MIN / MAX becomes a stage grouped by its keys and x (one row per
+//! distinct value, the other aggregates partial; with several x, one such stage per x, read as
+//! one UNION ALL in which each x has its own column) and a grouped stage over it (the distinct
+//! values counted, the partials added up), all maintained from their change (delta planning).
 
 use super::super::ast::named_factor;
 use super::*;
@@ -39,18 +40,41 @@ pub(super) fn part_of(call: &Expr) -> Option<Part> {
 /// The alias of the stage of distinct values in the outer stage.
 const DISTINCT_VALUES: &str = "__pgs_dist";
 
-/// The parts of `calls` and their one distinct argument, when every call is a [`Part`], at
-/// least one counts distinct values, and all of those count the same expression.
-pub(super) fn split_parts(calls: &[Expr]) -> Option<(Vec<Part>, Expr)> {
+/// The parts of `calls` and the distinct values they count (each expression once, in the order
+/// of the calls), when every call is a [`Part`] and at least one counts distinct values.
+pub(super) fn split_parts(calls: &[Expr]) -> Option<(Vec<Part>, Vec<Expr>)> {
     let parts: Vec<Part> = calls.iter().map(part_of).collect::<Option<_>>()?;
-    let mut distinct = parts.iter().filter_map(|p| match p {
-        Part::CountDistinct(x) => Some(x),
-        _ => None,
-    });
-    let first = distinct.next()?.clone();
-    distinct
-        .all(|x| x.to_string() == first.to_string())
-        .then_some((parts, first))
+    let mut counted: Vec<Expr> = Vec::new();
+    for part in &parts {
+        if let Part::CountDistinct(x) = part {
+            if !counted.iter().any(|c| c.to_string() == x.to_string()) {
+                counted.push(x.clone());
+            }
+        }
+    }
+    (!counted.is_empty()).then_some((parts, counted))
+}
+
+/// The column of the stage of distinct values that holds counted value `slot` (of `slots`).
+fn value_column(slot: usize, slots: usize) -> String {
+    if slots == 1 {
+        "__pgs_dx".to_string()
+    } else {
+        format!("__pgs_dx{slot}")
+    }
+}
+
+/// `NULL` of the type the database described (`text COLLATE "C"` as `CAST(NULL AS text)
+/// COLLATE "C"`); None when that name does not parse as a type.
+fn typed_null(type_name: &str) -> Option<Expr> {
+    let sql = match type_name.split_once(" COLLATE ") {
+        Some((t, collation)) => format!("CAST(NULL AS {t}) COLLATE {collation}"),
+        None => format!("CAST(NULL AS {type_name})"),
+    };
+    sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
 }
 
 /// The inner stage's partial aggregate of a part (None for the distinct count: the value itself
@@ -70,8 +94,8 @@ fn partial(part: &Part) -> Option<Expr> {
 
 /// What the outer stage computes for part `j` from the distinct values' partials; a SUM is cast
 /// back to the type of the partial sums (`sum_type`: adding up bigint sums gives numeric; not
-/// cast when the database did not name it).
-fn combined(part: &Part, j: usize, sum_type: Option<&str>) -> Expr {
+/// cast when the database did not name it); a distinct count counts its value's column.
+fn combined(part: &Part, j: usize, sum_type: Option<&str>, counted: &[Expr]) -> Expr {
     let p = format!("{DISTINCT_VALUES}.__pgs_p{j}");
     generated_expr(&match part {
         Part::CountStar | Part::Count(_) => format!("CAST(COALESCE(sum({p}), 0) AS BIGINT)"),
@@ -81,7 +105,16 @@ fn combined(part: &Part, j: usize, sum_type: Option<&str>) -> Expr {
         },
         Part::Min(_) => format!("min({p})"),
         Part::Max(_) => format!("max({p})"),
-        Part::CountDistinct(_) => format!("count({DISTINCT_VALUES}.__pgs_dx)"),
+        Part::CountDistinct(x) => {
+            let slot = counted
+                .iter()
+                .position(|c| c.to_string() == x.to_string())
+                .expect("every counted value has a column");
+            format!(
+                "count({DISTINCT_VALUES}.{})",
+                value_column(slot, counted.len())
+            )
+        }
     })
 }
 
@@ -123,51 +156,112 @@ impl Cutter<'_> {
                 calls.push(call);
             }
         }
-        let Some((parts, distinct)) = split_parts(&calls) else {
+        let Some((parts, counted)) = split_parts(&calls) else {
             return Ok(None);
         };
         let names = self.names_of(&query_of(select.clone()));
-        // The stage of distinct values: per group and value, the partial aggregates.
-        let mut values = select.clone();
-        values.having = None;
-        values.projection =
-            keys.iter()
+        // Per counted value, the stage of its distinct values: per group and value a row (the
+        // first value's rows carry the partial aggregates).
+        let own_values = |slot: usize| {
+            let mut values = select.clone();
+            values.having = None;
+            values.projection = keys
+                .iter()
                 .enumerate()
                 .map(|(i, k)| item(k.clone(), &format!("__pgs_g{i}")))
-                .chain(std::iter::once(item(distinct.clone(), "__pgs_dx")))
-                .chain(
-                    parts.iter().enumerate().filter_map(|(j, part)| {
-                        partial(part).map(|p| item(p, &format!("__pgs_p{j}")))
-                    }),
-                )
+                .chain(std::iter::once(item(
+                    counted[slot].clone(),
+                    &value_column(slot, counted.len()),
+                )))
+                .chain(parts.iter().enumerate().filter_map(|(j, part)| {
+                    partial(part)
+                        .filter(|_| slot == 0)
+                        .map(|p| item(p, &format!("__pgs_p{j}")))
+                }))
                 .collect();
-        values.group_by = GroupByExpr::Expressions(
-            keys.iter()
-                .cloned()
-                .chain(std::iter::once(distinct))
-                .collect(),
-            vec![],
-        );
-        // The types as the database describes them: the counted value must make a key of the
-        // stage of values (not a row constructor's `record`, not a type without hashing), and
-        // adding up partial sums changes their type (bigint to numeric): cast back to it.
-        let Some(types) = self.described(&values) else {
-            return Ok(None);
+            values.group_by = GroupByExpr::Expressions(
+                keys.iter()
+                    .cloned()
+                    .chain(std::iter::once(counted[slot].clone()))
+                    .collect(),
+                vec![],
+            );
+            values
         };
+        // The types as the database describes them: each counted value must make a key of its
+        // stage (not a row constructor's `record`, not a type without hashing), and adding up
+        // partial sums changes their type (bigint to numeric): cast back to it.
+        let mut types: Vec<(String, String)> = Vec::new();
+        for slot in 0..counted.len() {
+            let Some(described) = self.described(&own_values(slot)) else {
+                return Ok(None);
+            };
+            types.extend(described);
+        }
         let type_of = |name: &str| {
             types
                 .iter()
                 .find(|(column, _)| column == name)
                 .map(|(_, t)| t.as_str())
         };
-        match type_of("__pgs_dx") {
-            Some(t) if !t.starts_with("record") && self.catalog.keyable(t) => {}
-            _ => return Ok(None),
+        for slot in 0..counted.len() {
+            match type_of(&value_column(slot, counted.len())) {
+                Some(t) if !t.starts_with("record") && self.catalog.keyable(t) => {}
+                _ => return Ok(None),
+            }
         }
+        let values = if counted.len() == 1 {
+            query_of(own_values(0))
+        } else {
+            // One UNION ALL of the values' stages, a column per counted value (NULL in the
+            // other values' rows, which no count counts), the partials in the first value's.
+            let mut branches = Vec::new();
+            for slot in 0..counted.len() {
+                let mut branch = own_values(slot);
+                let mut projection = branch.projection[..keys.len()].to_vec();
+                for other in 0..counted.len() {
+                    let column = value_column(other, counted.len());
+                    projection.push(if other == slot {
+                        item(counted[slot].clone(), &column)
+                    } else {
+                        let Some(null) = type_of(&column).and_then(typed_null) else {
+                            return Ok(None);
+                        };
+                        item(null, &column)
+                    });
+                }
+                for (j, part) in parts.iter().enumerate() {
+                    let column = format!("__pgs_p{j}");
+                    let Some(partial) = partial(part) else {
+                        continue;
+                    };
+                    projection.push(if slot == 0 {
+                        item(partial, &column)
+                    } else {
+                        let Some(null) = type_of(&column).and_then(typed_null) else {
+                            return Ok(None);
+                        };
+                        item(null, &column)
+                    });
+                }
+                branch.projection = projection;
+                branches.push(SetExpr::Select(Box::new(branch)));
+            }
+            let union = branches
+                .into_iter()
+                .reduce(|left, right| SetExpr::SetOperation {
+                    op: SetOperator::Union,
+                    set_quantifier: SetQuantifier::All,
+                    left: Box::new(left),
+                    right: Box::new(right),
+                })
+                .expect("two or more counted values");
+            query_of_body(union)
+        };
         let outer_calls: Vec<Expr> = parts
             .iter()
             .enumerate()
-            .map(|(j, part)| combined(part, j, type_of(&format!("__pgs_p{j}"))))
+            .map(|(j, part)| combined(part, j, type_of(&format!("__pgs_p{j}")), &counted))
             .collect();
         let rewrite = |e: &Expr| over_distinct_values(e, &keys, &calls, &outer_calls);
         let mut projection = Vec::new();
@@ -194,10 +288,7 @@ impl Cutter<'_> {
             },
             None => None,
         };
-        let stage = self.stage_of(
-            query_of(values),
-            &format!("{location} (its distinct values)"),
-        )?;
+        let stage = self.stage_of(values, &format!("{location} (its distinct values)"))?;
         let mut outer = generated_select("SELECT 1 FROM __pgs_from__");
         outer.from[0].relation = marker_factor(stage, Some(table_alias(DISTINCT_VALUES)));
         outer.projection = projection;
