@@ -326,6 +326,9 @@ struct StatePart {
     rescan: Option<String>,
     /// New groups that also lost rows, on `__pgs_d` (MIN / MAX).
     new_group_rescan: Option<String>,
+    /// Columns computed over each group's signed input rows (a window partitioned by the
+    /// keys, `__pgs_grp`) before the deltas read them (MIN / MAX: the deleted extreme).
+    windows: Vec<String>,
 }
 
 /// One state column: its name, its value from the input now (`AS` it), a new group's value
@@ -354,6 +357,7 @@ fn row_count_state() -> StatePart {
         }],
         rescan: None,
         new_group_rescan: None,
+        windows: Vec::new(),
     }
 }
 
@@ -387,6 +391,7 @@ fn count_state(j: usize, argument: &Expr) -> StatePart {
         }],
         rescan: None,
         new_group_rescan: None,
+        windows: Vec::new(),
     }
 }
 
@@ -413,7 +418,7 @@ fn add_sum_state(part: &mut StatePart, j: usize, argument: &Expr) {
 
 /// MIN / MAX of aggregate `j` (`f`, the comparison a deleted extreme meets, and the SQL
 /// function that keeps the extreme): the extreme `__pgs_m<j>`, moved by inserted rows, its
-/// group rescanned when a deleted row reached it.
+/// group rescanned when a deleted row reached it and no row is known to hold that value still.
 fn add_extreme_state(
     part: &mut StatePart,
     j: usize,
@@ -428,6 +433,15 @@ fn add_extreme_state(
     part.deltas.push(format!(
         "{f}({arg}) FILTER (WHERE __pgs_i.__pgs_w < 0) AS __pgs_del{j}"
     ));
+    // The net count of rows at the deleted extreme: a change often deletes and inserts rows of
+    // the same value (a self-join's delta terms, a row updated twice by one transaction whose
+    // `updated_at = now()` is the same both times), which leaves that value where it was.
+    part.windows.push(format!(
+        "{f}(__pgs_x.__pgs_a{j}) FILTER (WHERE __pgs_x.__pgs_w < 0) OVER __pgs_grp AS __pgs_dext{j}"
+    ));
+    part.deltas.push(format!(
+        "COALESCE(sum(__pgs_i.__pgs_w) FILTER (WHERE {arg} = __pgs_i.__pgs_dext{j}), 0)::pg_catalog.int8 AS __pgs_dnet{j}"
+    ));
     part.columns.push(StateColumn {
         name: format!("__pgs_m{j}"),
         select: format!("{f}({argument}) AS __pgs_m{j}"),
@@ -439,16 +453,22 @@ fn add_extreme_state(
     // A deleted row reaching the extreme needs no rescan when an inserted one goes strictly
     // beyond every deleted one (a row updated to a newer `updated_at`): that inserted value
     // is not among the deleted, and no value left is beyond it, so it is the new extreme,
-    // which the update above keeps. (A stored extreme that is NULL, a group with no value yet,
-    // compares as unknown: such a group that lost a row is rescanned too, or it would keep an
-    // extreme the same changes inserted and deleted.)
+    // which the update above keeps. Nor when rows still hold the deleted extreme: the change
+    // added more rows of that value than it took (`__pgs_dnet`), or as many of the stored
+    // extreme itself (which at least one row held before). Then no value left is beyond it
+    // but inserted ones, and the update keeps the right one. (A stored extreme that is NULL,
+    // a group with no value yet, compares as unknown: such a group that lost a row is
+    // rescanned too, or it would keep an extreme the same changes inserted and deleted.)
     let strict = op.trim_end_matches('=');
     let replaced = format!("COALESCE(__pgs_d.__pgs_ins{j} {strict} __pgs_d.__pgs_del{j}, false)");
+    let held = format!(
+        "(__pgs_d.__pgs_dnet{j} > 0 OR (__pgs_d.__pgs_dnet{j} = 0 AND NOT __pgs_d.__pgs_del{j} {strict} __pgs_s.__pgs_m{j}))"
+    );
     part.rescan = Some(format!(
-        "(__pgs_d.__pgs_del{j} IS NOT NULL AND (__pgs_s.__pgs_m{j} IS NULL OR (__pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j} AND NOT {replaced})))"
+        "(__pgs_d.__pgs_del{j} IS NOT NULL AND (__pgs_s.__pgs_m{j} IS NULL OR (__pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j} AND NOT {replaced} AND NOT {held})))"
     ));
     part.new_group_rescan = Some(format!(
-        "(__pgs_d.__pgs_del{j} IS NOT NULL AND NOT {replaced})"
+        "(__pgs_d.__pgs_del{j} IS NOT NULL AND NOT {replaced} AND NOT __pgs_d.__pgs_dnet{j} > 0)"
     ));
 }
 
@@ -465,6 +485,24 @@ fn delta_sql(keys: usize, parts: &[StatePart], input_sql: &str) -> String {
         " HAVING count(*) > 0".to_string()
     } else {
         format!(" GROUP BY {}", keys_out.join(", "))
+    };
+    let windows: Vec<&str> = parts
+        .iter()
+        .flat_map(|p| p.windows.iter().map(String::as_str))
+        .collect();
+    let input_sql = if windows.is_empty() {
+        input_sql.to_string()
+    } else {
+        let partition: Vec<String> = (0..keys).map(|i| format!("__pgs_x.__pgs_k{i}")).collect();
+        let partition = if partition.is_empty() {
+            String::new()
+        } else {
+            format!("PARTITION BY {}", partition.join(", "))
+        };
+        format!(
+            "SELECT __pgs_x.*, {} FROM (\n{input_sql}\n) __pgs_x WINDOW __pgs_grp AS ({partition})",
+            windows.join(", ")
+        )
     };
     format!(
         "SELECT {}{} FROM (\n{input_sql}\n) __pgs_i{group_by}",

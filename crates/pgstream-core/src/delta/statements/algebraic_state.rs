@@ -23,6 +23,7 @@ pub fn groups_work(plan: &crate::delta::algebraic::AlgebraicPlan, state: &str) -
                 items.push(format!("__pgs_s.__pgs_c{j} AS __pgs_dc{j}"));
                 items.push(format!("__pgs_s.__pgs_m{j} AS __pgs_ins{j}"));
                 items.push(format!("__pgs_s.__pgs_m{j} AS __pgs_del{j}"));
+                items.push(format!("0::pg_catalog.int8 AS __pgs_dnet{j}"));
             }
         }
     }
