@@ -367,6 +367,11 @@ NESTED_QUERIES = [
                      "SELECT order_id, count(*) FROM o_items GROUP BY order_id"),
     ("n_union_all_aggs", "SELECT 'orders' AS src, cust_id AS k, sum(amount) AS s FROM o_orders GROUP BY cust_id "
                          "UNION ALL SELECT 'items', order_id, sum(qty) FROM o_items GROUP BY order_id"),
+    ("n_union_all_nulls", "SELECT id, amount, NULL AS sku, 'order' AS kind FROM o_orders "
+                          "UNION ALL SELECT order_id, NULL, sku, NULL FROM o_items"),
+    ("n_union_all_aggs_nulls", "SELECT cust_id AS k, sum(amount) AS s, NULL AS n, 'orders' AS src FROM o_orders "
+                               "GROUP BY cust_id UNION ALL SELECT order_id, NULL, sum(qty), 'items' FROM o_items "
+                               "GROUP BY 1 UNION ALL SELECT tier, NULL, count(*), region FROM o_cust GROUP BY tier, region"),
     ("n_union_all_keyed_keyless", "SELECT k, v FROM o_kv UNION ALL SELECT k, v FROM o_t2"),
     # --- ORDER BY ... LIMIT (top-k) with a total order, and OFFSET ---
     ("n_topk", "SELECT id, cust_id, amount, status FROM o_orders "

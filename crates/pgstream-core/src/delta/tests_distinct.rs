@@ -4,12 +4,13 @@
 use super::ir::{Catalog, Relation};
 use super::tests::{catalog, planned, request, TestCatalog};
 use super::*;
+use sqlparser::ast::{Expr, SelectItem, SetExpr};
 
 /// The test schema, with a database that describes every output column as bigint, but the
 /// counted values (`__pgs_dx`, `__pgs_dx<n>`) as the type given.
-struct Describing(TestCatalog, &'static str);
+pub(super) struct Describing(TestCatalog, &'static str);
 
-fn described() -> Describing {
+pub(super) fn described() -> Describing {
     Describing(catalog(), "bigint")
 }
 
@@ -25,21 +26,37 @@ impl Catalog for Describing {
         self.0.is_aggregate(name)
     }
     fn describe(&self, query: &str) -> Option<Vec<(String, String)>> {
-        let names = query
-            .split(" AS ")
-            .skip(1)
-            .filter_map(|rest| rest.split([',', ' ']).next())
-            .map(|name| {
-                let name = name.trim_matches('"').to_string();
-                let t = if name.starts_with("__pgs_dx") {
-                    self.1
-                } else {
-                    "bigint"
-                };
-                (name, t.to_string())
-            })
-            .collect();
-        Some(names)
+        // The first SELECT's items (a set operation's names), by alias or column name.
+        let parsed = super::ast::parse_query(query).ok()?;
+        let mut body = parsed.body.as_ref();
+        let select = loop {
+            match body {
+                SetExpr::SetOperation { left, .. } => body = left,
+                SetExpr::Query(inner) => body = &inner.body,
+                SetExpr::Select(select) => break select,
+                _ => return None,
+            }
+        };
+        let names = select.projection.iter().map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => i.value.clone(),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                parts.last().map(|p| p.value.clone()).unwrap_or_default()
+            }
+            _ => "?column?".to_string(),
+        });
+        Some(
+            names
+                .map(|name| {
+                    let t = if name.starts_with("__pgs_dx") {
+                        self.1
+                    } else {
+                        "bigint"
+                    };
+                    (name, t.to_string())
+                })
+                .collect(),
+        )
     }
     fn table_key(&self, relid: u32) -> Option<Vec<String>> {
         self.0.table_key(relid)

@@ -5,6 +5,7 @@
 //! values counted, the partials added up), all maintained from their change (delta planning).
 
 use super::super::ast::named_factor;
+use super::sets::typed_literal;
 use super::*;
 use crate::delta::algebraic::one_argument_call;
 use sqlparser::ast::DuplicateTreatment;
@@ -62,19 +63,6 @@ fn value_column(slot: usize, slots: usize) -> String {
     } else {
         format!("__pgs_dx{slot}")
     }
-}
-
-/// `NULL` of the type the database described (`text COLLATE "C"` as `CAST(NULL AS text)
-/// COLLATE "C"`); None when that name does not parse as a type.
-fn typed_null(type_name: &str) -> Option<Expr> {
-    let sql = match type_name.split_once(" COLLATE ") {
-        Some((t, collation)) => format!("CAST(NULL AS {t}) COLLATE {collation}"),
-        None => format!("CAST(NULL AS {type_name})"),
-    };
-    sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_expr())
-        .ok()
 }
 
 /// The inner stage's partial aggregate of a part (None for the distinct count: the value itself
@@ -224,7 +212,9 @@ impl Cutter<'_> {
                     projection.push(if other == slot {
                         item(counted[slot].clone(), &column)
                     } else {
-                        let Some(null) = type_of(&column).and_then(typed_null) else {
+                        let Some(null) = type_of(&column)
+                            .and_then(|t| typed_literal(&generated_expr("NULL"), t))
+                        else {
                             return Ok(None);
                         };
                         item(null, &column)
@@ -238,7 +228,9 @@ impl Cutter<'_> {
                     projection.push(if slot == 0 {
                         item(partial, &column)
                     } else {
-                        let Some(null) = type_of(&column).and_then(typed_null) else {
+                        let Some(null) = type_of(&column)
+                            .and_then(|t| typed_literal(&generated_expr("NULL"), t))
+                        else {
                             return Ok(None);
                         };
                         item(null, &column)
@@ -306,7 +298,12 @@ impl Cutter<'_> {
     /// The output columns (name, type) of `select`, as the database describes it with its
     /// tables in place of their markers; None when it reads a stage or the database cannot tell.
     fn described(&self, select: &Select) -> Option<Vec<(String, String)>> {
-        let mut query = query_of(select.clone());
+        self.described_query(&query_of(select.clone()))
+    }
+
+    /// [`Self::described`] of a query.
+    pub(super) fn described_query(&self, query: &Query) -> Option<Vec<(String, String)>> {
+        let mut query = query.clone();
         let mut reads_stage = false;
         replace_occurrences(
             &mut query,

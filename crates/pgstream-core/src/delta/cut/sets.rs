@@ -133,6 +133,21 @@ impl Cutter<'_> {
         }
     }
 
+    /// `body` (a set operation) with the untyped literals its branches select (`NULL AS
+    /// refunds`, `'web' AS channel`) cast to the type PostgreSQL gives their column: the type
+    /// of the other branches' column. Apart from the other branches (a branch's change, or a
+    /// branch cut into a stage) such a literal would be text, which a UNION with a numeric
+    /// column refuses. Unchanged when the database cannot describe it.
+    pub(super) fn typed_literals(&self, mut body: SetExpr) -> SetExpr {
+        let query = query_of_body(body.clone());
+        let Some(types) = self.described_query(&query) else {
+            return body;
+        };
+        let mut first = true;
+        cast_literals(&mut body, &types, &mut first);
+        body
+    }
+
     /// One branch of a UNION ALL: kept when linear, else a stage read by `SELECT *`.
     pub(super) fn linear_branch(
         &mut self,
@@ -234,4 +249,58 @@ fn output_column(expr: &Expr, names: &[String], items: &[Option<Expr>]) -> Optio
                 _ => None,
             }),
     }
+}
+
+/// Casts the untyped literals of every SELECT under `body` to their column's type in `types`
+/// (name, type); the first SELECT, whose names the result has, keeps them by alias.
+fn cast_literals(body: &mut SetExpr, types: &[(String, String)], first: &mut bool) {
+    match body {
+        SetExpr::SetOperation { left, right, .. } => {
+            cast_literals(left, types, first);
+            cast_literals(right, types, first);
+        }
+        SetExpr::Query(query) => cast_literals(&mut query.body, types, first),
+        SetExpr::Select(select) => {
+            let naming = std::mem::take(first);
+            if select.projection.len() != types.len() {
+                return; // a `*` among its items: positions unknown
+            }
+            for (selected, (name, type_name)) in select.projection.iter_mut().zip(types) {
+                let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) =
+                    selected
+                else {
+                    return;
+                };
+                let untyped = matches!(
+                    e,
+                    Expr::Value(v) if matches!(v.value, Value::Null | Value::SingleQuotedString(_))
+                );
+                let Some(cast) = untyped.then(|| typed_literal(e, type_name)).flatten() else {
+                    continue;
+                };
+                *selected = match selected {
+                    SelectItem::ExprWithAlias { alias, .. } => SelectItem::ExprWithAlias {
+                        expr: cast,
+                        alias: alias.clone(),
+                    },
+                    _ if naming => item(cast, name),
+                    _ => SelectItem::UnnamedExpr(cast),
+                };
+            }
+        }
+        _ => *first = false,
+    }
+}
+
+/// `literal` cast to `type_name` as the database described it (`text COLLATE "C"` as
+/// `CAST(… AS text) COLLATE "C"`); None when that name does not parse as a type.
+pub(super) fn typed_literal(literal: &Expr, type_name: &str) -> Option<Expr> {
+    let sql = match type_name.split_once(" COLLATE ") {
+        Some((t, collation)) => format!("CAST({literal} AS {t}) COLLATE {collation}"),
+        None => format!("CAST({literal} AS {type_name})"),
+    };
+    sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
 }
