@@ -563,7 +563,9 @@ END
 $$;
 
 -- Internal: executed by the engine as the extension owner; nobody else may call them. (The
--- STABLE readers above stay callable: they show only what the catalog view shows anyway.)
+-- STABLE readers above stay callable: a refresh runs as the stream table's owner, whoever that
+-- is. They tell whether a stream table's sources changed since a snapshot, and whether their
+-- capture is complete: what pg_stat_user_tables' counters and the catalog view show anyone.)
 REVOKE ALL ON FUNCTION pgstream._needed_columns(oid), pgstream._capture_state(oid),
     pgstream._members_incomplete(oid, boolean, boolean),
     pgstream._member_triggers_extra(oid, boolean, boolean),

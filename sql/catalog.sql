@@ -61,7 +61,8 @@ CREATE TABLE pgstream.pgs_stream_tables (
     consecutive_errors       integer NOT NULL DEFAULT 0,
     last_error               text,
     last_error_at            timestamptz,
-    -- How the last refresh went: FULL (recomputed) or SKIPPED (no source changed).
+    -- How the last refresh went: DIFFERENTIAL (the change applied), FULL (recomputed) or
+    -- SKIPPED (no source changed).
     last_refresh_kind        text,
     -- The snapshot whose committed source changes the last refresh covered; changes of the
     -- refreshing transaction itself count as covered up to change sequence number
@@ -102,8 +103,10 @@ CREATE TABLE pgstream.pgs_dependencies (
 COMMENT ON TABLE pgstream.pgs_dependencies IS
     'pg_stream_dbt: the relations each stream table reads (views and the base tables behind them)';
 
--- Change capture: one row per data-changing statement on a relation a stream table reads,
--- written by the pgstream_capture statement trigger. In its own schema, whose tables ordinary
+-- Change capture: one row per relation a stream table reads and transaction that changed it
+-- (its last operation; TRUNCATE wins), written by the pgstream_capture statement trigger and
+-- the row triggers, and with source 0 by the DDL event triggers (sql/ddl_events.sql). In its
+-- own schema, whose tables ordinary
 -- users can neither read nor write (they may name them: USAGE below).
 CREATE SCHEMA pgstream_changes;
 REVOKE ALL ON SCHEMA pgstream_changes FROM PUBLIC;
@@ -124,7 +127,7 @@ REVOKE ALL ON pgstream_changes.statements FROM PUBLIC;
 CREATE SEQUENCE pgstream_changes.row_seq;
 REVOKE ALL ON SEQUENCE pgstream_changes.row_seq FROM PUBLIC;
 
--- A buffer is indexed by BRIN on __pgs_xid (appended in about transaction order; costs little per
+-- A buffer with two or more DIFFERENTIAL readers is indexed by BRIN on __pgs_xid (appended in about transaction order; costs little per
 -- captured row): a refresh reads the changes from the xmin of the snapshot it last covered on,
 -- not every row a lagging reader of the same source still holds. PostgreSQL has no BRIN operator
 -- class for xid8; this is the minmax one over xid8's btree operators.

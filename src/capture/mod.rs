@@ -3,7 +3,7 @@
 //! with the catalog.
 
 pub mod citus;
-pub mod objects;
+pub use pgstream_core::object_names as objects;
 pub mod partitions;
 pub mod setup;
 pub mod trigger;

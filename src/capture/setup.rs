@@ -6,8 +6,8 @@
 
 use super::citus::{self, CitusKind};
 use super::objects::{
-    buffer_index, buffer_index_sql, buffer_table, member_row_triggers, member_statement_trigger,
-    reader_view, BUFFER_HEADER, ROW_TRIGGERS, STATEMENT_TRIGGER,
+    buffer_index, buffer_index_sql, buffer_table, change_view as reader_view, member_row_triggers,
+    member_statement_trigger, BUFFER_HEADER, ROW_TRIGGERS, STATEMENT_TRIGGER,
 };
 use crate::catalog;
 use pgrx::prelude::*;

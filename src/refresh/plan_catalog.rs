@@ -150,6 +150,27 @@ impl Catalog for SpiCatalog {
             .insert(type_name.to_string(), keyable);
         keyable
     }
+
+    fn base_type(&self, type_name: &str) -> Option<String> {
+        let (type_only, collation) = match type_name.split_once(" COLLATE ") {
+            Some((t, c)) => (t, Some(c)),
+            None => (type_name, None),
+        };
+        let oid = Spi::get_one_with_args::<pg_sys::Oid>(
+            "SELECT pg_catalog.to_regtype($1)::pg_catalog.oid",
+            &[type_only.into()],
+        )
+        .unwrap_or_else(|e| spi_failed("looking up a type", e))?;
+        let mut typmod = -1;
+        let base = unsafe { pg_sys::getBaseTypeAndTypmod(oid, &mut typmod) };
+        (base != oid).then(|| {
+            let base = type_sql(base, typmod);
+            match collation {
+                Some(c) => format!("{base} COLLATE {c}"),
+                None => base,
+            }
+        })
+    }
 }
 
 /// The output columns (name, type with typmod and collation) of `query` as PostgreSQL analyzes

@@ -10,6 +10,7 @@ pub mod materialize;
 pub mod modes;
 pub mod names;
 pub mod normalize;
+pub mod object_names;
 pub mod partitioning;
 pub mod query_settings;
 pub mod refresh_decision;

@@ -76,7 +76,7 @@ impl Execution<'_> {
 
     /// The lookup indexes of inner stage `stage`'s table: (qualified name, CREATE statement).
     fn aux_lookup_indexes(&self, stage: &StagePlan) -> Vec<(String, String)> {
-        let base = format!("aux_{}_{}", self.names.id, stage.index);
+        let base = self.names.aux_name(stage.index);
         let aux = self.names.aux_table(stage.index);
         stage
             .lookup_columns

@@ -436,11 +436,16 @@ fn add_extreme_state(
     // The net count of rows at the deleted extreme: a change often deletes and inserts rows of
     // the same value (a self-join's delta terms, a row updated twice by one transaction whose
     // `updated_at = now()` is the same both times), which leaves that value where it was.
+    // Counted by identity (`record_image_eq`, the same bytes), not by the type's equality (1.0 = 1.00,
+    // 'a' = 'A' in citext), so the extreme kept is a value rows hold, as the query shows it;
+    // -1 (no row known to hold it) when the deleted rows at the extreme differ in identity.
     part.windows.push(format!(
         "{f}(__pgs_x.__pgs_a{j}) FILTER (WHERE __pgs_x.__pgs_w < 0) OVER __pgs_grp AS __pgs_dext{j}"
     ));
+    let same = format!("pg_catalog.record_image_eq(ROW({arg}), ROW(__pgs_i.__pgs_dext{j}))");
     part.deltas.push(format!(
-        "COALESCE(sum(__pgs_i.__pgs_w) FILTER (WHERE {arg} = __pgs_i.__pgs_dext{j}), 0)::pg_catalog.int8 AS __pgs_dnet{j}"
+        "(CASE WHEN bool_or(__pgs_i.__pgs_w < 0 AND {arg} = __pgs_i.__pgs_dext{j} AND NOT {same}) THEN -1 \
+         ELSE COALESCE(sum(__pgs_i.__pgs_w) FILTER (WHERE {same}), 0) END)::pg_catalog.int8 AS __pgs_dnet{j}"
     ));
     part.columns.push(StateColumn {
         name: format!("__pgs_m{j}"),
@@ -455,14 +460,14 @@ fn add_extreme_state(
     // is not among the deleted, and no value left is beyond it, so it is the new extreme,
     // which the update above keeps. Nor when rows still hold the deleted extreme: the change
     // added more rows of that value than it took (`__pgs_dnet`), or as many of the stored
-    // extreme itself (which at least one row held before). Then no value left is beyond it
-    // but inserted ones, and the update keeps the right one. (A stored extreme that is NULL,
+    // extreme itself, the same bytes (which at least one row held before). Then no value left
+    // is beyond it but inserted ones, and the update keeps the right one. (A stored extreme that is NULL,
     // a group with no value yet, compares as unknown: such a group that lost a row is
     // rescanned too, or it would keep an extreme the same changes inserted and deleted.)
     let strict = op.trim_end_matches('=');
     let replaced = format!("COALESCE(__pgs_d.__pgs_ins{j} {strict} __pgs_d.__pgs_del{j}, false)");
     let held = format!(
-        "(__pgs_d.__pgs_dnet{j} > 0 OR (__pgs_d.__pgs_dnet{j} = 0 AND NOT __pgs_d.__pgs_del{j} {strict} __pgs_s.__pgs_m{j}))"
+        "(__pgs_d.__pgs_dnet{j} > 0 OR (__pgs_d.__pgs_dnet{j} = 0 AND pg_catalog.record_image_eq(ROW(__pgs_d.__pgs_del{j}), ROW(__pgs_s.__pgs_m{j}))))"
     );
     part.rescan = Some(format!(
         "(__pgs_d.__pgs_del{j} IS NOT NULL AND (__pgs_s.__pgs_m{j} IS NULL OR (__pgs_d.__pgs_del{j} {op} __pgs_s.__pgs_m{j} AND NOT {replaced} AND NOT {held})))"

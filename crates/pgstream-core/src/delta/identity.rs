@@ -4,7 +4,7 @@
 use super::ast::{parse_query, subquery_of};
 use super::ir::{Catalog, PlanRequest, Unsupported};
 use super::ir::{Identity, IdentityChoice, Names};
-use super::plan;
+use super::pipeline::plan;
 use sqlparser::ast::{Expr, Query, Value, VisitMut, VisitorMut};
 use std::collections::HashSet;
 use std::ops::ControlFlow;

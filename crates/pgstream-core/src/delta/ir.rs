@@ -67,6 +67,12 @@ pub trait Catalog {
     fn table_key(&self, relid: u32) -> Option<Vec<String>>;
     /// Whether values of type `type_name` can make a key (a btree and a hash operator class).
     fn keyable(&self, type_name: &str) -> bool;
+    /// The base type of domain `type_name` (with its typmod), the type a NULL of it is made as
+    /// (a NOT NULL domain refuses NULL); None when it is no domain (or unknown).
+    fn base_type(&self, type_name: &str) -> Option<String> {
+        let _ = type_name;
+        None
+    }
 }
 
 /// What a plan is for.
@@ -103,9 +109,9 @@ pub enum Input {
     Stage(StageIndex),
 }
 
-/// The marker an occurrence stands as in a stage's AST (a table name no user query can write:
-/// it is never quoted, so it cannot match a user's identifier, and substitution happens on the
-/// AST's table factors, never on text).
+/// The marker an occurrence stands as in a stage's AST (a table name: a user's query could write
+/// it, but expansion replaces every table reference of the query before any marker is made,
+/// and substitution happens on the AST's table factors, never on text).
 pub fn occurrence_marker(index: usize) -> String {
     format!("__pgs_occ_{index}__")
 }
@@ -238,87 +244,7 @@ pub fn row_hash_sql(text_expr: &str) -> String {
     format!("(pg_catalog.hashtextextended({text_expr}, 0) & {HASH_MASK})")
 }
 
-/// Names of the engine objects of stream table `id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Names {
-    pub id: i64,
-}
-
-impl Names {
-    /// The temporary table a DIFFERENTIAL refresh of this stream table copies the change rows
-    /// of `relid` in its window into first (`__pgs_w` and the buffer's columns), analyzed, so
-    /// the terms read a small table the planner knows the size of instead of the whole buffer
-    /// through the window predicate. Named per stream table: stream tables of different
-    /// owners refreshed in one session (a scheduler worker) never share one.
-    pub fn delta_table(&self, relid: u32) -> String {
-        format!(
-            "pg_temp.{}",
-            quote_ident(&format!("__pgs_delta_{}_{relid}", self.id))
-        )
-    }
-
-    /// The auxiliary table holding the output of inner stage `stage`.
-    pub fn aux_table(&self, stage: StageIndex) -> String {
-        format!(
-            "pgstream_changes.{}",
-            quote_ident(&format!("aux_{}_{stage}", self.id))
-        )
-    }
-
-    /// The state table of an algebraically maintained stage.
-    pub fn state_table(&self, stage: StageIndex) -> String {
-        format!(
-            "pgstream_changes.{}",
-            quote_ident(&format!("aux_{}_{stage}_state", self.id))
-        )
-    }
-
-    /// The session work table of the keys a stage's refresh recomputes (`__pgs_k<i>`, in the
-    /// order of the stage's key columns).
-    pub fn affected(&self, stage: StageIndex) -> String {
-        format!(
-            "pg_temp.{}",
-            quote_ident(&format!("__pgs_aff_{}_{stage}", self.id))
-        )
-    }
-
-    /// The session work table of the groups whose MIN / MAX an algebraic refresh rescans.
-    pub fn rescan(&self, stage: StageIndex) -> String {
-        format!(
-            "pg_temp.{}",
-            quote_ident(&format!("__pgs_resc_{}_{stage}", self.id))
-        )
-    }
-
-    /// The session work table holding the changes a stage's refresh made (`__pgs_w` +1/-1 and
-    /// its columns), read by the stages above it.
-    pub fn change_set(&self, stage: StageIndex) -> String {
-        format!(
-            "pg_temp.{}",
-            quote_ident(&format!("__pgs_chg_{}_{stage}", self.id))
-        )
-    }
-}
-
-/// The change rows of base table `relid` no earlier refresh of this stream table covered: not
-/// visible in the snapshot it covered (`$1`), nor its own transaction's (`$2`) up to the change
-/// sequence number it reached (`$3`). Written against the buffer alias `__pgs_b`. The SQL
-/// side's twin is `pgstream._covered` (sql/capture.sql), held equal by an in-database test; it
-/// is written out here so that a new library refreshes a database not yet updated. Its first
-/// conjunct follows from the second (a transaction before the snapshot's xmin is visible in it)
-/// and is there for the buffer's BRIN index on `__pgs_xid` (`xid8 >=` is leakproof, so the
-/// planner uses it through the security-barrier view): a refresh reads its window, not the rows
-/// a lagging reader of the same source still holds.
-pub const CHANGE_WINDOW: &str =
-    "__pgs_b.__pgs_xid >= pg_catalog.pg_snapshot_xmin($1::pg_catalog.pg_snapshot) \
-     AND NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) \
-     AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
-     AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false)";
-
-/// The view through which refreshes read the change buffer of `relid`.
-pub fn change_view(relid: u32) -> String {
-    format!("pgstream.{}", quote_ident(&format!("_rows_{relid}")))
-}
+pub use crate::object_names::{change_view, Names, CHANGE_WINDOW};
 
 #[cfg(test)]
 mod tests {

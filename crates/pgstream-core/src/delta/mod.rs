@@ -5,12 +5,13 @@
 //! change sets of the stages below) into the changes of its output.
 //!
 //! Layers, each using only those before it: `ir` (types and names) → `ast` (building and
-//! substituting AST) → `expand` (views and CTEs inlined, tables marked) → `scope` (column names)
-//! → `checks` (refusals) → `cut` (the stage DAG, subqueries decorrelated) → `blocks` / `filters`
-//! (outer joins and EXISTS / IN as filters) → `terms` (inclusion–exclusion terms) →
-//! `algebraic` / `keys` (aggregate state, row identity) → `render` (each stage's SQL) →
-//! `statements` (what a refresh runs around it); `identity` (a query's row identity) sits on
-//! top, through `plan`. No module imports one after it.
+//! substituting AST) → `expand` (views and CTEs inlined, tables marked) / `scope` (column names)
+//! / `checks` (refusals) / `algebraic` (aggregate state) → `cut` (the stage DAG, subqueries
+//! decorrelated, COUNT(DISTINCT) split) → `blocks` / `keys` / `flips` (outer joins, row
+//! identity, flipping filters) → `filters` (EXISTS / IN as filters) → `terms`
+//! (inclusion–exclusion terms) → `render` (each stage's SQL) → `statements` (what a refresh runs
+//! around it) → `pipeline` (`plan`: all of them in order) → `identity` (a query's row identity,
+//! through `plan`). This file only declares and re-exports them.
 
 pub mod algebraic;
 pub mod ast;
@@ -25,6 +26,7 @@ mod golden;
 mod identity;
 pub mod ir;
 pub mod keys;
+mod pipeline;
 pub mod render;
 mod scope;
 pub mod statements;
@@ -39,16 +41,5 @@ pub use ir::{
     Catalog, Identity, IdentityChoice, Input, Names, PlanRequest, Relation, StageIndex, TableInput,
     Unsupported, TOP_LEVEL,
 };
+pub use pipeline::plan;
 pub use render::{Plan, StageKind, StagePlan, StageRefresh};
-
-/// Plans the DIFFERENTIAL refresh of `query`.
-pub fn plan(
-    query: &str,
-    catalog: &dyn Catalog,
-    request: &PlanRequest,
-) -> Result<Plan, Unsupported> {
-    let expanded = expand::expand(query, catalog)?;
-    checks::check_constructs(&expanded.query)?;
-    let drafts = cut::cut(expanded, catalog)?;
-    render::render(drafts, catalog, request)
-}

@@ -212,9 +212,7 @@ impl Cutter<'_> {
                     projection.push(if other == slot {
                         item(counted[slot].clone(), &column)
                     } else {
-                        let Some(null) = type_of(&column)
-                            .and_then(|t| typed_literal(&generated_expr("NULL"), t))
-                        else {
+                        let Some(null) = type_of(&column).and_then(|t| self.typed_null(t)) else {
                             return Ok(None);
                         };
                         item(null, &column)
@@ -228,9 +226,7 @@ impl Cutter<'_> {
                     projection.push(if slot == 0 {
                         item(partial, &column)
                     } else {
-                        let Some(null) = type_of(&column)
-                            .and_then(|t| typed_literal(&generated_expr("NULL"), t))
-                        else {
+                        let Some(null) = type_of(&column).and_then(|t| self.typed_null(t)) else {
                             return Ok(None);
                         };
                         item(null, &column)
@@ -293,6 +289,16 @@ impl Cutter<'_> {
         outer.having = having;
         self.linearize(&mut outer, location)?;
         Ok(Some((query_of(outer), DraftKind::Grouped)))
+    }
+
+    /// A NULL of type `type_name` as the database described it (of its base type when it is a
+    /// domain: a NOT NULL domain refuses NULL); None when the name does not parse as a type.
+    fn typed_null(&self, type_name: &str) -> Option<Expr> {
+        let base = self.catalog.base_type(type_name);
+        typed_literal(
+            &generated_expr("NULL"),
+            base.as_deref().unwrap_or(type_name),
+        )
     }
 
     /// The output columns (name, type) of `select`, as the database describes it with its

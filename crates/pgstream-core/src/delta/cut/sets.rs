@@ -133,11 +133,13 @@ impl Cutter<'_> {
         }
     }
 
-    /// `body` (a set operation) with the untyped literals its branches select (`NULL AS
-    /// refunds`, `'web' AS channel`) cast to the type PostgreSQL gives their column: the type
-    /// of the other branches' column. Apart from the other branches (a branch's change, or a
-    /// branch cut into a stage) such a literal would be text, which a UNION with a numeric
-    /// column refuses. Unchanged when the database cannot describe it.
+    /// `body` (a set operation) with the NULLs its branches select (`NULL AS refunds`) cast to
+    /// the type PostgreSQL gives their column: the type of the other branches' column. Apart
+    /// from the other branches (a branch's change, or a branch cut into a stage) such a NULL
+    /// would be text, which a UNION with a numeric column refuses. (Only NULL: a quoted
+    /// string takes the type of the pair of branches it is resolved in first, which a later
+    /// branch may widen, so its value could differ when cast to the final type; a NULL is NULL
+    /// in any.) Unchanged when the database cannot describe it.
     pub(super) fn typed_literals(&self, mut body: SetExpr) -> SetExpr {
         let query = query_of_body(body.clone());
         let Some(types) = self.described_query(&query) else {
@@ -251,7 +253,7 @@ fn output_column(expr: &Expr, names: &[String], items: &[Option<Expr>]) -> Optio
     }
 }
 
-/// Casts the untyped literals of every SELECT under `body` to their column's type in `types`
+/// Casts the untyped NULLs of every SELECT under `body` to their column's type in `types`
 /// (name, type); the first SELECT, whose names the result has, keeps them by alias.
 fn cast_literals(body: &mut SetExpr, types: &[(String, String)], first: &mut bool) {
     match body {
@@ -271,10 +273,7 @@ fn cast_literals(body: &mut SetExpr, types: &[(String, String)], first: &mut boo
                 else {
                     return;
                 };
-                let untyped = matches!(
-                    e,
-                    Expr::Value(v) if matches!(v.value, Value::Null | Value::SingleQuotedString(_))
-                );
+                let untyped = matches!(e, Expr::Value(v) if v.value == Value::Null);
                 let Some(cast) = untyped.then(|| typed_literal(e, type_name)).flatten() else {
                     continue;
                 };

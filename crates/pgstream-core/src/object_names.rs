@@ -1,5 +1,13 @@
-//! Names of the change-capture objects a source gets (buffer, reading view, triggers) and the
-//! advisory-lock keys that serialize their set-up: the naming contract of capture.
+//! The naming contract, in one place for the Rust code and the SQL it generates (pure, no
+//! SPI): the change-capture objects a source gets (buffer, reading view, triggers, the change
+//! columns), the private tables and session work tables of a stream table's refreshes, and the
+//! change window every refresh reads its changes through. The advisory-lock keys are in
+//! [`crate::lock_keys`] (re-exported here as `locks`); stream-table and index names in
+//! [`crate::names`].
+
+use crate::delta::StageIndex;
+pub use crate::lock_keys as locks;
+use crate::sql_text::quote_ident;
 
 /// Schema of the engine's private tables (change records, buffers, state); no user may read it.
 pub const PRIVATE_SCHEMA: &str = "pgstream_changes";
@@ -100,10 +108,90 @@ pub fn shard_buffer_table(relid: u32) -> String {
     format!("{PRIVATE_SCHEMA}.\"{}\"", shard_buffer_name(relid))
 }
 
-/// The view through which refreshes read the buffer of source `relid` (it shows the rows only
-/// to roles that may read the source), qualified and quoted.
-pub fn reader_view(relid: u32) -> String {
-    format!("pgstream.\"_rows_{relid}\"")
+/// Names of the engine objects of stream table `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Names {
+    pub id: i64,
+}
+
+impl Names {
+    /// The temporary table a DIFFERENTIAL refresh of this stream table copies the change rows
+    /// of `relid` in its window into first (`__pgs_w` and the buffer's columns), analyzed, so
+    /// the terms read a small table the planner knows the size of instead of the whole buffer
+    /// through the window predicate. Named per stream table: stream tables of different
+    /// owners refreshed in one session (a scheduler worker) never share one.
+    pub fn delta_table(&self, relid: u32) -> String {
+        format!(
+            "pg_temp.{}",
+            quote_ident(&format!("__pgs_delta_{}_{relid}", self.id))
+        )
+    }
+
+    /// Unquoted name of the auxiliary table holding the output of inner stage `stage` (in
+    /// [`PRIVATE_SCHEMA`]).
+    pub fn aux_name(&self, stage: StageIndex) -> String {
+        format!("aux_{}_{stage}", self.id)
+    }
+
+    /// The auxiliary table holding the output of inner stage `stage`, qualified and quoted.
+    pub fn aux_table(&self, stage: StageIndex) -> String {
+        format!("{PRIVATE_SCHEMA}.{}", quote_ident(&self.aux_name(stage)))
+    }
+
+    /// The state table of an algebraically maintained stage.
+    pub fn state_table(&self, stage: StageIndex) -> String {
+        format!(
+            "{PRIVATE_SCHEMA}.{}",
+            quote_ident(&format!("{}_state", self.aux_name(stage)))
+        )
+    }
+
+    /// The session work table of the keys a stage's refresh recomputes (`__pgs_k<i>`, in the
+    /// order of the stage's key columns).
+    pub fn affected(&self, stage: StageIndex) -> String {
+        format!(
+            "pg_temp.{}",
+            quote_ident(&format!("__pgs_aff_{}_{stage}", self.id))
+        )
+    }
+
+    /// The session work table of the groups whose MIN / MAX an algebraic refresh rescans.
+    pub fn rescan(&self, stage: StageIndex) -> String {
+        format!(
+            "pg_temp.{}",
+            quote_ident(&format!("__pgs_resc_{}_{stage}", self.id))
+        )
+    }
+
+    /// The session work table holding the changes a stage's refresh made (`__pgs_w` +1/-1 and
+    /// its columns), read by the stages above it.
+    pub fn change_set(&self, stage: StageIndex) -> String {
+        format!(
+            "pg_temp.{}",
+            quote_ident(&format!("__pgs_chg_{}_{stage}", self.id))
+        )
+    }
+}
+
+/// The change rows of base table `relid` no earlier refresh of this stream table covered: not
+/// visible in the snapshot it covered (`$1`), nor its own transaction's (`$2`) up to the change
+/// sequence number it reached (`$3`). Written against the buffer alias `__pgs_b`. The SQL
+/// side's twin is `pgstream._covered` (sql/capture.sql), held equal by an in-database test; it
+/// is written out here so that a new library refreshes a database not yet updated. Its first
+/// conjunct follows from the second (a transaction before the snapshot's xmin is visible in it)
+/// and is there for the buffer's BRIN index on `__pgs_xid` (`xid8 >=` is leakproof, so the
+/// planner uses it through the security-barrier view): a refresh reads its window, not the rows
+/// a lagging reader of the same source still holds.
+pub const CHANGE_WINDOW: &str =
+    "__pgs_b.__pgs_xid >= pg_catalog.pg_snapshot_xmin($1::pg_catalog.pg_snapshot) \
+     AND NOT pg_catalog.pg_visible_in_snapshot(__pgs_b.__pgs_xid, $1::pg_catalog.pg_snapshot) \
+     AND NOT COALESCE(__pgs_b.__pgs_xid = $2::pg_catalog.xid8 \
+     AND __pgs_b.__pgs_seq <= $3::pg_catalog.int8, false)";
+
+/// The view through which refreshes read the change buffer of source `relid` (it shows the
+/// rows only to roles that may read the source), qualified and quoted.
+pub fn change_view(relid: u32) -> String {
+    format!("pgstream.{}", quote_ident(&format!("_rows_{relid}")))
 }
 
 #[cfg(test)]
@@ -113,7 +201,7 @@ mod tests {
     #[test]
     fn names_follow_the_source_oid() {
         assert_eq!(buffer_table(16384), "pgstream_changes.\"rows_16384\"");
-        assert_eq!(reader_view(16384), "pgstream.\"_rows_16384\"");
+        assert_eq!(change_view(16384), "pgstream.\"_rows_16384\"");
         assert_eq!(
             shard_buffer_table(16384),
             "pgstream_changes.\"shard_rows_16384\""
