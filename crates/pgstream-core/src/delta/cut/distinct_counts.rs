@@ -119,6 +119,59 @@ fn over_distinct_values(
     (!left_over).then_some(out)
 }
 
+/// A grouped SELECT being split: its keys, its aggregates as parts, the values it counts.
+struct Split<'a> {
+    select: &'a Select,
+    keys: Vec<Expr>,
+    parts: Vec<Part>,
+    counted: Vec<Expr>,
+}
+
+impl Split<'_> {
+    /// The stage of the distinct values of counted value `slot`, alone: per group and value a
+    /// row (the first value's rows carry the partial aggregates).
+    fn own_values(&self, slot: usize) -> Select {
+        let mut values = self.select.clone();
+        values.having = None;
+        values.projection = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| item(k.clone(), &format!("__pgs_g{i}")))
+            .chain(std::iter::once(item(
+                self.counted[slot].clone(),
+                &value_column(slot, self.counted.len()),
+            )))
+            .chain(self.parts.iter().enumerate().filter_map(|(j, part)| {
+                partial(part)
+                    .filter(|_| slot == 0)
+                    .map(|p| item(p, &format!("__pgs_p{j}")))
+            }))
+            .collect();
+        values.group_by = GroupByExpr::Expressions(
+            self.keys
+                .iter()
+                .cloned()
+                .chain(std::iter::once(self.counted[slot].clone()))
+                .collect(),
+            vec![],
+        );
+        values
+    }
+}
+
+/// Output columns (name, type) as the database described them.
+struct Types(Vec<(String, String)>);
+
+impl Types {
+    fn of(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(column, _)| column == name)
+            .map(|(_, t)| t.as_str())
+    }
+}
+
 impl Cutter<'_> {
     /// `select` (grouped, its GROUP BY normalized, no sublinks) as a grouped stage over a stage
     /// of its distinct values, when [`split_parts`] takes its aggregates; None otherwise (its
@@ -147,120 +200,120 @@ impl Cutter<'_> {
         let Some((parts, counted)) = split_parts(&calls) else {
             return Ok(None);
         };
-        let names = self.names_of(&query_of(select.clone()));
-        // Per counted value, the stage of its distinct values: per group and value a row (the
-        // first value's rows carry the partial aggregates).
-        let own_values = |slot: usize| {
-            let mut values = select.clone();
-            values.having = None;
-            values.projection = keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| item(k.clone(), &format!("__pgs_g{i}")))
-                .chain(std::iter::once(item(
-                    counted[slot].clone(),
-                    &value_column(slot, counted.len()),
-                )))
-                .chain(parts.iter().enumerate().filter_map(|(j, part)| {
-                    partial(part)
-                        .filter(|_| slot == 0)
-                        .map(|p| item(p, &format!("__pgs_p{j}")))
-                }))
-                .collect();
-            values.group_by = GroupByExpr::Expressions(
-                keys.iter()
-                    .cloned()
-                    .chain(std::iter::once(counted[slot].clone()))
-                    .collect(),
-                vec![],
-            );
-            values
+        let split = Split {
+            select,
+            keys,
+            parts,
+            counted,
         };
         // The types as the database describes them: each counted value must make a key of its
         // stage (not a row constructor's `record`, not a type without hashing), and adding up
         // partial sums changes their type (bigint to numeric): cast back to it.
         let mut types: Vec<(String, String)> = Vec::new();
-        for slot in 0..counted.len() {
-            let Some(described) = self.described(&own_values(slot)) else {
+        for slot in 0..split.counted.len() {
+            let Some(described) = self.described(&split.own_values(slot)) else {
                 return Ok(None);
             };
             types.extend(described);
         }
-        let type_of = |name: &str| {
-            types
-                .iter()
-                .find(|(column, _)| column == name)
-                .map(|(_, t)| t.as_str())
-        };
-        for slot in 0..counted.len() {
-            match type_of(&value_column(slot, counted.len())) {
+        let types = Types(types);
+        for slot in 0..split.counted.len() {
+            match types.of(&value_column(slot, split.counted.len())) {
                 Some(t) if !t.starts_with("record") && self.catalog.keyable(t) => {}
                 _ => return Ok(None),
             }
         }
-        let values = if counted.len() == 1 {
-            query_of(own_values(0))
-        } else {
-            // One UNION ALL of the values' stages, a column per counted value (NULL in the
-            // other values' rows, which no count counts), the partials in the first value's.
-            let mut branches = Vec::new();
-            for slot in 0..counted.len() {
-                let mut branch = own_values(slot);
-                let mut projection = branch.projection[..keys.len()].to_vec();
-                for other in 0..counted.len() {
-                    let column = value_column(other, counted.len());
-                    projection.push(if other == slot {
-                        item(counted[slot].clone(), &column)
-                    } else {
-                        let Some(null) = type_of(&column).and_then(|t| self.typed_null(t)) else {
-                            return Ok(None);
-                        };
-                        item(null, &column)
-                    });
-                }
-                for (j, part) in parts.iter().enumerate() {
-                    let column = format!("__pgs_p{j}");
-                    let Some(partial) = partial(part) else {
-                        continue;
-                    };
-                    projection.push(if slot == 0 {
-                        item(partial, &column)
-                    } else {
-                        let Some(null) = type_of(&column).and_then(|t| self.typed_null(t)) else {
-                            return Ok(None);
-                        };
-                        item(null, &column)
-                    });
-                }
-                branch.projection = projection;
-                branches.push(SetExpr::Select(Box::new(branch)));
-            }
-            let union = branches
-                .into_iter()
-                .reduce(|left, right| SetExpr::SetOperation {
-                    op: SetOperator::Union,
-                    set_quantifier: SetQuantifier::All,
-                    left: Box::new(left),
-                    right: Box::new(right),
-                })
-                .expect("two or more counted values");
-            query_of_body(union)
+        let Some(values) = self.values_query(&split, &types) else {
+            return Ok(None);
         };
-        let outer_calls: Vec<Expr> = parts
+        let Some((projection, having)) = self.over_values(&split, &calls, &types) else {
+            return Ok(None);
+        };
+        let stage = self.stage_of(values, &format!("{location} (its distinct values)"))?;
+        let mut outer = generated_select("SELECT 1 FROM __pgs_from__");
+        outer.from[0].relation = marker_factor(stage, Some(table_alias(DISTINCT_VALUES)));
+        outer.projection = projection;
+        outer.group_by = GroupByExpr::Expressions(
+            (0..split.keys.len())
+                .map(|i| column_ref(DISTINCT_VALUES, &format!("__pgs_g{i}")))
+                .collect(),
+            vec![],
+        );
+        outer.having = having;
+        self.linearize(&mut outer, location)?;
+        Ok(Some((query_of(outer), DraftKind::Grouped)))
+    }
+
+    /// The query of the stage of distinct values: one value's own, or one UNION ALL of the
+    /// values' stages, a column per counted value (NULL in the other values' rows, which no
+    /// count counts), the partials in the first value's rows. None when a NULL of a column's
+    /// type cannot be written.
+    fn values_query(&self, split: &Split, types: &Types) -> Option<Query> {
+        let slots = split.counted.len();
+        if slots == 1 {
+            return Some(query_of(split.own_values(0)));
+        }
+        let null_of = |column: &str| types.of(column).and_then(|t| self.typed_null(t));
+        let mut branches = Vec::new();
+        for slot in 0..slots {
+            let mut branch = split.own_values(slot);
+            let mut projection = branch.projection[..split.keys.len()].to_vec();
+            for other in 0..slots {
+                let column = value_column(other, slots);
+                projection.push(if other == slot {
+                    item(split.counted[slot].clone(), &column)
+                } else {
+                    item(null_of(&column)?, &column)
+                });
+            }
+            for (j, part) in split.parts.iter().enumerate() {
+                let column = format!("__pgs_p{j}");
+                let Some(partial) = partial(part) else {
+                    continue;
+                };
+                projection.push(if slot == 0 {
+                    item(partial, &column)
+                } else {
+                    item(null_of(&column)?, &column)
+                });
+            }
+            branch.projection = projection;
+            branches.push(SetExpr::Select(Box::new(branch)));
+        }
+        let union = branches
+            .into_iter()
+            .reduce(|left, right| SetExpr::SetOperation {
+                op: SetOperator::Union,
+                set_quantifier: SetQuantifier::All,
+                left: Box::new(left),
+                right: Box::new(right),
+            })?;
+        Some(query_of_body(union))
+    }
+
+    /// The outer stage's select list and HAVING: the original ones over the stage of distinct
+    /// values (names kept). None when an expression is left that the split does not recognize.
+    fn over_values(
+        &self,
+        split: &Split,
+        calls: &[Expr],
+        types: &Types,
+    ) -> Option<(Vec<SelectItem>, Option<Expr>)> {
+        let outer_calls: Vec<Expr> = split
+            .parts
             .iter()
             .enumerate()
-            .map(|(j, part)| combined(part, j, type_of(&format!("__pgs_p{j}")), &counted))
+            .map(|(j, part)| combined(part, j, types.of(&format!("__pgs_p{j}")), &split.counted))
             .collect();
-        let rewrite = |e: &Expr| over_distinct_values(e, &keys, &calls, &outer_calls);
+        let rewrite = |e: &Expr| over_distinct_values(e, &split.keys, calls, &outer_calls);
+        let names = self.names_of(&query_of(split.select.clone()));
         let mut projection = Vec::new();
-        for (it, name) in select.projection.iter().zip(&names) {
+        for (it, name) in split.select.projection.iter().zip(&names) {
             let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = it
             else {
-                return Ok(None);
+                return None;
             };
-            let Some(rewritten) = rewrite(e) else {
-                return Ok(None);
-            };
+            let rewritten = rewrite(e)?;
             projection.push(match it {
                 SelectItem::ExprWithAlias { alias, .. } => SelectItem::ExprWithAlias {
                     expr: rewritten,
@@ -269,26 +322,11 @@ impl Cutter<'_> {
                 _ => item(rewritten, name),
             });
         }
-        let having = match &select.having {
-            Some(h) => match rewrite(h) {
-                Some(h) => Some(h),
-                None => return Ok(None),
-            },
+        let having = match &split.select.having {
+            Some(h) => Some(rewrite(h)?),
             None => None,
         };
-        let stage = self.stage_of(values, &format!("{location} (its distinct values)"))?;
-        let mut outer = generated_select("SELECT 1 FROM __pgs_from__");
-        outer.from[0].relation = marker_factor(stage, Some(table_alias(DISTINCT_VALUES)));
-        outer.projection = projection;
-        outer.group_by = GroupByExpr::Expressions(
-            (0..keys.len())
-                .map(|i| column_ref(DISTINCT_VALUES, &format!("__pgs_g{i}")))
-                .collect(),
-            vec![],
-        );
-        outer.having = having;
-        self.linearize(&mut outer, location)?;
-        Ok(Some((query_of(outer), DraftKind::Grouped)))
+        Some((projection, having))
     }
 
     /// A NULL of type `type_name` as the database described it (of its base type when it is a
