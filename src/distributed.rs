@@ -11,30 +11,6 @@ fn refuse(message: String, hint: &str) -> ! {
     crate::error::raise_with_hint(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, message, hint)
 }
 
-/// The stream tables that read `table`.
-fn readers_of(table: &StreamTable) -> Vec<String> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT pg_catalog.format('%I.%I', s.pgs_schema, s.pgs_name) \
-                 FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id) \
-                 WHERE d.source_relid = $1 ORDER BY 1",
-                None,
-                &[table.relid.into()],
-            )
-            .map(|rows| {
-                rows.filter_map(|r| r.get::<String>(1).ok().flatten())
-                    .collect::<Vec<_>>()
-            })
-    })
-    .unwrap_or_else(|e| {
-        panic!(
-            "reading the readers of {} failed: {e}",
-            table.display_name()
-        )
-    })
-}
-
 /// Refuses what cannot be made a Citus table: no Citus, a Citus table already, a partitioned
 /// table, a multiset (its `__pgs_row_id` apply needs MERGE), a stream table other stream
 /// tables read (their capture triggers are the coordinator's).
@@ -66,7 +42,7 @@ fn check_distributable(table: &StreamTable) {
             "Only a stream table whose result has a key (GROUP BY, DISTINCT, its sources' primary keys) can be distributed: see row_identity in pgstream.explain_stream_table.",
         );
     }
-    let readers = readers_of(table);
+    let readers = crate::catalog::reader_names(table);
     if !readers.is_empty() {
         refuse(
             format!(

@@ -38,7 +38,7 @@ fn effective_schedules() -> TableIterator<
         name!(effective_schedule, Option<String>),
     ),
 > {
-    let tables = crate::scheduler::worker::load_schedule();
+    let tables = crate::catalog::schedule();
     let rows: Vec<(i64, Option<String>)> = crate::scheduler::plan::effective_schedules(&tables)
         .into_iter()
         .map(|(id, schedule)| (id, schedule.map(|s| s.text())))

@@ -280,14 +280,14 @@ fn sync_row_capture(
 /// per captured row (about 0.4 us). (A database still on an older version of the extension's
 /// SQL has no operator class for it yet: its update indexes the buffers there are.)
 fn needs_window_index(source: pg_sys::Oid) -> bool {
+    if catalog::differential_readers(source) < 2 {
+        return false;
+    }
     Spi::get_one_with_args::<bool>(
-        "SELECT (SELECT count(*) FROM pgstream.pgs_dependencies d \
-                 JOIN pgstream.pgs_stream_tables s ON s.pgs_id = d.pgs_id \
-                 WHERE d.source_relid = $1 AND s.effective_mode = 'DIFFERENTIAL') >= 2 \
-            AND pg_catalog.to_regclass($2) IS NULL \
+        "SELECT pg_catalog.to_regclass($1) IS NULL \
             AND EXISTS (SELECT 1 FROM pg_catalog.pg_opclass WHERE opcname = 'xid8_minmax_ops' \
                         AND opcnamespace = 'pgstream'::pg_catalog.regnamespace)",
-        &[source.into(), buffer_index(source.to_u32()).into()],
+        &[buffer_index(source.to_u32()).into()],
     )
     .unwrap_or_else(|e| panic!("looking up the window index of source {source:?} failed: {e}"))
     .unwrap_or(false)
@@ -448,13 +448,7 @@ fn create_buffer(source: pg_sys::Oid) {
     run(&format!("CREATE TABLE {buffer} ({body})"));
     run(&format!("REVOKE ALL ON {buffer} FROM PUBLIC"));
     create_reader_view(relid, source);
-    Spi::run_with_args(
-        "UPDATE pgstream.pgs_stream_tables s SET consumed_snapshot = NULL \
-         WHERE s.effective_mode = 'DIFFERENTIAL' \
-           AND s.pgs_id IN (SELECT d.pgs_id FROM pgstream.pgs_dependencies d WHERE d.source_relid = $1)",
-        &[source.into()],
-    )
-    .unwrap_or_else(|e| panic!("resetting the readers of source {source:?} failed: {e}"));
+    catalog::forget_differential_positions(source);
 }
 
 /// (Re)creates the view refreshes read the buffer of `source` through: every buffer column, rows

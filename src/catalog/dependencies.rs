@@ -191,3 +191,69 @@ pub fn sources_of(id: i64) -> Vec<String> {
     })
     .unwrap_or_else(|e| panic!("reading pgstream.pgs_dependencies failed: {e}"))
 }
+
+/// The stream tables that read stream table `table`, as quoted `schema.name`, sorted.
+pub fn reader_names(table: &super::StreamTable) -> Vec<String> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT pg_catalog.format('%I.%I', s.pgs_schema, s.pgs_name) \
+                 FROM pgstream.pgs_dependencies d JOIN pgstream.pgs_stream_tables s USING (pgs_id) \
+                 WHERE d.source_relid = $1 ORDER BY 1",
+                None,
+                &[table.relid.into()],
+            )
+            .map(|rows| {
+                rows.filter_map(|r| r.get::<String>(1).ok().flatten())
+                    .collect::<Vec<_>>()
+            })
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "reading the readers of {} failed: {e}",
+            table.display_name()
+        )
+    })
+}
+
+/// Per stream table, the stream tables it reads: the edges of the graph of stream tables.
+pub fn stream_table_edges() -> std::collections::BTreeMap<i64, Vec<i64>> {
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "SELECT d.pgs_id, pg_catalog.array_agg(u.pgs_id) FROM pgstream.pgs_dependencies d \
+                 JOIN pgstream.pgs_stream_tables u ON u.pgs_relid = d.source_relid GROUP BY d.pgs_id",
+                None,
+                &[],
+            )
+            .map(|rows| {
+                rows.filter_map(|r| Some((r.get::<i64>(1).ok()??, r.get::<Vec<i64>>(2).ok()??)))
+                    .collect()
+            })
+    })
+    .unwrap_or_else(|e| panic!("reading stream-table dependencies failed: {e}"))
+}
+
+/// How many DIFFERENTIAL stream tables read `source`.
+pub fn differential_readers(source: pg_sys::Oid) -> i64 {
+    Spi::get_one_with_args::<i64>(
+        "SELECT count(*) FROM pgstream.pgs_dependencies d \
+         JOIN pgstream.pgs_stream_tables s ON s.pgs_id = d.pgs_id \
+         WHERE d.source_relid = $1 AND s.effective_mode = 'DIFFERENTIAL'",
+        &[source.into()],
+    )
+    .unwrap_or_else(|e| panic!("counting the readers of source {source:?} failed: {e}"))
+    .unwrap_or(0)
+}
+
+/// Forgets the change position of every DIFFERENTIAL reader of `source` (its buffer was made
+/// anew: each recomputes once).
+pub fn forget_differential_positions(source: pg_sys::Oid) {
+    Spi::run_with_args(
+        "UPDATE pgstream.pgs_stream_tables s SET consumed_snapshot = NULL \
+         WHERE s.effective_mode = 'DIFFERENTIAL' \
+           AND s.pgs_id IN (SELECT d.pgs_id FROM pgstream.pgs_dependencies d WHERE d.source_relid = $1)",
+        &[source.into()],
+    )
+    .unwrap_or_else(|e| panic!("resetting the readers of source {source:?} failed: {e}"));
+}

@@ -8,6 +8,7 @@ use pgrx::spi::SpiHeapTupleData;
 use super::dependencies::{insert_sources, source_oids, sync_capture_of, Source};
 use super::{as_catalog_owner, run, Position, StreamTable};
 use crate::modes::{EffectiveMode, RefreshMode, Status};
+use crate::scheduler::plan::Scheduled;
 
 /// The catalog row's columns as [`stream_table_from_row`] reads them, then `$where`.
 macro_rules! select_stream_table {
@@ -290,4 +291,40 @@ pub fn adopt_restored_rows() {
     if adopted {
         crate::capture::setup::rebuild_after_restore();
     }
+}
+
+/// Every stream table with its schedule state: due one interval after its last refresh or
+/// last failure (a table never refreshed counts from its creation) and the stream tables it reads.
+pub fn schedule() -> Vec<Scheduled> {
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "SELECT s.pgs_id, s.schedule, \
+                        GREATEST(COALESCE(s.last_refresh_at, s.created_at), s.last_error_at), \
+                        s.status = 'ACTIVE', \
+                        COALESCE(pg_catalog.array_agg(u.pgs_id) FILTER (WHERE u.pgs_id IS NOT NULL), '{}') \
+                 FROM pgstream.pgs_stream_tables s \
+                 LEFT JOIN pgstream.pgs_dependencies d ON d.pgs_id = s.pgs_id \
+                 LEFT JOIN pgstream.pgs_stream_tables u ON u.pgs_relid = d.source_relid \
+                 GROUP BY s.pgs_id",
+                None,
+                &[],
+            )
+            .map(|rows| {
+                rows.map(|row| Scheduled {
+                    id: row.get(1).ok().flatten().unwrap_or_default(),
+                    schedule: row.get(2).ok().flatten().unwrap_or_default(),
+                    last_refresh: row
+                        .get::<TimestampWithTimeZone>(3)
+                        .ok()
+                        .flatten()
+                        .map(i64::from)
+                        .unwrap_or(0),
+                    active: row.get(4).ok().flatten().unwrap_or(false),
+                    upstream: row.get::<Vec<i64>>(5).ok().flatten().unwrap_or_default(),
+                })
+                .collect()
+            })
+    })
+    .unwrap_or_else(|e| panic!("reading the schedule failed: {e}"))
 }

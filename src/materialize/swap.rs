@@ -131,20 +131,7 @@ fn redefine_in_place(
 
 /// Refuses a redefinition of `table` that would make it read itself through other stream tables.
 fn refuse_cycle(table: &StreamTable, analyzed: &AnalyzedQuery) {
-    let edges: std::collections::BTreeMap<i64, Vec<i64>> = Spi::connect_mut(|client| {
-        client
-            .update(
-                "SELECT d.pgs_id, pg_catalog.array_agg(u.pgs_id) FROM pgstream.pgs_dependencies d \
-                 JOIN pgstream.pgs_stream_tables u ON u.pgs_relid = d.source_relid GROUP BY d.pgs_id",
-                None,
-                &[],
-            )
-            .map(|rows| {
-                rows.filter_map(|r| Some((r.get::<i64>(1).ok()??, r.get::<Vec<i64>>(2).ok()??)))
-                    .collect()
-            })
-    })
-    .unwrap_or_else(|e| panic!("reading stream-table dependencies failed: {e}"));
+    let edges = catalog::stream_table_edges();
     let reads: Vec<i64> = analyzed
         .sources
         .iter()

@@ -2,7 +2,7 @@
 //! order (several at once in refresh workers), each in its own transaction as the table's
 //! owner; count and record failures.
 
-use super::plan::{self, Scheduled};
+use super::plan;
 use super::{dispatch, pool};
 use crate::catalog;
 use crate::gucs;
@@ -86,42 +86,6 @@ fn take_database_lock(database: pg_sys::Oid) -> bool {
     .unwrap_or(false)
 }
 
-/// Every stream table with its schedule state: due one interval after its last refresh or
-/// last failure (a table never refreshed counts from its creation) and the stream tables it reads.
-pub fn load_schedule() -> Vec<Scheduled> {
-    Spi::connect_mut(|client| {
-        client
-            .update(
-                "SELECT s.pgs_id, s.schedule, \
-                        GREATEST(COALESCE(s.last_refresh_at, s.created_at), s.last_error_at), \
-                        s.status = 'ACTIVE', \
-                        COALESCE(pg_catalog.array_agg(u.pgs_id) FILTER (WHERE u.pgs_id IS NOT NULL), '{}') \
-                 FROM pgstream.pgs_stream_tables s \
-                 LEFT JOIN pgstream.pgs_dependencies d ON d.pgs_id = s.pgs_id \
-                 LEFT JOIN pgstream.pgs_stream_tables u ON u.pgs_relid = d.source_relid \
-                 GROUP BY s.pgs_id",
-                None,
-                &[],
-            )
-            .map(|rows| {
-                rows.map(|row| Scheduled {
-                    id: row.get(1).ok().flatten().unwrap_or_default(),
-                    schedule: row.get(2).ok().flatten().unwrap_or_default(),
-                    last_refresh: row
-                        .get::<TimestampWithTimeZone>(3)
-                        .ok()
-                        .flatten()
-                        .map(i64::from)
-                        .unwrap_or(0),
-                    active: row.get(4).ok().flatten().unwrap_or(false),
-                    upstream: row.get::<Vec<i64>>(5).ok().flatten().unwrap_or_default(),
-                })
-                .collect()
-            })
-    })
-    .unwrap_or_else(|e| panic!("reading the schedule failed: {e}"))
-}
-
 /// Refreshes stream table `id` (as its owner: refresh_now switches); returns its name.
 fn refresh_scheduled(id: i64) -> Option<String> {
     let table = catalog::find_by_id(id)?;
@@ -140,7 +104,7 @@ fn tick(database: pg_sys::Oid) -> bool {
         log!("pg_stream_dbt scheduler: adopting a restored catalog failed: {message}");
     }
     let Ok(tables) =
-        in_transaction(load_schedule).map_err(|e| log!("pg_stream_dbt scheduler: {e}"))
+        in_transaction(catalog::schedule).map_err(|e| log!("pg_stream_dbt scheduler: {e}"))
     else {
         return true;
     };
