@@ -601,7 +601,7 @@ fn rows_padded_by_two_changed_left_joins_are_driven_from_each_change_set() {
 }
 
 #[test]
-fn untyped_literals_of_union_branches_are_cast_to_their_column_type() {
+fn untyped_nulls_of_union_branches_are_cast_to_their_column_type() {
     // Apart from the other branches (a branch's change, a grouped branch's stage) `NULL` would
     // be text, which a UNION with a numeric column refuses: each is cast to the type the
     // database gives the union's column (bigint for all here). Quoted strings stay as written.

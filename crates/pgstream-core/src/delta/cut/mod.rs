@@ -225,7 +225,7 @@ impl Cutter<'_> {
             }
             SetExpr::SetOperation { .. } => {
                 let body = std::mem::replace(query.body.as_mut(), SetExpr::Values(empty_values()));
-                let body = self.typed_literals(body);
+                let body = self.typed_nulls(body);
                 let (body, distinct) = self.set_operation(body, location)?;
                 *query.body = body;
                 if distinct {

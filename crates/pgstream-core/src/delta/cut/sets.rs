@@ -140,13 +140,13 @@ impl Cutter<'_> {
     /// string takes the type of the pair of branches it is resolved in first, which a later
     /// branch may widen, so its value could differ when cast to the final type; a NULL is NULL
     /// in any.) Unchanged when the database cannot describe it.
-    pub(super) fn typed_literals(&self, mut body: SetExpr) -> SetExpr {
+    pub(super) fn typed_nulls(&self, mut body: SetExpr) -> SetExpr {
         let query = query_of_body(body.clone());
         let Some(types) = self.described_query(&query) else {
             return body;
         };
         let mut first = true;
-        cast_literals(&mut body, &types, &mut first);
+        cast_nulls(&mut body, &types, &mut first);
         body
     }
 
@@ -255,13 +255,13 @@ fn output_column(expr: &Expr, names: &[String], items: &[Option<Expr>]) -> Optio
 
 /// Casts the untyped NULLs of every SELECT under `body` to their column's type in `types`
 /// (name, type); the first SELECT, whose names the result has, keeps them by alias.
-fn cast_literals(body: &mut SetExpr, types: &[(String, String)], first: &mut bool) {
+fn cast_nulls(body: &mut SetExpr, types: &[(String, String)], first: &mut bool) {
     match body {
         SetExpr::SetOperation { left, right, .. } => {
-            cast_literals(left, types, first);
-            cast_literals(right, types, first);
+            cast_nulls(left, types, first);
+            cast_nulls(right, types, first);
         }
-        SetExpr::Query(query) => cast_literals(&mut query.body, types, first),
+        SetExpr::Query(query) => cast_nulls(&mut query.body, types, first),
         SetExpr::Select(select) => {
             let naming = std::mem::take(first);
             if select.projection.len() != types.len() {
