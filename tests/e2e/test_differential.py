@@ -338,8 +338,11 @@ def test_min_and_max_show_the_value_rows_hold_not_an_equal_one(db):
     """numeric 1.0 and 1.00 are equal but print differently (so do citext 'a' and 'A'): an
     extreme whose rows were all rewritten to an equal value is the value they hold now, as the
     query shows it, not the one the state kept."""
-    db.sql("CREATE EXTENSION IF NOT EXISTS citext")
-    db.sql("CREATE TABLE tn (id int PRIMARY KEY, g int, v numeric, c citext)")
+    # (citext where the server has it: the PostgreSQL 16 wheel ships no contrib modules.)
+    citext = db.value("SELECT count(*) FROM pg_available_extensions WHERE name = 'citext'") == 1
+    if citext:
+        db.sql("CREATE EXTENSION IF NOT EXISTS citext")
+    db.sql(f"CREATE TABLE tn (id int PRIMARY KEY, g int, v numeric, c {'citext' if citext else 'text'})")
     db.sql("INSERT INTO tn VALUES (1, 1, 1.0, 'a'), (2, 2, 5, 'b'), (3, 2, 5.0, 'B')")
     query = "SELECT g, min(v) AS lo, max(v) AS hi, max(c) AS top FROM tn GROUP BY g"
     db.sql("SELECT pgstream.create_stream_table('st', %s, '1h', 'DIFFERENTIAL')", (query,))
