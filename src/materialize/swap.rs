@@ -194,16 +194,45 @@ fn build_beside_and_swap(
     partitioned::give_owner_of(old_relid, new.relid);
     copy_grants_and_comments(old_relid, new.relid);
     let dependents = dependents_of(old_relid);
+    drop_previous(previous, schema, name, !dependents.is_empty());
+    if !dependents.is_empty() {
+        warning!(
+            "pg_stream_dbt: recreating {} dropped objects that depended on the old table: {}",
+            display_name(schema, name),
+            dependents.join(", ")
+        );
+    }
+    rename_into_place(schema, &temporary, name, &new, definition, &renames);
+    catalog::rename(new.id, schema, name);
+    let readers = catalog::repoint_readers(old_relid, new.relid);
+    if !readers.is_empty() {
+        notice!(
+            "pg_stream_dbt: stream tables reading {} now read the new table: {}",
+            display_name(schema, name),
+            readers.join(", ")
+        );
+    }
+    Recreated {
+        table: catalog::find_by_id(new.id).expect("the new stream table exists"),
+        in_place: false,
+        dropped_dependents: dependents,
+        readers,
+    }
+}
+
+/// Drops what a recreate replaces: the old stream table (`cascade`: with the objects that
+/// depend on it), or the relation of another kind that had its name.
+fn drop_previous(previous: Previous, schema: &str, name: &str, cascade: bool) {
     match previous {
         // (A Citus table over a connection, not executed locally: Citus cannot switch a
         // transaction that executed on the coordinator's placement locally back to the remote
         // execution the distributed statements that follow need.)
         Previous::StreamTable(old) if crate::capture::citus::is_citus_table(old.relid) => {
             crate::settings::with_settings(&[(c"citus.enable_local_execution", "off")], || {
-                engine::drop(old, !dependents.is_empty())
+                engine::drop(old, cascade)
             })
         }
-        Previous::StreamTable(old) => engine::drop(old, !dependents.is_empty()),
+        Previous::StreamTable(old) => engine::drop(old, cascade),
         Previous::Relation { kind, .. } => {
             let Some(keyword) = kind.drop_keyword() else {
                 StreamError::InvalidParameter {
@@ -222,45 +251,35 @@ fn build_beside_and_swap(
             .unwrap_or_else(|e| panic!("dropping the old relation failed: {e}"));
         }
     }
-    if !dependents.is_empty() {
-        warning!(
-            "pg_stream_dbt: recreating {} dropped objects that depended on the old table: {}",
-            display_name(schema, name),
-            dependents.join(", ")
-        );
-    }
+}
+
+/// Gives the stream table built beside (`new`, named `temporary`) the name `name`, with its
+/// identity index and partitions (its own and the users' carried over, `renames`).
+fn rename_into_place(
+    schema: &str,
+    temporary: &str,
+    name: &str,
+    new: &StreamTable,
+    definition: &Definition,
+    renames: &[(String, String, String)],
+) {
     Spi::run(&format!(
         "ALTER TABLE {} RENAME TO {}",
         new.qualified(),
         quote_identifier(name)
     ))
     .unwrap_or_else(|e| panic!("renaming the new stream table failed: {e}"));
-    rename_identity_index(schema, &temporary, name, new.row_key.is_some());
+    rename_identity_index(schema, temporary, name, new.row_key.is_some());
     if let Some(spec) = definition.partition_by {
         let own: Vec<(String, String, String)> = spec
-            .own_partitions(&temporary)
+            .own_partitions(temporary)
             .into_iter()
             .zip(spec.own_partitions(name))
             .map(|(from, to)| (schema.to_string(), from.name, to.name))
             .collect();
         partitioned::rename_carried(&own);
     }
-    partitioned::rename_carried(&renames);
-    catalog::rename(new.id, schema, name);
-    let readers = catalog::repoint_readers(old_relid, new.relid);
-    if !readers.is_empty() {
-        notice!(
-            "pg_stream_dbt: stream tables reading {} now read the new table: {}",
-            display_name(schema, name),
-            readers.join(", ")
-        );
-    }
-    Recreated {
-        table: catalog::find_by_id(new.id).expect("the new stream table exists"),
-        in_place: false,
-        dropped_dependents: dependents,
-        readers,
-    }
+    partitioned::rename_carried(renames);
 }
 
 /// The partitions users added to the stream table being recreated, when the new one is
