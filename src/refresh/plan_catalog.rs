@@ -128,15 +128,8 @@ impl Catalog for SpiCatalog {
         }
         // What hash_record_extended and a btree index need: the type cache's extended hash
         // function and btree operator family (arrays and records of such types included). A
-        // collation does not change them: the type is looked up without the ` COLLATE …`
-        // [`describe_columns`] adds (to_regtype raises a syntax error on it).
-        let type_only = type_name.split(" COLLATE ").next().unwrap_or(type_name);
-        let keyable = Spi::get_one_with_args::<pg_sys::Oid>(
-            "SELECT pg_catalog.to_regtype($1)::pg_catalog.oid",
-            &[type_only.into()],
-        )
-        .unwrap_or_else(|e| spi_failed("looking up a type", e))
-        .is_some_and(|oid| unsafe {
+        // collation does not change them.
+        let keyable = type_oid(type_name).is_some_and(|oid| unsafe {
             let entry = pg_sys::lookup_type_cache(
                 oid,
                 (pg_sys::TYPECACHE_HASH_EXTENDED_PROC | pg_sys::TYPECACHE_BTREE_OPFAMILY) as i32,
@@ -152,15 +145,8 @@ impl Catalog for SpiCatalog {
     }
 
     fn base_type(&self, type_name: &str) -> Option<String> {
-        let (type_only, collation) = match type_name.split_once(" COLLATE ") {
-            Some((t, c)) => (t, Some(c)),
-            None => (type_name, None),
-        };
-        let oid = Spi::get_one_with_args::<pg_sys::Oid>(
-            "SELECT pg_catalog.to_regtype($1)::pg_catalog.oid",
-            &[type_only.into()],
-        )
-        .unwrap_or_else(|e| spi_failed("looking up a type", e))?;
+        let oid = type_oid(type_name)?;
+        let collation = type_name.split_once(" COLLATE ").map(|(_, c)| c);
         let mut typmod = -1;
         let base = unsafe { pg_sys::getBaseTypeAndTypmod(oid, &mut typmod) };
         (base != oid).then(|| {
@@ -171,6 +157,17 @@ impl Catalog for SpiCatalog {
             }
         })
     }
+}
+
+/// The oid of type `type_name` as [`describe_columns`] names it, looked up without the
+/// ` COLLATE …` it may carry (to_regtype raises a syntax error on it); None when unknown.
+fn type_oid(type_name: &str) -> Option<pg_sys::Oid> {
+    let type_only = type_name.split(" COLLATE ").next().unwrap_or(type_name);
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT pg_catalog.to_regtype($1)::pg_catalog.oid",
+        &[type_only.into()],
+    )
+    .unwrap_or_else(|e| spi_failed("looking up a type", e))
 }
 
 /// The output columns (name, type with typmod and collation) of `query` as PostgreSQL analyzes

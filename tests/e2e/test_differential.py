@@ -16,6 +16,15 @@ def refresh(db, name):
     return kinds(db, name)
 
 
+def equal_after_each(db, name, query, steps):
+    """Runs each step (one transaction), refreshes stream table `name`, and checks the refresh
+    was DIFFERENTIAL and the table equals `query`."""
+    for step in steps:
+        db.sql(step)
+        assert refresh(db, name) == "DIFFERENTIAL", step
+        assert db.multiset_difference(name, query) == 0, step
+
+
 def test_explain_shows_mode_sources_and_delta_sql(db):
     db.sql("CREATE TABLE a (id int, k int); CREATE TABLE b (k int, w text)")
     db.sql("CREATE VIEW bv AS SELECT k, w FROM b WHERE w IS NOT NULL")
@@ -298,11 +307,7 @@ def test_min_and_max_follow_an_extreme_moved_past_the_deleted_one_without_a_resc
         "DELETE FROM t WHERE g = 1; INSERT INTO t VALUES (40, 1, 7), (41, 1, 9); UPDATE t SET v = 8 WHERE id = 41",
         "INSERT INTO t VALUES (50, 7, 1), (51, 7, 2); UPDATE t SET v = 3 WHERE id = 51",  # a new group
     ]
-    for step in steps:
-        db.sql(step)
-        refresh(db, "st")
-        assert kinds(db, "st") == "DIFFERENTIAL", step
-        assert db.multiset_difference("st", query) == 0, step
+    equal_after_each(db, "st", query, steps)
 
 
 def test_min_and_max_keep_an_extreme_rows_still_hold_after_the_change(db):
@@ -327,11 +332,7 @@ def test_min_and_max_keep_an_extreme_rows_still_hold_after_the_change(db):
         "INSERT INTO t VALUES (52, 8, 7); DELETE FROM t WHERE id = 52; INSERT INTO t VALUES (53, 8, 7)",
         "UPDATE t SET v = -4 WHERE id = 3; UPDATE t SET v = 3 WHERE id = 3",  # the min passes -4
     ]
-    for step in steps:
-        db.sql(step)
-        refresh(db, "st")
-        assert kinds(db, "st") == "DIFFERENTIAL", step
-        assert db.multiset_difference("st", query) == 0, step
+    equal_after_each(db, "st", query, steps)
 
 
 def test_min_and_max_show_the_value_rows_hold_not_an_equal_one(db):
@@ -369,15 +370,11 @@ def test_distinct_counts_of_a_not_null_domain_and_another_value(db):
     db.sql("SELECT pgstream.create_stream_table('st', %s, '1h', 'DIFFERENTIAL')", (query,))
     stages = db.sql("SELECT value FROM pgstream.explain_stream_table('st') WHERE property = 'stage'")
     assert len(stages) == 4, stages  # a stage of values per value, their UNION, the counts
-    for step in [
+    equal_after_each(db, "st", query, [
         "INSERT INTO td VALUES (41, 1, 'new', NULL), (42, NULL, 'c1', 9)",
         "UPDATE td SET a = 'c9' WHERE k = 2; DELETE FROM td WHERE id < 5",
         "UPDATE td SET b = NULL WHERE k = 0",
-    ]:
-        db.sql(step)
-        refresh(db, "st")
-        assert kinds(db, "st") == "DIFFERENTIAL", step
-        assert db.multiset_difference("st", query) == 0, step
+    ])
 
 
 def test_keys_and_counted_values_of_a_non_default_collation_are_maintained(db):
