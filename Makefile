@@ -1,10 +1,12 @@
 # Entry points; the scripts in scripts/ do the work (see README.md).
-.PHONY: demo test setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch bench-deployment bench-deployment-smoke bench-parallel bench-parallel-smoke bench-lagging test-citus bench-citus
+.PHONY: demo test test-majors setup install cluster-start cluster-stop unit lint e2e dbt bench-dbt bench-refresh bench-refresh-10m bench-refresh-smoke bench-refresh-baseline bench-tpch bench-deployment bench-deployment-smoke bench-parallel bench-parallel-smoke bench-lagging test-citus bench-citus
 
 demo:          ## set up, build (release), run the example end to end
 	scripts/demo.sh
 test:          ## set up, run every test tier
 	scripts/test.sh
+test-majors:   ## PostgreSQL 18 and 16 in full: every end-to-end test and the dbt 1.11 flow on each (make test runs a smoke subset)
+	scripts/test_major.sh 18 && scripts/test_major.sh 16
 test-citus:    ## Citus 14.0.1 (shared source tarball) on PostgreSQL 18: a coordinator and two workers, tests/citus
 	scripts/test_citus.sh
 setup:

@@ -5,6 +5,11 @@
 --   lat_full1   0 DIFFERENTIAL readers, 1 FULL stream table (statement-level capture only)
 --   lat_diff1   1 DIFFERENTIAL stream table (the aggregate)
 --   lat_diff4   4 DIFFERENTIAL stream tables (filter, aggregate, join, join_aggregate)
+-- and two references that no stream table reads, for what any trigger-based capture costs:
+--   lat_noop    a statement trigger with transition tables that does nothing (PL/pgSQL)
+--   lat_audit   a hand-rolled change log: a PL/pgSQL statement trigger appending the transition
+--               rows to a table (xid, sequence number, +1/-1, the columns: what a buffer row
+--               holds; an update's old and new rows), as users write audit triggers
 -- Inserts take their ids from a sequence per table (<table>_ids); the stream tables are never
 -- refreshed during the run (schedule 1h). bench/refresh drives it with pgbench, or, without
 -- pgbench, with lat_loop below (server-side timing, one statement per transaction).
@@ -14,7 +19,8 @@ CREATE TABLE lat_config AS SELECT :rows::int AS rows;
 DO $$
 DECLARE t text;
 BEGIN
-  FOREACH t IN ARRAY ARRAY['lat_plain', 'lat_none', 'lat_full1', 'lat_diff1', 'lat_diff4'] LOOP
+  FOREACH t IN ARRAY ARRAY['lat_plain', 'lat_none', 'lat_full1', 'lat_diff1', 'lat_diff4',
+                           'lat_noop', 'lat_audit'] LOOP
     EXECUTE format('CREATE TABLE %I (LIKE ev INCLUDING ALL)', t);
     EXECUTE format('INSERT INTO %I SELECT * FROM ev', t);
     EXECUTE format('CREATE SEQUENCE %I START %s', t || '_ids', (SELECT max(id) + 1 FROM ev));
@@ -25,6 +31,30 @@ BEGIN
   PERFORM pgstream.create_stream_table('diff4_' || name, query_sql(name, 'lat_diff4'), '1h', 'DIFFERENTIAL')
   FROM queries WHERE sql LIKE '%SRC%';
 END $$;
+
+-- The two references' triggers.
+CREATE FUNCTION lat_noop_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER lat_noop_ins AFTER INSERT ON lat_noop REFERENCING NEW TABLE AS n
+  FOR EACH STATEMENT EXECUTE FUNCTION lat_noop_trigger();
+CREATE TRIGGER lat_noop_upd AFTER UPDATE ON lat_noop REFERENCING OLD TABLE AS o NEW TABLE AS n
+  FOR EACH STATEMENT EXECUTE FUNCTION lat_noop_trigger();
+CREATE SEQUENCE lat_audit_seq;
+CREATE TABLE lat_audit_log (xid xid8, seq int8, w int2, id int, g int, k int, v numeric);
+CREATE FUNCTION lat_audit_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    INSERT INTO lat_audit_log
+    SELECT pg_current_xact_id(), nextval('lat_audit_seq'), -1, o.id, o.g, o.k, o.v FROM o
+    UNION ALL SELECT pg_current_xact_id(), nextval('lat_audit_seq'), 1, n.id, n.g, n.k, n.v FROM n;
+  ELSE
+    INSERT INTO lat_audit_log SELECT pg_current_xact_id(), nextval('lat_audit_seq'), 1, n.id, n.g, n.k, n.v FROM n;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER lat_audit_ins AFTER INSERT ON lat_audit REFERENCING NEW TABLE AS n
+  FOR EACH STATEMENT EXECUTE FUNCTION lat_audit_trigger();
+CREATE TRIGGER lat_audit_upd AFTER UPDATE ON lat_audit REFERENCING OLD TABLE AS o NEW TABLE AS n
+  FOR EACH STATEMENT EXECUTE FUNCTION lat_audit_trigger();
 
 -- The fallback loop: n single-row statements (op 'insert' or 'update') on tbl, each in its
 -- own transaction, timed server side around statement and COMMIT; microseconds into lat_times.
