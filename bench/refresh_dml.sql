@@ -1,5 +1,5 @@
 -- bench/refresh_dml.sql: tables for the single-row autocommit DML latency of bench/refresh
--- (psql variable :rows). Five identical copies of `ev`, differing only in who reads them:
+-- (psql variable :rows). Seven identical copies of `ev`, differing only in who reads them:
 --   lat_plain   nobody (the baseline every ratio divides by)
 --   lat_none    nobody either (a second copy: the A/A ratio shows the noise)
 --   lat_full1   0 DIFFERENTIAL readers, 1 FULL stream table (statement-level capture only)

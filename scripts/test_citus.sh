@@ -5,7 +5,7 @@
 #
 #   scripts/test_citus.sh [--smoke] [pytest args]
 #
-# --smoke (tier 7 of `make test`): four of the tests, about a minute instead of four: FULL and
+# --smoke (tier 7 of `make test`): four of the tests, about 20 seconds instead of 4.5 minutes: FULL and
 # DIFFERENTIAL stream tables over distributed and reference tables, a TRUNCATE of a distributed
 # source, and stream tables that are Citus tables refreshed on the workers; not the oracle
 # corpus, the concurrency and lifecycle tests (`make test-citus` runs them all).

@@ -11,7 +11,7 @@
 # major (the scheduler's timing, parallel refresh workers, the change-capture skip rules, TPC-H),
 # of which a few tests stay (the server's restart and crash, a scheduled refresh, capture under
 # replica mode and inside a refresh's own transaction); the oracle with 10 rounds (50 in full).
-# About 2 minutes instead of 6 on 2 cores.
+# About 2.5 minutes of tests instead of 6 on 2 cores.
 set -euo pipefail
 major="${1:?usage: $0 16|18 [--smoke] [pytest args]}"
 shift

@@ -4,7 +4,8 @@ while refreshes run, changes in the refreshing transaction itself), every stream
 equal its query as a multiset.
 
 Seeded and reproducible: PGS_ORACLE_SEED picks the seed (printed on failure with the query),
-PGS_ORACLE_ROUNDS the number of rounds (50 by default, what `make test` and CI run),
+PGS_ORACLE_ROUNDS the number of rounds (50 by default, what `make test` runs on PostgreSQL 15;
+its smoke tiers on 18 and 16 run 10),
 PGS_ORACLE_NESTED_ROUNDS those of the nested shapes (default 3/5 of that, to keep the run
 under 3 minutes). The query corpus is in oracle_queries.py."""
 
